@@ -1,0 +1,282 @@
+#include "absl/strings/string_view.h"
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "credbroker/config/config.h"
+#include "credbroker/core/duration.h"
+#include "credbroker/core/log.h"
+#include "credbroker/providers/catalog.h"
+
+namespace credbroker::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::Duration ToAbsl(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+void SetDuration(google::protobuf::Duration* out, absl::Duration d) {
+  int64_t secs = absl::IDivDuration(d, absl::Seconds(1), &d);
+  out->set_seconds(secs);
+  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
+}
+
+class Errors {
+ public:
+  Errors(absl::string_view filename, const FieldLines& lines) : filename_(filename), lines_(lines) {}
+
+  void Add(const std::string& path, const std::string& message) {
+    // The line of the field, else of its closest parent that appears in the file.
+    std::string p = path;
+    int line = 0;
+    while (!p.empty()) {
+      auto it = lines_.find(p);
+      if (it != lines_.end()) {
+        line = it->second;
+        break;
+      }
+      size_t cut = p.find_last_of(".[");
+      p = cut == std::string::npos ? "" : p.substr(0, cut);
+    }
+    errors_.push_back(line > 0 ? absl::StrCat(filename_, ":", line, ": ", path, ": ", message)
+                               : absl::StrCat(filename_, ": ", path, ": ", message));
+  }
+  absl::Status ToStatus() const {
+    if (errors_.empty()) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrJoin(errors_, "\n"));
+  }
+
+ private:
+  absl::string_view filename_;
+  const FieldLines& lines_;
+  std::vector<std::string> errors_;
+};
+
+bool ValidHostPort(const std::string& s) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  int port = 0;
+  if (!absl::SimpleAtoi(s.substr(colon + 1), &port) || port < 0 || port > 65535) return false;
+  return true;
+}
+
+const std::regex& NameRegex() {
+  static const std::regex* const kRe = new std::regex("[a-z0-9][a-z0-9-]{0,62}");
+  return *kRe;
+}
+
+void ValidateTtl(const v1::LeaseConfig& l, Errors& errors) {
+  absl::Duration min_ttl = l.has_min_ttl() ? ToAbsl(l.min_ttl()) : absl::Seconds(30);
+  absl::Duration def_ttl = l.has_default_ttl() ? ToAbsl(l.default_ttl()) : absl::Minutes(15);
+  absl::Duration max_ttl = l.has_max_ttl() ? ToAbsl(l.max_ttl()) : absl::Hours(1);
+  if (min_ttl <= absl::ZeroDuration()) errors.Add("leases.min_ttl", "must be positive");
+  if (def_ttl < min_ttl || def_ttl > max_ttl) {
+    errors.Add("leases.default_ttl",
+               absl::StrCat("must be between min_ttl (", core::FormatDuration(min_ttl),
+                            ") and max_ttl (", core::FormatDuration(max_ttl), "), got ",
+                            core::FormatDuration(def_ttl)));
+  }
+  if (l.has_sweep_interval() && ToAbsl(l.sweep_interval()) <= absl::ZeroDuration()) {
+    errors.Add("leases.sweep_interval", "must be positive");
+  }
+}
+
+}  // namespace
+
+absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
+  const v1::BrokerConfig& c = parsed.config;
+  Errors errors(filename, parsed.lines);
+
+  if (!c.server().listen().empty() && !ValidHostPort(c.server().listen())) {
+    errors.Add("server.listen", "expected HOST:PORT, got \"" + c.server().listen() + "\"");
+  }
+  if (!c.server().metrics_listen().empty() && !ValidHostPort(c.server().metrics_listen())) {
+    errors.Add("server.metrics_listen",
+               "expected HOST:PORT, got \"" + c.server().metrics_listen() + "\"");
+  }
+
+  std::set<std::string> source_names;
+  for (int i = 0; i < c.sources_size(); ++i) {
+    const v1::SourceConfig& s = c.sources(i);
+    std::string f = absl::StrCat("sources[", i, "]");
+    if (s.name().empty()) {
+      errors.Add(f + ".name", "required");
+    } else if (!source_names.insert(s.name()).second) {
+      errors.Add(f + ".name", "duplicate source name \"" + s.name() + "\"");
+    }
+    if (s.backend_case() == v1::SourceConfig::BACKEND_NOT_SET) {
+      errors.Add(f, "one backend must be set (file)");
+    }
+    if (s.has_file() && s.file().root().empty()) errors.Add(f + ".file.root", "required");
+    if (s.has_max_staleness() && ToAbsl(s.max_staleness()) <= absl::ZeroDuration()) {
+      errors.Add(f + ".max_staleness", "must be positive");
+    }
+    if (s.has_refresh_interval() && ToAbsl(s.refresh_interval()) < absl::Milliseconds(100)) {
+      errors.Add(f + ".refresh_interval", "must be at least 100ms");
+    }
+  }
+  if (c.sources_size() == 0) errors.Add("sources", "at least one source is required");
+
+  if (c.providers_size() == 0) errors.Add("providers", "at least one provider is required");
+  std::set<std::string> provider_names;
+  for (int i = 0; i < c.providers_size(); ++i) {
+    const v1::ProviderConfig& p = c.providers(i);
+    std::string f = absl::StrCat("providers[", i, "]");
+    if (!std::regex_match(p.name(), NameRegex())) {
+      errors.Add(f + ".name", "must be lowercase letters, digits and '-', got \"" + p.name() + "\"");
+    } else if (!provider_names.insert(p.name()).second) {
+      errors.Add(f + ".name", "duplicate provider \"" + p.name() + "\"");
+    }
+    if (!p.source().empty() && source_names.count(p.source()) == 0) {
+      errors.Add(f + ".source", "no source named \"" + p.source() + "\"");
+    }
+    if (p.source().empty() && c.sources_size() > 1) {
+      errors.Add(f + ".source", "required when more than one source is configured");
+    }
+    if (!p.key_format().empty()) {
+      auto re = providers::CompileKeyFormat(p.key_format());
+      if (!re.ok()) errors.Add(f + ".key_format", std::string(re.status().message()));
+    }
+    if (!p.base_url().empty() && p.base_url().rfind("https://", 0) != 0 &&
+        p.base_url().rfind("http://", 0) != 0) {
+      errors.Add(f + ".base_url", "must start with https:// or http://");
+    }
+    absl::Duration period = p.has_rotation_period() ? ToAbsl(p.rotation_period())
+                                                     : absl::Hours(24 * 90);
+    absl::Duration overlap = p.has_overlap() ? ToAbsl(p.overlap()) : absl::Hours(24 * 7);
+    if (period < absl::Hours(24 * 30) || period > absl::Hours(24 * 90)) {
+      errors.Add(f + ".rotation_period",
+                 "must be between 30d and 90d, got " + core::FormatDuration(period));
+    }
+    if (overlap <= absl::ZeroDuration() || overlap >= period) {
+      errors.Add(f + ".overlap", absl::StrCat("must be positive and shorter than rotation_period (",
+                                              core::FormatDuration(period), "), got ",
+                                              core::FormatDuration(overlap)));
+    }
+  }
+  // Built-in/new provider merge rules (base_url/key_format required for new providers).
+  if (auto catalog = providers::ProviderCatalog::FromConfig(c); !catalog.ok()) {
+    std::string msg(catalog.status().message());
+    size_t colon = msg.find(": ");
+    errors.Add(msg.substr(0, colon), colon == std::string::npos ? msg : msg.substr(colon + 2));
+  }
+
+  ValidateTtl(c.leases(), errors);
+
+  if (c.lease_store().has_sqlite()) {
+    const std::string& sync = c.lease_store().sqlite().synchronous();
+    if (!sync.empty() && sync != "normal" && sync != "full") {
+      errors.Add("lease_store.sqlite.synchronous", "must be \"normal\" or \"full\", got \"" + sync + "\"");
+    }
+  }
+
+  std::set<std::string> services;
+  for (int i = 0; i < c.identity().static_tokens_size(); ++i) {
+    const v1::StaticTokenConfig& t = c.identity().static_tokens(i);
+    std::string f = absl::StrCat("identity.static_tokens[", i, "]");
+    if (t.service().empty()) errors.Add(f + ".service", "required");
+    int sources = !t.token().empty() + !t.token_file().empty() + !t.token_env().empty();
+    if (sources != 1) {
+      errors.Add(f, "set exactly one of token, token_file, token_env");
+      continue;
+    }
+    if (!t.token().empty() && t.token().size() < 16) {
+      errors.Add(f + ".token", "must be at least 16 characters");
+    }
+    if (!t.token_file().empty()) {
+      std::string path = t.token_file();
+      if (::access(path.c_str(), R_OK) != 0) {
+        errors.Add(f + ".token_file", "cannot read \"" + path + "\"");
+      }
+    }
+    if (!t.token_env().empty() && std::getenv(t.token_env().c_str()) == nullptr) {
+      errors.Add(f + ".token_env", "environment variable " + t.token_env() + " is not set");
+    }
+  }
+
+  if (!c.logging().level().empty()) {
+    core::LogLevel level;
+    if (!core::ParseLogLevel(c.logging().level(), &level)) {
+      errors.Add("logging.level", "must be debug, info, warning or error");
+    }
+  }
+  return errors.ToStatus();
+}
+
+void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
+  auto resolve = [&base_dir](std::string* path) {
+    if (!path->empty() && (*path)[0] != '/') {
+      *path = (fs::path(base_dir) / *path).lexically_normal().string();
+    }
+  };
+  v1::ServerConfig* server = c.mutable_server();
+  if (server->listen().empty()) server->set_listen("127.0.0.1:7443");
+  if (server->metrics_listen().empty()) server->set_metrics_listen("127.0.0.1:9464");
+  if (server->data_dir().empty()) server->set_data_dir("credbroker-data");
+  resolve(server->mutable_data_dir());
+  if (!server->has_shutdown_grace()) SetDuration(server->mutable_shutdown_grace(), absl::Seconds(5));
+
+  for (v1::SourceConfig& s : *c.mutable_sources()) {
+    if (!s.has_max_staleness()) SetDuration(s.mutable_max_staleness(), absl::Hours(24));
+    if (!s.has_refresh_interval()) SetDuration(s.mutable_refresh_interval(), absl::Seconds(30));
+    if (s.has_file()) resolve(s.mutable_file()->mutable_root());
+  }
+  v1::LeaseConfig* l = c.mutable_leases();
+  if (!l->has_default_ttl()) SetDuration(l->mutable_default_ttl(), absl::Minutes(15));
+  if (!l->has_max_ttl()) SetDuration(l->mutable_max_ttl(), absl::Hours(1));
+  if (!l->has_min_ttl()) SetDuration(l->mutable_min_ttl(), absl::Seconds(30));
+  if (!l->has_sweep_interval()) SetDuration(l->mutable_sweep_interval(), absl::Seconds(10));
+
+  if (!c.lease_store().has_sqlite()) c.mutable_lease_store()->mutable_sqlite();
+  v1::SqliteStoreConfig* sq = c.mutable_lease_store()->mutable_sqlite();
+  if (sq->path().empty()) {
+    sq->set_path((fs::path(server->data_dir()) / "leases.db").string());
+  } else {
+    resolve(sq->mutable_path());
+  }
+  if (sq->synchronous().empty()) sq->set_synchronous("normal");
+
+  for (v1::StaticTokenConfig& t : *c.mutable_identity()->mutable_static_tokens()) {
+    resolve(t.mutable_token_file());
+  }
+  if (c.logging().level().empty()) c.mutable_logging()->set_level("info");
+}
+
+absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path,
+                                                 const Overrides& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the configuration file"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  absl::StatusOr<ParsedConfig> parsed = ParseYaml(ss.str(), path);
+  if (!parsed.ok()) return parsed.status();
+  std::string base_dir = fs::absolute(fs::path(path)).parent_path().string();
+  v1::ServerConfig* server = parsed->config.mutable_server();
+  if (!overrides.listen.empty()) server->set_listen(overrides.listen);
+  if (!overrides.metrics_listen.empty()) server->set_metrics_listen(overrides.metrics_listen);
+  if (!overrides.data_dir.empty()) {
+    // Relative to the working directory, like any command-line path.
+    server->set_data_dir(fs::absolute(overrides.data_dir).lexically_normal().string());
+  }
+  // Token files are checked for readability during validation: resolve them first.
+  for (v1::StaticTokenConfig& t : *parsed->config.mutable_identity()->mutable_static_tokens()) {
+    if (!t.token_file().empty() && t.token_file()[0] != '/') {
+      t.set_token_file((fs::path(base_dir) / t.token_file()).lexically_normal().string());
+    }
+  }
+  if (absl::Status s = Validate(*parsed, path); !s.ok()) return s;
+  ApplyDefaults(parsed->config, base_dir);
+  return std::move(parsed->config);
+}
+
+}  // namespace credbroker::config

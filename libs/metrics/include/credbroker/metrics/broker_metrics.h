@@ -1,0 +1,116 @@
+// BrokerMetrics is credbroker's metric set (all names prefixed `credbroker_`), recorded by every
+// layer and served on /metrics by prometheus-cpp.
+//
+// Label values are bounded: callers are configured identities, providers are configured
+// providers, key versions exist only while live (RemoveKeyVersion drops their series), HTTP
+// statuses are collapsed to the reported set. Never pass key material or lease ids as labels.
+//
+// Label children are resolved once and cached, so recording on the hot path is a read-locked
+// hash lookup plus an atomic add, never a Family::Add.
+// Thread-safety: all methods are safe for concurrent use.
+#pragma once
+
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace credbroker::metrics {
+
+// Family children by label values, created on first use and then looked up under a reader lock.
+template <typename T>
+class ChildCache {
+ public:
+  ChildCache(prometheus::Family<T>& family, std::vector<std::string> label_names)
+      : family_(family), label_names_(std::move(label_names)) {}
+
+  template <typename... Args>
+  T& Get(const std::vector<absl::string_view>& values, Args&&... args);
+  // Removes the children whose first two labels are (`first`, `second`).
+  void RemoveWhere(absl::string_view first, absl::string_view second);
+
+ private:
+  static std::string Key(const std::vector<absl::string_view>& values);
+  prometheus::Family<T>& family_;
+  const std::vector<std::string> label_names_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::pair<std::vector<std::string>, T*>> children_
+      ABSL_GUARDED_BY(mu_);
+};
+
+class BrokerMetrics {
+ public:
+  explicit BrokerMetrics(std::shared_ptr<prometheus::Registry> registry);
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
+
+  void LeaseIssued(absl::string_view provider, absl::string_view caller);
+  void LeaseRenewed(absl::string_view provider, absl::string_view caller);
+  void LeaseReleased(absl::string_view provider, absl::string_view caller);
+  void LeaseExpired(absl::string_view provider, absl::string_view caller);
+  void LeaseRevoked(absl::string_view provider, absl::string_view caller);
+  void ActiveLeasesAdd(absl::string_view provider, absl::string_view key_version, double delta);
+  void AuthFailureReported(absl::string_view provider, absl::string_view key_version,
+                           absl::string_view caller, int http_status);
+  void LeaseRequestDenied(absl::string_view method, absl::string_view reason);
+  void CallerAuthFailure(absl::string_view reason);
+
+  void BackendFetchError(absl::string_view backend, absl::string_view reason);
+  void BackendSuccess(absl::string_view backend, absl::Time at);
+  void KeyVersionRejected(absl::string_view provider, absl::string_view reason);
+  void KeyVersionState(absl::string_view provider, absl::string_view key_version,
+                       absl::string_view state);
+  void ProviderServable(absl::string_view provider, bool servable);
+  // Drops every series labelled with this key version (it retired).
+  void RemoveKeyVersion(absl::string_view provider, absl::string_view key_version);
+
+  void RpcCompleted(absl::string_view method, absl::string_view code, absl::Duration latency);
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& leases_issued_;
+  prometheus::Family<prometheus::Counter>& leases_renewed_;
+  prometheus::Family<prometheus::Counter>& leases_released_;
+  prometheus::Family<prometheus::Counter>& leases_expired_;
+  prometheus::Family<prometheus::Counter>& leases_revoked_;
+  prometheus::Family<prometheus::Gauge>& active_leases_;
+  prometheus::Family<prometheus::Counter>& auth_failures_;
+  prometheus::Family<prometheus::Counter>& lease_denied_;
+  prometheus::Family<prometheus::Counter>& caller_auth_failures_;
+  prometheus::Family<prometheus::Counter>& backend_errors_;
+  prometheus::Family<prometheus::Gauge>& backend_last_success_;
+  prometheus::Family<prometheus::Counter>& key_rejected_;
+  prometheus::Family<prometheus::Gauge>& key_state_;
+  prometheus::Family<prometheus::Gauge>& provider_servable_;
+  prometheus::Family<prometheus::Histogram>& rpc_latency_;
+
+  ChildCache<prometheus::Counter> issued_{leases_issued_, {"provider", "caller"}};
+  ChildCache<prometheus::Counter> renewed_{leases_renewed_, {"provider", "caller"}};
+  ChildCache<prometheus::Counter> released_{leases_released_, {"provider", "caller"}};
+  ChildCache<prometheus::Counter> expired_{leases_expired_, {"provider", "caller"}};
+  ChildCache<prometheus::Counter> revoked_{leases_revoked_, {"provider", "caller"}};
+  ChildCache<prometheus::Gauge> active_{active_leases_, {"provider", "key_version"}};
+  ChildCache<prometheus::Counter> auth_fail_{
+      auth_failures_, {"provider", "key_version", "caller", "http_status"}};
+  ChildCache<prometheus::Counter> denied_{lease_denied_, {"method", "reason"}};
+  ChildCache<prometheus::Counter> caller_auth_{caller_auth_failures_, {"reason"}};
+  ChildCache<prometheus::Counter> backend_err_{backend_errors_, {"backend", "reason"}};
+  ChildCache<prometheus::Gauge> backend_ok_{backend_last_success_, {"backend"}};
+  ChildCache<prometheus::Counter> rejected_{key_rejected_, {"provider", "reason"}};
+  ChildCache<prometheus::Gauge> key_state_children_{key_state_, {"provider", "key_version", "state"}};
+  ChildCache<prometheus::Gauge> servable_{provider_servable_, {"provider"}};
+  ChildCache<prometheus::Histogram> rpc_{rpc_latency_, {"method", "code"}};
+};
+
+// The label value for an HTTP status in auth-failure reports: 401, 403, 429 or "other".
+absl::string_view HttpStatusLabel(int http_status);
+
+}  // namespace credbroker::metrics

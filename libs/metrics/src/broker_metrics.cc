@@ -1,0 +1,197 @@
+#include "absl/strings/string_view.h"
+#include "credbroker/metrics/broker_metrics.h"
+
+#include "absl/strings/str_join.h"
+
+namespace credbroker::metrics {
+namespace {
+
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  // 50µs .. ~3.3s, doubling: resolves both the in-memory hot path and slow backends.
+  prometheus::Histogram::BucketBoundaries b;
+  for (double v = 50e-6; v < 4.0; v *= 2) b.push_back(v);
+  return b;
+}
+
+}  // namespace
+
+template <typename T>
+std::string ChildCache<T>::Key(const std::vector<absl::string_view>& values) {
+  return absl::StrJoin(values, "\x1f");
+}
+
+template <typename T>
+template <typename... Args>
+T& ChildCache<T>::Get(const std::vector<absl::string_view>& values, Args&&... args) {
+  std::string key = Key(values);
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = children_.find(key);
+    if (it != children_.end()) return *it->second.second;
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = children_.find(key);
+  if (it != children_.end()) return *it->second.second;
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> owned;
+  for (size_t i = 0; i < values.size() && i < label_names_.size(); ++i) {
+    labels.emplace(label_names_[i], std::string(values[i]));
+    owned.emplace_back(values[i]);
+  }
+  T* child = &family_.Add(labels, std::forward<Args>(args)...);
+  children_.emplace(std::move(key), std::make_pair(std::move(owned), child));
+  return *child;
+}
+
+template <typename T>
+void ChildCache<T>::RemoveWhere(absl::string_view first, absl::string_view second) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = children_.begin(); it != children_.end();) {
+    const std::vector<std::string>& labels = it->second.first;
+    if (labels.size() >= 2 && labels[0] == first && labels[1] == second) {
+      family_.Remove(it->second.second);
+      children_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
+    : registry_(std::move(registry)),
+      leases_issued_(prometheus::BuildCounter()
+                         .Name("credbroker_leases_issued_total")
+                         .Help("Leases issued, by provider and caller.")
+                         .Register(*registry_)),
+      leases_renewed_(prometheus::BuildCounter()
+                          .Name("credbroker_leases_renewed_total")
+                          .Help("Lease renewals, by provider and caller.")
+                          .Register(*registry_)),
+      leases_released_(prometheus::BuildCounter()
+                           .Name("credbroker_leases_released_total")
+                           .Help("Leases released by their holder, by provider and caller.")
+                           .Register(*registry_)),
+      leases_expired_(prometheus::BuildCounter()
+                          .Name("credbroker_leases_expired_total")
+                          .Help("Leases that reached their expiry and were swept.")
+                          .Register(*registry_)),
+      leases_revoked_(prometheus::BuildCounter()
+                          .Name("credbroker_leases_revoked_total")
+                          .Help("Leases revoked by an administrator.")
+                          .Register(*registry_)),
+      active_leases_(prometheus::BuildGauge()
+                         .Name("credbroker_active_leases")
+                         .Help("Unexpired leases, by provider and key version.")
+                         .Register(*registry_)),
+      auth_failures_(prometheus::BuildCounter()
+                         .Name("credbroker_auth_failure_reports_total")
+                         .Help("Provider auth failures reported by callers, by provider, key "
+                               "version, caller and HTTP status.")
+                         .Register(*registry_)),
+      lease_denied_(prometheus::BuildCounter()
+                        .Name("credbroker_lease_requests_denied_total")
+                        .Help("Lease requests refused, by method and reason.")
+                        .Register(*registry_)),
+      caller_auth_failures_(prometheus::BuildCounter()
+                                .Name("credbroker_caller_auth_failures_total")
+                                .Help("Requests whose caller could not be authenticated.")
+                                .Register(*registry_)),
+      backend_errors_(prometheus::BuildCounter()
+                          .Name("credbroker_backend_errors_total")
+                          .Help("Failed secret-source operations, by backend and reason.")
+                          .Register(*registry_)),
+      backend_last_success_(prometheus::BuildGauge()
+                                .Name("credbroker_backend_last_success_timestamp_seconds")
+                                .Help("Unix time of the last successful refresh from a backend.")
+                                .Register(*registry_)),
+      key_rejected_(prometheus::BuildCounter()
+                        .Name("credbroker_key_versions_rejected_total")
+                        .Help("Key versions from a backend that failed validation and are not "
+                              "served, by provider and reason.")
+                        .Register(*registry_)),
+      key_state_(prometheus::BuildGauge()
+                     .Name("credbroker_key_version_info")
+                     .Help("1 for each live key version with its state.")
+                     .Register(*registry_)),
+      provider_servable_(prometheus::BuildGauge()
+                             .Name("credbroker_provider_servable")
+                             .Help("1 when the provider has a key that new leases can get.")
+                             .Register(*registry_)),
+      rpc_latency_(prometheus::BuildHistogram()
+                       .Name("credbroker_grpc_request_duration_seconds")
+                       .Help("gRPC request handling time, by method and status code.")
+                       .Register(*registry_)) {}
+
+void BrokerMetrics::LeaseIssued(absl::string_view provider, absl::string_view caller) {
+  issued_.Get({provider, caller}).Increment();
+}
+void BrokerMetrics::LeaseRenewed(absl::string_view provider, absl::string_view caller) {
+  renewed_.Get({provider, caller}).Increment();
+}
+void BrokerMetrics::LeaseReleased(absl::string_view provider, absl::string_view caller) {
+  released_.Get({provider, caller}).Increment();
+}
+void BrokerMetrics::LeaseExpired(absl::string_view provider, absl::string_view caller) {
+  expired_.Get({provider, caller}).Increment();
+}
+void BrokerMetrics::LeaseRevoked(absl::string_view provider, absl::string_view caller) {
+  revoked_.Get({provider, caller}).Increment();
+}
+void BrokerMetrics::ActiveLeasesAdd(absl::string_view provider, absl::string_view key_version,
+                                    double delta) {
+  active_.Get({provider, key_version}).Increment(delta);
+}
+void BrokerMetrics::AuthFailureReported(absl::string_view provider, absl::string_view key_version,
+                                        absl::string_view caller, int http_status) {
+  auth_fail_.Get({provider, key_version, caller, HttpStatusLabel(http_status)}).Increment();
+}
+void BrokerMetrics::LeaseRequestDenied(absl::string_view method, absl::string_view reason) {
+  denied_.Get({method, reason}).Increment();
+}
+void BrokerMetrics::CallerAuthFailure(absl::string_view reason) {
+  caller_auth_.Get({reason}).Increment();
+}
+void BrokerMetrics::BackendFetchError(absl::string_view backend, absl::string_view reason) {
+  backend_err_.Get({backend, reason}).Increment();
+}
+void BrokerMetrics::BackendSuccess(absl::string_view backend, absl::Time at) {
+  backend_ok_.Get({backend}).Set(absl::ToDoubleSeconds(at - absl::UnixEpoch()));
+}
+void BrokerMetrics::KeyVersionRejected(absl::string_view provider, absl::string_view reason) {
+  rejected_.Get({provider, reason}).Increment();
+}
+void BrokerMetrics::KeyVersionState(absl::string_view provider, absl::string_view key_version,
+                                    absl::string_view state) {
+  // One series per version: drop the old state's series first.
+  key_state_children_.RemoveWhere(provider, key_version);
+  key_state_children_.Get({provider, key_version, state}).Set(1);
+}
+void BrokerMetrics::ProviderServable(absl::string_view provider, bool servable) {
+  servable_.Get({provider}).Set(servable ? 1 : 0);
+}
+void BrokerMetrics::RemoveKeyVersion(absl::string_view provider, absl::string_view key_version) {
+  key_state_children_.RemoveWhere(provider, key_version);
+  active_.RemoveWhere(provider, key_version);
+  auth_fail_.RemoveWhere(provider, key_version);
+}
+void BrokerMetrics::RpcCompleted(absl::string_view method, absl::string_view code,
+                                 absl::Duration latency) {
+  static const prometheus::Histogram::BucketBoundaries* const kBuckets =
+      new prometheus::Histogram::BucketBoundaries(LatencyBuckets());
+  rpc_.Get({method, code}, *kBuckets).Observe(absl::ToDoubleSeconds(latency));
+}
+
+absl::string_view HttpStatusLabel(int http_status) {
+  switch (http_status) {
+    case 401:
+      return "401";
+    case 403:
+      return "403";
+    case 429:
+      return "429";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace credbroker::metrics

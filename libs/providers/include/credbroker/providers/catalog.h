@@ -1,0 +1,71 @@
+// The provider catalog: what credbroker knows about each AI provider (where its API lives, which
+// header carries the key, what a well-formed key looks like, whether several keys may be live at
+// once). Five providers are built in; configuration overrides their fields or adds new ones, so a
+// new provider needs no code.
+// Thread-safety: ProviderSpec and ProviderCatalog are immutable after construction.
+#pragma once
+
+#include <memory>
+#include <regex>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "credbroker/v1/config.pb.h"
+
+namespace credbroker::providers {
+
+struct ProbeSpec {
+  std::string method;  // empty: no probe known
+  std::string path;    // appended to base_url
+  int expected_status = 200;
+};
+
+struct ProviderSpec {
+  std::string name;
+  std::string base_url;
+  std::string header_name = "Authorization";
+  std::string header_prefix = "Bearer ";
+  std::string key_format;
+  bool single_key = false;
+  bool builtin = false;
+  std::string source;
+  std::string secret_path;
+  absl::Duration rotation_period = absl::Hours(24 * 90);
+  absl::Duration overlap = absl::Hours(24 * 7);
+  ProbeSpec probe;
+  std::shared_ptr<const std::regex> key_regex;
+
+  // OK when `key` can be served: matches key_format, no whitespace or control characters (it
+  // goes into an HTTP header), at most kMaxKeyBytes. Errors are INVALID_ARGUMENT with a reason
+  // ("format", "whitespace", "empty", "too_long") and never contain the key.
+  absl::Status ValidateKey(absl::string_view key) const;
+
+  std::string HeaderValue(absl::string_view key) const;
+};
+
+inline constexpr size_t kMaxKeyBytes = 4096;
+
+// The built-in entries, before any configuration.
+const std::vector<ProviderSpec>& BuiltinProviders();
+
+// Compiles `pattern` as an anchored ECMAScript regex; INVALID_ARGUMENT when it does not compile.
+absl::StatusOr<std::shared_ptr<const std::regex>> CompileKeyFormat(const std::string& pattern);
+
+class ProviderCatalog {
+ public:
+  // Merges the configured providers over the built-in catalog. Only providers listed in the
+  // configuration are served. Errors name the field: "providers[1].key_format: ...".
+  static absl::StatusOr<ProviderCatalog> FromConfig(const v1::BrokerConfig& config);
+
+  const ProviderSpec* Find(absl::string_view name) const;
+  const std::vector<ProviderSpec>& providers() const { return providers_; }
+
+ private:
+  std::vector<ProviderSpec> providers_;
+};
+
+}  // namespace credbroker::providers

@@ -1,0 +1,140 @@
+// KeyRing holds every provider's key versions and their states, and publishes an immutable
+// KeySnapshot that the lease hot path reads without locks beyond an atomic shared_ptr load.
+// Refreshes (list + fetch from the provider's SecretSource) happen on background threads; each
+// swaps in a new snapshot and tells subscribers what changed (the WatchKeys stream).
+//
+// States: PENDING → CURRENT → PREVIOUS (valid, no new leases) → RETIRED, or QUARANTINED/REVOKED.
+// In this version a newly listed valid version is promoted straight to CURRENT (probing before
+// promotion belongs to the rotation engine); the replaced CURRENT becomes PREVIOUS until its
+// overlap ends — or RETIRED at once for single-key providers, whose old key the provider has
+// already invalidated. Versions that fail the provider's key format are rejected (metric, log
+// line with fingerprint, REJECTED event) and the last good version keeps serving. When a backend
+// cannot be read the cached versions keep serving until `max_staleness` has passed.
+// Thread-safety: all methods are safe for concurrent use.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "credbroker/core/clock.h"
+#include "credbroker/core/secret_bytes.h"
+#include "credbroker/metrics/broker_metrics.h"
+#include "credbroker/providers/catalog.h"
+#include "credbroker/secrets/secret_source.h"
+
+namespace credbroker::rotation {
+
+enum class KeyState { kPending, kCurrent, kPrevious, kRetired, kQuarantined, kRevoked };
+absl::string_view KeyStateName(KeyState state);
+
+struct KeyVersion {
+  std::string provider;
+  std::string version_id;
+  std::string fingerprint;
+  std::string etag;
+  KeyState state = KeyState::kPending;
+  // When this broker first saw the version.
+  absl::Time created_at = absl::InfinitePast();
+  // End of validity for PREVIOUS versions; InfiniteFuture otherwise.
+  absl::Time retires_at = absl::InfiniteFuture();
+  std::shared_ptr<const core::SecretBytes> material;
+};
+
+struct ProviderKeys {
+  const providers::ProviderSpec* spec = nullptr;
+  // Live versions (not RETIRED), oldest first.
+  std::vector<std::shared_ptr<const KeyVersion>> versions;
+  std::shared_ptr<const KeyVersion> current;
+  absl::Time last_success = absl::InfinitePast();
+  std::string last_error;
+  absl::Duration max_staleness = absl::Hours(24);
+  // "version\x1ffingerprint" of versions that retired while still listed by the backend, so a
+  // later refresh does not bring them back.
+  absl::flat_hash_set<std::string> retired;
+
+  const KeyVersion* Find(absl::string_view version_id) const;
+  // True when the keys were last confirmed by the backend longer than max_staleness ago.
+  bool Stale(absl::Time now) const { return now - last_success > max_staleness; }
+};
+
+struct KeySnapshot {
+  uint64_t generation = 0;
+  absl::flat_hash_map<std::string, ProviderKeys> providers;
+  const ProviderKeys* Find(absl::string_view provider) const;
+};
+
+struct KeyEvent {
+  enum class Type { kSnapshot, kSynced, kRotated, kRetiring, kRetired, kQuarantined, kRevoked,
+                    kRejected, kAdded };
+  Type type = Type::kSnapshot;
+  std::string provider;
+  std::string version_id;
+  std::string fingerprint;
+  KeyState state = KeyState::kPending;
+  absl::Time retires_at = absl::InfiniteFuture();
+  absl::Time at;
+  std::string reason;
+};
+
+class KeyRing {
+ public:
+  // Listeners run on the thread that changed the ring, in order, and must not block or call
+  // back into the KeyRing.
+  using Listener = std::function<void(const std::vector<KeyEvent>&)>;
+
+  // `catalog` and `metrics` must outlive the KeyRing. `max_staleness` is per provider name;
+  // providers not in it get 24h.
+  KeyRing(const providers::ProviderCatalog* catalog, const core::Clock* clock,
+          metrics::BrokerMetrics* metrics,
+          absl::flat_hash_map<std::string, absl::Duration> max_staleness = {});
+
+  std::shared_ptr<const KeySnapshot> Snapshot() const { return snapshot_.load(); }
+
+  // Lists the provider's versions in `source`, fetches new or changed ones, validates them and
+  // applies the result. Returns the backend error, if any (the ring keeps its cached versions).
+  absl::Status RefreshProvider(absl::string_view provider, secrets::SecretSource& source);
+
+  // Retires PREVIOUS versions whose overlap has ended.
+  void Tick();
+
+  // Subscribes and returns the snapshot the listener's events start after, atomically: no change
+  // can fall between the returned state and the first event.
+  std::shared_ptr<const KeySnapshot> Subscribe(Listener listener, uint64_t* id);
+  void Unsubscribe(uint64_t id);
+
+ private:
+  struct Fetched {
+    secrets::VersionInfo info;
+    std::shared_ptr<const KeyVersion> reuse;  // unchanged version already in the ring
+    std::shared_ptr<const core::SecretBytes> material;
+    std::string fingerprint;
+  };
+  void Apply(const std::string& provider, absl::StatusOr<std::vector<Fetched>> listing,
+             const std::string& source_name) ABSL_LOCKS_EXCLUDED(mu_);
+  void Publish(std::shared_ptr<KeySnapshot> next, std::vector<KeyEvent> events)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecordState(const KeyVersion& v);
+
+  const providers::ProviderCatalog* const catalog_;
+  const core::Clock* const clock_;
+  metrics::BrokerMetrics* const metrics_;
+  std::atomic<std::shared_ptr<const KeySnapshot>> snapshot_;
+
+  absl::Mutex mu_;
+  // (provider, version, etag) already rejected: log and count once, not on every refresh.
+  absl::flat_hash_set<std::string> rejected_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, Listener> listeners_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_listener_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace credbroker::rotation

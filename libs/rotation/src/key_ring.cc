@@ -1,0 +1,363 @@
+#include "absl/strings/string_view.h"
+#include "credbroker/rotation/key_ring.h"
+
+#include "absl/strings/str_cat.h"
+#include "credbroker/core/ids.h"
+#include "credbroker/core/log.h"
+#include "credbroker/core/status_macros.h"
+
+namespace credbroker::rotation {
+namespace {
+
+absl::string_view CodeReason(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kNotFound:
+      return "not_found";
+    case absl::StatusCode::kUnavailable:
+      return "unavailable";
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+      return "permission_denied";
+    case absl::StatusCode::kDataLoss:
+      return "data_loss";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "timeout";
+    case absl::StatusCode::kInvalidArgument:
+      return "invalid";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace
+
+absl::string_view KeyStateName(KeyState state) {
+  switch (state) {
+    case KeyState::kPending:
+      return "PENDING";
+    case KeyState::kCurrent:
+      return "CURRENT";
+    case KeyState::kPrevious:
+      return "PREVIOUS";
+    case KeyState::kRetired:
+      return "RETIRED";
+    case KeyState::kQuarantined:
+      return "QUARANTINED";
+    case KeyState::kRevoked:
+      return "REVOKED";
+  }
+  return "UNKNOWN";
+}
+
+const KeyVersion* ProviderKeys::Find(absl::string_view version_id) const {
+  for (const auto& v : versions) {
+    if (v->version_id == version_id) return v.get();
+  }
+  return nullptr;
+}
+
+const ProviderKeys* KeySnapshot::Find(absl::string_view provider) const {
+  auto it = providers.find(provider);
+  return it == providers.end() ? nullptr : &it->second;
+}
+
+KeyRing::KeyRing(const providers::ProviderCatalog* catalog, const core::Clock* clock,
+                 metrics::BrokerMetrics* metrics,
+                 absl::flat_hash_map<std::string, absl::Duration> max_staleness)
+    : catalog_(catalog), clock_(clock), metrics_(metrics) {
+  auto initial = std::make_shared<KeySnapshot>();
+  for (const providers::ProviderSpec& spec : catalog_->providers()) {
+    ProviderKeys keys;
+    keys.spec = &spec;
+    auto it = max_staleness.find(spec.name);
+    if (it != max_staleness.end()) keys.max_staleness = it->second;
+    keys.last_error = "not loaded yet";
+    initial->providers.emplace(spec.name, std::move(keys));
+    if (metrics_) metrics_->ProviderServable(spec.name, false);
+  }
+  snapshot_.store(std::move(initial));
+}
+
+absl::Status KeyRing::RefreshProvider(absl::string_view provider, secrets::SecretSource& source) {
+  std::shared_ptr<const KeySnapshot> snap = Snapshot();
+  const ProviderKeys* keys = snap->Find(provider);
+  if (keys == nullptr) return absl::NotFoundError(absl::StrCat("unknown provider ", provider));
+  const std::string& path = keys->spec->secret_path;
+  std::string name(provider);
+
+  absl::StatusOr<std::vector<secrets::VersionInfo>> listed = source.ListVersions(path);
+  if (!listed.ok()) {
+    absl::Status s = core::Annotate(listed.status(), absl::StrCat("source ", source.name(),
+                                                                  ": list ", path));
+    Apply(name, s, source.name());
+    return s;
+  }
+  std::vector<Fetched> fetched;
+  for (const secrets::VersionInfo& info : *listed) {
+    Fetched f;
+    f.info = info;
+    const KeyVersion* known = keys->Find(info.version_id);
+    if (known != nullptr && known->etag == info.etag && !info.etag.empty()) {
+      for (const auto& v : keys->versions) {
+        if (v.get() == known) f.reuse = v;
+      }
+      fetched.push_back(std::move(f));
+      continue;
+    }
+    absl::StatusOr<secrets::SecretVersion> version = source.FetchVersion(path, info.version_id);
+    if (!version.ok()) {
+      // One unreadable version does not fail the refresh: the others still count.
+      if (metrics_) metrics_->BackendFetchError(source.name(), CodeReason(version.status()));
+      core::LogWarning("key version could not be fetched",
+                       {{"provider", name}, {"key_version", info.version_id},
+                        {"source", source.name()}, {"error", version.status().ToString()}});
+      continue;
+    }
+    f.fingerprint = core::Fingerprint(version->material.reveal());
+    f.material = std::make_shared<const core::SecretBytes>(std::move(version->material));
+    fetched.push_back(std::move(f));
+  }
+  Apply(name, std::move(fetched), source.name());
+  return absl::OkStatus();
+}
+
+void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetched>> listing,
+                    const std::string& source_name) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
+  auto next = std::make_shared<KeySnapshot>(*prev);
+  next->generation = prev->generation + 1;
+  ProviderKeys& keys = next->providers[provider];
+  const providers::ProviderSpec& spec = *keys.spec;
+  std::vector<KeyEvent> events;
+  auto event = [&](KeyEvent::Type type, const KeyVersion& v, std::string reason = "") {
+    KeyEvent e;
+    e.type = type;
+    e.provider = provider;
+    e.version_id = v.version_id;
+    e.fingerprint = v.fingerprint;
+    e.state = v.state;
+    e.retires_at = v.retires_at;
+    e.at = now;
+    e.reason = std::move(reason);
+    events.push_back(std::move(e));
+  };
+
+  if (!listing.ok()) {
+    keys.last_error = std::string(listing.status().message());
+    if (metrics_) metrics_->BackendFetchError(source_name, CodeReason(listing.status()));
+    bool stale = keys.Stale(now);
+    core::Log(stale ? core::LogLevel::kError : core::LogLevel::kWarning,
+              stale ? "backend unreadable and cached keys are past max_staleness: not serving"
+                    : "backend unreadable: serving cached keys",
+              {{"provider", provider}, {"source", source_name},
+               {"error", listing.status().ToString()},
+               {"last_success", keys.last_success == absl::InfinitePast()
+                                    ? "never"
+                                    : absl::FormatTime(keys.last_success)}});
+    if (metrics_) metrics_->ProviderServable(provider, keys.current != nullptr && !stale);
+    Publish(std::move(next), std::move(events));
+    return;
+  }
+
+  // Validate what was listed; keep the last good material when a version turns bad.
+  std::vector<std::shared_ptr<const KeyVersion>> valid;  // in listing order (oldest first)
+  for (Fetched& f : *listing) {
+    if (!f.reuse && keys.retired.contains(absl::StrCat(f.info.version_id, "\x1f", f.fingerprint))) {
+      continue;
+    }
+    if (f.reuse) {
+      valid.push_back(f.reuse);
+      continue;
+    }
+    const KeyVersion* known = keys.Find(f.info.version_id);
+    if (known != nullptr && known->fingerprint == f.fingerprint) {
+      auto same = std::make_shared<KeyVersion>(*known);
+      same->etag = f.info.etag;
+      valid.push_back(std::move(same));
+      continue;
+    }
+    absl::Status ok = spec.ValidateKey(f.material->reveal());
+    if (!ok.ok()) {
+      std::string reason = core::ReasonOf(ok);
+      std::string key = absl::StrCat(provider, "\x1f", f.info.version_id, "\x1f", f.fingerprint);
+      if (rejected_.insert(key).second) {
+        if (metrics_) metrics_->KeyVersionRejected(provider, reason);
+        core::LogError("key version rejected: not served",
+                       {{"provider", provider}, {"key_version", f.info.version_id},
+                        {"fingerprint", f.fingerprint}, {"reason", reason},
+                        {"error", ok.message()}, {"source", source_name},
+                        {"kept_version", known ? known->version_id
+                                               : (keys.current ? keys.current->version_id : "")}});
+        KeyVersion rejected;
+        rejected.version_id = f.info.version_id;
+        rejected.fingerprint = f.fingerprint;
+        rejected.state = KeyState::kRetired;
+        event(KeyEvent::Type::kRejected, rejected, reason);
+      }
+      if (known != nullptr) {
+        // The version's content changed into something invalid: keep serving what we had.
+        for (const auto& v : keys.versions) {
+          if (v.get() == known) valid.push_back(v);
+        }
+      }
+      continue;
+    }
+    auto v = std::make_shared<KeyVersion>();
+    v->provider = provider;
+    v->version_id = f.info.version_id;
+    v->fingerprint = f.fingerprint;
+    v->etag = f.info.etag;
+    v->material = f.material;
+    if (known != nullptr) {
+      core::LogWarning("key version content replaced",
+                       {{"provider", provider}, {"key_version", v->version_id},
+                        {"old_fingerprint", known->fingerprint}, {"fingerprint", v->fingerprint}});
+      v->state = known->state;
+      v->created_at = known->created_at;
+      v->retires_at = known->retires_at;
+    } else {
+      v->state = KeyState::kPending;
+      v->created_at = now;
+    }
+    valid.push_back(std::move(v));
+  }
+
+  // Versions no longer listed are gone from the backend: retire them.
+  for (const auto& old : keys.versions) {
+    bool still = false;
+    for (const auto& v : valid) still |= v->version_id == old->version_id;
+    if (!still) {
+      KeyVersion gone = *old;
+      gone.state = KeyState::kRetired;
+      event(KeyEvent::Type::kRetired, gone, "removed from backend");
+      if (metrics_) metrics_->RemoveKeyVersion(provider, old->version_id);
+    }
+  }
+
+  // The newest valid version is CURRENT; the one it replaces becomes PREVIOUS (or RETIRED for
+  // single-key providers); older versions seen for the first time are PREVIOUS too.
+  std::string old_current = keys.current ? keys.current->version_id : "";
+  const bool first_load = keys.last_success == absl::InfinitePast();
+  std::vector<std::shared_ptr<const KeyVersion>> live;
+  std::shared_ptr<const KeyVersion> current;
+  for (size_t i = 0; i < valid.size(); ++i) {
+    const bool newest = i + 1 == valid.size();
+    std::shared_ptr<const KeyVersion> v = valid[i];
+    if (newest) {
+      if (v->state != KeyState::kCurrent) {
+        auto promoted = std::make_shared<KeyVersion>(*v);
+        promoted->state = KeyState::kCurrent;
+        promoted->retires_at = absl::InfiniteFuture();
+        v = promoted;
+        event(first_load ? KeyEvent::Type::kAdded : KeyEvent::Type::kRotated, *v,
+              first_load ? "loaded" : "new version in backend");
+      }
+      current = v;
+      live.push_back(v);
+      continue;
+    }
+    if (v->state == KeyState::kPrevious) {
+      live.push_back(v);
+      continue;
+    }
+    // Was CURRENT (replaced now) or PENDING (first seen, older than the newest).
+    auto demoted = std::make_shared<KeyVersion>(*v);
+    if (spec.single_key) {
+      demoted->state = KeyState::kRetired;
+      keys.retired.insert(absl::StrCat(v->version_id, "\x1f", v->fingerprint));
+      event(KeyEvent::Type::kRetired, *demoted, "single-key provider: replaced at once");
+      if (metrics_) metrics_->RemoveKeyVersion(provider, v->version_id);
+      continue;
+    }
+    demoted->state = KeyState::kPrevious;
+    demoted->retires_at = now + spec.overlap;
+    event(KeyEvent::Type::kRetiring, *demoted,
+          v->version_id == old_current ? "replaced by a newer version" : "older version");
+    live.push_back(std::move(demoted));
+  }
+  if (valid.empty() && keys.current != nullptr) {
+    core::LogError("backend lists no valid key versions: provider has no key",
+                   {{"provider", provider}, {"source", source_name}});
+  }
+  keys.versions = std::move(live);
+  keys.current = current;
+  keys.last_success = now;
+  keys.last_error.clear();
+  if (metrics_) {
+    metrics_->BackendSuccess(source_name, now);
+    metrics_->ProviderServable(provider, current != nullptr);
+    for (const auto& v : keys.versions) RecordState(*v);
+  }
+  for (const KeyEvent& e : events) {
+    core::LogInfo("key version state",
+                  {{"provider", e.provider}, {"key_version", e.version_id},
+                   {"fingerprint", e.fingerprint}, {"state", KeyStateName(e.state)},
+                   {"reason", e.reason}});
+  }
+  Publish(std::move(next), std::move(events));
+}
+
+void KeyRing::RecordState(const KeyVersion& v) {
+  metrics_->KeyVersionState(v.provider, v.version_id, KeyStateName(v.state));
+}
+
+void KeyRing::Tick() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
+  std::shared_ptr<KeySnapshot> next;
+  std::vector<KeyEvent> events;
+  for (const auto& [name, keys] : prev->providers) {
+    for (const auto& v : keys.versions) {
+      if (v->state != KeyState::kPrevious || v->retires_at > now) continue;
+      if (!next) {
+        next = std::make_shared<KeySnapshot>(*prev);
+        next->generation = prev->generation + 1;
+      }
+      KeyEvent e;
+      e.type = KeyEvent::Type::kRetired;
+      e.provider = name;
+      e.version_id = v->version_id;
+      e.fingerprint = v->fingerprint;
+      e.state = KeyState::kRetired;
+      e.at = now;
+      e.reason = "overlap ended";
+      events.push_back(e);
+      core::LogInfo("key version state", {{"provider", name}, {"key_version", v->version_id},
+                                          {"fingerprint", v->fingerprint},
+                                          {"state", "RETIRED"}, {"reason", e.reason}});
+      if (metrics_) metrics_->RemoveKeyVersion(name, v->version_id);
+    }
+  }
+  if (!next) return;
+  for (auto& [name, keys] : next->providers) {
+    std::erase_if(keys.versions, [now, &keys](const std::shared_ptr<const KeyVersion>& v) {
+      bool retire = v->state == KeyState::kPrevious && v->retires_at <= now;
+      if (retire) keys.retired.insert(absl::StrCat(v->version_id, "\x1f", v->fingerprint));
+      return retire;
+    });
+  }
+  Publish(std::move(next), std::move(events));
+}
+
+void KeyRing::Publish(std::shared_ptr<KeySnapshot> next, std::vector<KeyEvent> events) {
+  snapshot_.store(std::move(next));
+  if (events.empty()) return;
+  for (const auto& [id, listener] : listeners_) listener(events);
+}
+
+std::shared_ptr<const KeySnapshot> KeyRing::Subscribe(Listener listener, uint64_t* id) {
+  absl::MutexLock lock(&mu_);
+  *id = next_listener_id_++;
+  listeners_.emplace(*id, std::move(listener));
+  return snapshot_.load();
+}
+
+void KeyRing::Unsubscribe(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  listeners_.erase(id);
+}
+
+}  // namespace credbroker::rotation

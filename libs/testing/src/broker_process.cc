@@ -1,0 +1,189 @@
+#include "credbroker/testing/broker_process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "credbroker/testing/temp_dir.h"
+
+namespace credbroker::testing {
+namespace {
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path) {
+  pid_t pid = ::fork();
+  if (pid != 0) return pid;
+  int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd >= 0) {
+    ::dup2(fd, STDOUT_FILENO);
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
+  }
+  int null_fd = ::open("/dev/null", O_RDONLY);
+  if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  ::execv(args[0], args.data());
+  ::_exit(127);
+}
+
+// Waits for `pid` up to `timeout`; returns the wait status or -1 on timeout.
+int WaitFor(pid_t pid, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int status = 0;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0) return 0;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return -1;
+}
+
+int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+}  // namespace
+
+ProcessResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout) {
+  char tmpl[] = "/tmp/credbroker-cmd-XXXXXX";
+  int fd = ::mkstemp(tmpl);
+  if (fd >= 0) ::close(fd);
+  ProcessResult result;
+  pid_t pid = Spawn(argv, tmpl);
+  int status = WaitFor(pid, timeout);
+  if (status == -1) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    result.exit_code = -1;
+  } else {
+    result.exit_code = ExitCode(status);
+  }
+  result.output = ReadFile(tmpl);
+  ::unlink(tmpl);
+  return result;
+}
+
+absl::StatusOr<BrokerProcess> BrokerProcess::Start(const std::string& binary,
+                                                   const std::vector<std::string>& args,
+                                                   const std::string& work_dir,
+                                                   absl::Duration timeout) {
+  static int counter = 0;
+  std::string port_file = absl::StrCat(work_dir, "/ports-", ++counter, ".txt");
+  std::error_code ec;
+  std::filesystem::remove(port_file, ec);
+  std::vector<std::string> argv = {binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back("--port-file");
+  argv.push_back(port_file);
+  BrokerProcess proc;
+  proc.log_path_ = absl::StrCat(work_dir, "/broker-", counter, ".log");
+  proc.pid_ = Spawn(argv, proc.log_path_);
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int status = 0;
+    if (::waitpid(proc.pid_, &status, WNOHANG) == proc.pid_) {
+      proc.pid_ = -1;
+      return absl::FailedPreconditionError(absl::StrCat(
+          "broker exited with code ", ExitCode(status), " before listening; log:\n", proc.Logs()));
+    }
+    std::string contents = ReadFile(port_file);
+    // The broker writes "grpc=<port>\nmetrics=<port>\n" atomically (rename).
+    if (absl::StrContains(contents, "metrics=")) {
+      for (absl::string_view line : absl::StrSplit(contents, '\n', absl::SkipEmpty())) {
+        std::pair<std::string, std::string> kv = absl::StrSplit(line, '=');
+        int port = 0;
+        if (!absl::SimpleAtoi(kv.second, &port)) continue;
+        if (kv.first == "grpc") proc.grpc_port_ = port;
+        if (kv.first == "metrics") proc.metrics_port_ = port;
+      }
+      return proc;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::DeadlineExceededError("broker did not report its ports; log:\n" + proc.Logs());
+}
+
+BrokerProcess::BrokerProcess(BrokerProcess&& other) noexcept
+    : pid_(other.pid_),
+      grpc_port_(other.grpc_port_),
+      metrics_port_(other.metrics_port_),
+      log_path_(std::move(other.log_path_)) {
+  other.pid_ = -1;
+}
+
+BrokerProcess::~BrokerProcess() {
+  if (pid_ > 0) Stop();
+}
+
+void BrokerProcess::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+int BrokerProcess::Stop(absl::Duration grace) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = WaitFor(pid_, grace);
+  if (status == -1) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return -1;
+  }
+  pid_ = -1;
+  return ExitCode(status);
+}
+
+std::string BrokerProcess::Logs() const { return ReadFile(log_path_); }
+
+absl::StatusOr<std::string> HttpGet(const std::string& host_port, const std::string& path) {
+  std::pair<std::string, std::string> hp = absl::StrSplit(host_port, ':');
+  int port = 0;
+  if (!absl::SimpleAtoi(hp.second, &port)) return absl::InvalidArgumentError("bad address");
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, hp.first.c_str(), &addr.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return absl::UnavailableError("connect failed");
+  }
+  std::string req = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", host_port, "\r\n\r\n");
+  if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return absl::UnavailableError("write failed");
+  }
+  std::string resp;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) resp.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  size_t header_end = resp.find("\r\n\r\n");
+  if (header_end == std::string::npos) return absl::UnavailableError("no HTTP response");
+  if (!absl::StrContains(resp.substr(0, resp.find("\r\n")), " 200")) {
+    return absl::UnavailableError("HTTP status: " + resp.substr(0, resp.find("\r\n")));
+  }
+  return resp.substr(header_end + 4);
+}
+
+std::string BinaryFromEnv(const char* env_var) {
+  const char* v = std::getenv(env_var);
+  return v ? v : "";
+}
+
+}  // namespace credbroker::testing

@@ -1,0 +1,498 @@
+#include "absl/strings/string_view.h"
+#include "grpc_services.h"
+
+#include <deque>
+#include <optional>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "credbroker/core/log.h"
+#include "credbroker/core/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+#include "status_mapping.h"
+
+namespace credbroker::broker {
+namespace {
+
+using google::protobuf::Timestamp;
+
+void SetTime(absl::Time t, Timestamp* out) {
+  timespec ts = absl::ToTimespec(t);
+  out->set_seconds(ts.tv_sec);
+  out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
+  int64_t secs = absl::IDivDuration(d, absl::Seconds(1), &d);
+  out->set_seconds(secs);
+  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
+}
+
+v1::KeyState ToProto(rotation::KeyState s) {
+  switch (s) {
+    case rotation::KeyState::kPending:
+      return v1::KEY_STATE_PENDING;
+    case rotation::KeyState::kCurrent:
+      return v1::KEY_STATE_CURRENT;
+    case rotation::KeyState::kPrevious:
+      return v1::KEY_STATE_PREVIOUS;
+    case rotation::KeyState::kRetired:
+      return v1::KEY_STATE_RETIRED;
+    case rotation::KeyState::kQuarantined:
+      return v1::KEY_STATE_QUARANTINED;
+    case rotation::KeyState::kRevoked:
+      return v1::KEY_STATE_REVOKED;
+  }
+  return v1::KEY_STATE_UNSPECIFIED;
+}
+
+v1::KeyEvent::Type ToProto(rotation::KeyEvent::Type t) {
+  using T = rotation::KeyEvent::Type;
+  switch (t) {
+    case T::kSnapshot:
+      return v1::KeyEvent::SNAPSHOT;
+    case T::kSynced:
+      return v1::KeyEvent::SYNCED;
+    case T::kRotated:
+      return v1::KeyEvent::ROTATED;
+    case T::kRetiring:
+      return v1::KeyEvent::RETIRING;
+    case T::kRetired:
+      return v1::KeyEvent::RETIRED;
+    case T::kQuarantined:
+      return v1::KeyEvent::QUARANTINED;
+    case T::kRevoked:
+      return v1::KeyEvent::REVOKED;
+    case T::kRejected:
+      return v1::KeyEvent::REJECTED;
+    case T::kAdded:
+      return v1::KeyEvent::ADDED;
+  }
+  return v1::KeyEvent::TYPE_UNSPECIFIED;
+}
+
+void FillLease(const LeaseGrant& g, v1::Lease* out) {
+  out->set_lease_id(g.lease.id);
+  out->set_provider(g.lease.provider);
+  out->set_api_key(std::string(g.key->material->reveal()));
+  out->set_key_version(g.lease.key_version);
+  out->set_key_fingerprint(g.lease.key_fingerprint);
+  SetTime(g.lease.issued_at, out->mutable_issued_at());
+  SetTime(g.lease.expires_at, out->mutable_expires_at());
+  if (g.key->retires_at != absl::InfiniteFuture()) {
+    SetTime(g.key->retires_at, out->mutable_key_retires_at());
+  }
+  out->set_base_url(g.spec->base_url);
+  out->set_header_name(g.spec->header_name);
+  out->set_header_value(g.spec->HeaderValue(g.key->material->reveal()));
+  out->set_renew_count(g.lease.renew_count);
+  out->set_key_state(ToProto(g.key->state));
+}
+
+// Records latency and outcome of one RPC.
+class RpcScope {
+ public:
+  RpcScope(metrics::BrokerMetrics* metrics, absl::string_view method)
+      : metrics_(metrics), method_(method), start_(absl::Now()) {}
+  grpc::Status Finish(const absl::Status& status) {
+    metrics_->RpcCompleted(method_, absl::StatusCodeToString(status.code()), absl::Now() - start_);
+    return ToGrpcStatus(status);
+  }
+
+ private:
+  metrics::BrokerMetrics* metrics_;
+  absl::string_view method_;
+  absl::Time start_;
+};
+
+absl::StatusOr<identity::Identity> Authenticate(grpc::CallbackServerContext* ctx,
+                                                const identity::Authenticator& auth,
+                                                metrics::BrokerMetrics& metrics) {
+  identity::RequestCredentials creds;
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  if (it != md.end()) creds.authorization = absl::string_view(it->second.data(), it->second.size());
+  absl::StatusOr<identity::Identity> who = auth.Authenticate(creds);
+  if (!who.ok()) {
+    std::string reason = core::ReasonOf(who.status());
+    metrics.CallerAuthFailure(reason.empty() ? "OTHER" : reason);
+  }
+  return who;
+}
+
+template <typename Fn>
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, metrics::BrokerMetrics* metrics,
+                                absl::string_view method, Fn&& fn) {
+  RpcScope scope(metrics, method);
+  absl::Status status = fn();
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(scope.Finish(status));
+  return reactor;
+}
+
+// One WatchKeys stream. Events from the KeyRing are queued and written one at a time; a
+// watcher that falls more than kMaxQueued events behind is ended with RESOURCE_EXHAUSTED rather
+// than letting its queue grow without bound.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
+ public:
+  static constexpr size_t kMaxQueued = 4096;
+
+  WatchReactor(rotation::KeyRing* ring, absl::flat_hash_set<std::string> providers)
+      : ring_(ring), providers_(std::move(providers)) {
+    std::shared_ptr<const rotation::KeySnapshot> snap = ring_->Subscribe(
+        [this](const std::vector<rotation::KeyEvent>& events) { OnKeyEvents(events); },
+        &subscription_);
+    // Events published after Subscribe may already be queued by OnKeyEvents; the initial
+    // state goes in front of them, and nothing is written before it is in place.
+    std::vector<v1::KeyEvent> initial;
+    for (const auto& [name, keys] : snap->providers) {
+      if (!Wanted(name)) continue;
+      for (const auto& v : keys.versions) {
+        v1::KeyEvent e;
+        e.set_type(v1::KeyEvent::SNAPSHOT);
+        e.set_provider(name);
+        e.set_key_version(v->version_id);
+        e.set_key_fingerprint(v->fingerprint);
+        e.set_state(ToProto(v->state));
+        if (v->retires_at != absl::InfiniteFuture()) SetTime(v->retires_at, e.mutable_retires_at());
+        SetTime(absl::Now(), e.mutable_at());
+        initial.push_back(std::move(e));
+      }
+    }
+    v1::KeyEvent synced;
+    synced.set_type(v1::KeyEvent::SYNCED);
+    SetTime(absl::Now(), synced.mutable_at());
+    initial.push_back(std::move(synced));
+    absl::MutexLock lock(&mu_);
+    queue_.insert(queue_.begin(), std::make_move_iterator(initial.begin()),
+                  std::make_move_iterator(initial.end()));
+    ready_ = true;
+    MaybeWriteLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) {
+      FinishLocked(absl::CancelledError("stream closed"));
+      return;
+    }
+    if (pending_finish_) {
+      FinishLocked(*pending_finish_);
+      return;
+    }
+    MaybeWriteLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(absl::CancelledError("cancelled"));
+  }
+
+  void OnDone() override {
+    // After Unsubscribe returns no listener call is running or can start (the ring calls
+    // listeners under the lock Unsubscribe takes), so deleting is safe.
+    ring_->Unsubscribe(subscription_);
+    delete this;
+  }
+
+ private:
+  bool Wanted(const std::string& provider) const {
+    return providers_.empty() || providers_.contains(provider);
+  }
+
+  void OnKeyEvents(const std::vector<rotation::KeyEvent>& events) {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || pending_finish_) return;
+    for (const rotation::KeyEvent& ev : events) {
+      if (!Wanted(ev.provider)) continue;
+      v1::KeyEvent e;
+      e.set_type(ToProto(ev.type));
+      e.set_provider(ev.provider);
+      e.set_key_version(ev.version_id);
+      e.set_key_fingerprint(ev.fingerprint);
+      e.set_state(ToProto(ev.state));
+      if (ev.retires_at != absl::InfiniteFuture()) SetTime(ev.retires_at, e.mutable_retires_at());
+      SetTime(ev.at, e.mutable_at());
+      e.set_reason(ev.reason);
+      queue_.push_back(std::move(e));
+    }
+    if (queue_.size() > kMaxQueued) {
+      queue_.clear();
+      FinishLocked(core::WithReason(
+          absl::ResourceExhaustedError("watcher fell too far behind; reconnect for a fresh state"),
+          "WATCHER_TOO_SLOW"));
+      return;
+    }
+    MaybeWriteLocked();
+  }
+
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!ready_ || writing_ || finished_ || queue_.empty()) return;
+    in_flight_ = std::move(queue_.front());
+    queue_.pop_front();
+    writing_ = true;
+    StartWrite(&in_flight_);
+  }
+
+  void FinishLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    if (writing_) {
+      // Finish once the outstanding write completes.
+      if (!pending_finish_) pending_finish_ = status;
+      return;
+    }
+    finished_ = true;
+    Finish(ToGrpcStatus(status));
+  }
+
+  rotation::KeyRing* const ring_;
+  const absl::flat_hash_set<std::string> providers_;
+  uint64_t subscription_ = 0;
+  absl::Mutex mu_;
+  std::deque<v1::KeyEvent> queue_ ABSL_GUARDED_BY(mu_);
+  v1::KeyEvent in_flight_ ABSL_GUARDED_BY(mu_);
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<absl::Status> pending_finish_ ABSL_GUARDED_BY(mu_);
+};
+
+// Finishes a stream at once with an error.
+class FailedStream final : public grpc::ServerWriteReactor<v1::KeyEvent> {
+ public:
+  explicit FailedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerContext* ctx,
+                                                         const v1::AcquireLeaseRequest* req,
+                                                         v1::Lease* resp) {
+  return Unary(ctx, metrics_, "AcquireLease", [&]() -> absl::Status {
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
+    CB_ASSIGN_OR_RETURN(LeaseGrant grant,
+                        broker_->Acquire(who, req->provider(), FromProto(req->ttl()),
+                                         req->purpose()));
+    FillLease(grant, resp);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* LeaseServiceImpl::RenewLease(grpc::CallbackServerContext* ctx,
+                                                       const v1::RenewLeaseRequest* req,
+                                                       v1::Lease* resp) {
+  return Unary(ctx, metrics_, "RenewLease", [&]() -> absl::Status {
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
+    CB_ASSIGN_OR_RETURN(LeaseGrant grant,
+                        broker_->Renew(who, req->lease_id(), FromProto(req->ttl())));
+    FillLease(grant, resp);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* LeaseServiceImpl::ReleaseLease(grpc::CallbackServerContext* ctx,
+                                                         const v1::ReleaseLeaseRequest* req,
+                                                         v1::ReleaseLeaseResponse*) {
+  return Unary(ctx, metrics_, "ReleaseLease", [&]() -> absl::Status {
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
+    return broker_->Release(who, req->lease_id());
+  });
+}
+
+grpc::ServerUnaryReactor* LeaseServiceImpl::ReportAuthFailure(
+    grpc::CallbackServerContext* ctx, const v1::ReportAuthFailureRequest* req,
+    v1::ReportAuthFailureResponse* resp) {
+  return Unary(ctx, metrics_, "ReportAuthFailure", [&]() -> absl::Status {
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
+    CB_ASSIGN_OR_RETURN(AuthFailureOutcome out,
+                        broker_->ReportAuthFailure(who, req->lease_id(), req->http_status(),
+                                                   req->error_code()));
+    resp->set_newer_key_available(out.newer_key_available);
+    resp->set_current_key_version(out.current_key_version);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<v1::KeyEvent>* LeaseServiceImpl::WatchKeys(
+    grpc::CallbackServerContext* ctx, const v1::WatchKeysRequest* req) {
+  RpcScope scope(metrics_, "WatchKeys");
+  absl::StatusOr<identity::Identity> who = Authenticate(ctx, *auth_, *metrics_);
+  if (!who.ok()) return new FailedStream(scope.Finish(who.status()));
+  absl::flat_hash_set<std::string> providers;
+  std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
+  for (const std::string& p : req->providers()) {
+    if (snap->Find(p) == nullptr) {
+      return new FailedStream(scope.Finish(core::WithReason(
+          absl::NotFoundError(absl::StrCat("unknown provider \"", p, "\"")), "UNKNOWN_PROVIDER")));
+    }
+    providers.insert(p);
+  }
+  (void)scope.Finish(absl::OkStatus());  // latency of the subscribe; the stream lives on
+  return new WatchReactor(&broker_->ring(), std::move(providers));
+}
+
+absl::StatusOr<identity::Identity> AdminServiceImpl::Admin(grpc::CallbackServerContext* ctx) {
+  CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
+  if (!who.admin) {
+    return core::WithReason(
+        absl::PermissionDeniedError(absl::StrCat(who.name, " does not have the admin role")),
+        "NOT_ADMIN");
+  }
+  return who;
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListProviders(grpc::CallbackServerContext* ctx,
+                                                          const v1::ListProvidersRequest*,
+                                                          v1::ListProvidersResponse* resp) {
+  return Unary(ctx, metrics_, "ListProviders", [&]() -> absl::Status {
+    CB_RETURN_IF_ERROR(Admin(ctx).status());
+    std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
+    for (const providers::ProviderSpec& spec : catalog_->providers()) {
+      v1::ProviderInfo* p = resp->add_providers();
+      p->set_name(spec.name);
+      p->set_base_url(spec.base_url);
+      p->set_header_name(spec.header_name);
+      p->set_header_prefix(spec.header_prefix);
+      p->set_key_format(spec.key_format);
+      p->set_single_key(spec.single_key);
+      p->set_builtin(spec.builtin);
+      p->set_source(spec.source);
+      p->set_secret_path(spec.secret_path);
+      SetDuration(spec.rotation_period, p->mutable_rotation_period());
+      SetDuration(spec.overlap, p->mutable_overlap());
+      if (const rotation::ProviderKeys* keys = snap->Find(spec.name)) {
+        if (keys->current) p->set_current_key_version(keys->current->version_id);
+        if (keys->last_success != absl::InfinitePast()) {
+          SetTime(keys->last_success, p->mutable_last_refresh());
+        }
+        p->set_last_error(keys->last_error);
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListKeyVersions(grpc::CallbackServerContext* ctx,
+                                                            const v1::ListKeyVersionsRequest* req,
+                                                            v1::ListKeyVersionsResponse* resp) {
+  return Unary(ctx, metrics_, "ListKeyVersions", [&]() -> absl::Status {
+    CB_RETURN_IF_ERROR(Admin(ctx).status());
+    std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
+    if (!req->provider().empty() && snap->Find(req->provider()) == nullptr) {
+      return core::WithReason(
+          absl::NotFoundError(absl::StrCat("unknown provider \"", req->provider(), "\"")),
+          "UNKNOWN_PROVIDER");
+    }
+    absl::flat_hash_map<std::string, int64_t> active;
+    for (const leases::LeaseRecord& l :
+         broker_->table().List([](const leases::LeaseRecord&) { return true; })) {
+      active[absl::StrCat(l.provider, "\x1f", l.key_version)]++;
+    }
+    for (const providers::ProviderSpec& spec : catalog_->providers()) {
+      if (!req->provider().empty() && spec.name != req->provider()) continue;
+      const rotation::ProviderKeys* keys = snap->Find(spec.name);
+      if (keys == nullptr) continue;
+      for (const auto& v : keys->versions) {
+        v1::KeyVersionInfo* info = resp->add_versions();
+        info->set_provider(spec.name);
+        info->set_key_version(v->version_id);
+        info->set_key_fingerprint(v->fingerprint);
+        info->set_state(ToProto(v->state));
+        SetTime(v->created_at, info->mutable_created_at());
+        if (v->retires_at != absl::InfiniteFuture()) SetTime(v->retires_at, info->mutable_retires_at());
+        auto it = active.find(absl::StrCat(spec.name, "\x1f", v->version_id));
+        info->set_active_leases(it == active.end() ? 0 : it->second);
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::RotateKey(grpc::CallbackServerContext* ctx,
+                                                      const v1::RotateKeyRequest*,
+                                                      v1::RotateKeyResponse*) {
+  return Unary(ctx, metrics_, "RotateKey", [&]() -> absl::Status {
+    CB_RETURN_IF_ERROR(Admin(ctx).status());
+    return core::WithReason(
+        absl::UnimplementedError("RotateKey needs the rotation engine, which is not built yet; "
+                                 "stage a new version in the secret source instead"),
+        "NOT_IMPLEMENTED");
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::QuarantineKeyVersion(
+    grpc::CallbackServerContext* ctx, const v1::QuarantineKeyVersionRequest*,
+    v1::QuarantineKeyVersionResponse*) {
+  return Unary(ctx, metrics_, "QuarantineKeyVersion", [&]() -> absl::Status {
+    CB_RETURN_IF_ERROR(Admin(ctx).status());
+    return core::WithReason(
+        absl::UnimplementedError("QuarantineKeyVersion needs the rotation engine, which is not "
+                                 "built yet; remove the version from the secret source instead"),
+        "NOT_IMPLEMENTED");
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ListLeases(grpc::CallbackServerContext* ctx,
+                                                       const v1::ListLeasesRequest* req,
+                                                       v1::ListLeasesResponse* resp) {
+  return Unary(ctx, metrics_, "ListLeases", [&]() -> absl::Status {
+    CB_RETURN_IF_ERROR(Admin(ctx).status());
+    std::vector<leases::LeaseRecord> found =
+        broker_->table().List([req](const leases::LeaseRecord& l) {
+          return (req->provider().empty() || l.provider == req->provider()) &&
+                 (req->caller().empty() || l.caller == req->caller()) &&
+                 (req->key_version().empty() || l.key_version == req->key_version());
+        });
+    std::sort(found.begin(), found.end(),
+              [](const auto& a, const auto& b) { return a.issued_at < b.issued_at; });
+    for (const leases::LeaseRecord& l : found) {
+      v1::LeaseInfo* info = resp->add_leases();
+      info->set_lease_id(l.id);
+      info->set_caller(l.caller);
+      info->set_provider(l.provider);
+      info->set_key_version(l.key_version);
+      info->set_key_fingerprint(l.key_fingerprint);
+      SetTime(l.issued_at, info->mutable_issued_at());
+      SetTime(l.expires_at, info->mutable_expires_at());
+      info->set_renew_count(l.renew_count);
+      info->set_purpose(l.purpose);
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::RevokeLeases(grpc::CallbackServerContext* ctx,
+                                                         const v1::RevokeLeasesRequest* req,
+                                                         v1::RevokeLeasesResponse* resp) {
+  return Unary(ctx, metrics_, "RevokeLeases", [&]() -> absl::Status {
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Admin(ctx));
+    if (req->lease_id().empty() && req->provider().empty() && req->caller().empty() &&
+        req->key_version().empty()) {
+      return core::WithReason(
+          absl::InvalidArgumentError("set at least one of lease_id, provider, caller, key_version"),
+          "MISSING_FILTER");
+    }
+    CB_ASSIGN_OR_RETURN(size_t n, broker_->Revoke([req](const leases::LeaseRecord& l) {
+      return (req->lease_id().empty() || l.id == req->lease_id()) &&
+             (req->provider().empty() || l.provider == req->provider()) &&
+             (req->caller().empty() || l.caller == req->caller()) &&
+             (req->key_version().empty() || l.key_version == req->key_version());
+    }));
+    core::LogInfo("admin revoked leases", {{"admin", who.name}, {"count", absl::StrCat(n)},
+                                           {"provider", req->provider()},
+                                           {"caller", req->caller()},
+                                           {"key_version", req->key_version()}});
+    resp->set_revoked(static_cast<int64_t>(n));
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace credbroker::broker

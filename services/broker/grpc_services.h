@@ -1,0 +1,76 @@
+// The gRPC edge: LeaseService and AdminService on gRPC's callback API. Handlers authenticate
+// the caller, call LeaseBroker / KeyRing, convert to protos, and map statuses with
+// ToGrpcStatus. WatchKeys streams are reactors fed by KeyRing subscriptions.
+#pragma once
+
+#include "credbroker/identity/authenticator.h"
+#include "credbroker/metrics/broker_metrics.h"
+#include "credbroker/providers/catalog.h"
+#include "credbroker/v1/admin.grpc.pb.h"
+#include "credbroker/v1/lease.grpc.pb.h"
+#include "lease_broker.h"
+
+namespace credbroker::broker {
+
+class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
+ public:
+  LeaseServiceImpl(LeaseBroker* broker, const identity::Authenticator* auth,
+                   metrics::BrokerMetrics* metrics)
+      : broker_(broker), auth_(auth), metrics_(metrics) {}
+
+  grpc::ServerUnaryReactor* AcquireLease(grpc::CallbackServerContext* ctx,
+                                         const v1::AcquireLeaseRequest* req,
+                                         v1::Lease* resp) override;
+  grpc::ServerUnaryReactor* RenewLease(grpc::CallbackServerContext* ctx,
+                                       const v1::RenewLeaseRequest* req, v1::Lease* resp) override;
+  grpc::ServerUnaryReactor* ReleaseLease(grpc::CallbackServerContext* ctx,
+                                         const v1::ReleaseLeaseRequest* req,
+                                         v1::ReleaseLeaseResponse* resp) override;
+  grpc::ServerUnaryReactor* ReportAuthFailure(grpc::CallbackServerContext* ctx,
+                                              const v1::ReportAuthFailureRequest* req,
+                                              v1::ReportAuthFailureResponse* resp) override;
+  grpc::ServerWriteReactor<v1::KeyEvent>* WatchKeys(grpc::CallbackServerContext* ctx,
+                                                    const v1::WatchKeysRequest* req) override;
+
+ private:
+  LeaseBroker* const broker_;
+  const identity::Authenticator* const auth_;
+  metrics::BrokerMetrics* const metrics_;
+};
+
+class AdminServiceImpl final : public v1::AdminService::CallbackService {
+ public:
+  AdminServiceImpl(LeaseBroker* broker, const identity::Authenticator* auth,
+                   metrics::BrokerMetrics* metrics, const providers::ProviderCatalog* catalog)
+      : broker_(broker), auth_(auth), metrics_(metrics), catalog_(catalog) {}
+
+  grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
+                                          const v1::ListProvidersRequest* req,
+                                          v1::ListProvidersResponse* resp) override;
+  grpc::ServerUnaryReactor* ListKeyVersions(grpc::CallbackServerContext* ctx,
+                                            const v1::ListKeyVersionsRequest* req,
+                                            v1::ListKeyVersionsResponse* resp) override;
+  grpc::ServerUnaryReactor* RotateKey(grpc::CallbackServerContext* ctx,
+                                      const v1::RotateKeyRequest* req,
+                                      v1::RotateKeyResponse* resp) override;
+  grpc::ServerUnaryReactor* QuarantineKeyVersion(grpc::CallbackServerContext* ctx,
+                                                 const v1::QuarantineKeyVersionRequest* req,
+                                                 v1::QuarantineKeyVersionResponse* resp) override;
+  grpc::ServerUnaryReactor* ListLeases(grpc::CallbackServerContext* ctx,
+                                       const v1::ListLeasesRequest* req,
+                                       v1::ListLeasesResponse* resp) override;
+  grpc::ServerUnaryReactor* RevokeLeases(grpc::CallbackServerContext* ctx,
+                                         const v1::RevokeLeasesRequest* req,
+                                         v1::RevokeLeasesResponse* resp) override;
+
+ private:
+  // Authenticates and requires the admin role.
+  absl::StatusOr<identity::Identity> Admin(grpc::CallbackServerContext* ctx);
+
+  LeaseBroker* const broker_;
+  const identity::Authenticator* const auth_;
+  metrics::BrokerMetrics* const metrics_;
+  const providers::ProviderCatalog* const catalog_;
+};
+
+}  // namespace credbroker::broker

@@ -1,0 +1,80 @@
+// LeaseBroker is the lease logic behind LeaseService, in plain C++: it picks the key version
+// for a lease from the KeyRing snapshot, applies the TTL rules, writes through the LeaseTable
+// and records metrics. The gRPC handlers only authenticate, call it and convert the result.
+//
+// Errors (with reasons): INVALID_ARGUMENT (MISSING_PROVIDER, BAD_TTL, BAD_LEASE_ID,
+// BAD_HTTP_STATUS), NOT_FOUND (UNKNOWN_PROVIDER, LEASE_NOT_FOUND, LEASE_EXPIRED),
+// UNAVAILABLE (NO_KEY, BACKEND_STALE), FAILED_PRECONDITION (KEY_RETIRED), store errors.
+// Thread-safety: safe for concurrent use.
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "credbroker/core/clock.h"
+#include "credbroker/identity/authenticator.h"
+#include "credbroker/leases/lease_table.h"
+#include "credbroker/metrics/broker_metrics.h"
+#include "credbroker/rotation/key_ring.h"
+
+namespace credbroker::broker {
+
+struct TtlPolicy {
+  absl::Duration default_ttl = absl::Minutes(15);
+  absl::Duration min_ttl = absl::Seconds(30);
+  absl::Duration max_ttl = absl::Hours(1);
+};
+
+// A lease together with the key it grants. `snapshot` keeps `key` alive.
+struct LeaseGrant {
+  leases::LeaseRecord lease;
+  std::shared_ptr<const rotation::KeySnapshot> snapshot;
+  const rotation::KeyVersion* key = nullptr;
+  const providers::ProviderSpec* spec = nullptr;
+};
+
+struct AuthFailureOutcome {
+  bool newer_key_available = false;
+  std::string current_key_version;
+};
+
+class LeaseBroker {
+ public:
+  LeaseBroker(rotation::KeyRing* ring, leases::LeaseTable* table, metrics::BrokerMetrics* metrics,
+              const core::Clock* clock, TtlPolicy ttl);
+
+  // Restores bookkeeping (active-lease gauges) for leases loaded from the store at start.
+  void RestoreLoaded(const std::vector<leases::LeaseRecord>& loaded);
+
+  absl::StatusOr<LeaseGrant> Acquire(const identity::Identity& caller, const std::string& provider,
+                                     absl::Duration ttl, const std::string& purpose);
+  absl::StatusOr<LeaseGrant> Renew(const identity::Identity& caller, const std::string& lease_id,
+                                   absl::Duration ttl);
+  absl::Status Release(const identity::Identity& caller, const std::string& lease_id);
+  absl::StatusOr<AuthFailureOutcome> ReportAuthFailure(const identity::Identity& caller,
+                                                       const std::string& lease_id,
+                                                       int http_status,
+                                                       const std::string& error_code);
+  // Removes expired leases; returns how many.
+  size_t SweepExpired();
+  // Administrative revocation of every lease matching `pred`.
+  absl::StatusOr<size_t> Revoke(const std::function<bool(const leases::LeaseRecord&)>& pred);
+
+  leases::LeaseTable& table() { return *table_; }
+  rotation::KeyRing& ring() { return *ring_; }
+
+ private:
+  absl::StatusOr<absl::Duration> EffectiveTtl(absl::Duration requested) const;
+  void Denied(absl::string_view method, const absl::Status& status);
+
+  rotation::KeyRing* const ring_;
+  leases::LeaseTable* const table_;
+  metrics::BrokerMetrics* const metrics_;
+  const core::Clock* const clock_;
+  const TtlPolicy ttl_;
+};
+
+}  // namespace credbroker::broker

@@ -1,0 +1,383 @@
+// credctl: the operator CLI for credbroker. Human output by default, --json for scripts; exits
+// non-zero on any error. Key material is printed only with --reveal-key.
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "credbroker/config/config.h"
+#include "credbroker/core/duration.h"
+#include "credbroker/v1/admin.grpc.pb.h"
+#include "credbroker/v1/lease.grpc.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace {
+
+namespace v1 = credbroker::v1;
+
+constexpr char kUsage[] = R"(usage: credctl [--addr HOST:PORT] [--token T | --token-file F] [--json] COMMAND
+
+commands:
+  lease acquire PROVIDER [--ttl DURATION] [--purpose TEXT] [--reveal-key]
+  lease renew LEASE_ID [--ttl DURATION] [--reveal-key]
+  lease release LEASE_ID
+  watch [PROVIDER ...] [--count N]   stream key events (stop after N events)
+  providers                          list providers (admin)
+  keys [PROVIDER]                    list key versions (admin)
+  leases [--provider P] [--caller C] list active leases (admin)
+  check-config FILE                  validate a broker configuration file
+
+The address defaults to $CREDBROKER_ADDR or 127.0.0.1:7443, the token to $CREDBROKER_TOKEN.
+)";
+
+struct Options {
+  std::string addr;
+  std::string token;
+  bool json = false;
+  bool reveal_key = false;
+  std::string ttl;
+  std::string purpose;
+  std::string provider_filter;
+  std::string caller_filter;
+  int count = 0;
+  std::vector<std::string> args;
+};
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "credctl: %s\n", message.c_str());
+  return 1;
+}
+
+int FailRpc(const grpc::Status& s) {
+  std::string reason;
+  if (!s.error_details().empty()) {
+    google::rpc::Status details;
+    if (details.ParseFromString(s.error_details())) {
+      for (const auto& any : details.details()) {
+        google::rpc::ErrorInfo info;
+        if (any.UnpackTo(&info)) reason = info.reason();
+      }
+    }
+  }
+  static const std::map<int, const char*> kNames = {
+      {1, "CANCELLED"}, {2, "UNKNOWN"}, {3, "INVALID_ARGUMENT"}, {4, "DEADLINE_EXCEEDED"},
+      {5, "NOT_FOUND"}, {6, "ALREADY_EXISTS"}, {7, "PERMISSION_DENIED"},
+      {8, "RESOURCE_EXHAUSTED"}, {9, "FAILED_PRECONDITION"}, {10, "ABORTED"},
+      {11, "OUT_OF_RANGE"}, {12, "UNIMPLEMENTED"}, {13, "INTERNAL"}, {14, "UNAVAILABLE"},
+      {15, "DATA_LOSS"}, {16, "UNAUTHENTICATED"}};
+  auto it = kNames.find(s.error_code());
+  std::string msg = absl::StrCat(it == kNames.end() ? "ERROR" : it->second, ": ",
+                                 s.error_message());
+  if (!reason.empty()) absl::StrAppend(&msg, " [", reason, "]");
+  return Fail(msg);
+}
+
+std::string Json(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
+  return out;
+}
+
+std::string Time(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(t.seconds()),
+                          absl::UTCTimeZone());
+}
+
+std::string StateName(v1::KeyState s) {
+  std::string n = v1::KeyState_Name(s);
+  return n.rfind("KEY_STATE_", 0) == 0 ? n.substr(10) : n;
+}
+
+void SetContext(grpc::ClientContext* ctx, const Options& o, bool stream = false) {
+  if (!o.token.empty()) ctx->AddMetadata("authorization", "Bearer " + o.token);
+  if (!stream) ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+}
+
+bool ParseTtl(const Options& o, google::protobuf::Duration* out, std::string* error) {
+  if (o.ttl.empty()) return true;
+  auto d = credbroker::core::ParseDuration(o.ttl);
+  if (!d.ok()) {
+    *error = absl::StrCat("--ttl: ", d.status().message());
+    return false;
+  }
+  out->set_seconds(absl::ToInt64Seconds(*d));
+  return true;
+}
+
+int PrintLease(v1::Lease lease, const Options& o) {
+  if (!o.reveal_key) {
+    lease.clear_api_key();
+    lease.clear_header_value();
+  }
+  if (o.json) {
+    std::puts(Json(lease).c_str());
+    return 0;
+  }
+  std::printf("lease_id:     %s\n", lease.lease_id().c_str());
+  std::printf("provider:     %s\n", lease.provider().c_str());
+  std::printf("key_version:  %s (%s)\n", lease.key_version().c_str(),
+              StateName(lease.key_state()).c_str());
+  std::printf("fingerprint:  %s\n", lease.key_fingerprint().c_str());
+  std::printf("expires_at:   %s\n", Time(lease.expires_at()).c_str());
+  if (lease.has_key_retires_at()) {
+    std::printf("key_retires:  %s\n", Time(lease.key_retires_at()).c_str());
+  }
+  std::printf("base_url:     %s\n", lease.base_url().c_str());
+  std::printf("renew_count:  %lld\n", static_cast<long long>(lease.renew_count()));
+  if (o.reveal_key) {
+    std::printf("api_key:      %s\n", lease.api_key().c_str());
+    std::printf("header:       %s: %s\n", lease.header_name().c_str(),
+                lease.header_value().c_str());
+  }
+  return 0;
+}
+
+int Lease(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+  if (o.args.size() < 3) return Fail(std::string("lease needs a subcommand and an argument\n") + kUsage);
+  auto stub = v1::LeaseService::NewStub(ch);
+  const std::string& sub = o.args[1];
+  grpc::ClientContext ctx;
+  SetContext(&ctx, o);
+  std::string error;
+  if (sub == "acquire") {
+    v1::AcquireLeaseRequest req;
+    req.set_provider(o.args[2]);
+    req.set_purpose(o.purpose);
+    if (!ParseTtl(o, req.mutable_ttl(), &error)) return Fail(error);
+    v1::Lease lease;
+    grpc::Status s = stub->AcquireLease(&ctx, req, &lease);
+    if (!s.ok()) return FailRpc(s);
+    return PrintLease(std::move(lease), o);
+  }
+  if (sub == "renew") {
+    v1::RenewLeaseRequest req;
+    req.set_lease_id(o.args[2]);
+    if (!ParseTtl(o, req.mutable_ttl(), &error)) return Fail(error);
+    v1::Lease lease;
+    grpc::Status s = stub->RenewLease(&ctx, req, &lease);
+    if (!s.ok()) return FailRpc(s);
+    return PrintLease(std::move(lease), o);
+  }
+  if (sub == "release") {
+    v1::ReleaseLeaseRequest req;
+    req.set_lease_id(o.args[2]);
+    v1::ReleaseLeaseResponse resp;
+    grpc::Status s = stub->ReleaseLease(&ctx, req, &resp);
+    if (!s.ok()) return FailRpc(s);
+    if (o.json) {
+      std::printf("{\"released\":\"%s\"}\n", o.args[2].c_str());
+    } else {
+      std::printf("released %s\n", o.args[2].c_str());
+    }
+    return 0;
+  }
+  return Fail("unknown lease subcommand \"" + sub + "\" (acquire, renew, release)");
+}
+
+int Watch(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+  auto stub = v1::LeaseService::NewStub(ch);
+  grpc::ClientContext ctx;
+  SetContext(&ctx, o, /*stream=*/true);
+  v1::WatchKeysRequest req;
+  for (size_t i = 1; i < o.args.size(); ++i) req.add_providers(o.args[i]);
+  auto reader = stub->WatchKeys(&ctx, req);
+  v1::KeyEvent e;
+  int seen = 0;
+  while (reader->Read(&e)) {
+    if (o.json) {
+      std::puts(Json(e).c_str());
+    } else if (e.type() == v1::KeyEvent::SYNCED) {
+      std::puts("-- synced: changes follow --");
+    } else {
+      std::printf("%s %-9s %-12s %-10s %-12s %-11s%s%s\n", Time(e.at()).c_str(),
+                  v1::KeyEvent::Type_Name(e.type()).c_str(), e.provider().c_str(),
+                  e.key_version().c_str(), e.key_fingerprint().c_str(),
+                  StateName(e.state()).c_str(), e.reason().empty() ? "" : " ",
+                  e.reason().c_str());
+    }
+    std::fflush(stdout);
+    if (o.count > 0 && ++seen >= o.count) {
+      ctx.TryCancel();
+      break;
+    }
+  }
+  grpc::Status s = reader->Finish();
+  if (o.count > 0 && seen >= o.count) return 0;
+  if (!s.ok()) return FailRpc(s);
+  return 0;
+}
+
+int Providers(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+  auto stub = v1::AdminService::NewStub(ch);
+  grpc::ClientContext ctx;
+  SetContext(&ctx, o);
+  v1::ListProvidersResponse resp;
+  grpc::Status s = stub->ListProviders(&ctx, v1::ListProvidersRequest(), &resp);
+  if (!s.ok()) return FailRpc(s);
+  if (o.json) {
+    std::puts(Json(resp).c_str());
+    return 0;
+  }
+  std::printf("%-12s %-8s %-10s %-10s %-40s %s\n", "PROVIDER", "BUILTIN", "SINGLEKEY", "CURRENT",
+              "BASE_URL", "STATUS");
+  for (const auto& p : resp.providers()) {
+    std::printf("%-12s %-8s %-10s %-10s %-40s %s\n", p.name().c_str(), p.builtin() ? "yes" : "no",
+                p.single_key() ? "yes" : "no",
+                p.current_key_version().empty() ? "-" : p.current_key_version().c_str(),
+                p.base_url().c_str(), p.last_error().empty() ? "ok" : p.last_error().c_str());
+  }
+  return 0;
+}
+
+int Keys(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+  auto stub = v1::AdminService::NewStub(ch);
+  grpc::ClientContext ctx;
+  SetContext(&ctx, o);
+  v1::ListKeyVersionsRequest req;
+  if (o.args.size() > 1) req.set_provider(o.args[1]);
+  v1::ListKeyVersionsResponse resp;
+  grpc::Status s = stub->ListKeyVersions(&ctx, req, &resp);
+  if (!s.ok()) return FailRpc(s);
+  if (o.json) {
+    std::puts(Json(resp).c_str());
+    return 0;
+  }
+  std::printf("%-12s %-10s %-12s %-10s %-20s %-20s %s\n", "PROVIDER", "VERSION", "FINGERPRINT",
+              "STATE", "SEEN", "RETIRES", "LEASES");
+  for (const auto& v : resp.versions()) {
+    std::printf("%-12s %-10s %-12s %-10s %-20s %-20s %lld\n", v.provider().c_str(),
+                v.key_version().c_str(), v.key_fingerprint().c_str(),
+                StateName(v.state()).c_str(), Time(v.created_at()).c_str(),
+                Time(v.retires_at()).c_str(), static_cast<long long>(v.active_leases()));
+  }
+  return 0;
+}
+
+int Leases(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+  auto stub = v1::AdminService::NewStub(ch);
+  grpc::ClientContext ctx;
+  SetContext(&ctx, o);
+  v1::ListLeasesRequest req;
+  req.set_provider(o.provider_filter);
+  req.set_caller(o.caller_filter);
+  v1::ListLeasesResponse resp;
+  grpc::Status s = stub->ListLeases(&ctx, req, &resp);
+  if (!s.ok()) return FailRpc(s);
+  if (o.json) {
+    std::puts(Json(resp).c_str());
+    return 0;
+  }
+  std::printf("%-22s %-16s %-12s %-10s %-20s %s\n", "LEASE", "CALLER", "PROVIDER", "VERSION",
+              "EXPIRES", "RENEWS");
+  for (const auto& l : resp.leases()) {
+    std::printf("%-22s %-16s %-12s %-10s %-20s %lld\n", l.lease_id().c_str(), l.caller().c_str(),
+                l.provider().c_str(), l.key_version().c_str(), Time(l.expires_at()).c_str(),
+                static_cast<long long>(l.renew_count()));
+  }
+  return 0;
+}
+
+int CheckConfig(const Options& o) {
+  if (o.args.size() != 2) return Fail("check-config needs exactly one FILE");
+  auto config = credbroker::config::LoadConfigFile(o.args[1]);
+  if (!config.ok()) {
+    if (o.json) {
+      std::string escaped;
+      for (char c : config.status().message()) {
+        if (c == '"' || c == '\\') escaped.push_back('\\');
+        if (c == '\n') {
+          escaped += "\\n";
+          continue;
+        }
+        escaped.push_back(c);
+      }
+      std::printf("{\"valid\":false,\"errors\":\"%s\"}\n", escaped.c_str());
+    }
+    return Fail("invalid configuration:\n" + std::string(config.status().message()));
+  }
+  if (o.json) {
+    std::printf("{\"valid\":true,\"providers\":%d,\"sources\":%d}\n", config->providers_size(),
+                config->sources_size());
+  } else {
+    std::printf("%s: configuration is valid (%d providers, %d sources)\n", o.args[1].c_str(),
+                config->providers_size(), config->sources_size());
+  }
+  return 0;
+}
+
+bool ReadTokenFile(const std::string& path, std::string* out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  *out = std::string(absl::StripAsciiWhitespace(ss.str()));
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (const char* a = std::getenv("CREDBROKER_ADDR")) o.addr = a;
+  if (const char* t = std::getenv("CREDBROKER_TOKEN")) o.token = t;
+  if (o.addr.empty()) o.addr = "127.0.0.1:7443";
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) return false;
+      *out = argv[++i];
+      return true;
+    };
+    bool ok = true;
+    if (arg == "--addr") ok = value(&o.addr);
+    else if (arg == "--token") ok = value(&o.token);
+    else if (arg == "--token-file") {
+      std::string path;
+      ok = value(&path);
+      if (ok && !ReadTokenFile(path, &o.token)) return Fail("cannot read token file " + path);
+    } else if (arg == "--json") o.json = true;
+    else if (arg == "--reveal-key") o.reveal_key = true;
+    else if (arg == "--ttl") ok = value(&o.ttl);
+    else if (arg == "--purpose") ok = value(&o.purpose);
+    else if (arg == "--provider") ok = value(&o.provider_filter);
+    else if (arg == "--caller") ok = value(&o.caller_filter);
+    else if (arg == "--count") {
+      std::string n;
+      ok = value(&n) && absl::SimpleAtoi(n, &o.count) && o.count > 0;
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg.rfind("--", 0) == 0) {
+      return Fail("unknown flag " + arg + "\n" + kUsage);
+    } else {
+      o.args.push_back(arg);
+    }
+    if (!ok) return Fail(arg + " needs a valid value");
+  }
+  if (o.args.empty()) return Fail(std::string("no command\n") + kUsage);
+  const std::string& cmd = o.args[0];
+  if (cmd == "check-config") return CheckConfig(o);
+  auto channel = grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
+  if (cmd == "lease") return Lease(channel, o);
+  if (cmd == "watch") return Watch(channel, o);
+  if (cmd == "providers") return Providers(channel, o);
+  if (cmd == "keys") return Keys(channel, o);
+  if (cmd == "leases") return Leases(channel, o);
+  return Fail("unknown command \"" + cmd + "\"\n" + kUsage);
+}
