@@ -161,6 +161,9 @@ absl::Status App::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default, which lets a second broker bind the same port and
+  // silently share its traffic. One port, one broker.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(c.config.server().listen(), grpc::InsecureServerCredentials(),
                            &c.grpc_port);
   builder.RegisterService(c.lease_service.get());

@@ -82,9 +82,9 @@ void ValidateTtl(const v1::LeaseConfig& l, Errors& errors) {
   if (min_ttl <= absl::ZeroDuration()) errors.Add("leases.min_ttl", "must be positive");
   if (def_ttl < min_ttl || def_ttl > max_ttl) {
     errors.Add("leases.default_ttl",
-               absl::StrCat("must be between min_ttl (", core::FormatDuration(min_ttl),
-                            ") and max_ttl (", core::FormatDuration(max_ttl), "), got ",
-                            core::FormatDuration(def_ttl)));
+               absl::StrCat("must be between min_ttl (", core::HumanDuration(min_ttl),
+                            ") and max_ttl (", core::HumanDuration(max_ttl), "), got ",
+                            core::HumanDuration(def_ttl)));
   }
   if (l.has_sweep_interval() && ToAbsl(l.sweep_interval()) <= absl::ZeroDuration()) {
     errors.Add("leases.sweep_interval", "must be positive");
@@ -156,12 +156,12 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     absl::Duration overlap = p.has_overlap() ? ToAbsl(p.overlap()) : absl::Hours(24 * 7);
     if (period < absl::Hours(24 * 30) || period > absl::Hours(24 * 90)) {
       errors.Add(f + ".rotation_period",
-                 "must be between 30d and 90d, got " + core::FormatDuration(period));
+                 "must be between 30d and 90d, got " + core::HumanDuration(period));
     }
     if (overlap <= absl::ZeroDuration() || overlap >= period) {
       errors.Add(f + ".overlap", absl::StrCat("must be positive and shorter than rotation_period (",
-                                              core::FormatDuration(period), "), got ",
-                                              core::FormatDuration(overlap)));
+                                              core::HumanDuration(period), "), got ",
+                                              core::HumanDuration(overlap)));
     }
   }
   // Built-in/new provider merge rules (base_url/key_format required for new providers).

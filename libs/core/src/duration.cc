@@ -34,8 +34,8 @@ absl::StatusOr<absl::Duration> ParseDuration(absl::string_view text) {
   return days + d;
 }
 
-std::string FormatDuration(absl::Duration d) {
-  if (d < absl::ZeroDuration()) return absl::StrCat("-", core::FormatDuration(-d));
+std::string HumanDuration(absl::Duration d) {
+  if (d < absl::ZeroDuration()) return absl::StrCat("-", core::HumanDuration(-d));
   int64_t days = absl::IDivDuration(d, absl::Hours(24), &d);
   if (days == 0) return ::absl::FormatDuration(d);
   if (d == absl::ZeroDuration()) return absl::StrCat(days, "d");

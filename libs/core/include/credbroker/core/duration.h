@@ -14,6 +14,6 @@ namespace credbroker::core {
 absl::StatusOr<absl::Duration> ParseDuration(absl::string_view text);
 
 // Formats for humans: "90d", "7d12h", "15m", "1.5s".
-std::string FormatDuration(absl::Duration d);
+std::string HumanDuration(absl::Duration d);
 
 }  // namespace credbroker::core

@@ -1,5 +1,5 @@
 // SecretBytes holds key material. It is move-only, wipes its buffer on destruction and prints
-// as "<redacted>", so a key cannot reach a log line by accident. Code that needs the bytes
+// as "<redacted>" (and cannot be passed to absl::StrCat at all), so a key cannot reach a log line by accident. Code that needs the bytes
 // asks for them explicitly with reveal().
 // Thread-safety: like std::string (const methods are safe to call concurrently).
 #pragma once
@@ -36,11 +36,5 @@ class SecretBytes {
 };
 
 std::ostream& operator<<(std::ostream& os, const SecretBytes& s);
-
-// Abseil formatting support: absl::StrCat / StrFormat print "<redacted>".
-template <typename Sink>
-void AbslStringify(Sink& sink, const SecretBytes&) {
-  sink.Append("<redacted>");
-}
 
 }  // namespace credbroker::core

@@ -1,0 +1,239 @@
+#include "credbroker/config/config.h"
+
+#include <cstdlib>
+
+#include "credbroker/testing/status_matchers.h"
+#include "credbroker/testing/temp_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace credbroker::config {
+namespace {
+
+using ::credbroker::testing::IsOk;
+using ::credbroker::testing::StatusIs;
+using ::credbroker::testing::TempDir;
+using ::credbroker::testing::WriteFile;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+constexpr char kMinimal[] = R"(sources:
+  - name: local
+    file:
+      root: keys
+providers:
+  - name: lumenfall
+identity:
+  static_tokens:
+    - service: app
+      token: app-token-0123456789
+)";
+
+absl::Status ParseAndValidate(const std::string& yaml) {
+  auto parsed = ParseYaml(yaml, "test.yaml");
+  if (!parsed.ok()) return parsed.status();
+  return Validate(*parsed, "test.yaml");
+}
+
+TEST(ConfigTest, MinimalConfigIsValidAndGetsDefaults) {
+  auto parsed = ParseYaml(kMinimal, "test.yaml");
+  ASSERT_THAT(parsed, IsOk());
+  ASSERT_THAT(Validate(*parsed, "test.yaml"), IsOk());
+  v1::BrokerConfig c = parsed->config;
+  ApplyDefaults(c, "/etc/credbroker");
+  EXPECT_EQ(c.server().listen(), "127.0.0.1:7443");
+  EXPECT_EQ(c.server().metrics_listen(), "127.0.0.1:9464");
+  EXPECT_EQ(c.server().data_dir(), "/etc/credbroker/credbroker-data");
+  EXPECT_EQ(c.sources(0).file().root(), "/etc/credbroker/keys");
+  EXPECT_EQ(c.lease_store().sqlite().path(), "/etc/credbroker/credbroker-data/leases.db");
+  EXPECT_EQ(c.lease_store().sqlite().synchronous(), "normal");
+  EXPECT_EQ(c.leases().default_ttl().seconds(), 15 * 60);
+  EXPECT_EQ(c.leases().max_ttl().seconds(), 3600);
+  EXPECT_EQ(c.sources(0).max_staleness().seconds(), 24 * 3600);
+}
+
+TEST(ConfigTest, DurationsAcceptDays) {
+  std::string yaml = R"(sources: [{name: local, file: {root: keys}}]
+providers:
+  - name: lumenfall
+    rotation_period: 60d
+    overlap: 3d12h
+)";
+  auto parsed = ParseYaml(yaml, "t.yaml");
+  ASSERT_THAT(parsed, IsOk());
+  EXPECT_THAT(Validate(*parsed, "t.yaml"), IsOk());
+  EXPECT_EQ(parsed->config.providers(0).rotation_period().seconds(), 60 * 86400);
+  EXPECT_EQ(parsed->config.providers(0).overlap().seconds(), 84 * 3600);
+}
+
+TEST(ConfigTest, UnknownFieldNamesPathAndLine) {
+  auto parsed = ParseYaml(R"(sources:
+  - name: local
+    file:
+      root: keys
+      rooot: typo
+)", "broker.yaml");
+  EXPECT_THAT(parsed, StatusIs(absl::StatusCode::kInvalidArgument,
+                               AllOf(HasSubstr("broker.yaml:5"), HasSubstr("sources[0].file.rooot"),
+                                     HasSubstr("unknown field"), HasSubstr("known: root"))));
+}
+
+TEST(ConfigTest, WrongTypesAreReported) {
+  EXPECT_THAT(ParseYaml("providers: lumenfall\n", "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("t.yaml:1"), HasSubstr("providers: expected a list"))));
+  EXPECT_THAT(
+      ParseYaml("providers:\n  - name: x\n    single_key: maybe\n", "t.yaml"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("t.yaml:3"), HasSubstr("providers[0].single_key"),
+                     HasSubstr("true or false"))));
+  EXPECT_THAT(ParseYaml("leases:\n  default_ttl: soon\n", "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("t.yaml:2"), HasSubstr("leases.default_ttl"))));
+}
+
+TEST(ConfigTest, ReportsEveryProblemNotOnlyTheFirst) {
+  auto parsed = ParseYaml("server:\n  listen: nowhere\n  bogus: 1\nleases:\n  max_ttl: x\n", "t.yaml");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(std::string(parsed.status().message()),
+              AllOf(HasSubstr("server.bogus"), HasSubstr("leases.max_ttl")));
+}
+
+TEST(ConfigTest, MalformedYamlGivesLine) {
+  EXPECT_THAT(ParseYaml("sources:\n  - name: [unclosed\n", "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("t.yaml:"), HasSubstr("not valid YAML"))));
+  EXPECT_THAT(ParseYaml("", "t.yaml"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                HasSubstr("empty")));
+}
+
+TEST(ConfigTest, SourceNeedsABackend) {
+  auto parsed = ParseYaml("sources:\n  - name: a\n", "t.yaml");
+  ASSERT_THAT(parsed, IsOk());
+  EXPECT_THAT(Validate(*parsed, "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("t.yaml:2"), HasSubstr("sources[0]"),
+                             HasSubstr("one backend must be set"))));
+}
+
+TEST(ConfigTest, RotationPeriodMustBe30To90Days) {
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers:
+  - name: lumenfall
+    rotation_period: 10d
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("test.yaml:4"), HasSubstr("providers[0].rotation_period"),
+                             HasSubstr("between 30d and 90d, got 10d"))));
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers:
+  - name: lumenfall
+    rotation_period: 120d
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got 120d")));
+}
+
+TEST(ConfigTest, OverlapMustBeShorterThanPeriod) {
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers:
+  - name: lumenfall
+    rotation_period: 30d
+    overlap: 30d
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("test.yaml:5"), HasSubstr("providers[0].overlap"))));
+}
+
+TEST(ConfigTest, CrossReferencesAreChecked) {
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers:
+  - name: lumenfall
+    source: vault
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("providers[0].source"), HasSubstr("no source named"))));
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers:
+  - name: lumenfall
+  - name: lumenfall
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("duplicate provider")));
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers:
+  - name: acme
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("providers[0].base_url"), HasSubstr("not built in"))));
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers:
+  - name: acme
+    base_url: https://acme.test
+    key_format: "([a-z]"
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("test.yaml:5"), HasSubstr("providers[0].key_format"))));
+  EXPECT_THAT(ParseAndValidate("providers: [{name: lumenfall}]\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sources: at least one")));
+}
+
+TEST(ConfigTest, TtlOrderingIsChecked) {
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) + "leases:\n  default_ttl: 2h\n  max_ttl: 1h\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("leases.default_ttl"), HasSubstr("between"))));
+}
+
+TEST(ConfigTest, StaticTokensNeedExactlyOneSourceAndReadableFiles) {
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers: [{name: lumenfall}]
+identity:
+  static_tokens:
+    - service: a
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("identity.static_tokens[0]"), HasSubstr("exactly one"))));
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers: [{name: lumenfall}]
+identity:
+  static_tokens:
+    - service: a
+      token_file: /nonexistent/token
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("static_tokens[0].token_file"), HasSubstr("cannot read"))));
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers: [{name: lumenfall}]
+identity:
+  static_tokens:
+    - service: a
+      token: short
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least 16")));
+}
+
+TEST(ConfigTest, LoadConfigFileResolvesPathsAgainstTheFileAndAppliesOverrides) {
+  TempDir dir;
+  WriteFile(dir.Join("conf/broker.yaml"), kMinimal);
+  Overrides o;
+  o.listen = "127.0.0.1:0";
+  auto c = LoadConfigFile(dir.Join("conf/broker.yaml"), o);
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->sources(0).file().root(), dir.Join("conf/keys"));
+  EXPECT_EQ(c->server().listen(), "127.0.0.1:0");
+  EXPECT_EQ(c->server().data_dir(), dir.Join("conf/credbroker-data"));
+}
+
+TEST(ConfigTest, MissingFileIsNotFound) {
+  EXPECT_THAT(LoadConfigFile("/nonexistent/broker.yaml"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/broker.yaml")));
+}
+
+TEST(ConfigTest, ShippedExampleIsValid) {
+  auto c = LoadConfigFile(std::string(CB_SOURCE_DIR) + "/examples/local.yaml");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->providers_size(), 5);
+  EXPECT_EQ(c->server().listen().rfind("127.0.0.1:", 0), 0u) << "the default binds loopback only";
+  EXPECT_EQ(c->server().metrics_listen().rfind("127.0.0.1:", 0), 0u);
+}
+
+}  // namespace
+}  // namespace credbroker::config

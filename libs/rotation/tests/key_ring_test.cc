@@ -1,0 +1,231 @@
+#include "credbroker/rotation/key_ring.h"
+
+#include "credbroker/core/ids.h"
+#include "credbroker/core/log.h"
+#include "credbroker/rotation/key_refresher.h"
+#include "credbroker/testing/fake_secret_source.h"
+#include "credbroker/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/text_serializer.h"
+
+namespace credbroker::rotation {
+namespace {
+
+using ::credbroker::testing::FakeSecretSource;
+using ::credbroker::testing::IsOk;
+using ::credbroker::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const std::string kLmnV1 = "lmnfl_one.aaaaaaaaaaaaaaaa";
+const std::string kLmnV2 = "lmnfl_two.bbbbbbbbbbbbbbbb";
+const std::string kLmnV3 = "lmnfl_three.cccccccccccccccc";
+const std::string kFlxV1 = "flx_live_" + std::string(40, 'a');
+const std::string kFlxV2 = "flx_live_" + std::string(40, 'b');
+
+class KeyRingTest : public ::testing::Test {
+ protected:
+  KeyRingTest() {
+    v1::BrokerConfig config;
+    config.add_sources()->set_name("fake");
+    config.add_providers()->set_name("lumenfall");
+    config.add_providers()->set_name("fluximage");
+    catalog_ = *providers::ProviderCatalog::FromConfig(config);
+    registry_ = std::make_shared<prometheus::Registry>();
+    metrics_ = std::make_unique<metrics::BrokerMetrics>(registry_);
+    ring_ = std::make_unique<KeyRing>(
+        &catalog_, &clock_, metrics_.get(),
+        absl::flat_hash_map<std::string, absl::Duration>{{"lumenfall", absl::Hours(1)}});
+    core::SetLogSinkForTest([this](absl::string_view line) { logs_ += std::string(line) + "\n"; });
+    ring_->Subscribe([this](const std::vector<KeyEvent>& ev) {
+      events_.insert(events_.end(), ev.begin(), ev.end());
+    }, &sub_);
+  }
+  ~KeyRingTest() override { core::SetLogSinkForTest(nullptr); }
+
+  const ProviderKeys& Keys(const std::string& p) { return *ring_->Snapshot()->Find(p); }
+  std::string Current(const std::string& p) {
+    const ProviderKeys& k = Keys(p);
+    return k.current ? k.current->version_id : "";
+  }
+  std::string Scrape() { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
+  std::vector<KeyEvent::Type> EventTypes() {
+    std::vector<KeyEvent::Type> t;
+    for (const auto& e : events_) t.push_back(e.type);
+    return t;
+  }
+
+  core::FakeClock clock_;
+  providers::ProviderCatalog catalog_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<metrics::BrokerMetrics> metrics_;
+  std::unique_ptr<KeyRing> ring_;
+  FakeSecretSource source_;
+  std::vector<KeyEvent> events_;
+  std::string logs_;
+  uint64_t sub_ = 0;
+};
+
+TEST_F(KeyRingTest, FirstLoadMakesNewestCurrentAndOlderPrevious) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  const ProviderKeys& k = Keys("lumenfall");
+  ASSERT_EQ(k.versions.size(), 2u);
+  EXPECT_EQ(Current("lumenfall"), "v2");
+  EXPECT_EQ(k.Find("v1")->state, KeyState::kPrevious);
+  EXPECT_EQ(k.Find("v1")->retires_at, clock_.Now() + absl::Hours(24 * 7));
+  EXPECT_EQ(k.Find("v2")->fingerprint, core::Fingerprint(kLmnV2));
+  EXPECT_TRUE(k.Find("v2")->material->reveal() == kLmnV2);
+}
+
+TEST_F(KeyRingTest, NewVersionRotatesAndPreviousRetiresAfterOverlap) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  events_.clear();
+  clock_.Advance(absl::Hours(24 * 80));
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v2");
+  EXPECT_THAT(EventTypes(), ::testing::UnorderedElementsAre(KeyEvent::Type::kRotated,
+                                                            KeyEvent::Type::kRetiring));
+  const KeyVersion* old = Keys("lumenfall").Find("v1");
+  ASSERT_NE(old, nullptr);
+  EXPECT_EQ(old->state, KeyState::kPrevious);
+
+  clock_.Advance(absl::Hours(24 * 7) - absl::Seconds(1));
+  ring_->Tick();
+  EXPECT_NE(Keys("lumenfall").Find("v1"), nullptr);
+  clock_.Advance(absl::Seconds(1));
+  ring_->Tick();
+  EXPECT_EQ(Keys("lumenfall").Find("v1"), nullptr);
+  EXPECT_EQ(events_.back().type, KeyEvent::Type::kRetired);
+  EXPECT_EQ(events_.back().version_id, "v1");
+
+  // Still listed by the backend, but retired versions do not come back.
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Keys("lumenfall").Find("v1"), nullptr);
+  EXPECT_EQ(Keys("lumenfall").versions.size(), 1u);
+}
+
+TEST_F(KeyRingTest, InvalidNewVersionIsRejectedAndTheLastGoodKeepsServing) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  const std::string bad = "sk-this-is-not-a-lumenfall-key";
+  source_.Put("lumenfall", "v2", bad);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());  // counted once, not twice
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  EXPECT_EQ(Keys("lumenfall").Find("v2"), nullptr);
+  EXPECT_THAT(Scrape(), HasSubstr(
+      R"(credbroker_key_versions_rejected_total{provider="lumenfall",reason="format"} 1)"));
+  EXPECT_THAT(logs_, HasSubstr(core::Fingerprint(bad)));
+  EXPECT_THAT(logs_, Not(HasSubstr(bad)));
+  ASSERT_FALSE(events_.empty());
+  EXPECT_EQ(events_.back().type, KeyEvent::Type::kRejected);
+}
+
+TEST_F(KeyRingTest, VersionThatTurnsInvalidKeepsItsLastGoodMaterial) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.Put("lumenfall", "v1", "garbage with spaces");
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  ASSERT_EQ(Current("lumenfall"), "v1");
+  EXPECT_EQ(Keys("lumenfall").current->fingerprint, core::Fingerprint(kLmnV1));
+}
+
+TEST_F(KeyRingTest, SingleKeyProviderCutsOverAtOnce) {
+  source_.Put("fluximage", "v1", kFlxV1);
+  ASSERT_THAT(ring_->RefreshProvider("fluximage", source_), IsOk());
+  events_.clear();
+  source_.Put("fluximage", "v2", kFlxV2);
+  ASSERT_THAT(ring_->RefreshProvider("fluximage", source_), IsOk());
+  EXPECT_EQ(Current("fluximage"), "v2");
+  EXPECT_EQ(Keys("fluximage").versions.size(), 1u);
+  EXPECT_THAT(EventTypes(), ::testing::UnorderedElementsAre(KeyEvent::Type::kRotated,
+                                                            KeyEvent::Type::kRetired));
+}
+
+TEST_F(KeyRingTest, VersionRemovedFromBackendIsRetired) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.Remove("lumenfall", "v2");
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  // v1 becomes CURRENT again (the operator rolled back).
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  EXPECT_EQ(Keys("lumenfall").versions.size(), 1u);
+}
+
+TEST_F(KeyRingTest, OutageServesCachedKeysUntilMaxStalenessThenRecovers) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.FailListing(absl::UnavailableError("connection refused"));
+  clock_.Advance(absl::Minutes(59));
+  EXPECT_THAT(ring_->RefreshProvider("lumenfall", source_),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  EXPECT_FALSE(Keys("lumenfall").Stale(clock_.Now()));
+  EXPECT_THAT(Keys("lumenfall").last_error, HasSubstr("connection refused"));
+  clock_.Advance(absl::Minutes(2));
+  EXPECT_THAT(ring_->RefreshProvider("lumenfall", source_),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_TRUE(Keys("lumenfall").Stale(clock_.Now()));
+  EXPECT_THAT(logs_, HasSubstr("past max_staleness"));
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_provider_servable{provider="lumenfall"} 0)"));
+  EXPECT_THAT(Scrape(), HasSubstr(
+      R"(credbroker_backend_errors_total{backend="fake",reason="unavailable"} 2)"));
+
+  source_.FailListing(absl::OkStatus());
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_FALSE(Keys("lumenfall").Stale(clock_.Now()));
+  EXPECT_TRUE(Keys("lumenfall").last_error.empty());
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_provider_servable{provider="lumenfall"} 1)"));
+}
+
+TEST_F(KeyRingTest, UnchangedVersionsAreNotFetchedAgain) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(source_.fetch_calls(), 1);
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(source_.fetch_calls(), 2);
+}
+
+TEST_F(KeyRingTest, OneUnfetchableVersionDoesNotBlockTheOthers) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  source_.Put("lumenfall", "v2", kLmnV2);
+  source_.FailFetch("v2", absl::PermissionDeniedError("denied"));
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  EXPECT_THAT(Scrape(), HasSubstr(R"(reason="permission_denied")"));
+}
+
+TEST_F(KeyRingTest, NothingLoadedMeansNoCurrent) {
+  EXPECT_EQ(Current("lumenfall"), "");
+  EXPECT_EQ(Keys("lumenfall").last_error, "not loaded yet");
+  EXPECT_THAT(ring_->RefreshProvider("nope", source_), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(KeyRingTest, UnsubscribedListenerGetsNothing) {
+  ring_->Unsubscribe(sub_);
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_TRUE(events_.empty());
+}
+
+TEST_F(KeyRingTest, RefresherLoadsEveryProviderOfItsSource) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  source_.Put("fluximage", "v1", kFlxV1);
+  KeyRefresher refresher(ring_.get(), &source_, {"lumenfall", "fluximage"}, absl::Hours(1));
+  EXPECT_THAT(refresher.RefreshAll(), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  EXPECT_EQ(Current("fluximage"), "v1");
+  refresher.Start();
+  refresher.Stop();
+}
+
+}  // namespace
+}  // namespace credbroker::rotation

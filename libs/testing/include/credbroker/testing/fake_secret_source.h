@@ -1,0 +1,52 @@
+// An in-memory SecretSource with programmable failures and call counts, for tests of everything
+// above the backends.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "credbroker/secrets/secret_source.h"
+
+namespace credbroker::testing {
+
+class FakeSecretSource final : public secrets::SecretSource {
+ public:
+  explicit FakeSecretSource(std::string name = "fake") : name_(std::move(name)) {}
+
+  absl::string_view type() const override { return "fake"; }
+  const std::string& name() const override { return name_; }
+
+  // Adds or replaces a version (versions list in insertion order, oldest first).
+  void Put(const std::string& path, const std::string& version, const std::string& material);
+  void Remove(const std::string& path, const std::string& version);
+  // Every ListVersions fails with `status` until cleared with OkStatus().
+  void FailListing(absl::Status status);
+  // FetchVersion of this version fails with `status`.
+  void FailFetch(const std::string& version, absl::Status status);
+
+  int list_calls() const;
+  int fetch_calls() const;
+
+  absl::StatusOr<std::vector<secrets::VersionInfo>> ListVersions(absl::string_view path) override;
+  absl::StatusOr<secrets::SecretVersion> FetchVersion(absl::string_view path,
+                                                      absl::string_view version_id) override;
+
+ private:
+  struct Entry {
+    std::string version;
+    std::string material;
+    int generation;
+  };
+  const std::string name_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::vector<Entry>> secrets_ ABSL_GUARDED_BY(mu_);
+  absl::Status list_failure_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Status> fetch_failures_ ABSL_GUARDED_BY(mu_);
+  int generation_ ABSL_GUARDED_BY(mu_) = 0;
+  int list_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int fetch_calls_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace credbroker::testing

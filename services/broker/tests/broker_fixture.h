@@ -1,0 +1,60 @@
+// Shared wiring for service tests: a KeyRing over a FakeSecretSource, an in-memory lease store,
+// a fake clock and the real LeaseBroker.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "credbroker/core/clock.h"
+#include "credbroker/identity/authenticator.h"
+#include "credbroker/leases/lease_store.h"
+#include "credbroker/leases/lease_table.h"
+#include "credbroker/metrics/broker_metrics.h"
+#include "credbroker/providers/catalog.h"
+#include "credbroker/rotation/key_ring.h"
+#include "credbroker/testing/fake_secret_source.h"
+#include "lease_broker.h"
+#include "prometheus/text_serializer.h"
+
+namespace credbroker::broker {
+
+inline const std::string kLmnV1 = "lmnfl_one.aaaaaaaaaaaaaaaa";
+inline const std::string kLmnV2 = "lmnfl_two.bbbbbbbbbbbbbbbb";
+
+class BrokerFixture {
+ public:
+  BrokerFixture() {
+    v1::BrokerConfig config;
+    config.add_sources()->set_name("fake");
+    config.add_providers()->set_name("lumenfall");
+    config.add_providers()->set_name("fluximage");
+    catalog = *providers::ProviderCatalog::FromConfig(config);
+    registry = std::make_shared<prometheus::Registry>();
+    metrics = std::make_unique<metrics::BrokerMetrics>(registry);
+    ring = std::make_unique<rotation::KeyRing>(
+        &catalog, &clock, metrics.get(),
+        absl::flat_hash_map<std::string, absl::Duration>{{"lumenfall", absl::Hours(1)},
+                                                         {"fluximage", absl::Hours(1)}});
+    table = std::make_unique<leases::LeaseTable>(&store, &clock);
+    broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), metrics.get(), &clock,
+                                           TtlPolicy{});
+    source.Put("lumenfall", "v1", kLmnV1);
+    (void)ring->RefreshProvider("lumenfall", source);
+  }
+
+  std::string Scrape() { return prometheus::TextSerializer().Serialize(registry->Collect()); }
+
+  core::FakeClock clock;
+  providers::ProviderCatalog catalog;
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<metrics::BrokerMetrics> metrics;
+  testing::FakeSecretSource source;
+  std::unique_ptr<rotation::KeyRing> ring;
+  leases::InMemoryLeaseStore store;
+  std::unique_ptr<leases::LeaseTable> table;
+  std::unique_ptr<LeaseBroker> broker;
+  identity::Identity app{"billing", false};
+  identity::Identity other{"search", false};
+};
+
+}  // namespace credbroker::broker

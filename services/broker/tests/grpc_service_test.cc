@@ -1,0 +1,231 @@
+// Service tier: the real gRPC services on an in-process server (loopback, port 0), with the real
+// LeaseBroker, KeyRing and LeaseTable over fakes for the secret source and the clock.
+#include <grpcpp/grpcpp.h>
+
+#include "broker_fixture.h"
+#include "credbroker/core/ids.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpc_services.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace credbroker::broker {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Reason(const grpc::Status& s) {
+  google::rpc::Status details;
+  if (!details.ParseFromString(s.error_details())) return "";
+  for (const auto& any : details.details()) {
+    google::rpc::ErrorInfo info;
+    if (any.UnpackTo(&info)) return info.reason();
+  }
+  return "";
+}
+
+class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
+ protected:
+  void SetUp() override {
+    v1::IdentityConfig ids;
+    auto* a = ids.add_static_tokens();
+    a->set_service("billing");
+    a->set_token("billing-token-0123456789");
+    auto* b = ids.add_static_tokens();
+    b->set_service("ops");
+    b->set_token("ops-token-0123456789abc");
+    b->set_admin(true);
+    auth_ = *identity::StaticTokenAuthenticator::Create(ids);
+    lease_service_ = std::make_unique<LeaseServiceImpl>(broker.get(), auth_.get(), metrics.get());
+    admin_service_ =
+        std::make_unique<AdminServiceImpl>(broker.get(), auth_.get(), metrics.get(), &catalog);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(lease_service_.get());
+    builder.RegisterService(admin_service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(port, 0);
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                   grpc::InsecureChannelCredentials());
+    lease_ = v1::LeaseService::NewStub(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+  }
+  void TearDown() override {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_->Wait();
+  }
+
+  std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return ctx;
+  }
+
+  grpc::Status Acquire(const std::string& token, const std::string& provider, v1::Lease* out) {
+    v1::AcquireLeaseRequest req;
+    req.set_provider(provider);
+    return lease_->AcquireLease(Ctx(token).get(), req, out);
+  }
+
+  const std::string kApp = "billing-token-0123456789";
+  const std::string kAdmin = "ops-token-0123456789abc";
+  std::unique_ptr<identity::Authenticator> auth_;
+  std::unique_ptr<LeaseServiceImpl> lease_service_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::LeaseService::Stub> lease_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(GrpcServiceTest, AcquireReturnsKeyAndReadyMadeHeader) {
+  v1::Lease lease;
+  grpc::Status s = Acquire(kApp, "lumenfall", &lease);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(lease.api_key() == kLmnV1);
+  EXPECT_EQ(lease.key_fingerprint(), core::Fingerprint(kLmnV1));
+  EXPECT_EQ(lease.header_name(), "Authorization");
+  EXPECT_TRUE(lease.header_value() == "Bearer " + kLmnV1);
+  EXPECT_EQ(lease.base_url(), "https://api.lumenfall.ai/openai/v1");
+  EXPECT_EQ(lease.key_state(), v1::KEY_STATE_CURRENT);
+  EXPECT_FALSE(lease.has_key_retires_at());
+  EXPECT_EQ(lease.expires_at().seconds() - lease.issued_at().seconds(), 15 * 60);
+}
+
+TEST_F(GrpcServiceTest, MissingOrWrongTokenIsUnauthenticated) {
+  v1::Lease lease;
+  grpc::Status none = Acquire("", "lumenfall", &lease);
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Reason(none), "MISSING_CREDENTIALS");
+  grpc::Status wrong = Acquire("not-a-configured-token", "lumenfall", &lease);
+  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Reason(wrong), "INVALID_CREDENTIALS");
+  EXPECT_THAT(Scrape(), HasSubstr(
+      R"(credbroker_caller_auth_failures_total{reason="MISSING_CREDENTIALS"} 1)"));
+}
+
+TEST_F(GrpcServiceTest, RenewReleaseAndErrorsCarryReasons) {
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire(kApp, "lumenfall", &lease).ok());
+  v1::RenewLeaseRequest renew;
+  renew.set_lease_id(lease.lease_id());
+  renew.mutable_ttl()->set_seconds(600);
+  v1::Lease renewed;
+  ASSERT_TRUE(lease_->RenewLease(Ctx(kApp).get(), renew, &renewed).ok());
+  EXPECT_EQ(renewed.renew_count(), 1);
+  EXPECT_TRUE(renewed.api_key() == kLmnV1);
+  v1::ReleaseLeaseRequest rel;
+  rel.set_lease_id(lease.lease_id());
+  v1::ReleaseLeaseResponse resp;
+  ASSERT_TRUE(lease_->ReleaseLease(Ctx(kApp).get(), rel, &resp).ok());
+  grpc::Status again = lease_->ReleaseLease(Ctx(kApp).get(), rel, &resp);
+  EXPECT_EQ(again.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reason(again), "LEASE_NOT_FOUND");
+  grpc::Status unknown = Acquire(kApp, "nope", &lease);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reason(unknown), "UNKNOWN_PROVIDER");
+}
+
+TEST_F(GrpcServiceTest, WatchSendsStateThenSyncedThenChanges) {
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + kApp);
+  v1::WatchKeysRequest req;
+  req.add_providers("lumenfall");
+  auto reader = lease_->WatchKeys(&ctx, req);
+  v1::KeyEvent e;
+  ASSERT_TRUE(reader->Read(&e));
+  EXPECT_EQ(e.type(), v1::KeyEvent::SNAPSHOT);
+  EXPECT_EQ(e.key_version(), "v1");
+  EXPECT_EQ(e.state(), v1::KEY_STATE_CURRENT);
+  ASSERT_TRUE(reader->Read(&e));
+  EXPECT_EQ(e.type(), v1::KeyEvent::SYNCED);
+
+  source.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_TRUE(ring->RefreshProvider("lumenfall", source).ok());
+  std::map<v1::KeyEvent::Type, v1::KeyEvent> got;
+  for (int i = 0; i < 2 && reader->Read(&e); ++i) got[e.type()] = e;
+  ASSERT_TRUE(got.count(v1::KeyEvent::ROTATED));
+  EXPECT_EQ(got[v1::KeyEvent::ROTATED].key_version(), "v2");
+  EXPECT_EQ(got[v1::KeyEvent::ROTATED].key_fingerprint(), core::Fingerprint(kLmnV2));
+  ASSERT_TRUE(got.count(v1::KeyEvent::RETIRING));
+  EXPECT_EQ(got[v1::KeyEvent::RETIRING].key_version(), "v1");
+  EXPECT_TRUE(got[v1::KeyEvent::RETIRING].has_retires_at());
+  ctx.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST_F(GrpcServiceTest, WatchRejectsUnknownProviderAndMissingToken) {
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + kApp);
+    v1::WatchKeysRequest req;
+    req.add_providers("nope");
+    auto reader = lease_->WatchKeys(&ctx, req);
+    v1::KeyEvent e;
+    EXPECT_FALSE(reader->Read(&e));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  grpc::ClientContext ctx;
+  auto reader = lease_->WatchKeys(&ctx, v1::WatchKeysRequest());
+  v1::KeyEvent e;
+  EXPECT_FALSE(reader->Read(&e));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(GrpcServiceTest, AdminNeedsTheAdminRole) {
+  v1::ListProvidersResponse providers;
+  grpc::Status denied =
+      admin_->ListProviders(Ctx(kApp).get(), v1::ListProvidersRequest(), &providers);
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(denied), "NOT_ADMIN");
+  ASSERT_TRUE(admin_->ListProviders(Ctx(kAdmin).get(), v1::ListProvidersRequest(), &providers).ok());
+  ASSERT_EQ(providers.providers_size(), 2);
+  EXPECT_EQ(providers.providers(0).name(), "lumenfall");
+  EXPECT_EQ(providers.providers(0).current_key_version(), "v1");
+  EXPECT_TRUE(providers.providers(1).single_key());
+  EXPECT_EQ(providers.providers(1).current_key_version(), "");
+}
+
+TEST_F(GrpcServiceTest, AdminListsKeysAndLeasesAndRevokes) {
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire(kApp, "lumenfall", &lease).ok());
+  ASSERT_TRUE(Acquire(kApp, "lumenfall", &lease).ok());
+  v1::ListKeyVersionsResponse keys;
+  ASSERT_TRUE(admin_->ListKeyVersions(Ctx(kAdmin).get(), v1::ListKeyVersionsRequest(), &keys).ok());
+  ASSERT_EQ(keys.versions_size(), 1);
+  EXPECT_EQ(keys.versions(0).active_leases(), 2);
+  EXPECT_EQ(keys.versions(0).key_fingerprint(), core::Fingerprint(kLmnV1));
+
+  v1::ListLeasesResponse leases;
+  ASSERT_TRUE(admin_->ListLeases(Ctx(kAdmin).get(), v1::ListLeasesRequest(), &leases).ok());
+  EXPECT_EQ(leases.leases_size(), 2);
+  EXPECT_EQ(leases.leases(0).caller(), "billing");
+
+  v1::RevokeLeasesResponse revoked;
+  grpc::Status no_filter =
+      admin_->RevokeLeases(Ctx(kAdmin).get(), v1::RevokeLeasesRequest(), &revoked);
+  EXPECT_EQ(no_filter.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  v1::RevokeLeasesRequest by_id;
+  by_id.set_lease_id(lease.lease_id());
+  ASSERT_TRUE(admin_->RevokeLeases(Ctx(kAdmin).get(), by_id, &revoked).ok());
+  EXPECT_EQ(revoked.revoked(), 1);
+  v1::RenewLeaseRequest renew;
+  renew.set_lease_id(lease.lease_id());
+  v1::Lease out;
+  EXPECT_EQ(lease_->RenewLease(Ctx(kApp).get(), renew, &out).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(GrpcServiceTest, RotationAdminCallsSayTheyAreNotBuiltYet) {
+  v1::RotateKeyRequest req;
+  req.set_provider("lumenfall");
+  v1::RotateKeyResponse resp;
+  grpc::Status s = admin_->RotateKey(Ctx(kAdmin).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+}  // namespace
+}  // namespace credbroker::broker

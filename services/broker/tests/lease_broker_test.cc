@@ -1,0 +1,185 @@
+#include "lease_broker.h"
+
+#include "broker_fixture.h"
+#include "credbroker/core/ids.h"
+#include "credbroker/core/status_macros.h"
+#include "credbroker/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace credbroker::broker {
+namespace {
+
+using ::credbroker::testing::IsOk;
+using ::credbroker::testing::StatusIs;
+using ::testing::HasSubstr;
+
+class LeaseBrokerTest : public ::testing::Test, public BrokerFixture {};
+
+TEST_F(LeaseBrokerTest, AcquireGrantsCurrentKeyWithDefaultTtl) {
+  auto g = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "test");
+  ASSERT_THAT(g, IsOk());
+  EXPECT_EQ(g->lease.key_version, "v1");
+  EXPECT_EQ(g->lease.key_fingerprint, core::Fingerprint(kLmnV1));
+  EXPECT_TRUE(g->key->material->reveal() == kLmnV1);
+  EXPECT_EQ(g->lease.expires_at - g->lease.issued_at, absl::Minutes(15));
+  EXPECT_EQ(g->lease.caller, "billing");
+  EXPECT_TRUE(core::LooksLikeLeaseId(g->lease.id));
+  EXPECT_THAT(Scrape(), HasSubstr(
+      R"(credbroker_leases_issued_total{caller="billing",provider="lumenfall"} 1)"));
+  EXPECT_THAT(Scrape(), HasSubstr(
+      R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
+}
+
+TEST_F(LeaseBrokerTest, TtlIsClampedToPolicyAndNegativeIsRejected) {
+  auto big = broker->Acquire(app, "lumenfall", absl::Hours(10), "");
+  ASSERT_THAT(big, IsOk());
+  EXPECT_EQ(big->lease.expires_at - big->lease.issued_at, absl::Hours(1));
+  auto small = broker->Acquire(app, "lumenfall", absl::Seconds(1), "");
+  ASSERT_THAT(small, IsOk());
+  EXPECT_EQ(small->lease.expires_at - small->lease.issued_at, absl::Seconds(30));
+  auto neg = broker->Acquire(app, "lumenfall", -absl::Seconds(1), "");
+  EXPECT_THAT(neg, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(core::ReasonOf(neg.status()), "BAD_TTL");
+}
+
+TEST_F(LeaseBrokerTest, UnknownOrUnloadedProviderIsRefused) {
+  auto unknown = broker->Acquire(app, "nope", absl::ZeroDuration(), "");
+  EXPECT_THAT(unknown, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(core::ReasonOf(unknown.status()), "UNKNOWN_PROVIDER");
+  auto empty = broker->Acquire(app, "", absl::ZeroDuration(), "");
+  EXPECT_THAT(empty, StatusIs(absl::StatusCode::kInvalidArgument));
+  // fluximage is configured but was never loaded from its source.
+  auto unloaded = broker->Acquire(app, "fluximage", absl::ZeroDuration(), "");
+  EXPECT_THAT(unloaded, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(Scrape(), HasSubstr(
+      R"(credbroker_lease_requests_denied_total{method="AcquireLease",reason="UNKNOWN_PROVIDER"} 1)"));
+}
+
+TEST_F(LeaseBrokerTest, StaleBackendFailsClosedAndRecovers) {
+  source.FailListing(absl::UnavailableError("vault down"));
+  clock.Advance(absl::Minutes(30));
+  (void)ring->RefreshProvider("lumenfall", source);
+  EXPECT_THAT(broker->Acquire(app, "lumenfall", absl::ZeroDuration(), ""), IsOk());
+  clock.Advance(absl::Minutes(31));
+  (void)ring->RefreshProvider("lumenfall", source);
+  auto stale = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  EXPECT_THAT(stale, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("vault down")));
+  EXPECT_EQ(core::ReasonOf(stale.status()), "BACKEND_STALE");
+  source.FailListing(absl::OkStatus());
+  (void)ring->RefreshProvider("lumenfall", source);
+  EXPECT_THAT(broker->Acquire(app, "lumenfall", absl::ZeroDuration(), ""), IsOk());
+}
+
+TEST_F(LeaseBrokerTest, RenewExtendsAndCountsOnlyForTheHolder) {
+  auto g = broker->Acquire(app, "lumenfall", absl::Minutes(5), "");
+  ASSERT_THAT(g, IsOk());
+  clock.Advance(absl::Minutes(4));
+  auto r = broker->Renew(app, g->lease.id, absl::Minutes(10));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->lease.expires_at, clock.Now() + absl::Minutes(10));
+  EXPECT_EQ(r->lease.renew_count, 1);
+  EXPECT_TRUE(r->key->material->reveal() == kLmnV1);
+  auto theirs = broker->Renew(other, g->lease.id, absl::Minutes(10));
+  EXPECT_THAT(theirs, StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(LeaseBrokerTest, RenewOfMalformedUnknownOrExpiredLease) {
+  EXPECT_EQ(core::ReasonOf(broker->Renew(app, "../../etc", absl::ZeroDuration()).status()),
+            "BAD_LEASE_ID");
+  EXPECT_EQ(core::ReasonOf(broker->Renew(app, core::NewLeaseId(), absl::ZeroDuration()).status()),
+            "LEASE_NOT_FOUND");
+  auto g = broker->Acquire(app, "lumenfall", absl::Minutes(1), "");
+  ASSERT_THAT(g, IsOk());
+  clock.Advance(absl::Minutes(2));
+  EXPECT_EQ(core::ReasonOf(broker->Renew(app, g->lease.id, absl::ZeroDuration()).status()),
+            "LEASE_EXPIRED");
+}
+
+TEST_F(LeaseBrokerTest, LeaseOnPreviousVersionRenewsUntilRetireThenFails) {
+  auto g = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
+  ASSERT_THAT(g, IsOk());
+  clock.Advance(absl::Minutes(1));
+  source.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring->RefreshProvider("lumenfall", source), IsOk());
+  const absl::Time retires = clock.Now() + absl::Hours(24 * 7);
+  // Renew every 50 minutes across the whole overlap.
+  absl::Time last_expiry;
+  for (int i = 0; i < 300; ++i) {
+    auto r = broker->Renew(app, g->lease.id, absl::Hours(1));
+    if (!r.ok()) {
+      EXPECT_EQ(core::ReasonOf(r.status()), "LEASE_EXPIRED") << r.status();
+      break;
+    }
+    EXPECT_EQ(r->lease.key_version, "v1");
+    EXPECT_LE(r->lease.expires_at, retires);
+    last_expiry = r->lease.expires_at;
+    clock.Advance(absl::Minutes(50));
+    ASSERT_TRUE(ring->RefreshProvider("lumenfall", source).ok());  // backend stays fresh
+  }
+  EXPECT_EQ(last_expiry, retires) << "the last renewal is capped at the retire time";
+  ring->Tick();
+  auto after = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->lease.key_version, "v2");
+}
+
+TEST_F(LeaseBrokerTest, RenewAfterVersionRemovedIsKeyRetired) {
+  source.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring->RefreshProvider("lumenfall", source), IsOk());
+  auto g = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
+  ASSERT_THAT(g, IsOk());
+  ASSERT_EQ(g->lease.key_version, "v2");
+  source.Remove("lumenfall", "v2");
+  ASSERT_THAT(ring->RefreshProvider("lumenfall", source), IsOk());
+  auto r = broker->Renew(app, g->lease.id, absl::ZeroDuration());
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(core::ReasonOf(r.status()), "KEY_RETIRED");
+}
+
+TEST_F(LeaseBrokerTest, ReleaseRemovesAndUpdatesGauge) {
+  auto g = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  ASSERT_THAT(g, IsOk());
+  EXPECT_THAT(broker->Release(other, g->lease.id), StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_THAT(broker->Release(app, g->lease.id), IsOk());
+  EXPECT_THAT(broker->Release(app, g->lease.id), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Scrape(), HasSubstr(
+      R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 0)"));
+  EXPECT_THAT(Scrape(), HasSubstr(
+      R"(credbroker_leases_released_total{caller="billing",provider="lumenfall"} 1)"));
+}
+
+TEST_F(LeaseBrokerTest, ReportAuthFailureCountsAndTellsWhetherANewerKeyExists) {
+  auto g = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  ASSERT_THAT(g, IsOk());
+  auto same = broker->ReportAuthFailure(app, g->lease.id, 401, "INVALID_API_KEY");
+  ASSERT_THAT(same, IsOk());
+  EXPECT_FALSE(same->newer_key_available);
+  source.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring->RefreshProvider("lumenfall", source), IsOk());
+  auto newer = broker->ReportAuthFailure(app, g->lease.id, 429, "");
+  ASSERT_THAT(newer, IsOk());
+  EXPECT_TRUE(newer->newer_key_available);
+  EXPECT_EQ(newer->current_key_version, "v2");
+  EXPECT_THAT(broker->ReportAuthFailure(app, g->lease.id, 500, ""),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(broker->ReportAuthFailure(other, g->lease.id, 401, ""),
+              StatusIs(absl::StatusCode::kNotFound));
+  std::string text = Scrape();
+  EXPECT_THAT(text, HasSubstr(R"(credbroker_auth_failure_reports_total{caller="billing",http_status="401",key_version="v1",provider="lumenfall"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(http_status="429",key_version="v1")"));
+}
+
+TEST_F(LeaseBrokerTest, SweepExpiresAndCounts) {
+  ASSERT_THAT(broker->Acquire(app, "lumenfall", absl::Minutes(1), ""), IsOk());
+  ASSERT_THAT(broker->Acquire(app, "lumenfall", absl::Minutes(20), ""), IsOk());
+  clock.Advance(absl::Minutes(2));
+  EXPECT_EQ(broker->SweepExpired(), 1u);
+  EXPECT_THAT(Scrape(), HasSubstr(
+      R"(credbroker_leases_expired_total{caller="billing",provider="lumenfall"} 1)"));
+  EXPECT_THAT(Scrape(), HasSubstr(
+      R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
+}
+
+}  // namespace
+}  // namespace credbroker::broker

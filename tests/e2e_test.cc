@@ -1,0 +1,505 @@
+// End to end: starts the real `credbroker` binary on free loopback ports and talks gRPC to it,
+// rewrites key files the way the kubelet does, scrapes /metrics, kills -9 and restarts it.
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "credbroker/core/ids.h"
+#include "credbroker/testing/broker_process.h"
+#include "credbroker/testing/status_matchers.h"
+#include "credbroker/testing/temp_dir.h"
+#include "credbroker/v1/admin.grpc.pb.h"
+#include "credbroker/v1/lease.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "gtest/gtest.h"
+
+namespace credbroker {
+namespace {
+
+using ::credbroker::testing::BinaryFromEnv;
+using ::credbroker::testing::BrokerProcess;
+using ::credbroker::testing::HttpGet;
+using ::credbroker::testing::RunCommand;
+using ::credbroker::testing::TempDir;
+using ::credbroker::testing::WriteFile;
+using ::credbroker::testing::WriteK8sSecretDir;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const std::string kLmnV1 = "lmnfl_e2eone.0123456789abcdef0123";
+const std::string kLmnV2 = "lmnfl_e2etwo.fedcba9876543210fedc";
+const std::string kFlxV1 = "flx_live_" + std::string(40, 'c');
+const std::string kAppToken = "e2e-app-token-0123456789";
+const std::string kAdminToken = "e2e-admin-token-0123456789";
+
+constexpr char kConfig[] = R"(server:
+  listen: 127.0.0.1:0
+  metrics_listen: 127.0.0.1:0
+  data_dir: data
+sources:
+  - name: local
+    file:
+      root: keys
+    refresh_interval: 1s
+providers:
+  - name: lumenfall
+  - name: fluximage
+leases:
+  default_ttl: 10m
+  max_ttl: 1h
+  min_ttl: 1s
+  sweep_interval: 1s
+identity:
+  static_tokens:
+    - service: e2e-app
+      token: e2e-app-token-0123456789
+    - service: e2e-admin
+      token_file: admin.token
+      admin: true
+)";
+
+std::string Reason(const grpc::Status& s) {
+  google::rpc::Status details;
+  if (!details.ParseFromString(s.error_details())) return "";
+  for (const auto& any : details.details()) {
+    google::rpc::ErrorInfo info;
+    if (any.UnpackTo(&info)) return info.reason();
+  }
+  return "";
+}
+
+class EndToEndTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Paths of the binaries built alongside this test (overridable for an installed broker).
+    binary_ = BinaryFromEnv("CREDBROKER_BIN");
+    if (binary_.empty()) binary_ = CREDBROKER_BIN;
+    credctl_ = BinaryFromEnv("CREDCTL_BIN");
+    if (credctl_.empty()) credctl_ = CREDCTL_BIN;
+    WriteK8sSecretDir(dir_.Join("keys/lumenfall"), {{"v1", kLmnV1 + "\n"}});
+    WriteK8sSecretDir(dir_.Join("keys/fluximage"), {{"v1", kFlxV1}});
+    WriteFile(dir_.Join("admin.token"), kAdminToken + "\n");
+    WriteFile(dir_.Join("broker.yaml"), kConfig);
+  }
+
+  void StartBroker() {
+    auto proc = BrokerProcess::Start(binary_, {"--config", dir_.Join("broker.yaml")}, dir_.path());
+    ASSERT_THAT(proc.status(), testing::IsOk());
+    broker_.emplace(std::move(*proc));
+    channel_ = grpc::CreateChannel(broker_->grpc_address(), grpc::InsecureChannelCredentials());
+    lease_ = v1::LeaseService::NewStub(channel_);
+    admin_ = v1::AdminService::NewStub(channel_);
+  }
+
+  std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token = kAppToken) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return ctx;
+  }
+
+  grpc::Status Acquire(const std::string& provider, v1::Lease* out,
+                       const std::string& token = kAppToken) {
+    v1::AcquireLeaseRequest req;
+    req.set_provider(provider);
+    return lease_->AcquireLease(Ctx(token).get(), req, out);
+  }
+
+  grpc::Status Renew(const std::string& id, v1::Lease* out) {
+    v1::RenewLeaseRequest req;
+    req.set_lease_id(id);
+    return lease_->RenewLease(Ctx().get(), req, out);
+  }
+
+  std::string Metrics() {
+    auto body = HttpGet(broker_->metrics_address(), "/metrics");
+    return body.ok() ? *body : "";
+  }
+
+  // Polls until `pred` holds (file watching and refreshes are asynchronous).
+  template <typename Pred>
+  bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(10)) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (pred()) return true;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return pred();
+  }
+
+  testing::ProcessResult Credctl(std::vector<std::string> args,
+                                 const std::string& token = kAppToken) {
+    std::vector<std::string> argv = {credctl_, "--addr", broker_->grpc_address(), "--token", token};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  TempDir dir_;
+  std::string binary_;
+  std::string credctl_;
+  std::optional<BrokerProcess> broker_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::LeaseService::Stub> lease_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+TEST_F(EndToEndTest, AcquireRenewReleaseOverGrpc) {
+  StartBroker();
+  v1::Lease lease;
+  grpc::Status s = Acquire("lumenfall", &lease);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(lease.key_version(), "v1");
+  EXPECT_EQ(core::Fingerprint(lease.api_key()), core::Fingerprint(kLmnV1));
+  EXPECT_EQ(core::Fingerprint(lease.header_value()), core::Fingerprint("Bearer " + kLmnV1));
+  EXPECT_EQ(lease.expires_at().seconds() - lease.issued_at().seconds(), 600);
+
+  v1::Lease renewed;
+  ASSERT_TRUE(Renew(lease.lease_id(), &renewed).ok());
+  EXPECT_EQ(renewed.renew_count(), 1);
+  EXPECT_EQ(renewed.lease_id(), lease.lease_id());
+
+  v1::ReleaseLeaseRequest rel;
+  rel.set_lease_id(lease.lease_id());
+  v1::ReleaseLeaseResponse resp;
+  ASSERT_TRUE(lease_->ReleaseLease(Ctx().get(), rel, &resp).ok());
+  grpc::Status gone = Renew(lease.lease_id(), &renewed);
+  EXPECT_EQ(gone.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reason(gone), "LEASE_NOT_FOUND");
+  EXPECT_THAT(broker_->Logs(), Not(HasSubstr(kLmnV1)));
+}
+
+TEST_F(EndToEndTest, BadRequestsGetClearErrors) {
+  StartBroker();
+  v1::Lease lease;
+  grpc::Status no_token = Acquire("lumenfall", &lease, "");
+  EXPECT_EQ(no_token.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status bad_token = Acquire("lumenfall", &lease, "wrong-token-0123456789");
+  EXPECT_EQ(bad_token.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::Status unknown = Acquire("openai", &lease);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reason(unknown), "UNKNOWN_PROVIDER");
+  grpc::Status bad_id = Renew("not-a-lease", &lease);
+  EXPECT_EQ(bad_id.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::Status unknown_id = Renew(core::NewLeaseId(), &lease);
+  EXPECT_EQ(unknown_id.error_code(), grpc::StatusCode::NOT_FOUND);
+  v1::ListProvidersResponse providers;
+  grpc::Status not_admin =
+      admin_->ListProviders(Ctx().get(), v1::ListProvidersRequest(), &providers);
+  EXPECT_EQ(not_admin.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(
+      admin_->ListProviders(Ctx(kAdminToken).get(), v1::ListProvidersRequest(), &providers).ok());
+  EXPECT_EQ(providers.providers_size(), 2);
+}
+
+TEST_F(EndToEndTest, ExpiredLeaseIsRefusedAndSwept) {
+  StartBroker();
+  v1::AcquireLeaseRequest req;
+  req.set_provider("lumenfall");
+  req.mutable_ttl()->set_seconds(1);
+  v1::Lease lease;
+  ASSERT_TRUE(lease_->AcquireLease(Ctx().get(), req, &lease).ok());
+  EXPECT_EQ(lease.expires_at().seconds() - lease.issued_at().seconds(), 1);
+  absl::SleepFor(absl::Milliseconds(1100));
+  v1::Lease renewed;
+  grpc::Status s = Renew(lease.lease_id(), &renewed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(Reason(s), ::testing::AnyOf("LEASE_EXPIRED", "LEASE_NOT_FOUND"));
+  ASSERT_TRUE(Eventually([&] {
+    return absl::StrContains(
+        Metrics(), R"(credbroker_leases_expired_total{caller="e2e-app",provider="lumenfall"} 1)");
+  }));
+  EXPECT_THAT(Metrics(), HasSubstr(
+      R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 0)"));
+}
+
+TEST_F(EndToEndTest, WatchSeesAKeyRotationWrittenAsFiles) {
+  StartBroker();
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + kAppToken);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::WatchKeysRequest req;
+  req.add_providers("lumenfall");
+  auto reader = lease_->WatchKeys(&ctx, req);
+  v1::KeyEvent e;
+  ASSERT_TRUE(reader->Read(&e));
+  EXPECT_EQ(e.type(), v1::KeyEvent::SNAPSHOT);
+  EXPECT_EQ(e.key_version(), "v1");
+  ASSERT_TRUE(reader->Read(&e));
+  ASSERT_EQ(e.type(), v1::KeyEvent::SYNCED);
+
+  v1::Lease old_lease;
+  ASSERT_TRUE(Acquire("lumenfall", &old_lease).ok());
+
+  // The kubelet-style atomic update adds v2.
+  WriteK8sSecretDir(dir_.Join("keys/lumenfall"), {{"v1", kLmnV1}, {"v2", kLmnV2}});
+  bool rotated = false;
+  while (!rotated && reader->Read(&e)) {
+    rotated = e.type() == v1::KeyEvent::ROTATED && e.key_version() == "v2";
+  }
+  ASSERT_TRUE(rotated);
+  EXPECT_EQ(e.key_fingerprint(), core::Fingerprint(kLmnV2));
+
+  v1::Lease fresh;
+  ASSERT_TRUE(Acquire("lumenfall", &fresh).ok());
+  EXPECT_EQ(fresh.key_version(), "v2");
+  EXPECT_EQ(core::Fingerprint(fresh.api_key()), core::Fingerprint(kLmnV2));
+  // The old lease still renews on the now-PREVIOUS v1, and says when v1 retires.
+  v1::Lease renewed;
+  ASSERT_TRUE(Renew(old_lease.lease_id(), &renewed).ok());
+  EXPECT_EQ(renewed.key_version(), "v1");
+  EXPECT_EQ(renewed.key_state(), v1::KEY_STATE_PREVIOUS);
+  EXPECT_TRUE(renewed.has_key_retires_at());
+  ctx.TryCancel();
+  (void)reader->Finish();
+}
+
+TEST_F(EndToEndTest, MalformedKeyIsRejectedCountedAndOldKeyKeepsServing) {
+  StartBroker();
+  const std::string bad = "sk-definitely-not-lumenfall";
+  WriteK8sSecretDir(dir_.Join("keys/lumenfall"), {{"v1", kLmnV1}, {"v2", bad}});
+  ASSERT_TRUE(Eventually([&] {
+    return absl::StrContains(Metrics(),
+                             R"(credbroker_key_versions_rejected_total{provider="lumenfall",reason="format"} 1)");
+  })) << Metrics();
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire("lumenfall", &lease).ok());
+  EXPECT_EQ(lease.key_version(), "v1");
+  std::string logs = broker_->Logs();
+  EXPECT_THAT(logs, HasSubstr(core::Fingerprint(bad)));
+  EXPECT_THAT(logs, Not(HasSubstr(bad)));
+  EXPECT_THAT(Metrics(), Not(HasSubstr(bad)));
+}
+
+TEST_F(EndToEndTest, MetricsEndpointServesTheMetricSet) {
+  StartBroker();
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire("lumenfall", &lease).ok());
+  v1::ReportAuthFailureRequest report;
+  report.set_lease_id(lease.lease_id());
+  report.set_http_status(401);
+  report.set_error_code("INVALID_API_KEY");
+  v1::ReportAuthFailureResponse resp;
+  ASSERT_TRUE(lease_->ReportAuthFailure(Ctx().get(), report, &resp).ok());
+  EXPECT_FALSE(resp.newer_key_available());
+  std::string m = Metrics();
+  EXPECT_THAT(m, HasSubstr(R"(credbroker_leases_issued_total{caller="e2e-app",provider="lumenfall"} 1)"));
+  EXPECT_THAT(m, HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
+  EXPECT_THAT(m, HasSubstr(R"(credbroker_auth_failure_reports_total{caller="e2e-app",http_status="401",key_version="v1",provider="lumenfall"} 1)"));
+  EXPECT_THAT(m, HasSubstr("credbroker_grpc_request_duration_seconds_bucket"));
+  EXPECT_THAT(m, HasSubstr(R"(credbroker_backend_last_success_timestamp_seconds{backend="local"})"));
+  EXPECT_THAT(m, Not(HasSubstr(lease.lease_id())));
+  EXPECT_THAT(m, Not(HasSubstr(kLmnV1)));
+}
+
+TEST_F(EndToEndTest, LeaseSurvivesKill9AndRestart) {
+  StartBroker();
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire("lumenfall", &lease).ok());
+  broker_->Kill();  // SIGKILL: no shutdown hooks run
+  broker_.reset();
+  StartBroker();
+  v1::Lease renewed;
+  grpc::Status s = Renew(lease.lease_id(), &renewed);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(renewed.lease_id(), lease.lease_id());
+  EXPECT_EQ(renewed.renew_count(), 1);
+  EXPECT_EQ(core::Fingerprint(renewed.api_key()), core::Fingerprint(kLmnV1));
+  EXPECT_THAT(Metrics(), HasSubstr(
+      R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
+}
+
+TEST_F(EndToEndTest, GracefulStopExitsZero) {
+  StartBroker();
+  EXPECT_EQ(broker_->Stop(), 0);
+  EXPECT_THAT(broker_->Logs(), HasSubstr("credbroker stopped"));
+  broker_.reset();
+}
+
+// Raw-bytes unary call through the generic stub (no generated health stubs are installed).
+grpc::Status RawUnary(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                      const std::string& request, std::string* response) {
+  grpc::GenericStub generic(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1);
+  grpc::ByteBuffer resp;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  generic.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = s;
+    done = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  std::vector<grpc::Slice> slices;
+  if (status.ok() && resp.Dump(&slices).ok()) {
+    for (auto& s : slices) response->append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return status;
+}
+
+TEST_F(EndToEndTest, HealthCheckAnswersWithoutAToken) {
+  StartBroker();
+  // HealthCheckRequest{service: ""} is the empty message; SERVING is field 1 = 1.
+  std::string response;
+  grpc::Status s = RawUnary(channel_, "/grpc.health.v1.Health/Check", "", &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response, std::string("\x08\x01", 2));
+  // HealthCheckRequest{service: "readiness"}.
+  response.clear();
+  s = RawUnary(channel_, "/grpc.health.v1.Health/Check", std::string("\x0a\x09readiness"),
+               &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response, std::string("\x08\x01", 2));
+}
+
+TEST_F(EndToEndTest, ReflectionListsTheServices) {
+  StartBroker();
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::CompletionQueue cq;
+  auto call = generic.PrepareCall(
+      &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  // ServerReflectionRequest{list_services: ""}: field 7, length-delimited, empty.
+  grpc::Slice slice(std::string("\x3a\x00", 2));
+  grpc::ByteBuffer req(&slice, 1);
+  call->Write(req, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  grpc::ByteBuffer resp;
+  call->Read(&resp, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(resp.Dump(&slices).ok());
+  std::string bytes;
+  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_THAT(bytes, HasSubstr("credbroker.v1.LeaseService"));
+  EXPECT_THAT(bytes, HasSubstr("credbroker.v1.AdminService"));
+  ctx.TryCancel();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  while (cq.Next(&tag, &ok) && tag != reinterpret_cast<void*>(4)) {
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+TEST_F(EndToEndTest, CredctlWorksForHumansAndScripts) {
+  StartBroker();
+  auto acquired = Credctl({"--json", "lease", "acquire", "lumenfall", "--ttl", "5m"});
+  ASSERT_EQ(acquired.exit_code, 0) << acquired.output;
+  EXPECT_THAT(acquired.output, HasSubstr("\"key_version\":\"v1\""));
+  EXPECT_THAT(acquired.output, Not(HasSubstr(kLmnV1))) << "no key without --reveal-key";
+  std::string id = acquired.output.substr(acquired.output.find("\"lease_id\":\"") + 12, 22);
+  auto renewed = Credctl({"lease", "renew", id});
+  ASSERT_EQ(renewed.exit_code, 0) << renewed.output;
+  EXPECT_THAT(renewed.output, HasSubstr("renew_count:  1"));
+  auto revealed = Credctl({"--json", "--reveal-key", "lease", "renew", id});
+  ASSERT_EQ(revealed.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(revealed.output, kLmnV1)) << "--reveal-key prints the key";
+  auto released = Credctl({"lease", "release", id});
+  EXPECT_EQ(released.exit_code, 0);
+  auto again = Credctl({"lease", "release", id});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_THAT(again.output, HasSubstr("NOT_FOUND"));
+  EXPECT_THAT(again.output, HasSubstr("LEASE_NOT_FOUND"));
+
+  auto keys = Credctl({"keys"}, kAdminToken);
+  ASSERT_EQ(keys.exit_code, 0) << keys.output;
+  EXPECT_THAT(keys.output, HasSubstr(core::Fingerprint(kLmnV1)));
+  EXPECT_THAT(keys.output, HasSubstr("CURRENT"));
+  auto providers = Credctl({"--json", "providers"}, kAdminToken);
+  ASSERT_EQ(providers.exit_code, 0);
+  EXPECT_THAT(providers.output, HasSubstr("\"name\":\"fluximage\""));
+  EXPECT_THAT(providers.output, HasSubstr("\"single_key\":true"));
+  auto denied = Credctl({"providers"});
+  EXPECT_NE(denied.exit_code, 0);
+  EXPECT_THAT(denied.output, HasSubstr("PERMISSION_DENIED"));
+
+  auto watch = Credctl({"--json", "watch", "lumenfall", "--count", "2"});
+  ASSERT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output, HasSubstr("\"type\":\"SNAPSHOT\""));
+  EXPECT_THAT(watch.output, HasSubstr("\"type\":\"SYNCED\""));
+}
+
+TEST_F(EndToEndTest, BadConfigExitsNonZeroNamingTheField) {
+  WriteFile(dir_.Join("bad.yaml"), std::string(kConfig) + "      rotation_period: 7d\n");
+  // The appended line lands under the last static token: an unknown field there.
+  const int line = static_cast<int>(std::count(kConfig, kConfig + sizeof(kConfig), '\n')) + 1;
+  auto r = RunCommand({binary_, "--config", dir_.Join("bad.yaml")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr(absl::StrCat("bad.yaml:", line, ":")));
+  EXPECT_THAT(r.output, HasSubstr("identity.static_tokens[1].rotation_period"));
+
+  WriteFile(dir_.Join("bad2.yaml"), R"(sources: [{name: local, file: {root: keys}}]
+providers:
+  - name: lumenfall
+    rotation_period: 120d
+)");
+  auto check = RunCommand({binary_, "--check-config", dir_.Join("bad2.yaml")});
+  EXPECT_EQ(check.exit_code, 2);
+  EXPECT_THAT(check.output, HasSubstr("bad2.yaml:4: providers[0].rotation_period: must be between 30d and 90d"));
+  auto ok = RunCommand({binary_, "--check-config", dir_.Join("broker.yaml")});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  auto ctl = RunCommand({credctl_, "check-config", dir_.Join("bad2.yaml")});
+  EXPECT_NE(ctl.exit_code, 0);
+  EXPECT_THAT(ctl.output, HasSubstr("rotation_period"));
+  auto missing = RunCommand({binary_, "--config", dir_.Join("nope.yaml")});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.output, HasSubstr("nope.yaml"));
+  auto flag = RunCommand({binary_, "--bogus"});
+  EXPECT_EQ(flag.exit_code, 2);
+}
+
+TEST_F(EndToEndTest, PortInUseIsAClearStartupError) {
+  StartBroker();
+  auto second = RunCommand({binary_, "--config", dir_.Join("broker.yaml"), "--listen",
+                            broker_->grpc_address(), "--data-dir", dir_.Join("data2")});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_THAT(second.output, HasSubstr("cannot listen"));
+}
+
+TEST_F(EndToEndTest, ShippedExampleConfigServesDemoKeys) {
+  const std::string src = CB_SOURCE_DIR;
+  auto proc = BrokerProcess::Start(
+      binary_,
+      {"--config", src + "/examples/local.yaml", "--listen", "127.0.0.1:0",
+       "--metrics-listen", "127.0.0.1:0", "--data-dir", dir_.Join("demo-data")},
+      dir_.path());
+  ASSERT_THAT(proc.status(), testing::IsOk());
+  auto channel = grpc::CreateChannel(proc->grpc_address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::LeaseService::NewStub(channel);
+  for (const char* provider : {"fluximage", "lumenfall", "firemoon", "magichour", "example-ai"}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer demo-app-token-change-me");
+    v1::AcquireLeaseRequest req;
+    req.set_provider(provider);
+    v1::Lease lease;
+    grpc::Status s = stub->AcquireLease(&ctx, req, &lease);
+    EXPECT_TRUE(s.ok()) << provider << ": " << s.error_message();
+  }
+}
+
+}  // namespace
+}  // namespace credbroker
