@@ -47,6 +47,7 @@ constexpr char kConfig[] = R"(server:
   listen: 127.0.0.1:0
   metrics_listen: 127.0.0.1:0
   data_dir: data
+  shutdown_grace: 1s
 sources:
   - name: local
     file:
@@ -91,6 +92,16 @@ class EndToEndTest : public ::testing::Test {
     WriteK8sSecretDir(dir_.Join("keys/fluximage"), {{"v1", kFlxV1}});
     WriteFile(dir_.Join("admin.token"), kAdminToken + "\n");
     WriteFile(dir_.Join("broker.yaml"), kConfig);
+  }
+
+  void TearDown() override {
+    if (!broker_) return;
+    int code = broker_->Stop();
+    std::string logs = broker_->Logs();
+    // Under the asan preset the broker itself is instrumented: its reports land in its log.
+    EXPECT_THAT(logs, Not(HasSubstr("Sanitizer")));
+    EXPECT_THAT(logs, Not(HasSubstr("runtime error:")));
+    EXPECT_EQ(code, 0) << "broker did not exit cleanly on SIGTERM";
   }
 
   void StartBroker() {
@@ -219,8 +230,8 @@ TEST_F(EndToEndTest, ExpiredLeaseIsRefusedAndSwept) {
     return absl::StrContains(
         Metrics(), R"(credbroker_leases_expired_total{caller="e2e-app",provider="lumenfall"} 1)");
   }));
-  EXPECT_THAT(Metrics(), HasSubstr(
-      R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 0)"));
+  EXPECT_THAT(Metrics(),
+              HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 0)"));
 }
 
 TEST_F(EndToEndTest, WatchSeesAKeyRotationWrittenAsFiles) {
@@ -269,8 +280,9 @@ TEST_F(EndToEndTest, MalformedKeyIsRejectedCountedAndOldKeyKeepsServing) {
   const std::string bad = "sk-definitely-not-lumenfall";
   WriteK8sSecretDir(dir_.Join("keys/lumenfall"), {{"v1", kLmnV1}, {"v2", bad}});
   ASSERT_TRUE(Eventually([&] {
-    return absl::StrContains(Metrics(),
-                             R"(credbroker_key_versions_rejected_total{provider="lumenfall",reason="format"} 1)");
+    return absl::StrContains(
+        Metrics(),
+        R"(credbroker_key_versions_rejected_total{provider="lumenfall",reason="format"} 1)");
   })) << Metrics();
   v1::Lease lease;
   ASSERT_TRUE(Acquire("lumenfall", &lease).ok());
@@ -293,11 +305,16 @@ TEST_F(EndToEndTest, MetricsEndpointServesTheMetricSet) {
   ASSERT_TRUE(lease_->ReportAuthFailure(Ctx().get(), report, &resp).ok());
   EXPECT_FALSE(resp.newer_key_available());
   std::string m = Metrics();
-  EXPECT_THAT(m, HasSubstr(R"(credbroker_leases_issued_total{caller="e2e-app",provider="lumenfall"} 1)"));
+  EXPECT_THAT(
+      m, HasSubstr(R"(credbroker_leases_issued_total{caller="e2e-app",provider="lumenfall"} 1)"));
   EXPECT_THAT(m, HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
-  EXPECT_THAT(m, HasSubstr(R"(credbroker_auth_failure_reports_total{caller="e2e-app",http_status="401",key_version="v1",provider="lumenfall"} 1)"));
+  EXPECT_THAT(
+      m,
+      HasSubstr(
+          R"(credbroker_auth_failure_reports_total{caller="e2e-app",http_status="401",key_version="v1",provider="lumenfall"} 1)"));
   EXPECT_THAT(m, HasSubstr("credbroker_grpc_request_duration_seconds_bucket"));
-  EXPECT_THAT(m, HasSubstr(R"(credbroker_backend_last_success_timestamp_seconds{backend="local"})"));
+  EXPECT_THAT(m,
+              HasSubstr(R"(credbroker_backend_last_success_timestamp_seconds{backend="local"})"));
   EXPECT_THAT(m, Not(HasSubstr(lease.lease_id())));
   EXPECT_THAT(m, Not(HasSubstr(kLmnV1)));
 }
@@ -315,15 +332,25 @@ TEST_F(EndToEndTest, LeaseSurvivesKill9AndRestart) {
   EXPECT_EQ(renewed.lease_id(), lease.lease_id());
   EXPECT_EQ(renewed.renew_count(), 1);
   EXPECT_EQ(core::Fingerprint(renewed.api_key()), core::Fingerprint(kLmnV1));
-  EXPECT_THAT(Metrics(), HasSubstr(
-      R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
+  EXPECT_THAT(Metrics(),
+              HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
 }
 
-TEST_F(EndToEndTest, GracefulStopExitsZero) {
+TEST_F(EndToEndTest, GracefulStopExitsZeroEvenWithAWatcherOpen) {
   StartBroker();
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + kAppToken);
+  auto reader = lease_->WatchKeys(&ctx, v1::WatchKeysRequest());
+  v1::KeyEvent e;
+  ASSERT_TRUE(reader->Read(&e));
   EXPECT_EQ(broker_->Stop(), 0);
   EXPECT_THAT(broker_->Logs(), HasSubstr("credbroker stopped"));
   broker_.reset();
+  while (reader->Read(&e)) {
+  }
+  // Watchers are told at once, so they can reconnect to another replica.
+  grpc::Status end = reader->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
 }
 
 // Raw-bytes unary call through the generic stub (no generated health stubs are installed).
@@ -459,7 +486,8 @@ providers:
 )");
   auto check = RunCommand({binary_, "--check-config", dir_.Join("bad2.yaml")});
   EXPECT_EQ(check.exit_code, 2);
-  EXPECT_THAT(check.output, HasSubstr("bad2.yaml:4: providers[0].rotation_period: must be between 30d and 90d"));
+  EXPECT_THAT(check.output,
+              HasSubstr("bad2.yaml:4: providers[0].rotation_period: must be between 30d and 90d"));
   auto ok = RunCommand({binary_, "--check-config", dir_.Join("broker.yaml")});
   EXPECT_EQ(ok.exit_code, 0) << ok.output;
   auto ctl = RunCommand({credctl_, "check-config", dir_.Join("bad2.yaml")});
@@ -484,8 +512,8 @@ TEST_F(EndToEndTest, ShippedExampleConfigServesDemoKeys) {
   const std::string src = CB_SOURCE_DIR;
   auto proc = BrokerProcess::Start(
       binary_,
-      {"--config", src + "/examples/local.yaml", "--listen", "127.0.0.1:0",
-       "--metrics-listen", "127.0.0.1:0", "--data-dir", dir_.Join("demo-data")},
+      {"--config", src + "/examples/local.yaml", "--listen", "127.0.0.1:0", "--metrics-listen",
+       "127.0.0.1:0", "--data-dir", dir_.Join("demo-data")},
       dir_.path());
   ASSERT_THAT(proc.status(), testing::IsOk());
   auto channel = grpc::CreateChannel(proc->grpc_address(), grpc::InsecureChannelCredentials());

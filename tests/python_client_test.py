@@ -10,7 +10,7 @@ import time
 
 KEY = "lmnfl_pyexample.0123456789abcdef"
 CONFIG = """
-server: {listen: "127.0.0.1:0", metrics_listen: "127.0.0.1:0", data_dir: data}
+server: {listen: "127.0.0.1:0", metrics_listen: "127.0.0.1:0", data_dir: data, shutdown_grace: 1s}
 sources: [{name: local, file: {root: keys}}]
 providers: [{name: lumenfall}]
 identity:

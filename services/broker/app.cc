@@ -129,8 +129,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   c->auth = std::move(auth);
   TtlPolicy ttl{FromProto(config.leases().default_ttl()), FromProto(config.leases().min_ttl()),
                 FromProto(config.leases().max_ttl())};
-  c->broker = std::make_unique<LeaseBroker>(c->ring.get(), c->table.get(), c->metrics.get(),
-                                            c->clock, ttl);
+  c->broker =
+      std::make_unique<LeaseBroker>(c->ring.get(), c->table.get(), c->metrics.get(), c->clock, ttl);
   c->lease_service =
       std::make_unique<LeaseServiceImpl>(c->broker.get(), c->auth.get(), c->metrics.get());
   c->admin_service = std::make_unique<AdminServiceImpl>(c->broker.get(), c->auth.get(),
@@ -174,8 +174,8 @@ absl::Status App::Start() {
         absl::StrCat("cannot listen for gRPC on ", c.config.server().listen()));
   }
   grpc::HealthCheckServiceInterface* health = c.server->GetHealthCheckService();
-  for (const char* service : {"", "liveness", "readiness", "credbroker.v1.LeaseService",
-                              "credbroker.v1.AdminService"}) {
+  for (const char* service :
+       {"", "liveness", "readiness", "credbroker.v1.LeaseService", "credbroker.v1.AdminService"}) {
     health->SetServingStatus(service, true);
   }
 
@@ -210,15 +210,19 @@ void App::Shutdown() {
   c.shut_down = true;
   if (c.server) {
     c.server->GetHealthCheckService()->Shutdown();
+    c.lease_service->CloseWatchers();
     c.server->Shutdown(std::chrono::system_clock::now() +
                        absl::ToChronoSeconds(FromProto(c.config.server().shutdown_grace())));
+    core::LogDebug("grpc server shut down");
     c.server->Wait();
   }
+  core::LogDebug("grpc server stopped");
   if (c.sweeper.joinable()) {
     c.stop_sweeper.Notify();
     c.sweeper.join();
   }
   for (auto& r : c.refreshers) r->Stop();
+  core::LogDebug("refreshers stopped");
   c.exposer.reset();
   if (c.started) core::LogInfo("credbroker stopped");
 }

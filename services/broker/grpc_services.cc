@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include "grpc_services.h"
 
 #include <deque>
@@ -6,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "credbroker/core/log.h"
@@ -136,6 +136,30 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, metrics::Broke
   return reactor;
 }
 
+class WatchReactor;
+
+}  // namespace
+
+class WatchRegistry {
+ public:
+  void Add(WatchReactor* r) {
+    absl::MutexLock lock(&mu_);
+    reactors_.insert(r);
+  }
+  // Called from OnDone before the reactor deletes itself: waits for a running CloseAll.
+  void Remove(WatchReactor* r) {
+    absl::MutexLock lock(&mu_);
+    reactors_.erase(r);
+  }
+  void CloseAll();
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_set<WatchReactor*> reactors_ ABSL_GUARDED_BY(mu_);
+};
+
+namespace {
+
 // One WatchKeys stream. Events from the KeyRing are queued and written one at a time; a
 // watcher that falls more than kMaxQueued events behind is ended with RESOURCE_EXHAUSTED rather
 // than letting its queue grow without bound.
@@ -143,8 +167,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
  public:
   static constexpr size_t kMaxQueued = 4096;
 
-  WatchReactor(rotation::KeyRing* ring, absl::flat_hash_set<std::string> providers)
-      : ring_(ring), providers_(std::move(providers)) {
+  WatchReactor(rotation::KeyRing* ring, WatchRegistry* registry,
+               absl::flat_hash_set<std::string> providers)
+      : ring_(ring), registry_(registry), providers_(std::move(providers)) {
+    registry_->Add(this);
     std::shared_ptr<const rotation::KeySnapshot> snap = ring_->Subscribe(
         [this](const std::vector<rotation::KeyEvent>& events) { OnKeyEvents(events); },
         &subscription_);
@@ -199,7 +225,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
     // After Unsubscribe returns no listener call is running or can start (the ring calls
     // listeners under the lock Unsubscribe takes), so deleting is safe.
     ring_->Unsubscribe(subscription_);
+    registry_->Remove(this);
     delete this;
+  }
+
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    FinishLocked(core::WithReason(absl::UnavailableError("broker is shutting down; reconnect"),
+                                  "SHUTTING_DOWN"));
   }
 
  private:
@@ -253,6 +286,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
   }
 
   rotation::KeyRing* const ring_;
+  WatchRegistry* const registry_;
   const absl::flat_hash_set<std::string> providers_;
   uint64_t subscription_ = 0;
   absl::Mutex mu_;
@@ -273,14 +307,26 @@ class FailedStream final : public grpc::ServerWriteReactor<v1::KeyEvent> {
 
 }  // namespace
 
+void WatchRegistry::CloseAll() {
+  absl::MutexLock lock(&mu_);
+  for (WatchReactor* r : reactors_) r->Close();
+}
+
+LeaseServiceImpl::LeaseServiceImpl(LeaseBroker* broker, const identity::Authenticator* auth,
+                                   metrics::BrokerMetrics* metrics)
+    : broker_(broker), auth_(auth), metrics_(metrics), watchers_(new WatchRegistry()) {}
+
+LeaseServiceImpl::~LeaseServiceImpl() = default;
+
+void LeaseServiceImpl::CloseWatchers() { watchers_->CloseAll(); }
+
 grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerContext* ctx,
                                                          const v1::AcquireLeaseRequest* req,
                                                          v1::Lease* resp) {
   return Unary(ctx, metrics_, "AcquireLease", [&]() -> absl::Status {
     CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
-    CB_ASSIGN_OR_RETURN(LeaseGrant grant,
-                        broker_->Acquire(who, req->provider(), FromProto(req->ttl()),
-                                         req->purpose()));
+    CB_ASSIGN_OR_RETURN(LeaseGrant grant, broker_->Acquire(who, req->provider(),
+                                                           FromProto(req->ttl()), req->purpose()));
     FillLease(grant, resp);
     return absl::OkStatus();
   });
@@ -312,9 +358,9 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::ReportAuthFailure(
     v1::ReportAuthFailureResponse* resp) {
   return Unary(ctx, metrics_, "ReportAuthFailure", [&]() -> absl::Status {
     CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
-    CB_ASSIGN_OR_RETURN(AuthFailureOutcome out,
-                        broker_->ReportAuthFailure(who, req->lease_id(), req->http_status(),
-                                                   req->error_code()));
+    CB_ASSIGN_OR_RETURN(
+        AuthFailureOutcome out,
+        broker_->ReportAuthFailure(who, req->lease_id(), req->http_status(), req->error_code()));
     resp->set_newer_key_available(out.newer_key_available);
     resp->set_current_key_version(out.current_key_version);
     return absl::OkStatus();
@@ -336,7 +382,7 @@ grpc::ServerWriteReactor<v1::KeyEvent>* LeaseServiceImpl::WatchKeys(
     providers.insert(p);
   }
   (void)scope.Finish(absl::OkStatus());  // latency of the subscribe; the stream lives on
-  return new WatchReactor(&broker_->ring(), std::move(providers));
+  return new WatchReactor(&broker_->ring(), watchers_.get(), std::move(providers));
 }
 
 absl::StatusOr<identity::Identity> AdminServiceImpl::Admin(grpc::CallbackServerContext* ctx) {
@@ -407,7 +453,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListKeyVersions(grpc::CallbackServer
         info->set_key_fingerprint(v->fingerprint);
         info->set_state(ToProto(v->state));
         SetTime(v->created_at, info->mutable_created_at());
-        if (v->retires_at != absl::InfiniteFuture()) SetTime(v->retires_at, info->mutable_retires_at());
+        if (v->retires_at != absl::InfiniteFuture())
+          SetTime(v->retires_at, info->mutable_retires_at());
         auto it = active.find(absl::StrCat(spec.name, "\x1f", v->version_id));
         info->set_active_leases(it == active.end() ? 0 : it->second);
       }
@@ -486,7 +533,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RevokeLeases(grpc::CallbackServerCon
              (req->caller().empty() || l.caller == req->caller()) &&
              (req->key_version().empty() || l.key_version == req->key_version());
     }));
-    core::LogInfo("admin revoked leases", {{"admin", who.name}, {"count", absl::StrCat(n)},
+    core::LogInfo("admin revoked leases", {{"admin", who.name},
+                                           {"count", absl::StrCat(n)},
                                            {"provider", req->provider()},
                                            {"caller", req->caller()},
                                            {"key_version", req->key_version()}});

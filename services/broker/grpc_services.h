@@ -12,11 +12,18 @@
 
 namespace credbroker::broker {
 
+// Open WatchKeys streams, so shutdown can end them at once instead of waiting out the grace
+// period.
+class WatchRegistry;
+
 class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
  public:
   LeaseServiceImpl(LeaseBroker* broker, const identity::Authenticator* auth,
-                   metrics::BrokerMetrics* metrics)
-      : broker_(broker), auth_(auth), metrics_(metrics) {}
+                   metrics::BrokerMetrics* metrics);
+  ~LeaseServiceImpl() override;
+
+  // Ends every open WatchKeys stream with UNAVAILABLE (the broker is going away).
+  void CloseWatchers();
 
   grpc::ServerUnaryReactor* AcquireLease(grpc::CallbackServerContext* ctx,
                                          const v1::AcquireLeaseRequest* req,
@@ -36,6 +43,7 @@ class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
   LeaseBroker* const broker_;
   const identity::Authenticator* const auth_;
   metrics::BrokerMetrics* const metrics_;
+  std::unique_ptr<WatchRegistry> watchers_;
 };
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {

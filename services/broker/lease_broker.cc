@@ -1,7 +1,7 @@
-#include "absl/strings/string_view.h"
 #include "lease_broker.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
@@ -45,7 +45,8 @@ LeaseBroker::LeaseBroker(rotation::KeyRing* ring, leases::LeaseTable* table,
     : ring_(ring), table_(table), metrics_(metrics), clock_(clock), ttl_(ttl) {}
 
 void LeaseBroker::RestoreLoaded(const std::vector<leases::LeaseRecord>& loaded) {
-  for (const leases::LeaseRecord& l : loaded) metrics_->ActiveLeasesAdd(l.provider, l.key_version, 1);
+  for (const leases::LeaseRecord& l : loaded)
+    metrics_->ActiveLeasesAdd(l.provider, l.key_version, 1);
 }
 
 void LeaseBroker::Denied(absl::string_view method, const absl::Status& status) {
@@ -113,25 +114,24 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
     }
     CB_ASSIGN_OR_RETURN(absl::Duration lifetime, EffectiveTtl(ttl));
     auto renewed = table_->Renew(
-        lease_id, caller.name,
-        [&](const leases::LeaseRecord& l) -> absl::StatusOr<absl::Time> {
+        lease_id, caller.name, [&](const leases::LeaseRecord& l) -> absl::StatusOr<absl::Time> {
           CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
                               ServableProvider(*grant.snapshot, l.provider, now));
           const rotation::KeyVersion* key = keys->Find(l.key_version);
           if (key == nullptr || key->fingerprint != l.key_fingerprint ||
               (key->state != KeyState::kCurrent && key->state != KeyState::kPrevious)) {
-            return Reason(absl::FailedPreconditionError(absl::StrCat(
-                              "key version ", l.key_version,
-                              " of this lease has been retired; acquire a new lease")),
+            return Reason(absl::FailedPreconditionError(
+                              absl::StrCat("key version ", l.key_version,
+                                           " of this lease has been retired; acquire a new lease")),
                           "KEY_RETIRED");
           }
           grant.key = key;
           grant.spec = keys->spec;
           absl::Time expiry = std::min(now + lifetime, key->retires_at);
           if (expiry <= now) {
-            return Reason(absl::FailedPreconditionError(
-                              "key version is retiring now; acquire a new lease"),
-                          "KEY_RETIRED");
+            return Reason(
+                absl::FailedPreconditionError("key version is retiring now; acquire a new lease"),
+                "KEY_RETIRED");
           }
           return expiry;
         });
@@ -165,13 +165,13 @@ absl::Status LeaseBroker::Release(const identity::Identity& caller, const std::s
 }
 
 absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity::Identity& caller,
-                                                                   const std::string& lease_id,
-                                                                   int http_status,
-                                                                   const std::string& error_code) {
+                                                                  const std::string& lease_id,
+                                                                  int http_status,
+                                                                  const std::string& error_code) {
   absl::StatusOr<AuthFailureOutcome> result = [&]() -> absl::StatusOr<AuthFailureOutcome> {
     if (http_status != 401 && http_status != 403 && http_status != 429) {
-      return Reason(absl::InvalidArgumentError(absl::StrCat(
-                        "http_status must be 401, 403 or 429, got ", http_status)),
+      return Reason(absl::InvalidArgumentError(
+                        absl::StrCat("http_status must be 401, 403 or 429, got ", http_status)),
                     "BAD_HTTP_STATUS");
     }
     if (!core::LooksLikeLeaseId(lease_id)) {
@@ -179,11 +179,12 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
     }
     CB_ASSIGN_OR_RETURN(leases::LeaseRecord lease, table_->Get(lease_id, caller.name));
     metrics_->AuthFailureReported(lease.provider, lease.key_version, caller.name, http_status);
-    core::LogWarning("provider auth failure reported",
-                     {{"provider", lease.provider}, {"key_version", lease.key_version},
-                      {"fingerprint", lease.key_fingerprint}, {"caller", caller.name},
-                      {"http_status", absl::StrCat(http_status)},
-                      {"error_code", error_code.substr(0, 64)}});
+    core::LogWarning("provider auth failure reported", {{"provider", lease.provider},
+                                                        {"key_version", lease.key_version},
+                                                        {"fingerprint", lease.key_fingerprint},
+                                                        {"caller", caller.name},
+                                                        {"http_status", absl::StrCat(http_status)},
+                                                        {"error_code", error_code.substr(0, 64)}});
     AuthFailureOutcome out;
     std::shared_ptr<const rotation::KeySnapshot> snap = ring_->Snapshot();
     if (const rotation::ProviderKeys* keys = snap->Find(lease.provider);
@@ -212,8 +213,8 @@ absl::StatusOr<size_t> LeaseBroker::Revoke(
   for (const leases::LeaseRecord& l : revoked) {
     metrics_->LeaseRevoked(l.provider, l.caller);
     metrics_->ActiveLeasesAdd(l.provider, l.key_version, -1);
-    core::LogInfo("lease revoked", {{"provider", l.provider}, {"caller", l.caller},
-                                    {"key_version", l.key_version}});
+    core::LogInfo("lease revoked",
+                  {{"provider", l.provider}, {"caller", l.caller}, {"key_version", l.key_version}});
   }
   return revoked.size();
 }

@@ -8,11 +8,11 @@
 // Thread-safety: safe for concurrent use.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "credbroker/core/clock.h"
 #include "credbroker/identity/authenticator.h"
@@ -55,8 +55,7 @@ class LeaseBroker {
                                    absl::Duration ttl);
   absl::Status Release(const identity::Identity& caller, const std::string& lease_id);
   absl::StatusOr<AuthFailureOutcome> ReportAuthFailure(const identity::Identity& caller,
-                                                       const std::string& lease_id,
-                                                       int http_status,
+                                                       const std::string& lease_id, int http_status,
                                                        const std::string& error_code);
   // Removes expired leases; returns how many.
   size_t SweepExpired();

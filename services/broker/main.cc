@@ -55,14 +55,22 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       return true;
     };
     bool ok = true;
-    if (arg == "--config") ok = take(&flags->config);
-    else if (arg == "--check-config") ok = take(&flags->check_config);
-    else if (arg == "--listen") ok = take(&flags->overrides.listen);
-    else if (arg == "--metrics-listen") ok = take(&flags->overrides.metrics_listen);
-    else if (arg == "--data-dir") ok = take(&flags->overrides.data_dir);
-    else if (arg == "--port-file") ok = take(&flags->port_file);
-    else if (arg == "--version") flags->version = true;
-    else if (arg == "--help" || arg == "-h") flags->help = true;
+    if (arg == "--config")
+      ok = take(&flags->config);
+    else if (arg == "--check-config")
+      ok = take(&flags->check_config);
+    else if (arg == "--listen")
+      ok = take(&flags->overrides.listen);
+    else if (arg == "--metrics-listen")
+      ok = take(&flags->overrides.metrics_listen);
+    else if (arg == "--data-dir")
+      ok = take(&flags->overrides.data_dir);
+    else if (arg == "--port-file")
+      ok = take(&flags->port_file);
+    else if (arg == "--version")
+      flags->version = true;
+    else if (arg == "--help" || arg == "-h")
+      flags->help = true;
     else {
       std::fprintf(stderr, "credbroker: unknown flag %s\n\n%s", arg.c_str(), kUsage);
       return false;

@@ -61,8 +61,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
     default: {
       // A bug: the caller gets a correlation id, the log gets the details.
       std::string correlation = core::NewLeaseId().substr(0, 12);
-      core::LogError("internal error", {{"correlation_id", correlation},
-                                        {"error", status.ToString()}});
+      core::LogError("internal error",
+                     {{"correlation_id", correlation}, {"error", status.ToString()}});
       code = grpc::StatusCode::INTERNAL;
       message = absl::StrCat("internal error (correlation id ", correlation, ")");
       break;

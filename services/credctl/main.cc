@@ -28,7 +28,8 @@ namespace {
 
 namespace v1 = credbroker::v1;
 
-constexpr char kUsage[] = R"(usage: credctl [--addr HOST:PORT] [--token T | --token-file F] [--json] COMMAND
+constexpr char kUsage[] =
+    R"(usage: credctl [--addr HOST:PORT] [--token T | --token-file F] [--json] COMMAND
 
 commands:
   lease acquire PROVIDER [--ttl DURATION] [--purpose TEXT] [--reveal-key]
@@ -73,14 +74,17 @@ int FailRpc(const grpc::Status& s) {
     }
   }
   static const std::map<int, const char*> kNames = {
-      {1, "CANCELLED"}, {2, "UNKNOWN"}, {3, "INVALID_ARGUMENT"}, {4, "DEADLINE_EXCEEDED"},
-      {5, "NOT_FOUND"}, {6, "ALREADY_EXISTS"}, {7, "PERMISSION_DENIED"},
-      {8, "RESOURCE_EXHAUSTED"}, {9, "FAILED_PRECONDITION"}, {10, "ABORTED"},
-      {11, "OUT_OF_RANGE"}, {12, "UNIMPLEMENTED"}, {13, "INTERNAL"}, {14, "UNAVAILABLE"},
-      {15, "DATA_LOSS"}, {16, "UNAUTHENTICATED"}};
+      {1, "CANCELLED"},           {2, "UNKNOWN"},
+      {3, "INVALID_ARGUMENT"},    {4, "DEADLINE_EXCEEDED"},
+      {5, "NOT_FOUND"},           {6, "ALREADY_EXISTS"},
+      {7, "PERMISSION_DENIED"},   {8, "RESOURCE_EXHAUSTED"},
+      {9, "FAILED_PRECONDITION"}, {10, "ABORTED"},
+      {11, "OUT_OF_RANGE"},       {12, "UNIMPLEMENTED"},
+      {13, "INTERNAL"},           {14, "UNAVAILABLE"},
+      {15, "DATA_LOSS"},          {16, "UNAUTHENTICATED"}};
   auto it = kNames.find(s.error_code());
-  std::string msg = absl::StrCat(it == kNames.end() ? "ERROR" : it->second, ": ",
-                                 s.error_message());
+  std::string msg =
+      absl::StrCat(it == kNames.end() ? "ERROR" : it->second, ": ", s.error_message());
   if (!reason.empty()) absl::StrAppend(&msg, " [", reason, "]");
   return Fail(msg);
 }
@@ -149,7 +153,8 @@ int PrintLease(v1::Lease lease, const Options& o) {
 }
 
 int Lease(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
-  if (o.args.size() < 3) return Fail(std::string("lease needs a subcommand and an argument\n") + kUsage);
+  if (o.args.size() < 3)
+    return Fail(std::string("lease needs a subcommand and an argument\n") + kUsage);
   auto stub = v1::LeaseService::NewStub(ch);
   const std::string& sub = o.args[1];
   grpc::ClientContext ctx;
@@ -208,8 +213,7 @@ int Watch(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
       std::printf("%s %-9s %-12s %-10s %-12s %-11s%s%s\n", Time(e.at()).c_str(),
                   v1::KeyEvent::Type_Name(e.type()).c_str(), e.provider().c_str(),
                   e.key_version().c_str(), e.key_fingerprint().c_str(),
-                  StateName(e.state()).c_str(), e.reason().empty() ? "" : " ",
-                  e.reason().c_str());
+                  StateName(e.state()).c_str(), e.reason().empty() ? "" : " ", e.reason().c_str());
     }
     std::fflush(stdout);
     if (o.count > 0 && ++seen >= o.count) {
@@ -262,9 +266,9 @@ int Keys(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
               "STATE", "SEEN", "RETIRES", "LEASES");
   for (const auto& v : resp.versions()) {
     std::printf("%-12s %-10s %-12s %-10s %-20s %-20s %lld\n", v.provider().c_str(),
-                v.key_version().c_str(), v.key_fingerprint().c_str(),
-                StateName(v.state()).c_str(), Time(v.created_at()).c_str(),
-                Time(v.retires_at()).c_str(), static_cast<long long>(v.active_leases()));
+                v.key_version().c_str(), v.key_fingerprint().c_str(), StateName(v.state()).c_str(),
+                Time(v.created_at()).c_str(), Time(v.retires_at()).c_str(),
+                static_cast<long long>(v.active_leases()));
   }
   return 0;
 }
@@ -345,18 +349,26 @@ int main(int argc, char** argv) {
       return true;
     };
     bool ok = true;
-    if (arg == "--addr") ok = value(&o.addr);
-    else if (arg == "--token") ok = value(&o.token);
+    if (arg == "--addr")
+      ok = value(&o.addr);
+    else if (arg == "--token")
+      ok = value(&o.token);
     else if (arg == "--token-file") {
       std::string path;
       ok = value(&path);
       if (ok && !ReadTokenFile(path, &o.token)) return Fail("cannot read token file " + path);
-    } else if (arg == "--json") o.json = true;
-    else if (arg == "--reveal-key") o.reveal_key = true;
-    else if (arg == "--ttl") ok = value(&o.ttl);
-    else if (arg == "--purpose") ok = value(&o.purpose);
-    else if (arg == "--provider") ok = value(&o.provider_filter);
-    else if (arg == "--caller") ok = value(&o.caller_filter);
+    } else if (arg == "--json")
+      o.json = true;
+    else if (arg == "--reveal-key")
+      o.reveal_key = true;
+    else if (arg == "--ttl")
+      ok = value(&o.ttl);
+    else if (arg == "--purpose")
+      ok = value(&o.purpose);
+    else if (arg == "--provider")
+      ok = value(&o.provider_filter);
+    else if (arg == "--caller")
+      ok = value(&o.caller_filter);
     else if (arg == "--count") {
       std::string n;
       ok = value(&n) && absl::SimpleAtoi(n, &o.count) && o.count > 0;

@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "credbroker/config/config.h"
 #include "credbroker/core/duration.h"
 #include "credbroker/core/log.h"
@@ -33,7 +33,8 @@ void SetDuration(google::protobuf::Duration* out, absl::Duration d) {
 
 class Errors {
  public:
-  Errors(absl::string_view filename, const FieldLines& lines) : filename_(filename), lines_(lines) {}
+  Errors(absl::string_view filename, const FieldLines& lines)
+      : filename_(filename), lines_(lines) {}
 
   void Add(const std::string& path, const std::string& message) {
     // The line of the field, else of its closest parent that appears in the file.
@@ -81,10 +82,10 @@ void ValidateTtl(const v1::LeaseConfig& l, Errors& errors) {
   absl::Duration max_ttl = l.has_max_ttl() ? ToAbsl(l.max_ttl()) : absl::Hours(1);
   if (min_ttl <= absl::ZeroDuration()) errors.Add("leases.min_ttl", "must be positive");
   if (def_ttl < min_ttl || def_ttl > max_ttl) {
-    errors.Add("leases.default_ttl",
-               absl::StrCat("must be between min_ttl (", core::HumanDuration(min_ttl),
-                            ") and max_ttl (", core::HumanDuration(max_ttl), "), got ",
-                            core::HumanDuration(def_ttl)));
+    errors.Add(
+        "leases.default_ttl",
+        absl::StrCat("must be between min_ttl (", core::HumanDuration(min_ttl), ") and max_ttl (",
+                     core::HumanDuration(max_ttl), "), got ", core::HumanDuration(def_ttl)));
   }
   if (l.has_sweep_interval() && ToAbsl(l.sweep_interval()) <= absl::ZeroDuration()) {
     errors.Add("leases.sweep_interval", "must be positive");
@@ -133,7 +134,8 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     const v1::ProviderConfig& p = c.providers(i);
     std::string f = absl::StrCat("providers[", i, "]");
     if (!std::regex_match(p.name(), NameRegex())) {
-      errors.Add(f + ".name", "must be lowercase letters, digits and '-', got \"" + p.name() + "\"");
+      errors.Add(f + ".name",
+                 "must be lowercase letters, digits and '-', got \"" + p.name() + "\"");
     } else if (!provider_names.insert(p.name()).second) {
       errors.Add(f + ".name", "duplicate provider \"" + p.name() + "\"");
     }
@@ -151,8 +153,8 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
         p.base_url().rfind("http://", 0) != 0) {
       errors.Add(f + ".base_url", "must start with https:// or http://");
     }
-    absl::Duration period = p.has_rotation_period() ? ToAbsl(p.rotation_period())
-                                                     : absl::Hours(24 * 90);
+    absl::Duration period =
+        p.has_rotation_period() ? ToAbsl(p.rotation_period()) : absl::Hours(24 * 90);
     absl::Duration overlap = p.has_overlap() ? ToAbsl(p.overlap()) : absl::Hours(24 * 7);
     if (period < absl::Hours(24 * 30) || period > absl::Hours(24 * 90)) {
       errors.Add(f + ".rotation_period",
@@ -176,7 +178,8 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
   if (c.lease_store().has_sqlite()) {
     const std::string& sync = c.lease_store().sqlite().synchronous();
     if (!sync.empty() && sync != "normal" && sync != "full") {
-      errors.Add("lease_store.sqlite.synchronous", "must be \"normal\" or \"full\", got \"" + sync + "\"");
+      errors.Add("lease_store.sqlite.synchronous",
+                 "must be \"normal\" or \"full\", got \"" + sync + "\"");
     }
   }
 
@@ -224,7 +227,8 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
   if (server->metrics_listen().empty()) server->set_metrics_listen("127.0.0.1:9464");
   if (server->data_dir().empty()) server->set_data_dir("credbroker-data");
   resolve(server->mutable_data_dir());
-  if (!server->has_shutdown_grace()) SetDuration(server->mutable_shutdown_grace(), absl::Seconds(5));
+  if (!server->has_shutdown_grace())
+    SetDuration(server->mutable_shutdown_grace(), absl::Seconds(5));
 
   for (v1::SourceConfig& s : *c.mutable_sources()) {
     if (!s.has_max_staleness()) SetDuration(s.mutable_max_staleness(), absl::Hours(24));
@@ -253,7 +257,7 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
 }
 
 absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path,
-                                                 const Overrides& overrides) {
+                                                const Overrides& overrides) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the configuration file"));
   std::stringstream ss;

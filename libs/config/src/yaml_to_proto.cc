@@ -1,5 +1,4 @@
 // YAML → protobuf by reflection, so errors can name the exact field and line.
-#include "absl/strings/string_view.h"
 #include <yaml-cpp/yaml.h>
 
 #include <vector>
@@ -7,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "credbroker/config/config.h"
 #include "credbroker/core/duration.h"
 #include "google/protobuf/descriptor.h"
@@ -189,8 +189,8 @@ absl::StatusOr<ParsedConfig> ParseYaml(absl::string_view yaml, absl::string_view
   try {
     root = YAML::Load(std::string(yaml));
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(filename, ":", e.mark.line + 1, ": ",
-                                                   "not valid YAML: ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(filename, ":", e.mark.line + 1, ": ", "not valid YAML: ", e.msg));
   }
   ParsedConfig parsed;
   if (root.IsNull()) {

@@ -72,7 +72,8 @@ TEST(ConfigTest, UnknownFieldNamesPathAndLine) {
     file:
       root: keys
       rooot: typo
-)", "broker.yaml");
+)",
+                          "broker.yaml");
   EXPECT_THAT(parsed, StatusIs(absl::StatusCode::kInvalidArgument,
                                AllOf(HasSubstr("broker.yaml:5"), HasSubstr("sources[0].file.rooot"),
                                      HasSubstr("unknown field"), HasSubstr("known: root"))));
@@ -82,18 +83,18 @@ TEST(ConfigTest, WrongTypesAreReported) {
   EXPECT_THAT(ParseYaml("providers: lumenfall\n", "t.yaml"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("t.yaml:1"), HasSubstr("providers: expected a list"))));
-  EXPECT_THAT(
-      ParseYaml("providers:\n  - name: x\n    single_key: maybe\n", "t.yaml"),
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               AllOf(HasSubstr("t.yaml:3"), HasSubstr("providers[0].single_key"),
-                     HasSubstr("true or false"))));
+  EXPECT_THAT(ParseYaml("providers:\n  - name: x\n    single_key: maybe\n", "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("t.yaml:3"), HasSubstr("providers[0].single_key"),
+                             HasSubstr("true or false"))));
   EXPECT_THAT(ParseYaml("leases:\n  default_ttl: soon\n", "t.yaml"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("t.yaml:2"), HasSubstr("leases.default_ttl"))));
 }
 
 TEST(ConfigTest, ReportsEveryProblemNotOnlyTheFirst) {
-  auto parsed = ParseYaml("server:\n  listen: nowhere\n  bogus: 1\nleases:\n  max_ttl: x\n", "t.yaml");
+  auto parsed =
+      ParseYaml("server:\n  listen: nowhere\n  bogus: 1\nleases:\n  max_ttl: x\n", "t.yaml");
   ASSERT_FALSE(parsed.ok());
   EXPECT_THAT(std::string(parsed.status().message()),
               AllOf(HasSubstr("server.bogus"), HasSubstr("leases.max_ttl")));
@@ -103,8 +104,8 @@ TEST(ConfigTest, MalformedYamlGivesLine) {
   EXPECT_THAT(ParseYaml("sources:\n  - name: [unclosed\n", "t.yaml"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("t.yaml:"), HasSubstr("not valid YAML"))));
-  EXPECT_THAT(ParseYaml("", "t.yaml"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                HasSubstr("empty")));
+  EXPECT_THAT(ParseYaml("", "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")));
 }
 
 TEST(ConfigTest, SourceNeedsABackend) {
@@ -177,9 +178,10 @@ providers:
 }
 
 TEST(ConfigTest, TtlOrderingIsChecked) {
-  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) + "leases:\n  default_ttl: 2h\n  max_ttl: 1h\n"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("leases.default_ttl"), HasSubstr("between"))));
+  EXPECT_THAT(
+      ParseAndValidate(std::string(kMinimal) + "leases:\n  default_ttl: 2h\n  max_ttl: 1h\n"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr("leases.default_ttl"), HasSubstr("between"))));
 }
 
 TEST(ConfigTest, StaticTokensNeedExactlyOneSourceAndReadableFiles) {

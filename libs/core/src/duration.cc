@@ -1,10 +1,10 @@
-#include "absl/strings/string_view.h"
 #include "credbroker/core/duration.h"
 
 #include <cctype>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 
 namespace credbroker::core {

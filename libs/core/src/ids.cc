@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include "credbroker/core/ids.h"
 
 #include <openssl/evp.h>
@@ -9,6 +8,7 @@
 #include <cstdlib>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/string_view.h"
 
 namespace credbroker::core {
 

@@ -1,11 +1,11 @@
-#include "absl/strings/string_view.h"
 #include "credbroker/core/status_macros.h"
 
-#include "absl/types/optional.h"
 #include <string>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
 
 namespace credbroker::core {
 namespace {

@@ -1,7 +1,6 @@
 #include "credbroker/core/secret_bytes.h"
 
 #include <sstream>
-
 #include <string>
 #include <type_traits>
 

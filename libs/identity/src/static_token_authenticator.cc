@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -6,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/identity/authenticator.h"
@@ -24,13 +24,15 @@ absl::StatusOr<std::string> ReadToken(const v1::StaticTokenConfig& t, int index)
     token = t.token();
   } else if (!t.token_file().empty()) {
     std::ifstream in(t.token_file(), std::ios::binary);
-    if (!in) return absl::InvalidArgumentError(where + ": cannot read token_file " + t.token_file());
+    if (!in)
+      return absl::InvalidArgumentError(where + ": cannot read token_file " + t.token_file());
     std::stringstream ss;
     ss << in.rdbuf();
     token = ss.str();
   } else if (!t.token_env().empty()) {
     const char* v = std::getenv(t.token_env().c_str());
-    if (v == nullptr) return absl::InvalidArgumentError(where + ": " + t.token_env() + " is not set");
+    if (v == nullptr)
+      return absl::InvalidArgumentError(where + ": " + t.token_env() + " is not set");
     token = v;
   }
   token = std::string(absl::StripAsciiWhitespace(token));
@@ -48,8 +50,9 @@ absl::StatusOr<std::unique_ptr<StaticTokenAuthenticator>> StaticTokenAuthenticat
     CB_ASSIGN_OR_RETURN(std::string token, ReadToken(t, i));
     Identity id{t.service(), t.admin()};
     if (!auth->by_digest_.emplace(core::Sha256Hex(token), std::move(id)).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "identity.static_tokens[", i, "] (", t.service(), "): the same token is configured twice"));
+      return absl::InvalidArgumentError(absl::StrCat("identity.static_tokens[", i, "] (",
+                                                     t.service(),
+                                                     "): the same token is configured twice"));
     }
   }
   return auth;
@@ -67,8 +70,7 @@ absl::StatusOr<Identity> StaticTokenAuthenticator::Authenticate(
     return Unauthenticated("authorization metadata must be \"Bearer <token>\"",
                            "MALFORMED_CREDENTIALS");
   }
-  absl::string_view token =
-      absl::StripAsciiWhitespace(creds.authorization.substr(kBearer.size()));
+  absl::string_view token = absl::StripAsciiWhitespace(creds.authorization.substr(kBearer.size()));
   // Looking up the digest keeps the comparison independent of how much of a token matches.
   auto it = by_digest_.find(core::Sha256Hex(token));
   if (it == by_digest_.end()) return Unauthenticated("invalid token", "INVALID_CREDENTIALS");

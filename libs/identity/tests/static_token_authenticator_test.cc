@@ -38,7 +38,8 @@ TEST(StaticTokenAuthenticatorTest, MapsTokensToServices) {
   ASSERT_THAT(billing, IsOk());
   EXPECT_EQ(billing->name, "billing");
   EXPECT_FALSE(billing->admin);
-  auto ops = (*auth)->Authenticate({"bearer ops-token-0123456789abc"});  // scheme is case-insensitive
+  auto ops =
+      (*auth)->Authenticate({"bearer ops-token-0123456789abc"});  // scheme is case-insensitive
   ASSERT_THAT(ops, IsOk());
   EXPECT_TRUE(ops->admin);
 }
@@ -53,8 +54,8 @@ TEST(StaticTokenAuthenticatorTest, RejectsMissingMalformedAndWrongTokens) {
   EXPECT_EQ(ReasonFor(**auth, "billing-token-0123456789"), "MALFORMED_CREDENTIALS");
   EXPECT_EQ(ReasonFor(**auth, "Bearer billing-token-012345678"), "INVALID_CREDENTIALS");
   auto wrong = (*auth)->Authenticate({"Bearer guessed-token-value"});
-  EXPECT_THAT(wrong, StatusIs(absl::StatusCode::kUnauthenticated,
-                              Not(HasSubstr("guessed-token-value"))));
+  EXPECT_THAT(wrong,
+              StatusIs(absl::StatusCode::kUnauthenticated, Not(HasSubstr("guessed-token-value"))));
 }
 
 TEST(StaticTokenAuthenticatorTest, ReadsTokenFileAndEnv) {

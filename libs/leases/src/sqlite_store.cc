@@ -1,9 +1,9 @@
-#include "absl/strings/string_view.h"
 #include <sqlite3.h>
 
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "credbroker/leases/lease_store.h"
 
 namespace credbroker::leases {
@@ -29,8 +29,7 @@ int64_t ToUs(absl::Time t) { return absl::ToUnixMicros(t); }
 absl::Status SqlError(sqlite3* db, absl::string_view what) {
   int code = sqlite3_errcode(db);
   std::string msg = absl::StrCat("sqlite lease store: ", what, ": ", sqlite3_errmsg(db));
-  if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_FULL ||
-      code == SQLITE_IOERR) {
+  if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_FULL || code == SQLITE_IOERR) {
     return absl::UnavailableError(msg);
   }
   if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return absl::DataLossError(msg);
@@ -69,13 +68,13 @@ absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> SqliteLeaseStore::Open(const s
   if (sqlite3_open_v2(path.c_str(), &impl->db,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "sqlite lease store: cannot open ", path, ": ",
-        impl->db ? sqlite3_errmsg(impl->db) : "out of memory"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("sqlite lease store: cannot open ", path, ": ",
+                     impl->db ? sqlite3_errmsg(impl->db) : "out of memory"));
   }
   sqlite3_busy_timeout(impl->db, 5000);
-  std::string pragmas = absl::StrCat("PRAGMA journal_mode=WAL; PRAGMA synchronous=",
-                                     synchronous_full ? "FULL" : "NORMAL", ";");
+  std::string pragmas = absl::StrCat(
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=", synchronous_full ? "FULL" : "NORMAL", ";");
   char* err = nullptr;
   if (sqlite3_exec(impl->db, pragmas.c_str(), nullptr, nullptr, &err) != SQLITE_OK ||
       sqlite3_exec(impl->db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -170,8 +169,8 @@ absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::LoadUnexpired(absl::T
 
 absl::StatusOr<std::unique_ptr<LeaseStore>> MakeLeaseStore(const v1::LeaseStoreConfig& config) {
   if (config.has_sqlite()) {
-    auto store = SqliteLeaseStore::Open(config.sqlite().path(),
-                                        config.sqlite().synchronous() == "full");
+    auto store =
+        SqliteLeaseStore::Open(config.sqlite().path(), config.sqlite().synchronous() == "full");
     if (!store.ok()) return store.status();
     return std::unique_ptr<LeaseStore>(std::move(*store));
   }

@@ -23,7 +23,9 @@ class FlakyStore final : public LeaseStore {
     if (fail) return absl::UnavailableError("disk full");
     return inner.Delete(id);
   }
-  absl::StatusOr<int64_t> DeleteExpired(absl::Time now) override { return inner.DeleteExpired(now); }
+  absl::StatusOr<int64_t> DeleteExpired(absl::Time now) override {
+    return inner.DeleteExpired(now);
+  }
   absl::StatusOr<std::vector<LeaseRecord>> LoadUnexpired(absl::Time now) override {
     return inner.LoadUnexpired(now);
   }

@@ -98,8 +98,7 @@ TEST(MakeLeaseStoreTest, BuildsSqliteFromConfig) {
   v1::LeaseStoreConfig config;
   config.mutable_sqlite()->set_path(dir.Join("x.db"));
   EXPECT_THAT(MakeLeaseStore(config), IsOk());
-  EXPECT_THAT(MakeLeaseStore(v1::LeaseStoreConfig()),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(MakeLeaseStore(v1::LeaseStoreConfig()), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
-#include "absl/strings/string_view.h"
 #include "credbroker/metrics/broker_metrics.h"
 
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 
 namespace credbroker::metrics {
 namespace {

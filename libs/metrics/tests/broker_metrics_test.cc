@@ -24,14 +24,16 @@ TEST(BrokerMetricsTest, CountersCarryTheirLabels) {
   m.AuthFailureReported("lumenfall", "v2", "svc-a", 500);
   m.RpcCompleted("AcquireLease", "OK", absl::Microseconds(120));
   std::string text = Scrape(*registry);
-  EXPECT_THAT(text, HasSubstr(
-      R"(credbroker_leases_issued_total{caller="svc-a",provider="lumenfall"} 2)"));
-  EXPECT_THAT(text, HasSubstr(
-      R"(credbroker_leases_issued_total{caller="svc-b",provider="fluximage"} 1)"));
+  EXPECT_THAT(
+      text, HasSubstr(R"(credbroker_leases_issued_total{caller="svc-a",provider="lumenfall"} 2)"));
+  EXPECT_THAT(
+      text, HasSubstr(R"(credbroker_leases_issued_total{caller="svc-b",provider="fluximage"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(http_status="401")"));
   EXPECT_THAT(text, HasSubstr(R"(http_status="other")"));
-  EXPECT_THAT(text, HasSubstr(
-      R"(credbroker_grpc_request_duration_seconds_count{code="OK",method="AcquireLease"} 1)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(credbroker_grpc_request_duration_seconds_count{code="OK",method="AcquireLease"} 1)"));
 }
 
 TEST(BrokerMetricsTest, ActiveLeasesGoUpAndDown) {

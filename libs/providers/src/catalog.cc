@@ -1,7 +1,7 @@
-#include "absl/strings/string_view.h"
 #include "credbroker/providers/catalog.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "credbroker/core/status_macros.h"
 
 namespace credbroker::providers {
@@ -73,10 +73,9 @@ absl::Status ProviderSpec::ValidateKey(absl::string_view key) const {
     }
   }
   if (key_regex && !std::regex_match(key.begin(), key.end(), *key_regex)) {
-    return core::WithReason(
-        absl::InvalidArgumentError(
-            absl::StrCat("key does not match the ", name, " key format ", key_format)),
-        "format");
+    return core::WithReason(absl::InvalidArgumentError(absl::StrCat("key does not match the ", name,
+                                                                    " key format ", key_format)),
+                            "format");
   }
   return absl::OkStatus();
 }
@@ -110,12 +109,12 @@ absl::StatusOr<ProviderCatalog> ProviderCatalog::FromConfig(const v1::BrokerConf
       spec.key_regex = *re;
     }
     if (!found && spec.base_url.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".base_url: required for provider \"", pc.name(), "\", which is not built in"));
+      return absl::InvalidArgumentError(absl::StrCat(field, ".base_url: required for provider \"",
+                                                     pc.name(), "\", which is not built in"));
     }
     if (!found && spec.key_format.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ".key_format: required for provider \"", pc.name(), "\", which is not built in"));
+      return absl::InvalidArgumentError(absl::StrCat(field, ".key_format: required for provider \"",
+                                                     pc.name(), "\", which is not built in"));
     }
     spec.source = pc.source();
     if (spec.source.empty() && config.sources_size() == 1) spec.source = config.sources(0).name();

@@ -50,7 +50,8 @@ void KeyRefresher::Stop() {
 void KeyRefresher::Run() {
   absl::Time next_refresh = absl::Now() + interval_;
   while (true) {
-    absl::Duration wait = std::min(kMaxSleep, std::max(absl::ZeroDuration(), next_refresh - absl::Now()));
+    absl::Duration wait =
+        std::min(kMaxSleep, std::max(absl::ZeroDuration(), next_refresh - absl::Now()));
     pollfd fds[2] = {{stop_fd_, POLLIN, 0}, {source_->change_fd(), POLLIN, 0}};
     int nfds = source_->change_fd() >= 0 ? 2 : 1;
     int r = ::poll(fds, nfds, static_cast<int>(absl::ToInt64Milliseconds(wait)) + 1);

@@ -1,7 +1,7 @@
-#include "absl/strings/string_view.h"
 #include "credbroker/rotation/key_ring.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
@@ -87,8 +87,8 @@ absl::Status KeyRing::RefreshProvider(absl::string_view provider, secrets::Secre
 
   absl::StatusOr<std::vector<secrets::VersionInfo>> listed = source.ListVersions(path);
   if (!listed.ok()) {
-    absl::Status s = core::Annotate(listed.status(), absl::StrCat("source ", source.name(),
-                                                                  ": list ", path));
+    absl::Status s =
+        core::Annotate(listed.status(), absl::StrCat("source ", source.name(), ": list ", path));
     Apply(name, s, source.name());
     return s;
   }
@@ -109,8 +109,10 @@ absl::Status KeyRing::RefreshProvider(absl::string_view provider, secrets::Secre
       // One unreadable version does not fail the refresh: the others still count.
       if (metrics_) metrics_->BackendFetchError(source.name(), CodeReason(version.status()));
       core::LogWarning("key version could not be fetched",
-                       {{"provider", name}, {"key_version", info.version_id},
-                        {"source", source.name()}, {"error", version.status().ToString()}});
+                       {{"provider", name},
+                        {"key_version", info.version_id},
+                        {"source", source.name()},
+                        {"error", version.status().ToString()}});
       continue;
     }
     f.fingerprint = core::Fingerprint(version->material.reveal());
@@ -151,7 +153,8 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     core::Log(stale ? core::LogLevel::kError : core::LogLevel::kWarning,
               stale ? "backend unreadable and cached keys are past max_staleness: not serving"
                     : "backend unreadable: serving cached keys",
-              {{"provider", provider}, {"source", source_name},
+              {{"provider", provider},
+               {"source", source_name},
                {"error", listing.status().ToString()},
                {"last_success", keys.last_success == absl::InfinitePast()
                                     ? "never"
@@ -185,9 +188,12 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
       if (rejected_.insert(key).second) {
         if (metrics_) metrics_->KeyVersionRejected(provider, reason);
         core::LogError("key version rejected: not served",
-                       {{"provider", provider}, {"key_version", f.info.version_id},
-                        {"fingerprint", f.fingerprint}, {"reason", reason},
-                        {"error", ok.message()}, {"source", source_name},
+                       {{"provider", provider},
+                        {"key_version", f.info.version_id},
+                        {"fingerprint", f.fingerprint},
+                        {"reason", reason},
+                        {"error", ok.message()},
+                        {"source", source_name},
                         {"kept_version", known ? known->version_id
                                                : (keys.current ? keys.current->version_id : "")}});
         KeyVersion rejected;
@@ -211,9 +217,10 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     v->etag = f.info.etag;
     v->material = f.material;
     if (known != nullptr) {
-      core::LogWarning("key version content replaced",
-                       {{"provider", provider}, {"key_version", v->version_id},
-                        {"old_fingerprint", known->fingerprint}, {"fingerprint", v->fingerprint}});
+      core::LogWarning("key version content replaced", {{"provider", provider},
+                                                        {"key_version", v->version_id},
+                                                        {"old_fingerprint", known->fingerprint},
+                                                        {"fingerprint", v->fingerprint}});
       v->state = known->state;
       v->created_at = known->created_at;
       v->retires_at = known->retires_at;
@@ -291,10 +298,11 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     for (const auto& v : keys.versions) RecordState(*v);
   }
   for (const KeyEvent& e : events) {
-    core::LogInfo("key version state",
-                  {{"provider", e.provider}, {"key_version", e.version_id},
-                   {"fingerprint", e.fingerprint}, {"state", KeyStateName(e.state)},
-                   {"reason", e.reason}});
+    core::LogInfo("key version state", {{"provider", e.provider},
+                                        {"key_version", e.version_id},
+                                        {"fingerprint", e.fingerprint},
+                                        {"state", KeyStateName(e.state)},
+                                        {"reason", e.reason}});
   }
   Publish(std::move(next), std::move(events));
 }
@@ -325,9 +333,11 @@ void KeyRing::Tick() {
       e.at = now;
       e.reason = "overlap ended";
       events.push_back(e);
-      core::LogInfo("key version state", {{"provider", name}, {"key_version", v->version_id},
+      core::LogInfo("key version state", {{"provider", name},
+                                          {"key_version", v->version_id},
                                           {"fingerprint", v->fingerprint},
-                                          {"state", "RETIRED"}, {"reason", e.reason}});
+                                          {"state", "RETIRED"},
+                                          {"reason", e.reason}});
       if (metrics_) metrics_->RemoveKeyVersion(name, v->version_id);
     }
   }

@@ -38,9 +38,11 @@ class KeyRingTest : public ::testing::Test {
         &catalog_, &clock_, metrics_.get(),
         absl::flat_hash_map<std::string, absl::Duration>{{"lumenfall", absl::Hours(1)}});
     core::SetLogSinkForTest([this](absl::string_view line) { logs_ += std::string(line) + "\n"; });
-    ring_->Subscribe([this](const std::vector<KeyEvent>& ev) {
-      events_.insert(events_.end(), ev.begin(), ev.end());
-    }, &sub_);
+    ring_->Subscribe(
+        [this](const std::vector<KeyEvent>& ev) {
+          events_.insert(events_.end(), ev.begin(), ev.end());
+        },
+        &sub_);
   }
   ~KeyRingTest() override { core::SetLogSinkForTest(nullptr); }
 
@@ -88,8 +90,8 @@ TEST_F(KeyRingTest, NewVersionRotatesAndPreviousRetiresAfterOverlap) {
   source_.Put("lumenfall", "v2", kLmnV2);
   ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
   EXPECT_EQ(Current("lumenfall"), "v2");
-  EXPECT_THAT(EventTypes(), ::testing::UnorderedElementsAre(KeyEvent::Type::kRotated,
-                                                            KeyEvent::Type::kRetiring));
+  EXPECT_THAT(EventTypes(),
+              ::testing::UnorderedElementsAre(KeyEvent::Type::kRotated, KeyEvent::Type::kRetiring));
   const KeyVersion* old = Keys("lumenfall").Find("v1");
   ASSERT_NE(old, nullptr);
   EXPECT_EQ(old->state, KeyState::kPrevious);
@@ -118,8 +120,10 @@ TEST_F(KeyRingTest, InvalidNewVersionIsRejectedAndTheLastGoodKeepsServing) {
   ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());  // counted once, not twice
   EXPECT_EQ(Current("lumenfall"), "v1");
   EXPECT_EQ(Keys("lumenfall").Find("v2"), nullptr);
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_key_versions_rejected_total{provider="lumenfall",reason="format"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(
+          R"(credbroker_key_versions_rejected_total{provider="lumenfall",reason="format"} 1)"));
   EXPECT_THAT(logs_, HasSubstr(core::Fingerprint(bad)));
   EXPECT_THAT(logs_, Not(HasSubstr(bad)));
   ASSERT_FALSE(events_.empty());
@@ -143,8 +147,8 @@ TEST_F(KeyRingTest, SingleKeyProviderCutsOverAtOnce) {
   ASSERT_THAT(ring_->RefreshProvider("fluximage", source_), IsOk());
   EXPECT_EQ(Current("fluximage"), "v2");
   EXPECT_EQ(Keys("fluximage").versions.size(), 1u);
-  EXPECT_THAT(EventTypes(), ::testing::UnorderedElementsAre(KeyEvent::Type::kRotated,
-                                                            KeyEvent::Type::kRetired));
+  EXPECT_THAT(EventTypes(),
+              ::testing::UnorderedElementsAre(KeyEvent::Type::kRotated, KeyEvent::Type::kRetired));
 }
 
 TEST_F(KeyRingTest, VersionRemovedFromBackendIsRetired) {
@@ -174,8 +178,9 @@ TEST_F(KeyRingTest, OutageServesCachedKeysUntilMaxStalenessThenRecovers) {
   EXPECT_TRUE(Keys("lumenfall").Stale(clock_.Now()));
   EXPECT_THAT(logs_, HasSubstr("past max_staleness"));
   EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_provider_servable{provider="lumenfall"} 0)"));
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_backend_errors_total{backend="fake",reason="unavailable"} 2)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_backend_errors_total{backend="fake",reason="unavailable"} 2)"));
 
   source_.FailListing(absl::OkStatus());
   ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());

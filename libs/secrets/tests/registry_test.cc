@@ -1,5 +1,5 @@
-#include "credbroker/testing/fake_secret_source.h"
 #include "credbroker/secrets/secret_source.h"
+#include "credbroker/testing/fake_secret_source.h"
 #include "credbroker/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -49,9 +49,9 @@ void WriteK8sSecretDir(const std::string& dir, const std::map<std::string, std::
   static std::atomic<int> counter{0};
   fs::create_directories(dir);
   fs::path root(dir);
-  std::string ts_name = absl::StrCat(
-      "..", absl::FormatTime("%Y_%m_%d_%H_%M_%S", absl::Now(), absl::UTCTimeZone()), ".",
-      ::getpid(), "_", counter.fetch_add(1));
+  std::string ts_name =
+      absl::StrCat("..", absl::FormatTime("%Y_%m_%d_%H_%M_%S", absl::Now(), absl::UTCTimeZone()),
+                   ".", ::getpid(), "_", counter.fetch_add(1));
   fs::path ts_dir = root / ts_name;
   fs::create_directory(ts_dir);
   for (const auto& [name, contents] : files) {

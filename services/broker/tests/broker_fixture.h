@@ -36,8 +36,8 @@ class BrokerFixture {
         absl::flat_hash_map<std::string, absl::Duration>{{"lumenfall", absl::Hours(1)},
                                                          {"fluximage", absl::Hours(1)}});
     table = std::make_unique<leases::LeaseTable>(&store, &clock);
-    broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), metrics.get(), &clock,
-                                           TtlPolicy{});
+    broker =
+        std::make_unique<LeaseBroker>(ring.get(), table.get(), metrics.get(), &clock, TtlPolicy{});
     source.Put("lumenfall", "v1", kLmnV1);
     (void)ring->RefreshProvider("lumenfall", source);
   }

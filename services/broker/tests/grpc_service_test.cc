@@ -4,10 +4,10 @@
 
 #include "broker_fixture.h"
 #include "credbroker/core/ids.h"
+#include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpc_services.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace credbroker::broker {
@@ -103,8 +103,9 @@ TEST_F(GrpcServiceTest, MissingOrWrongTokenIsUnauthenticated) {
   grpc::Status wrong = Acquire("not-a-configured-token", "lumenfall", &lease);
   EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(Reason(wrong), "INVALID_CREDENTIALS");
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_caller_auth_failures_total{reason="MISSING_CREDENTIALS"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_caller_auth_failures_total{reason="MISSING_CREDENTIALS"} 1)"));
 }
 
 TEST_F(GrpcServiceTest, RenewReleaseAndErrorsCarryReasons) {
@@ -181,7 +182,8 @@ TEST_F(GrpcServiceTest, AdminNeedsTheAdminRole) {
       admin_->ListProviders(Ctx(kApp).get(), v1::ListProvidersRequest(), &providers);
   EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Reason(denied), "NOT_ADMIN");
-  ASSERT_TRUE(admin_->ListProviders(Ctx(kAdmin).get(), v1::ListProvidersRequest(), &providers).ok());
+  ASSERT_TRUE(
+      admin_->ListProviders(Ctx(kAdmin).get(), v1::ListProvidersRequest(), &providers).ok());
   ASSERT_EQ(providers.providers_size(), 2);
   EXPECT_EQ(providers.providers(0).name(), "lumenfall");
   EXPECT_EQ(providers.providers(0).current_key_version(), "v1");

@@ -25,10 +25,11 @@ TEST_F(LeaseBrokerTest, AcquireGrantsCurrentKeyWithDefaultTtl) {
   EXPECT_EQ(g->lease.expires_at - g->lease.issued_at, absl::Minutes(15));
   EXPECT_EQ(g->lease.caller, "billing");
   EXPECT_TRUE(core::LooksLikeLeaseId(g->lease.id));
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_leases_issued_total{caller="billing",provider="lumenfall"} 1)"));
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_leases_issued_total{caller="billing",provider="lumenfall"} 1)"));
+  EXPECT_THAT(Scrape(),
+              HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
 }
 
 TEST_F(LeaseBrokerTest, TtlIsClampedToPolicyAndNegativeIsRejected) {
@@ -52,8 +53,10 @@ TEST_F(LeaseBrokerTest, UnknownOrUnloadedProviderIsRefused) {
   // fluximage is configured but was never loaded from its source.
   auto unloaded = broker->Acquire(app, "fluximage", absl::ZeroDuration(), "");
   EXPECT_THAT(unloaded, StatusIs(absl::StatusCode::kUnavailable));
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_lease_requests_denied_total{method="AcquireLease",reason="UNKNOWN_PROVIDER"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(
+          R"(credbroker_lease_requests_denied_total{method="AcquireLease",reason="UNKNOWN_PROVIDER"} 1)"));
 }
 
 TEST_F(LeaseBrokerTest, StaleBackendFailsClosedAndRecovers) {
@@ -143,10 +146,11 @@ TEST_F(LeaseBrokerTest, ReleaseRemovesAndUpdatesGauge) {
   EXPECT_THAT(broker->Release(other, g->lease.id), StatusIs(absl::StatusCode::kNotFound));
   ASSERT_THAT(broker->Release(app, g->lease.id), IsOk());
   EXPECT_THAT(broker->Release(app, g->lease.id), StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 0)"));
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_leases_released_total{caller="billing",provider="lumenfall"} 1)"));
+  EXPECT_THAT(Scrape(),
+              HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 0)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_leases_released_total{caller="billing",provider="lumenfall"} 1)"));
 }
 
 TEST_F(LeaseBrokerTest, ReportAuthFailureCountsAndTellsWhetherANewerKeyExists) {
@@ -166,7 +170,10 @@ TEST_F(LeaseBrokerTest, ReportAuthFailureCountsAndTellsWhetherANewerKeyExists) {
   EXPECT_THAT(broker->ReportAuthFailure(other, g->lease.id, 401, ""),
               StatusIs(absl::StatusCode::kNotFound));
   std::string text = Scrape();
-  EXPECT_THAT(text, HasSubstr(R"(credbroker_auth_failure_reports_total{caller="billing",http_status="401",key_version="v1",provider="lumenfall"} 1)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(credbroker_auth_failure_reports_total{caller="billing",http_status="401",key_version="v1",provider="lumenfall"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(http_status="429",key_version="v1")"));
 }
 
@@ -175,10 +182,11 @@ TEST_F(LeaseBrokerTest, SweepExpiresAndCounts) {
   ASSERT_THAT(broker->Acquire(app, "lumenfall", absl::Minutes(20), ""), IsOk());
   clock.Advance(absl::Minutes(2));
   EXPECT_EQ(broker->SweepExpired(), 1u);
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_leases_expired_total{caller="billing",provider="lumenfall"} 1)"));
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_leases_expired_total{caller="billing",provider="lumenfall"} 1)"));
+  EXPECT_THAT(Scrape(),
+              HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
 }
 
 }  // namespace

@@ -31,8 +31,8 @@ TEST(StatusMappingTest, CodesMapOneToOne) {
 }
 
 TEST(StatusMappingTest, ReasonTravelsAsErrorInfo) {
-  grpc::Status s = ToGrpcStatus(
-      core::WithReason(absl::NotFoundError("lease has expired"), "LEASE_EXPIRED"));
+  grpc::Status s =
+      ToGrpcStatus(core::WithReason(absl::NotFoundError("lease has expired"), "LEASE_EXPIRED"));
   EXPECT_EQ(s.error_message(), "lease has expired");
   google::rpc::Status details;
   ASSERT_TRUE(details.ParseFromString(s.error_details()));

@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include "credbroker/backends/file/file_source.h"
 
 #include <sys/inotify.h>
@@ -14,6 +13,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 
 namespace credbroker::backends::file {
@@ -126,8 +126,8 @@ absl::StatusOr<std::vector<secrets::VersionInfo>> FileSecretSource::ListVersions
     if (::stat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     secrets::VersionInfo info;
     info.version_id = fname;
-    info.etag = absl::StrCat(st.st_ino, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":",
-                             st.st_size);
+    info.etag =
+        absl::StrCat(st.st_ino, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size);
     info.created_at = absl::TimeFromTimespec(st.st_mtim);
     versions.push_back(std::move(info));
   }
@@ -148,8 +148,8 @@ absl::StatusOr<secrets::SecretVersion> FileSecretSource::FetchVersion(
   std::string file = absl::StrCat(*folder, "/", version_id);
   struct stat st;
   if (::stat(file.c_str(), &st) != 0) {
-    return absl::NotFoundError(
-        absl::StrCat("file source ", name_, ": ", path, "/", version_id, ": ", std::strerror(errno)));
+    return absl::NotFoundError(absl::StrCat("file source ", name_, ": ", path, "/", version_id,
+                                            ": ", std::strerror(errno)));
   }
   if (static_cast<size_t>(st.st_size) > kMaxFileBytes) {
     return absl::DataLossError(absl::StrCat("file source ", name_, ": ", path, "/", version_id,

@@ -45,7 +45,8 @@ TEST(NaturalLessTest, OrdersNumbersNumerically) {
 
 TEST(FileSecretSourceTest, ListsAMountedSecretLikeTheKubeletWritesIt) {
   TempDir dir;
-  WriteK8sSecretDir(dir.Join("lumenfall"), {{"v10", "lmnfl_a.b\n"}, {"v2", "lmnfl_c.d"}, {"v9", "x"}});
+  WriteK8sSecretDir(dir.Join("lumenfall"),
+                    {{"v10", "lmnfl_a.b\n"}, {"v2", "lmnfl_c.d"}, {"v9", "x"}});
   auto source = FileSecretSource::Create("local", dir.path());
   ASSERT_THAT(source, IsOk());
   auto versions = (*source)->ListVersions("lumenfall");

@@ -7,9 +7,9 @@
 
 #include <map>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "credbroker/v1/config.pb.h"
 
 namespace credbroker::config {
@@ -42,6 +42,6 @@ struct Overrides {
 // Reads, parses, validates and applies overrides and defaults. The result is ready for the
 // broker.
 absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path,
-                                                 const Overrides& overrides = {});
+                                                const Overrides& overrides = {});
 
 }  // namespace credbroker::config

@@ -1,11 +1,12 @@
 // SecretBytes holds key material. It is move-only, wipes its buffer on destruction and prints
-// as "<redacted>" (and cannot be passed to absl::StrCat at all), so a key cannot reach a log line by accident. Code that needs the bytes
-// asks for them explicitly with reveal().
-// Thread-safety: like std::string (const methods are safe to call concurrently).
+// as "<redacted>" (and cannot be passed to absl::StrCat at all), so a key cannot reach a log line
+// by accident. Code that needs the bytes asks for them explicitly with reveal(). Thread-safety:
+// like std::string (const methods are safe to call concurrently).
 #pragma once
 
 #include <ostream>
 #include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace credbroker::core {

@@ -2,26 +2,26 @@
 // ASSIGN_OR_RETURN, so credbroker defines its own once, here.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 #define CB_STATUS_CONCAT_INNER_(a, b) a##b
 #define CB_STATUS_CONCAT_(a, b) CB_STATUS_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function when `expr` is not OK.
-#define CB_RETURN_IF_ERROR(expr)                       \
-  do {                                                 \
-    ::absl::Status cb_status_ = (expr);                \
-    if (!cb_status_.ok()) return cb_status_;           \
+#define CB_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status cb_status_ = (expr);      \
+    if (!cb_status_.ok()) return cb_status_; \
   } while (false)
 
 // `CB_ASSIGN_OR_RETURN(auto x, F())` declares x from F()'s value or returns its status.
 #define CB_ASSIGN_OR_RETURN(lhs, rexpr) \
   CB_ASSIGN_OR_RETURN_IMPL_(CB_STATUS_CONCAT_(cb_statusor_, __LINE__), lhs, rexpr)
 
-#define CB_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                              \
+#define CB_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr)    \
+  auto statusor = (rexpr);                                 \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
 

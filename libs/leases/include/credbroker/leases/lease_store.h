@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/container/flat_hash_map.h"
 #include "credbroker/leases/lease.h"
 #include "credbroker/v1/config.pb.h"
 

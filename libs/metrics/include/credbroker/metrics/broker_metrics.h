@@ -12,10 +12,10 @@
 
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "prometheus/counter.h"
@@ -98,14 +98,15 @@ class BrokerMetrics {
   ChildCache<prometheus::Counter> expired_{leases_expired_, {"provider", "caller"}};
   ChildCache<prometheus::Counter> revoked_{leases_revoked_, {"provider", "caller"}};
   ChildCache<prometheus::Gauge> active_{active_leases_, {"provider", "key_version"}};
-  ChildCache<prometheus::Counter> auth_fail_{
-      auth_failures_, {"provider", "key_version", "caller", "http_status"}};
+  ChildCache<prometheus::Counter> auth_fail_{auth_failures_,
+                                             {"provider", "key_version", "caller", "http_status"}};
   ChildCache<prometheus::Counter> denied_{lease_denied_, {"method", "reason"}};
   ChildCache<prometheus::Counter> caller_auth_{caller_auth_failures_, {"reason"}};
   ChildCache<prometheus::Counter> backend_err_{backend_errors_, {"backend", "reason"}};
   ChildCache<prometheus::Gauge> backend_ok_{backend_last_success_, {"backend"}};
   ChildCache<prometheus::Counter> rejected_{key_rejected_, {"provider", "reason"}};
-  ChildCache<prometheus::Gauge> key_state_children_{key_state_, {"provider", "key_version", "state"}};
+  ChildCache<prometheus::Gauge> key_state_children_{key_state_,
+                                                    {"provider", "key_version", "state"}};
   ChildCache<prometheus::Gauge> servable_{provider_servable_, {"provider"}};
   ChildCache<prometheus::Histogram> rpc_{rpc_latency_, {"method", "code"}};
 };

@@ -8,11 +8,11 @@
 #include <memory>
 #include <regex>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "credbroker/v1/config.pb.h"
 

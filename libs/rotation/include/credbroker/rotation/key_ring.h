@@ -18,12 +18,12 @@
 #include <map>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "credbroker/core/clock.h"
@@ -74,8 +74,17 @@ struct KeySnapshot {
 };
 
 struct KeyEvent {
-  enum class Type { kSnapshot, kSynced, kRotated, kRetiring, kRetired, kQuarantined, kRevoked,
-                    kRejected, kAdded };
+  enum class Type {
+    kSnapshot,
+    kSynced,
+    kRotated,
+    kRetiring,
+    kRetired,
+    kQuarantined,
+    kRevoked,
+    kRejected,
+    kAdded
+  };
   Type type = Type::kSnapshot;
   std::string provider;
   std::string version_id;

@@ -43,8 +43,8 @@ MATCHER_P2(StatusIs, code, message_matcher,
   CB_ASSERT_OK_AND_ASSIGN_IMPL_(CB_TESTING_CONCAT_(cb_sor_, __LINE__), lhs, rexpr)
 #define CB_TESTING_CONCAT_INNER_(a, b) a##b
 #define CB_TESTING_CONCAT_(a, b) CB_TESTING_CONCAT_INNER_(a, b)
-#define CB_ASSERT_OK_AND_ASSIGN_IMPL_(sor, lhs, rexpr) \
-  auto sor = (rexpr);                                  \
+#define CB_ASSERT_OK_AND_ASSIGN_IMPL_(sor, lhs, rexpr)      \
+  auto sor = (rexpr);                                       \
   ASSERT_THAT(sor.status(), ::credbroker::testing::IsOk()); \
   lhs = std::move(sor).value()
 

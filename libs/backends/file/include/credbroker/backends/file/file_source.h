@@ -11,10 +11,10 @@
 // Thread-safety: safe for concurrent use.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <memory>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "credbroker/secrets/secret_source.h"
 

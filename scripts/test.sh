@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs dependencies, checks formatting, builds and runs
+# every test (unit, service, integration) in the dev build, again under ASan+UBSan, and runs the
+# README quick start in demo mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+
+echo "==> clang-format check"
+scripts/format.sh --check
+
+echo "==> dev build"
+cmake --preset dev
+cmake --build --preset dev
+echo "==> dev tests"
+ctest --preset dev
+
+if [ "${SKIP_ASAN:-0}" != "1" ]; then
+  echo "==> asan+ubsan build"
+  cmake --preset asan
+  cmake --build --preset asan
+  echo "==> asan+ubsan tests"
+  ctest --preset asan
+fi
+
+echo "==> quick start (demo mode)"
+scripts/quickstart.sh --demo-only
