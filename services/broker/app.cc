@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "credbroker/backends/file/file_source.h"
+#include "credbroker/backends/vault/vault_source.h"
 #include "credbroker/core/clock.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
@@ -35,6 +36,7 @@ absl::Duration FromProto(const google::protobuf::Duration& d) {
 
 void RegisterBuiltinBackends(secrets::SourceRegistry& registry) {
   registry.Register(backends::file::MakeFileSourceFactory());
+  registry.Register(backends::vault::MakeVaultSourceFactory());
 }
 
 absl::Status WritePortFile(const std::string& path, int grpc_port, int metrics_port) {

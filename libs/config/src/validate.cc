@@ -92,6 +92,42 @@ void ValidateTtl(const v1::LeaseConfig& l, Errors& errors) {
   }
 }
 
+void ValidateVault(const v1::VaultSourceConfig& v, const std::string& f, Errors& errors) {
+  if (v.address().rfind("https://", 0) != 0 && v.address().rfind("http://", 0) != 0) {
+    errors.Add(f + ".address", "required: https://HOST:PORT");
+  }
+  static const std::regex* const kPath = new std::regex("[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*");
+  if (!v.mount().empty() && !std::regex_match(v.mount(), *kPath)) {
+    errors.Add(f + ".mount", "must be a Vault path such as \"secret\"");
+  }
+  if (!v.path_prefix().empty() && (!std::regex_match(v.path_prefix(), *kPath) ||
+                                   v.path_prefix().find("..") != std::string::npos)) {
+    errors.Add(f + ".path_prefix", "must be a Vault path such as \"credbroker/prod\"");
+  }
+  if (v.max_attempts() < 0 || v.max_attempts() > 10) {
+    errors.Add(f + ".max_attempts", "must be between 1 and 10");
+  }
+  const v1::VaultAuthConfig& a = v.auth();
+  switch (a.method_case()) {
+    case v1::VaultAuthConfig::kToken:
+      if (a.token().token_file().empty() == a.token().token_env().empty()) {
+        errors.Add(f + ".auth.token", "set exactly one of token_file, token_env");
+      }
+      break;
+    case v1::VaultAuthConfig::kKubernetes:
+      if (a.kubernetes().role().empty()) errors.Add(f + ".auth.kubernetes.role", "required");
+      break;
+    case v1::VaultAuthConfig::kApprole:
+      if (a.approle().role_id().empty()) errors.Add(f + ".auth.approle.role_id", "required");
+      if (a.approle().secret_id_file().empty()) {
+        errors.Add(f + ".auth.approle.secret_id_file", "required");
+      }
+      break;
+    default:
+      errors.Add(f + ".auth", "one method must be set (token, kubernetes, approle)");
+  }
+}
+
 }  // namespace
 
 absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
@@ -116,9 +152,10 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
       errors.Add(f + ".name", "duplicate source name \"" + s.name() + "\"");
     }
     if (s.backend_case() == v1::SourceConfig::BACKEND_NOT_SET) {
-      errors.Add(f, "one backend must be set (file)");
+      errors.Add(f, "one backend must be set (file, vault)");
     }
     if (s.has_file() && s.file().root().empty()) errors.Add(f + ".file.root", "required");
+    if (s.has_vault()) ValidateVault(s.vault(), f + ".vault", errors);
     if (s.has_max_staleness() && ToAbsl(s.max_staleness()) <= absl::ZeroDuration()) {
       errors.Add(f + ".max_staleness", "must be positive");
     }
@@ -234,6 +271,30 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
     if (!s.has_max_staleness()) SetDuration(s.mutable_max_staleness(), absl::Hours(24));
     if (!s.has_refresh_interval()) SetDuration(s.mutable_refresh_interval(), absl::Seconds(30));
     if (s.has_file()) resolve(s.mutable_file()->mutable_root());
+    if (s.has_vault()) {
+      v1::VaultSourceConfig* v = s.mutable_vault();
+      if (v->mount().empty()) v->set_mount("secret");
+      if (v->field().empty()) v->set_field("api_key");
+      if (!v->has_request_timeout()) SetDuration(v->mutable_request_timeout(), absl::Seconds(10));
+      if (v->max_attempts() == 0) v->set_max_attempts(4);
+      resolve(v->mutable_ca_file());
+      resolve(v->mutable_client_cert_file());
+      resolve(v->mutable_client_key_file());
+      v1::VaultAuthConfig* a = v->mutable_auth();
+      if (a->has_token()) resolve(a->mutable_token()->mutable_token_file());
+      if (a->has_kubernetes()) {
+        v1::VaultKubernetesAuth* k = a->mutable_kubernetes();
+        if (k->jwt_file().empty()) {
+          k->set_jwt_file("/var/run/secrets/kubernetes.io/serviceaccount/token");
+        }
+        if (k->mount().empty()) k->set_mount("kubernetes");
+        resolve(k->mutable_jwt_file());
+      }
+      if (a->has_approle()) {
+        if (a->approle().mount().empty()) a->mutable_approle()->set_mount("approle");
+        resolve(a->mutable_approle()->mutable_secret_id_file());
+      }
+    }
   }
   v1::LeaseConfig* l = c.mutable_leases();
   if (!l->has_default_ttl()) SetDuration(l->mutable_default_ttl(), absl::Minutes(15));

@@ -212,6 +212,74 @@ identity:
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least 16")));
 }
 
+TEST(ConfigTest, VaultSourceIsValidatedPrecisely) {
+  EXPECT_THAT(ParseAndValidate(R"(sources:
+  - name: vault
+    vault:
+      address: vault.example:8200
+      auth: {}
+providers: [{name: lumenfall}]
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("test.yaml:4: sources[0].vault.address"),
+                             HasSubstr("test.yaml:5: sources[0].vault.auth: one method"))));
+  EXPECT_THAT(ParseAndValidate(R"(sources:
+  - name: vault
+    vault:
+      address: https://vault.example:8200
+      path_prefix: ../escape
+      auth:
+        kubernetes: {}
+providers: [{name: lumenfall}]
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("sources[0].vault.path_prefix"),
+                             HasSubstr("sources[0].vault.auth.kubernetes.role: required"))));
+  EXPECT_THAT(ParseAndValidate(R"(sources:
+  - name: vault
+    vault:
+      address: https://vault.example:8200
+      auth:
+        token: {token_file: a, token_env: B}
+providers: [{name: lumenfall}]
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("sources[0].vault.auth.token: set exactly one")));
+  EXPECT_THAT(ParseYaml(R"(sources:
+  - name: both
+    file: {root: k}
+    vault: {address: "https://v"}
+)",
+                        "t.yaml"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("t.yaml:4"), HasSubstr("only one of the backend options"))));
+}
+
+TEST(ConfigTest, VaultDefaultsAndPaths) {
+  auto parsed = ParseYaml(R"(sources:
+  - name: vault
+    vault:
+      address: https://vault.example:8200
+      ca_file: ca.pem
+      auth:
+        kubernetes: {role: credbroker}
+providers: [{name: lumenfall}]
+)",
+                          "t.yaml");
+  ASSERT_THAT(parsed, IsOk());
+  ASSERT_THAT(Validate(*parsed, "t.yaml"), IsOk());
+  v1::BrokerConfig c = parsed->config;
+  ApplyDefaults(c, "/etc/cb");
+  const v1::VaultSourceConfig& v = c.sources(0).vault();
+  EXPECT_EQ(v.mount(), "secret");
+  EXPECT_EQ(v.field(), "api_key");
+  EXPECT_EQ(v.max_attempts(), 4);
+  EXPECT_EQ(v.ca_file(), "/etc/cb/ca.pem");
+  EXPECT_EQ(v.auth().kubernetes().jwt_file(),
+            "/var/run/secrets/kubernetes.io/serviceaccount/token");
+  EXPECT_EQ(v.auth().kubernetes().mount(), "kubernetes");
+}
+
 TEST(ConfigTest, LoadConfigFileResolvesPathsAgainstTheFileAndAppliesOverrides) {
   TempDir dir;
   WriteFile(dir.Join("conf/broker.yaml"), kMinimal);

@@ -9,7 +9,10 @@
 namespace credbroker::rotation {
 namespace {
 
-absl::string_view CodeReason(const absl::Status& s) {
+// The metric reason for a backend error: the backend's own (e.g. "sealed") when it set one.
+std::string CodeReason(const absl::Status& s) {
+  std::string own = core::ReasonOf(s);
+  if (!own.empty()) return own;
   switch (s.code()) {
     case absl::StatusCode::kNotFound:
       return "not_found";
@@ -318,6 +321,8 @@ void KeyRing::Tick() {
   std::shared_ptr<KeySnapshot> next;
   std::vector<KeyEvent> events;
   for (const auto& [name, keys] : prev->providers) {
+    // Staleness is crossed by time passing, not only by a failed refresh.
+    if (metrics_) metrics_->ProviderServable(name, keys.current != nullptr && !keys.Stale(now));
     for (const auto& v : keys.versions) {
       if (v->state != KeyState::kPrevious || v->retires_at > now) continue;
       if (!next) {

@@ -185,6 +185,11 @@ TEST_F(KeyRingTest, OutageServesCachedKeysUntilMaxStalenessThenRecovers) {
   source_.FailListing(absl::OkStatus());
   ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
   EXPECT_FALSE(Keys("lumenfall").Stale(clock_.Now()));
+  // Time alone makes keys stale; Tick keeps the gauge honest between refreshes.
+  clock_.Advance(absl::Minutes(61));
+  ring_->Tick();
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_provider_servable{provider="lumenfall"} 0)"));
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
   EXPECT_TRUE(Keys("lumenfall").last_error.empty());
   EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_provider_servable{provider="lumenfall"} 1)"));
 }

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "credbroker/testing/temp_dir.h"
 
@@ -149,6 +150,50 @@ int BrokerProcess::Stop(absl::Duration grace) {
 }
 
 std::string BrokerProcess::Logs() const { return ReadFile(log_path_); }
+
+absl::StatusOr<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
+                                                 const std::string& port_file,
+                                                 const std::string& log_path,
+                                                 absl::Duration timeout) {
+  std::error_code ec;
+  std::filesystem::remove(port_file, ec);
+  ChildProcess proc;
+  proc.log_path_ = log_path;
+  proc.pid_ = Spawn(argv, log_path);
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int status = 0;
+    if (::waitpid(proc.pid_, &status, WNOHANG) == proc.pid_) {
+      proc.pid_ = -1;
+      return absl::FailedPreconditionError(
+          absl::StrCat(argv[0], " exited early; log:\n", ReadFile(log_path)));
+    }
+    int port = 0;
+    std::string contents = ReadFile(port_file);
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(contents), &port) && port > 0) {
+      proc.port_ = port;
+      return proc;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::DeadlineExceededError("child did not report its port; log:\n" + proc.Logs());
+}
+
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept
+    : pid_(other.pid_), port_(other.port_), log_path_(std::move(other.log_path_)) {
+  other.pid_ = -1;
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  if (WaitFor(pid_, absl::Seconds(5)) == -1) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+std::string ChildProcess::Logs() const { return ReadFile(log_path_); }
 
 absl::StatusOr<std::string> HttpGet(const std::string& host_port, const std::string& path) {
   std::pair<std::string, std::string> hp = absl::StrSplit(host_port, ':');

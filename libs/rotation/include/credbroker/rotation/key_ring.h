@@ -113,7 +113,7 @@ class KeyRing {
   // applies the result. Returns the backend error, if any (the ring keeps its cached versions).
   absl::Status RefreshProvider(absl::string_view provider, secrets::SecretSource& source);
 
-  // Retires PREVIOUS versions whose overlap has ended.
+  // Retires PREVIOUS versions whose overlap has ended and refreshes the servable gauge.
   void Tick();
 
   // Subscribes and returns the snapshot the listener's events start after, atomically: no change

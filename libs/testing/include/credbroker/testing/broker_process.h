@@ -52,6 +52,27 @@ class BrokerProcess {
   std::string log_path_;
 };
 
+// Any helper process (e.g. a fixture server) that writes its port number to a file once
+// listening. Killed on destruction.
+class ChildProcess {
+ public:
+  static absl::StatusOr<ChildProcess> Start(const std::vector<std::string>& argv,
+                                            const std::string& port_file,
+                                            const std::string& log_path,
+                                            absl::Duration timeout = absl::Seconds(20));
+  ChildProcess(ChildProcess&& other) noexcept;
+  ChildProcess& operator=(ChildProcess&&) = delete;
+  ~ChildProcess();
+  int port() const { return port_; }
+  std::string Logs() const;
+
+ private:
+  ChildProcess() = default;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string log_path_;
+};
+
 // GET http://address/path over a plain socket; returns the body (status 200 only).
 absl::StatusOr<std::string> HttpGet(const std::string& host_port, const std::string& path);
 

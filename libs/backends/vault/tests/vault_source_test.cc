@@ -1,0 +1,387 @@
+// The vault source against tests/fixtures/vault_fixture.py, a stand-in that follows Vault's
+// documented KV v2 / auth API and rejects what Vault rejects.
+#include "credbroker/backends/vault/vault_source.h"
+
+#include "absl/algorithm/container.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "credbroker/core/ids.h"
+#include "credbroker/core/status_macros.h"
+#include "credbroker/testing/broker_process.h"
+#include "credbroker/testing/status_matchers.h"
+#include "credbroker/testing/temp_dir.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+
+namespace credbroker::backends::vault {
+namespace {
+
+using ::credbroker::testing::ChildProcess;
+using ::credbroker::testing::IsOk;
+using ::credbroker::testing::RunCommand;
+using ::credbroker::testing::StatusIs;
+using ::credbroker::testing::TempDir;
+using ::credbroker::testing::WriteFile;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+const std::string kKey1 = "lmnfl_vaultone.0123456789abcdef";
+const std::string kKey2 = "lmnfl_vaulttwo.fedcba9876543210";
+constexpr char kRootToken[] = "root-token-for-tests";
+
+class RecordingSleeper final : public http::Sleeper {
+ public:
+  void Sleep(absl::Duration d) override { slept.push_back(d); }
+  std::vector<absl::Duration> slept;
+};
+
+std::vector<std::string> Ids(const std::vector<secrets::VersionInfo>& v) {
+  std::vector<std::string> out;
+  for (const auto& i : v) out.push_back(i.version_id);
+  return out;
+}
+
+class VaultSourceTest : public ::testing::Test {
+ protected:
+  void StartFixture(std::vector<std::string> extra = {}) {
+    WriteFile(dir_.Join("jwt"), "k8s-projected-token-for-tests\n");
+    WriteFile(dir_.Join("secret-id"), "approle-secret-id-for-tests\n");
+    std::vector<std::string> argv = {"/usr/bin/python3", CB_VAULT_FIXTURE,
+                                     "--port-file", dir_.Join("vault.port"),
+                                     "--root-token", kRootToken,
+                                     "--k8s-role", "credbroker",
+                                     "--k8s-jwt-file", dir_.Join("jwt"),
+                                     "--approle-role-id", "role-id-123",
+                                     "--approle-secret-id", "approle-secret-id-for-tests"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto proc = ChildProcess::Start(argv, dir_.Join("vault.port"), dir_.Join("vault.log"));
+    ASSERT_THAT(proc.status(), IsOk());
+    fixture_.emplace(std::move(*proc));
+    scheme_ = absl::c_linear_search(extra, "--tls-cert") ? "https" : "http";
+    address_ = absl::StrCat(scheme_, "://127.0.0.1:", fixture_->port());
+    control_ = std::move(*http::CurlHttpClient::Create(http::TlsOptions{ca_file_, "", ""}));
+  }
+
+  // Calls a /__fixture/ control endpoint (or any raw path) and returns the body.
+  std::string Control(const std::string& method, const std::string& path,
+                      const std::string& body = "", const std::string& token = "") {
+    http::HttpRequest req;
+    req.method = method;
+    req.url = address_ + path;
+    req.body = body;
+    if (!token.empty()) req.headers.emplace_back("X-Vault-Token", token);
+    auto r = control_->Send(req);
+    EXPECT_THAT(r, IsOk());
+    return r.ok() ? r->body : "";
+  }
+
+  void Seed(const std::string& path, const std::string& key) {
+    Control("POST", "/__fixture/put",
+            absl::StrCat(R"({"mount":"secret","path":")", path, R"(","data":{"api_key":")", key,
+                         R"("}})"));
+  }
+
+  // How many logged /v1/ requests have a path containing `fragment`.
+  int Requests(const std::string& fragment) {
+    google::protobuf::ListValue list;
+    std::string body = Control("GET", "/__fixture/requests");
+    google::protobuf::Value v;
+    if (!google::protobuf::util::JsonStringToMessage(body, &v).ok()) return -1;
+    int n = 0;
+    for (const auto& item : v.list_value().values()) {
+      if (absl::StrContains(item.struct_value().fields().at("path").string_value(), fragment)) ++n;
+    }
+    return n;
+  }
+
+  v1::VaultSourceConfig Config() {
+    v1::VaultSourceConfig c;
+    c.set_address(address_);
+    c.set_path_prefix("credbroker");
+    c.set_max_attempts(4);
+    c.set_ca_file(ca_file_);
+    WriteFile(dir_.Join("root.token"), kRootToken);
+    c.mutable_auth()->mutable_token()->set_token_file(dir_.Join("root.token"));
+    return c;
+  }
+
+  std::unique_ptr<VaultSecretSource> Source(const v1::VaultSourceConfig& c) {
+    auto transport = http::CurlHttpClient::Create(http::TlsOptions{c.ca_file(), "", ""});
+    EXPECT_THAT(transport, IsOk());
+    auto s = VaultSecretSource::Create("vault-test", c, std::move(*transport), &clock_, &sleeper_);
+    EXPECT_THAT(s, IsOk());
+    return std::move(*s);
+  }
+
+  TempDir dir_;
+  std::optional<ChildProcess> fixture_;
+  std::string scheme_;
+  std::string address_;
+  std::string ca_file_;
+  std::unique_ptr<http::CurlHttpClient> control_;
+  core::FakeClock clock_{absl::Now()};
+  RecordingSleeper sleeper_;
+};
+
+TEST_F(VaultSourceTest, ListsFetchesAndWritesWithAStaticToken) {
+  StartFixture();
+  Seed("credbroker/lumenfall", kKey1);
+  Seed("credbroker/lumenfall", kKey2);
+  auto source = Source(Config());
+  auto versions = source->ListVersions("lumenfall");
+  ASSERT_THAT(versions, IsOk());
+  EXPECT_THAT(Ids(*versions), ElementsAre("1", "2"));
+  EXPECT_NE((*versions)[0].created_at, absl::InfinitePast());
+  auto v2 = source->FetchVersion("lumenfall", "2");
+  ASSERT_THAT(v2, IsOk());
+  EXPECT_EQ(core::Fingerprint(v2->material.reveal()), core::Fingerprint(kKey2));
+  auto written = source->WriteVersion("lumenfall", core::SecretBytes("lmnfl_new.0000000000000000"));
+  ASSERT_THAT(written, IsOk());
+  EXPECT_EQ(written->version_id, "3");
+  auto v3 = source->FetchVersion("lumenfall", "3");
+  ASSERT_THAT(v3, IsOk());
+  EXPECT_TRUE(v3->material.reveal() == "lmnfl_new.0000000000000000");
+  EXPECT_THAT(source->ListVersions("absent"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(source->FetchVersion("lumenfall", "9"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(source->FetchVersion("lumenfall", "x"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(source->ListVersions("../sys"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(VaultSourceTest, DeletedAndDestroyedVersionsAreNeverServed) {
+  StartFixture();
+  Seed("credbroker/lumenfall", kKey1);
+  Seed("credbroker/lumenfall", kKey2);
+  Seed("credbroker/lumenfall", kKey1);
+  Control("POST", "/v1/secret/delete/credbroker/lumenfall", R"({"versions":[1]})", kRootToken);
+  Control("POST", "/v1/secret/destroy/credbroker/lumenfall", R"({"versions":[2]})", kRootToken);
+  clock_.Set(absl::Now() + absl::Seconds(1));  // the deletion is in the past for the broker too
+  auto source = Source(Config());
+  auto versions = source->ListVersions("lumenfall");
+  ASSERT_THAT(versions, IsOk());
+  EXPECT_THAT(Ids(*versions), ElementsAre("3"));
+  EXPECT_THAT(source->FetchVersion("lumenfall", "1"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("deleted")));
+  EXPECT_THAT(source->FetchVersion("lumenfall", "2"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("destroyed")));
+}
+
+TEST_F(VaultSourceTest, MissingFieldIsDataLoss) {
+  StartFixture();
+  Control("POST", "/__fixture/put",
+          R"({"mount":"secret","path":"credbroker/lumenfall","data":{"key":"x"}})");
+  auto source = Source(Config());
+  auto v = source->FetchVersion("lumenfall", "1");
+  EXPECT_THAT(v, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("api_key")));
+}
+
+// Bumps the secret's version between WriteVersion's metadata read and its write.
+class InterposingClient final : public http::HttpClient {
+ public:
+  InterposingClient(std::unique_ptr<http::HttpClient> inner, std::function<void()> before_write)
+      : inner_(std::move(inner)), before_write_(std::move(before_write)) {}
+  absl::StatusOr<http::HttpResponse> Send(const http::HttpRequest& r) override {
+    if (r.method == "POST" && absl::StrContains(r.url, "/data/")) before_write_();
+    return inner_->Send(r);
+  }
+
+ private:
+  std::unique_ptr<http::HttpClient> inner_;
+  std::function<void()> before_write_;
+};
+
+TEST_F(VaultSourceTest, CheckAndSetMismatchIsAborted) {
+  StartFixture();
+  Seed("credbroker/lumenfall", kKey1);
+  v1::VaultSourceConfig c = Config();
+  auto inner = std::move(*http::CurlHttpClient::Create(http::TlsOptions{}));
+  auto racing = std::make_unique<InterposingClient>(
+      std::move(inner), [this] { Seed("credbroker/lumenfall", kKey2); });
+  auto source = VaultSecretSource::Create("vault-test", c, std::move(racing), &clock_, &sleeper_);
+  ASSERT_THAT(source, IsOk());
+  auto w = (*source)->WriteVersion("lumenfall", core::SecretBytes("lmnfl_x.y"));
+  EXPECT_THAT(w, StatusIs(absl::StatusCode::kAborted, HasSubstr("check-and-set")));
+  EXPECT_EQ(core::ReasonOf(w.status()), "cas_mismatch");
+}
+
+TEST_F(VaultSourceTest, WrongTokenIsPermissionDeniedAndNotRetried) {
+  StartFixture();
+  v1::VaultSourceConfig c = Config();
+  WriteFile(dir_.Join("bad.token"), "not-a-vault-token");
+  c.mutable_auth()->mutable_token()->set_token_file(dir_.Join("bad.token"));
+  auto source = Source(c);
+  auto r = source->ListVersions("lumenfall");
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(Requests("lookup-self"), 1);
+  EXPECT_TRUE(sleeper_.slept.empty());
+}
+
+TEST_F(VaultSourceTest, KubernetesLoginWithTheProjectedToken) {
+  StartFixture();
+  Seed("credbroker/lumenfall", kKey1);
+  v1::VaultSourceConfig c = Config();
+  auto* k = c.mutable_auth()->mutable_kubernetes();
+  k->set_role("credbroker");
+  k->set_jwt_file(dir_.Join("jwt"));
+  k->set_mount("kubernetes");
+  auto source = Source(c);
+  ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
+  EXPECT_EQ(Requests("auth/kubernetes/login"), 1);
+  ASSERT_THAT(source->FetchVersion("lumenfall", "1"), IsOk());
+  EXPECT_EQ(Requests("auth/kubernetes/login"), 1) << "the token is reused";
+
+  // A rotated projected token file is re-read at the next login; a wrong one is refused.
+  WriteFile(dir_.Join("jwt2"), "someone-elses-token");
+  k->set_jwt_file(dir_.Join("jwt2"));
+  auto refused = Source(c)->ListVersions("lumenfall");
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(core::ReasonOf(refused.status()), "auth_failed");
+  k->set_role("no-such-role");
+  k->set_jwt_file(dir_.Join("jwt"));
+  EXPECT_THAT(Source(c)->ListVersions("lumenfall"), StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST_F(VaultSourceTest, AppRoleLogin) {
+  StartFixture();
+  Seed("credbroker/lumenfall", kKey1);
+  v1::VaultSourceConfig c = Config();
+  auto* a = c.mutable_auth()->mutable_approle();
+  a->set_role_id("role-id-123");
+  a->set_secret_id_file(dir_.Join("secret-id"));
+  a->set_mount("approle");
+  ASSERT_THAT(Source(c)->ListVersions("lumenfall"), IsOk());
+  EXPECT_EQ(Requests("auth/approle/login"), 1);
+  WriteFile(dir_.Join("secret-id"), "wrong");
+  EXPECT_THAT(Source(c)->ListVersions("lumenfall"), StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST_F(VaultSourceTest, RenewsBeforeExpiryAndLogsInAgainWhenRenewalIsRefused) {
+  StartFixture({"--token-ttl", "60", "--token-max-ttl", "600"});
+  Seed("credbroker/lumenfall", kKey1);
+  v1::VaultSourceConfig c = Config();
+  auto* k = c.mutable_auth()->mutable_kubernetes();
+  k->set_role("credbroker");
+  k->set_jwt_file(dir_.Join("jwt"));
+  k->set_mount("kubernetes");
+  auto source = Source(c);
+  ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
+  clock_.Advance(absl::Seconds(20));
+  ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
+  EXPECT_EQ(Requests("renew-self"), 0) << "not yet half way";
+  clock_.Advance(absl::Seconds(15));
+  ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
+  EXPECT_EQ(Requests("renew-self"), 1);
+  EXPECT_EQ(Requests("auth/kubernetes/login"), 1);
+
+  Control("POST", "/__fixture/deny-renew", R"({"on":true})");
+  clock_.Advance(absl::Seconds(35));
+  ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
+  EXPECT_EQ(Requests("renew-self"), 2);
+  EXPECT_EQ(Requests("auth/kubernetes/login"), 2) << "renewal refused: log in again";
+}
+
+TEST_F(VaultSourceTest, TokenExpiredAtVaultMidRunLogsInAgain) {
+  StartFixture({"--token-ttl", "3600"});
+  Seed("credbroker/lumenfall", kKey1);
+  v1::VaultSourceConfig c = Config();
+  auto* a = c.mutable_auth()->mutable_approle();
+  a->set_role_id("role-id-123");
+  a->set_secret_id_file(dir_.Join("secret-id"));
+  a->set_mount("approle");
+  auto source = Source(c);
+  ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
+  // Vault expires the token early (e.g. revoked by an operator or a max TTL we did not know).
+  Control("POST", "/__fixture/time-offset", R"({"seconds":7200})");
+  ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
+  EXPECT_EQ(Requests("auth/approle/login"), 2);
+}
+
+TEST_F(VaultSourceTest, SealedVaultIsRetriedWithBackoffThenUnavailable) {
+  StartFixture();
+  Seed("credbroker/lumenfall", kKey1);
+  auto source = Source(Config());
+  ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
+  Control("POST", "/__fixture/clear-requests");
+  Control("POST", "/__fixture/seal");
+  auto r = source->ListVersions("lumenfall");
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("sealed")));
+  EXPECT_EQ(core::ReasonOf(r.status()), "sealed");
+  EXPECT_EQ(Requests("secret/metadata"), 4);
+  EXPECT_EQ(sleeper_.slept.size(), 3u);
+  Control("POST", "/__fixture/unseal");
+  EXPECT_THAT(source->ListVersions("lumenfall"), IsOk());
+}
+
+TEST_F(VaultSourceTest, TransientFailureIsRetriedToSuccess) {
+  StartFixture();
+  Seed("credbroker/lumenfall", kKey1);
+  auto source = Source(Config());
+  ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
+  Control("POST", "/__fixture/fail-next", R"({"count":2,"status":502})");
+  EXPECT_THAT(source->ListVersions("lumenfall"), IsOk());
+  EXPECT_EQ(sleeper_.slept.size(), 2u);
+  Control("POST", "/__fixture/standby", R"({"on":true})");
+  auto standby = source->ListVersions("lumenfall");
+  EXPECT_THAT(standby, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(core::ReasonOf(standby.status()), "rate_limited");
+}
+
+TEST_F(VaultSourceTest, NamespaceHeaderIsSent) {
+  StartFixture({"--namespace", "team-a"});
+  Seed("credbroker/lumenfall", kKey1);
+  v1::VaultSourceConfig c = Config();
+  EXPECT_FALSE(Source(c)->ListVersions("lumenfall").ok()) << "without the namespace";
+  c.set_namespace_("team-a");
+  EXPECT_THAT(Source(c)->ListVersions("lumenfall"), IsOk());
+}
+
+TEST_F(VaultSourceTest, TlsWithAConfiguredCaBundle) {
+  std::string cert = dir_.Join("vault.crt");
+  std::string key = dir_.Join("vault.key");
+  auto gen = RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+                         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.output;
+  ca_file_ = cert;
+  StartFixture({"--tls-cert", cert, "--tls-key", key});
+  Seed("credbroker/lumenfall", kKey1);
+  EXPECT_THAT(Source(Config())->ListVersions("lumenfall"), IsOk());
+  v1::VaultSourceConfig untrusted = Config();
+  untrusted.clear_ca_file();
+  auto r = Source(untrusted)->ListVersions("lumenfall");
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("TLS")));
+}
+
+TEST(VaultStatusTest, MapsVaultErrorsToCodesAndReasons) {
+  google::protobuf::Struct body;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  R"({"errors":["check-and-set parameter did not match the current version"]})",
+                  &body)
+                  .ok());
+  EXPECT_EQ(VaultStatus(400, body, "w").code(), absl::StatusCode::kAborted);
+  google::protobuf::Struct empty;
+  EXPECT_EQ(VaultStatus(400, empty, "w").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(VaultStatus(403, empty, "w").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(VaultStatus(404, empty, "w").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(core::ReasonOf(VaultStatus(503, empty, "w")), "sealed");
+  EXPECT_EQ(VaultStatus(500, empty, "w").code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(VaultSourceFactoryTest, BuildsFromConfigAndRejectsUnreadableCa) {
+  auto factory = MakeVaultSourceFactory();
+  EXPECT_EQ(factory->type(), "vault");
+  v1::SourceConfig config;
+  config.set_name("prod");
+  config.mutable_vault()->set_address("https://vault.example:8200");
+  config.mutable_vault()->mutable_auth()->mutable_token()->set_token_env("VAULT_TOKEN");
+  core::FakeClock clock;
+  auto ok = factory->Create(config, secrets::SourceContext{&clock});
+  ASSERT_THAT(ok, IsOk());
+  EXPECT_EQ((*ok)->type(), "vault");
+  config.mutable_vault()->set_ca_file("/nonexistent/ca.pem");
+  EXPECT_THAT(factory->Create(config, secrets::SourceContext{&clock}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ca.pem")));
+}
+
+}  // namespace
+}  // namespace credbroker::backends::vault
