@@ -14,13 +14,12 @@
 #include "absl/time/clock.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/testing/broker_process.h"
+#include "credbroker/testing/grpc_status.h"
 #include "credbroker/testing/status_matchers.h"
 #include "credbroker/testing/temp_dir.h"
 #include "credbroker/v1/admin.grpc.pb.h"
 #include "credbroker/v1/lease.grpc.pb.h"
 #include "gmock/gmock.h"
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 
@@ -70,15 +69,7 @@ identity:
       admin: true
 )";
 
-std::string Reason(const grpc::Status& s) {
-  google::rpc::Status details;
-  if (!details.ParseFromString(s.error_details())) return "";
-  for (const auto& any : details.details()) {
-    google::rpc::ErrorInfo info;
-    if (any.UnpackTo(&info)) return info.reason();
-  }
-  return "";
-}
+std::string Reason(const grpc::Status& s) { return testing::ErrorReason(s); }
 
 class EndToEndTest : public ::testing::Test {
  protected:

@@ -14,6 +14,7 @@
 #include "credbroker/backends/vault/vault_source.h"
 #include "credbroker/core/clock.h"
 #include "credbroker/core/log.h"
+#include "credbroker/core/proto_time.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/leases/lease_store.h"
@@ -29,10 +30,6 @@
 
 namespace credbroker::broker {
 namespace {
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
 
 void RegisterBuiltinBackends(secrets::SourceRegistry& registry) {
   registry.Register(backends::file::MakeFileSourceFactory());
@@ -107,7 +104,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   }
   for (const providers::ProviderSpec& spec : c->catalog.providers()) {
     for (const v1::SourceConfig& sc : config.sources()) {
-      if (sc.name() == spec.source) staleness[spec.name] = FromProto(sc.max_staleness());
+      if (sc.name() == spec.source)
+        staleness[spec.name] = core::FromProtoDuration(sc.max_staleness());
     }
   }
   c->ring = std::make_unique<rotation::KeyRing>(&c->catalog, c->clock, c->metrics.get(),
@@ -119,7 +117,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
       if (spec.source == sc.name()) names.push_back(spec.name);
     }
     c->refreshers.push_back(std::make_unique<rotation::KeyRefresher>(
-        c->ring.get(), c->sources[i].get(), std::move(names), FromProto(sc.refresh_interval())));
+        c->ring.get(), c->sources[i].get(), std::move(names),
+        core::FromProtoDuration(sc.refresh_interval())));
   }
 
   CB_ASSIGN_OR_RETURN(c->store, leases::MakeLeaseStore(config.lease_store()));
@@ -129,8 +128,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
     core::LogWarning("no caller identities are configured: every request will be rejected");
   }
   c->auth = std::move(auth);
-  TtlPolicy ttl{FromProto(config.leases().default_ttl()), FromProto(config.leases().min_ttl()),
-                FromProto(config.leases().max_ttl())};
+  TtlPolicy ttl{core::FromProtoDuration(config.leases().default_ttl()),
+                core::FromProtoDuration(config.leases().min_ttl()),
+                core::FromProtoDuration(config.leases().max_ttl())};
   c->broker =
       std::make_unique<LeaseBroker>(c->ring.get(), c->table.get(), c->metrics.get(), c->clock, ttl);
   c->lease_service =
@@ -181,7 +181,7 @@ absl::Status App::Start() {
     health->SetServingStatus(service, true);
   }
 
-  absl::Duration sweep = FromProto(c.config.leases().sweep_interval());
+  absl::Duration sweep = core::FromProtoDuration(c.config.leases().sweep_interval());
   c.sweeper = std::thread([&c, sweep] {
     while (!c.stop_sweeper.WaitForNotificationWithTimeout(sweep)) {
       size_t n = c.broker->SweepExpired();
@@ -213,8 +213,9 @@ void App::Shutdown() {
   if (c.server) {
     c.server->GetHealthCheckService()->Shutdown();
     c.lease_service->CloseWatchers();
-    c.server->Shutdown(std::chrono::system_clock::now() +
-                       absl::ToChronoSeconds(FromProto(c.config.server().shutdown_grace())));
+    c.server->Shutdown(
+        std::chrono::system_clock::now() +
+        absl::ToChronoSeconds(core::FromProtoDuration(c.config.server().shutdown_grace())));
     core::LogDebug("grpc server shut down");
     c.server->Wait();
   }

@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "credbroker/core/log.h"
+#include "credbroker/core/proto_time.h"
 #include "credbroker/core/status_macros.h"
 #include "google/protobuf/util/time_util.h"
 #include "status_mapping.h"
@@ -16,23 +17,9 @@
 namespace credbroker::broker {
 namespace {
 
-using google::protobuf::Timestamp;
-
-void SetTime(absl::Time t, Timestamp* out) {
-  timespec ts = absl::ToTimespec(t);
-  out->set_seconds(ts.tv_sec);
-  out->set_nanos(static_cast<int32_t>(ts.tv_nsec));
-}
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
-
-void SetDuration(absl::Duration d, google::protobuf::Duration* out) {
-  int64_t secs = absl::IDivDuration(d, absl::Seconds(1), &d);
-  out->set_seconds(secs);
-  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
-}
+using core::FromProtoDuration;
+using core::ToProtoDuration;
+using core::ToProtoTime;
 
 v1::KeyState ToProto(rotation::KeyState s) {
   switch (s) {
@@ -83,10 +70,10 @@ void FillLease(const LeaseGrant& g, v1::Lease* out) {
   out->set_api_key(std::string(g.key->material->reveal()));
   out->set_key_version(g.lease.key_version);
   out->set_key_fingerprint(g.lease.key_fingerprint);
-  SetTime(g.lease.issued_at, out->mutable_issued_at());
-  SetTime(g.lease.expires_at, out->mutable_expires_at());
+  ToProtoTime(g.lease.issued_at, out->mutable_issued_at());
+  ToProtoTime(g.lease.expires_at, out->mutable_expires_at());
   if (g.key->retires_at != absl::InfiniteFuture()) {
-    SetTime(g.key->retires_at, out->mutable_key_retires_at());
+    ToProtoTime(g.key->retires_at, out->mutable_key_retires_at());
   }
   out->set_base_url(g.spec->base_url);
   out->set_header_name(g.spec->header_name);
@@ -186,14 +173,15 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
         e.set_key_version(v->version_id);
         e.set_key_fingerprint(v->fingerprint);
         e.set_state(ToProto(v->state));
-        if (v->retires_at != absl::InfiniteFuture()) SetTime(v->retires_at, e.mutable_retires_at());
-        SetTime(absl::Now(), e.mutable_at());
+        if (v->retires_at != absl::InfiniteFuture())
+          ToProtoTime(v->retires_at, e.mutable_retires_at());
+        ToProtoTime(absl::Now(), e.mutable_at());
         initial.push_back(std::move(e));
       }
     }
     v1::KeyEvent synced;
     synced.set_type(v1::KeyEvent::SYNCED);
-    SetTime(absl::Now(), synced.mutable_at());
+    ToProtoTime(absl::Now(), synced.mutable_at());
     initial.push_back(std::move(synced));
     absl::MutexLock lock(&mu_);
     queue_.insert(queue_.begin(), std::make_move_iterator(initial.begin()),
@@ -251,8 +239,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
       e.set_key_version(ev.version_id);
       e.set_key_fingerprint(ev.fingerprint);
       e.set_state(ToProto(ev.state));
-      if (ev.retires_at != absl::InfiniteFuture()) SetTime(ev.retires_at, e.mutable_retires_at());
-      SetTime(ev.at, e.mutable_at());
+      if (ev.retires_at != absl::InfiniteFuture())
+        ToProtoTime(ev.retires_at, e.mutable_retires_at());
+      ToProtoTime(ev.at, e.mutable_at());
       e.set_reason(ev.reason);
       queue_.push_back(std::move(e));
     }
@@ -325,8 +314,9 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
                                                          v1::Lease* resp) {
   return Unary(ctx, metrics_, "AcquireLease", [&]() -> absl::Status {
     CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
-    CB_ASSIGN_OR_RETURN(LeaseGrant grant, broker_->Acquire(who, req->provider(),
-                                                           FromProto(req->ttl()), req->purpose()));
+    CB_ASSIGN_OR_RETURN(
+        LeaseGrant grant,
+        broker_->Acquire(who, req->provider(), FromProtoDuration(req->ttl()), req->purpose()));
     FillLease(grant, resp);
     return absl::OkStatus();
   });
@@ -338,7 +328,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::RenewLease(grpc::CallbackServerConte
   return Unary(ctx, metrics_, "RenewLease", [&]() -> absl::Status {
     CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
     CB_ASSIGN_OR_RETURN(LeaseGrant grant,
-                        broker_->Renew(who, req->lease_id(), FromProto(req->ttl())));
+                        broker_->Renew(who, req->lease_id(), FromProtoDuration(req->ttl())));
     FillLease(grant, resp);
     return absl::OkStatus();
   });
@@ -412,12 +402,12 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListProviders(grpc::CallbackServerCo
       p->set_builtin(spec.builtin);
       p->set_source(spec.source);
       p->set_secret_path(spec.secret_path);
-      SetDuration(spec.rotation_period, p->mutable_rotation_period());
-      SetDuration(spec.overlap, p->mutable_overlap());
+      ToProtoDuration(spec.rotation_period, p->mutable_rotation_period());
+      ToProtoDuration(spec.overlap, p->mutable_overlap());
       if (const rotation::ProviderKeys* keys = snap->Find(spec.name)) {
         if (keys->current) p->set_current_key_version(keys->current->version_id);
         if (keys->last_success != absl::InfinitePast()) {
-          SetTime(keys->last_success, p->mutable_last_refresh());
+          ToProtoTime(keys->last_success, p->mutable_last_refresh());
         }
         p->set_last_error(keys->last_error);
       }
@@ -452,9 +442,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListKeyVersions(grpc::CallbackServer
         info->set_key_version(v->version_id);
         info->set_key_fingerprint(v->fingerprint);
         info->set_state(ToProto(v->state));
-        SetTime(v->created_at, info->mutable_created_at());
+        ToProtoTime(v->created_at, info->mutable_created_at());
         if (v->retires_at != absl::InfiniteFuture())
-          SetTime(v->retires_at, info->mutable_retires_at());
+          ToProtoTime(v->retires_at, info->mutable_retires_at());
         auto it = active.find(absl::StrCat(spec.name, "\x1f", v->version_id));
         info->set_active_leases(it == active.end() ? 0 : it->second);
       }
@@ -507,8 +497,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListLeases(grpc::CallbackServerConte
       info->set_provider(l.provider);
       info->set_key_version(l.key_version);
       info->set_key_fingerprint(l.key_fingerprint);
-      SetTime(l.issued_at, info->mutable_issued_at());
-      SetTime(l.expires_at, info->mutable_expires_at());
+      ToProtoTime(l.issued_at, info->mutable_issued_at());
+      ToProtoTime(l.expires_at, info->mutable_expires_at());
       info->set_renew_count(l.renew_count);
       info->set_purpose(l.purpose);
     }

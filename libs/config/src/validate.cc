@@ -14,6 +14,7 @@
 #include "credbroker/config/config.h"
 #include "credbroker/core/duration.h"
 #include "credbroker/core/log.h"
+#include "credbroker/core/proto_time.h"
 #include "credbroker/providers/catalog.h"
 
 namespace credbroker::config {
@@ -21,14 +22,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-absl::Duration ToAbsl(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
+absl::Duration ToAbsl(const google::protobuf::Duration& d) { return core::FromProtoDuration(d); }
 
 void SetDuration(google::protobuf::Duration* out, absl::Duration d) {
-  int64_t secs = absl::IDivDuration(d, absl::Seconds(1), &d);
-  out->set_seconds(secs);
-  out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(d)));
+  core::ToProtoDuration(d, out);
 }
 
 class Errors {

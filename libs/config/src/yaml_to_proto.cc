@@ -9,6 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "credbroker/config/config.h"
 #include "credbroker/core/duration.h"
+#include "credbroker/core/proto_time.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/reflection.h"
@@ -172,9 +173,7 @@ class Converter {
       Error(node, path, std::string(d.status().message()));
       return;
     }
-    int64_t secs = absl::IDivDuration(*d, absl::Seconds(1), &*d);
-    out->set_seconds(secs);
-    out->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(*d)));
+    core::ToProtoDuration(*d, out);
   }
 
   absl::string_view filename_;

@@ -64,7 +64,8 @@ absl::StatusOr<std::unique_ptr<CurlHttpClient>> CurlHttpClient::Create(
     }
   }
   if (tls.client_cert_file.empty() != tls.client_key_file.empty()) {
-    return absl::InvalidArgumentError("a client certificate needs its key, and a key its certificate");
+    return absl::InvalidArgumentError(
+        "a client certificate needs its key, and a key its certificate");
   }
   return std::unique_ptr<CurlHttpClient>(new CurlHttpClient(std::move(tls), connect_timeout));
 }
@@ -83,7 +84,7 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
   // libcurl adds "Expect: 100-continue" to large POSTs; Vault and most APIs do not need it.
   headers = curl_slist_append(headers, "Expect:");
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers,
-                                                                          curl_slist_free_all);
+                                                                           curl_slist_free_all);
   curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, request.method.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
@@ -91,7 +92,8 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()));
   }
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(request.timeout)));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(request.timeout)));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(absl::ToInt64Milliseconds(connect_timeout_)));
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

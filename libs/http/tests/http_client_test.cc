@@ -1,3 +1,5 @@
+#include "credbroker/http/http_client.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -6,7 +8,6 @@
 #include <deque>
 #include <thread>
 
-#include "credbroker/http/http_client.h"
 #include "credbroker/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

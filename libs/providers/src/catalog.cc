@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "credbroker/core/proto_time.h"
 #include "credbroker/core/status_macros.h"
 
 namespace credbroker::providers {
@@ -22,10 +23,6 @@ ProviderSpec Builtin(std::string name, std::string base_url, std::string key_for
   s.probe = std::move(probe);
   s.key_regex = *CompileKeyFormat(s.key_format);
   return s;
-}
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
 }
 
 }  // namespace
@@ -119,8 +116,9 @@ absl::StatusOr<ProviderCatalog> ProviderCatalog::FromConfig(const v1::BrokerConf
     spec.source = pc.source();
     if (spec.source.empty() && config.sources_size() == 1) spec.source = config.sources(0).name();
     spec.secret_path = pc.secret_path().empty() ? pc.name() : pc.secret_path();
-    if (pc.has_rotation_period()) spec.rotation_period = FromProto(pc.rotation_period());
-    if (pc.has_overlap()) spec.overlap = FromProto(pc.overlap());
+    if (pc.has_rotation_period())
+      spec.rotation_period = core::FromProtoDuration(pc.rotation_period());
+    if (pc.has_overlap()) spec.overlap = core::FromProtoDuration(pc.overlap());
     if (pc.has_probe()) {
       spec.probe.method = pc.probe().method().empty() ? "GET" : pc.probe().method();
       spec.probe.path = pc.probe().path();

@@ -4,9 +4,8 @@
 
 #include "broker_fixture.h"
 #include "credbroker/core/ids.h"
+#include "credbroker/testing/grpc_status.h"
 #include "gmock/gmock.h"
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
 #include "grpc_services.h"
 #include "gtest/gtest.h"
 
@@ -15,15 +14,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string Reason(const grpc::Status& s) {
-  google::rpc::Status details;
-  if (!details.ParseFromString(s.error_details())) return "";
-  for (const auto& any : details.details()) {
-    google::rpc::ErrorInfo info;
-    if (any.UnpackTo(&info)) return info.reason();
-  }
-  return "";
-}
+std::string Reason(const grpc::Status& s) { return testing::ErrorReason(s); }
 
 class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
  protected:

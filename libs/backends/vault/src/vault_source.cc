@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "credbroker/core/log.h"
+#include "credbroker/core/proto_time.h"
 #include "credbroker/core/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -18,10 +19,6 @@ namespace {
 
 using google::protobuf::Struct;
 using google::protobuf::Value;
-
-absl::Duration FromProto(const google::protobuf::Duration& d) {
-  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
-}
 
 // The value at a dotted path of objects, or nullptr.
 const Value* Find(const Struct& s, std::initializer_list<absl::string_view> path) {
@@ -100,8 +97,8 @@ class VaultSourceFactory final : public secrets::SourceFactory {
     if (!transport.ok()) {
       return core::Annotate(transport.status(), absl::StrCat("source ", config.name()));
     }
-    auto source = VaultSecretSource::Create(config.name(), v, std::move(*transport),
-                                            context.clock, http::Sleeper::Real());
+    auto source = VaultSecretSource::Create(config.name(), v, std::move(*transport), context.clock,
+                                            http::Sleeper::Real());
     if (!source.ok()) return source.status();
     return std::unique_ptr<secrets::SecretSource>(std::move(*source));
   }
@@ -150,17 +147,17 @@ void VaultClient::InvalidateToken() {
 }
 
 absl::StatusOr<VaultResponse> VaultClient::Send(absl::string_view method, absl::string_view path,
-                                                const std::string& body,
-                                                const std::string& token) {
+                                                const std::string& body, const std::string& token) {
   http::HttpRequest req;
   req.method = std::string(method);
   req.url = absl::StrCat(config_.address(), "/v1/", path);
   req.body = body;
-  req.timeout = config_.has_request_timeout() ? FromProto(config_.request_timeout())
+  req.timeout = config_.has_request_timeout() ? core::FromProtoDuration(config_.request_timeout())
                                               : absl::Seconds(10);
   req.headers.emplace_back("X-Vault-Request", "true");
   if (!token.empty()) req.headers.emplace_back("X-Vault-Token", token);
-  if (!config_.namespace_().empty()) req.headers.emplace_back("X-Vault-Namespace", config_.namespace_());
+  if (!config_.namespace_().empty())
+    req.headers.emplace_back("X-Vault-Namespace", config_.namespace_());
   if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
   absl::StatusOr<http::HttpResponse> resp = retrying_.Send(req);
   if (!resp.ok()) {
@@ -220,8 +217,9 @@ absl::StatusOr<VaultClient::Token> VaultClient::Login() {
   t.obtained_at = clock_->Now();
   t.ttl = absl::Seconds(NumberAt(r.body, {"auth", "lease_duration"}));
   t.renewable = BoolAt(r.body, {"auth", "renewable"});
-  core::LogInfo("vault login", {{"address", config_.address()}, {"method", who},
-                                {"ttl", absl::FormatDuration(t.ttl)}});
+  core::LogInfo(
+      "vault login",
+      {{"address", config_.address()}, {"method", who}, {"ttl", absl::FormatDuration(t.ttl)}});
   return t;
 }
 
@@ -308,8 +306,7 @@ VaultSecretSource::VaultSecretSource(std::string name, const v1::VaultSourceConf
 
 absl::StatusOr<std::unique_ptr<VaultSecretSource>> VaultSecretSource::Create(
     std::string name, const v1::VaultSourceConfig& config,
-    std::unique_ptr<http::HttpClient> transport, const core::Clock* clock,
-    http::Sleeper* sleeper) {
+    std::unique_ptr<http::HttpClient> transport, const core::Clock* clock, http::Sleeper* sleeper) {
   if (config.address().empty()) return absl::InvalidArgumentError("vault: address is required");
   if (config.auth().method_case() == v1::VaultAuthConfig::METHOD_NOT_SET) {
     return absl::InvalidArgumentError("vault: an auth method is required");
@@ -325,8 +322,8 @@ absl::StatusOr<std::unique_ptr<VaultSecretSource>> VaultSecretSource::Create(
 absl::StatusOr<std::string> VaultSecretSource::SecretPath(absl::string_view path) const {
   if (path.empty() || absl::StrContains(path, "..") || path[0] == '/' ||
       path.find_first_of("?#% ") != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("vault source ", name_, ": bad secret path \"",
-                                                   path, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("vault source ", name_, ": bad secret path \"", path, "\""));
   }
   return config_.path_prefix().empty() ? std::string(path)
                                        : absl::StrCat(config_.path_prefix(), "/", path);
@@ -372,8 +369,8 @@ absl::StatusOr<secrets::SecretVersion> VaultSecretSource::FetchVersion(
   CB_ASSIGN_OR_RETURN(std::string secret, SecretPath(path));
   int64_t n = 0;
   if (!absl::SimpleAtoi(version_id, &n) || n <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("vault version must be a positive number, got \"",
-                                                   version_id, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("vault version must be a positive number, got \"", version_id, "\""));
   }
   std::string api = absl::StrCat(config_.mount(), "/data/", secret, "?version=", n);
   CB_ASSIGN_OR_RETURN(VaultResponse r, client_.Call("GET", api));
@@ -411,9 +408,9 @@ absl::StatusOr<secrets::VersionInfo> VaultSecretSource::WriteVersion(
   } else if (meta.status != 404) {
     return Error(meta, absl::StrCat("read metadata ", meta_api));
   }
-  std::string body = absl::StrCat("{\"options\":{\"cas\":", current, "},\"data\":{",
-                                  JsonString(config_.field()), ":", JsonString(material.reveal()),
-                                  "}}");
+  std::string body =
+      absl::StrCat("{\"options\":{\"cas\":", current, "},\"data\":{", JsonString(config_.field()),
+                   ":", JsonString(material.reveal()), "}}");
   std::string api = absl::StrCat(config_.mount(), "/data/", secret);
   CB_ASSIGN_OR_RETURN(VaultResponse r, client_.Call("POST", api, body));
   if (r.status != 200 && r.status != 204) return Error(r, absl::StrCat("write ", secret));

@@ -47,12 +47,12 @@ class VaultSourceTest : public ::testing::Test {
   void StartFixture(std::vector<std::string> extra = {}) {
     WriteFile(dir_.Join("jwt"), "k8s-projected-token-for-tests\n");
     WriteFile(dir_.Join("secret-id"), "approle-secret-id-for-tests\n");
-    std::vector<std::string> argv = {"/usr/bin/python3", CB_VAULT_FIXTURE,
-                                     "--port-file", dir_.Join("vault.port"),
-                                     "--root-token", kRootToken,
-                                     "--k8s-role", "credbroker",
-                                     "--k8s-jwt-file", dir_.Join("jwt"),
-                                     "--approle-role-id", "role-id-123",
+    std::vector<std::string> argv = {"/usr/bin/python3",    CB_VAULT_FIXTURE,
+                                     "--port-file",         dir_.Join("vault.port"),
+                                     "--root-token",        kRootToken,
+                                     "--k8s-role",          "credbroker",
+                                     "--k8s-jwt-file",      dir_.Join("jwt"),
+                                     "--approle-role-id",   "role-id-123",
                                      "--approle-secret-id", "approle-secret-id-for-tests"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto proc = ChildProcess::Start(argv, dir_.Join("vault.port"), dir_.Join("vault.log"));
@@ -354,10 +354,10 @@ TEST_F(VaultSourceTest, TlsWithAConfiguredCaBundle) {
 
 TEST(VaultStatusTest, MapsVaultErrorsToCodesAndReasons) {
   google::protobuf::Struct body;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
-                  R"({"errors":["check-and-set parameter did not match the current version"]})",
-                  &body)
-                  .ok());
+  ASSERT_TRUE(
+      google::protobuf::util::JsonStringToMessage(
+          R"({"errors":["check-and-set parameter did not match the current version"]})", &body)
+          .ok());
   EXPECT_EQ(VaultStatus(400, body, "w").code(), absl::StatusCode::kAborted);
   google::protobuf::Struct empty;
   EXPECT_EQ(VaultStatus(400, empty, "w").code(), absl::StatusCode::kInvalidArgument);
