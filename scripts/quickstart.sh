@@ -50,6 +50,8 @@ curl -s 127.0.0.1:9464/metrics | grep '^credbroker_leases_issued_total'
 run "$CTL" --token $APP lease release "$LEASE_ID"
 echo; echo "\$ credctl lease acquire no-such-provider   # errors say why, exit code 1"
 "$CTL" --token $APP lease acquire no-such-provider || true
+echo; echo "\$ tail -n 3 .credbroker/audit.log   # every decision, never a key"
+tail -n 3 "$STATE/audit.log"
 
 if [ $DEMO_ONLY -eq 1 ]; then
   echo; echo "quickstart: demo finished"

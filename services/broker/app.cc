@@ -3,20 +3,30 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "credbroker/backends/file/file_source.h"
 #include "credbroker/backends/vault/vault_source.h"
 #include "credbroker/core/clock.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/proto_time.h"
 #include "credbroker/core/status_macros.h"
+#include "credbroker/http/http_client.h"
+#include "credbroker/identity/audit_log.h"
 #include "credbroker/identity/authenticator.h"
+#include "credbroker/identity/jwt_verifier.h"
+#include "credbroker/identity/policy.h"
 #include "credbroker/leases/lease_store.h"
 #include "credbroker/leases/lease_table.h"
 #include "credbroker/metrics/broker_metrics.h"
@@ -34,6 +44,98 @@ namespace {
 void RegisterBuiltinBackends(secrets::SourceRegistry& registry) {
   registry.Register(backends::file::MakeFileSourceFactory());
   registry.Register(backends::vault::MakeVaultSourceFactory());
+}
+
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Checks the PEM files now, so a typo fails the start instead of every handshake later.
+absl::Status CheckTlsFiles(const v1::ServerTlsConfig& tls) {
+  auto parse = [](const std::string& path, bool key) -> absl::Status {
+    BIO* bio = BIO_new_file(path.c_str(), "r");
+    if (bio == nullptr) return absl::FailedPreconditionError("cannot read " + path);
+    bool ok;
+    if (key) {
+      EVP_PKEY* pkey = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+      ok = pkey != nullptr;
+      EVP_PKEY_free(pkey);
+    } else {
+      X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+      ok = cert != nullptr;
+      X509_free(cert);
+    }
+    BIO_free(bio);
+    if (!ok) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " is not a PEM ", key ? "private key" : "certificate"));
+    }
+    return absl::OkStatus();
+  };
+  CB_RETURN_IF_ERROR(parse(tls.cert_file(), false));
+  CB_RETURN_IF_ERROR(parse(tls.key_file(), true));
+  if (!tls.client_ca_file().empty()) CB_RETURN_IF_ERROR(parse(tls.client_ca_file(), false));
+  return absl::OkStatus();
+}
+
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const v1::ServerTlsConfig& tls) {
+  auto interval = static_cast<unsigned int>(
+      std::max<int64_t>(1, absl::ToInt64Seconds(core::FromProtoDuration(tls.reload_interval()))));
+  // The file watcher re-reads the files every interval: cert-manager renewals need no restart.
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider;
+  if (tls.client_ca_file().empty()) {
+    provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        tls.key_file(), tls.cert_file(), interval);
+  } else {
+    provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        tls.key_file(), tls.cert_file(), tls.client_ca_file(), interval);
+  }
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (tls.client_ca_file().empty()) {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    options.watch_root_certs();
+    options.set_cert_request_type(tls.require_client_cert()
+                                      ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                      : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
+// Where the Kubernetes JWKS comes from: a file, or the API server's /openid/v1/jwks.
+absl::StatusOr<identity::JwksFetcher> MakeJwksFetcher(const v1::KubernetesJwtConfig& k) {
+  if (!k.jwks_file().empty()) {
+    std::string path = k.jwks_file();
+    return identity::JwksFetcher([path]() -> absl::StatusOr<std::string> {
+      std::ifstream in(path, std::ios::binary);
+      if (!in) return absl::UnavailableError("cannot read JWKS file " + path);
+      return ReadWholeFile(path);
+    });
+  }
+  CB_ASSIGN_OR_RETURN(std::unique_ptr<http::CurlHttpClient> client,
+                      http::CurlHttpClient::Create(http::TlsOptions{k.jwks_ca_file(), "", ""}));
+  std::shared_ptr<http::CurlHttpClient> shared = std::move(client);
+  std::string url = k.jwks_url();
+  std::string token_file = k.jwks_bearer_token_file();
+  return identity::JwksFetcher([shared, url, token_file]() -> absl::StatusOr<std::string> {
+    http::HttpRequest req;
+    req.url = url;
+    req.headers.emplace_back("Accept", "application/json");
+    if (!token_file.empty()) {
+      // Projected tokens rotate: read the file at every fetch.
+      std::string token(absl::StripAsciiWhitespace(ReadWholeFile(token_file)));
+      req.headers.emplace_back("Authorization", "Bearer " + token);
+    }
+    CB_ASSIGN_OR_RETURN(http::HttpResponse resp, shared->Send(req));
+    if (resp.status != 200) {
+      return absl::UnavailableError(absl::StrCat("GET ", url, ": HTTP ", resp.status));
+    }
+    return resp.body;
+  });
 }
 
 absl::Status WritePortFile(const std::string& path, int grpc_port, int metrics_port) {
@@ -64,6 +166,8 @@ struct App::Components {
   std::unique_ptr<leases::LeaseStore> store;
   std::unique_ptr<leases::LeaseTable> table;
   std::unique_ptr<identity::Authenticator> auth;
+  std::unique_ptr<identity::Policy> policy;
+  std::unique_ptr<identity::AuditLog> audit;
   std::unique_ptr<LeaseBroker> broker;
   std::unique_ptr<LeaseServiceImpl> lease_service;
   std::unique_ptr<AdminServiceImpl> admin_service;
@@ -123,20 +227,44 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
 
   CB_ASSIGN_OR_RETURN(c->store, leases::MakeLeaseStore(config.lease_store()));
   c->table = std::make_unique<leases::LeaseTable>(c->store.get(), c->clock);
-  CB_ASSIGN_OR_RETURN(auto auth, identity::StaticTokenAuthenticator::Create(config.identity()));
-  if (auth->size() == 0) {
+  CB_ASSIGN_OR_RETURN(auto static_tokens,
+                      identity::StaticTokenAuthenticator::Create(config.identity()));
+  std::unique_ptr<identity::Authenticator> jwt;
+  if (config.identity().has_kubernetes()) {
+    const v1::KubernetesJwtConfig& k = config.identity().kubernetes();
+    CB_ASSIGN_OR_RETURN(identity::JwksFetcher fetcher, MakeJwksFetcher(k));
+    identity::JwtVerifierOptions options{k.issuer(), k.audience(),
+                                         core::FromProtoDuration(k.leeway()),
+                                         core::FromProtoDuration(k.jwks_refresh_interval())};
+    auto verifier = identity::JwtVerifier::Create(options, std::move(fetcher), c->clock);
+    if (!verifier.ok()) return core::Annotate(verifier.status(), "identity.kubernetes");
+    jwt = std::make_unique<identity::KubernetesJwtAuthenticator>(std::move(*verifier));
+  }
+  std::unique_ptr<identity::Authenticator> mtls;
+  if (config.identity().has_mtls()) {
+    mtls = std::make_unique<identity::MtlsAuthenticator>(config.identity().mtls().trust_domain());
+  }
+  if (static_tokens->size() == 0 && !jwt && !mtls) {
     core::LogWarning("no caller identities are configured: every request will be rejected");
   }
-  c->auth = std::move(auth);
+  c->auth = std::make_unique<identity::ChainAuthenticator>(std::move(static_tokens), std::move(jwt),
+                                                           std::move(mtls));
+  c->policy = std::make_unique<identity::Policy>(config.policy(), c->clock);
+  if (!c->policy->configured()) {
+    core::LogWarning("no policy rules: every authenticated caller may lease every provider");
+  }
+  CB_ASSIGN_OR_RETURN(c->audit, identity::AuditLog::Open(config.audit().path(), c->clock));
+  if (config.server().has_tls()) {
+    CB_RETURN_IF_ERROR(core::Annotate(CheckTlsFiles(config.server().tls()), "server.tls"));
+  }
   TtlPolicy ttl{core::FromProtoDuration(config.leases().default_ttl()),
                 core::FromProtoDuration(config.leases().min_ttl()),
                 core::FromProtoDuration(config.leases().max_ttl())};
-  c->broker =
-      std::make_unique<LeaseBroker>(c->ring.get(), c->table.get(), c->metrics.get(), c->clock, ttl);
-  c->lease_service =
-      std::make_unique<LeaseServiceImpl>(c->broker.get(), c->auth.get(), c->metrics.get());
-  c->admin_service = std::make_unique<AdminServiceImpl>(c->broker.get(), c->auth.get(),
-                                                        c->metrics.get(), &c->catalog);
+  c->broker = std::make_unique<LeaseBroker>(c->ring.get(), c->table.get(), c->metrics.get(),
+                                            c->clock, ttl, c->policy.get(), c->audit.get());
+  Edge edge{c->auth.get(), c->metrics.get(), c->policy.get(), c->audit.get()};
+  c->lease_service = std::make_unique<LeaseServiceImpl>(c->broker.get(), edge);
+  c->admin_service = std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog);
   return std::unique_ptr<App>(new App(std::move(c)));
 }
 
@@ -166,7 +294,9 @@ absl::Status App::Start() {
   // gRPC sets SO_REUSEPORT by default, which lets a second broker bind the same port and
   // silently share its traffic. One port, one broker.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(c.config.server().listen(), grpc::InsecureServerCredentials(),
+  builder.AddListeningPort(c.config.server().listen(),
+                           c.config.server().has_tls() ? ServerCredentials(c.config.server().tls())
+                                                       : grpc::InsecureServerCredentials(),
                            &c.grpc_port);
   builder.RegisterService(c.lease_service.get());
   builder.RegisterService(c.admin_service.get());

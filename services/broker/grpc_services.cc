@@ -98,17 +98,30 @@ class RpcScope {
   absl::Time start_;
 };
 
-absl::StatusOr<identity::Identity> Authenticate(grpc::CallbackServerContext* ctx,
-                                                const identity::Authenticator& auth,
-                                                metrics::BrokerMetrics& metrics) {
+absl::StatusOr<identity::Identity> Authenticate(grpc::CallbackServerContext* ctx, const Edge& edge,
+                                                absl::string_view method) {
   identity::RequestCredentials creds;
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
   if (it != md.end()) creds.authorization = absl::string_view(it->second.data(), it->second.size());
-  absl::StatusOr<identity::Identity> who = auth.Authenticate(creds);
+  // Set by gRPC only for a client certificate that verified against the client CA bundle.
+  std::shared_ptr<const grpc::AuthContext> auth_ctx = ctx->auth_context();
+  if (auth_ctx && auth_ctx->IsPeerAuthenticated()) {
+    for (const auto& v : auth_ctx->FindPropertyValues("peer_spiffe_id")) {
+      creds.peer_spiffe_ids.emplace_back(v.data(), v.size());
+    }
+    for (const auto& v : auth_ctx->FindPropertyValues("peer_dns")) {
+      creds.peer_dns_names.emplace_back(v.data(), v.size());
+    }
+  }
+  absl::StatusOr<identity::Identity> who = edge.auth->Authenticate(creds);
   if (!who.ok()) {
     std::string reason = core::ReasonOf(who.status());
-    metrics.CallerAuthFailure(reason.empty() ? "OTHER" : reason);
+    edge.metrics->CallerAuthFailure(identity::AuthFailureLabel(reason));
+    if (edge.audit) {
+      edge.audit->Record({std::string(method), "", "", "", "", "", "deny",
+                          reason.empty() ? "UNAUTHENTICATED" : reason});
+    }
   }
   return who;
 }
@@ -301,9 +314,8 @@ void WatchRegistry::CloseAll() {
   for (WatchReactor* r : reactors_) r->Close();
 }
 
-LeaseServiceImpl::LeaseServiceImpl(LeaseBroker* broker, const identity::Authenticator* auth,
-                                   metrics::BrokerMetrics* metrics)
-    : broker_(broker), auth_(auth), metrics_(metrics), watchers_(new WatchRegistry()) {}
+LeaseServiceImpl::LeaseServiceImpl(LeaseBroker* broker, Edge edge)
+    : broker_(broker), edge_(edge), metrics_(edge.metrics), watchers_(new WatchRegistry()) {}
 
 LeaseServiceImpl::~LeaseServiceImpl() = default;
 
@@ -313,7 +325,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
                                                          const v1::AcquireLeaseRequest* req,
                                                          v1::Lease* resp) {
   return Unary(ctx, metrics_, "AcquireLease", [&]() -> absl::Status {
-    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "AcquireLease"));
     CB_ASSIGN_OR_RETURN(
         LeaseGrant grant,
         broker_->Acquire(who, req->provider(), FromProtoDuration(req->ttl()), req->purpose()));
@@ -326,7 +338,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::RenewLease(grpc::CallbackServerConte
                                                        const v1::RenewLeaseRequest* req,
                                                        v1::Lease* resp) {
   return Unary(ctx, metrics_, "RenewLease", [&]() -> absl::Status {
-    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "RenewLease"));
     CB_ASSIGN_OR_RETURN(LeaseGrant grant,
                         broker_->Renew(who, req->lease_id(), FromProtoDuration(req->ttl())));
     FillLease(grant, resp);
@@ -338,7 +350,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::ReleaseLease(grpc::CallbackServerCon
                                                          const v1::ReleaseLeaseRequest* req,
                                                          v1::ReleaseLeaseResponse*) {
   return Unary(ctx, metrics_, "ReleaseLease", [&]() -> absl::Status {
-    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "ReleaseLease"));
     return broker_->Release(who, req->lease_id());
   });
 }
@@ -347,7 +359,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::ReportAuthFailure(
     grpc::CallbackServerContext* ctx, const v1::ReportAuthFailureRequest* req,
     v1::ReportAuthFailureResponse* resp) {
   return Unary(ctx, metrics_, "ReportAuthFailure", [&]() -> absl::Status {
-    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "ReportAuthFailure"));
     CB_ASSIGN_OR_RETURN(
         AuthFailureOutcome out,
         broker_->ReportAuthFailure(who, req->lease_id(), req->http_status(), req->error_code()));
@@ -360,7 +372,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::ReportAuthFailure(
 grpc::ServerWriteReactor<v1::KeyEvent>* LeaseServiceImpl::WatchKeys(
     grpc::CallbackServerContext* ctx, const v1::WatchKeysRequest* req) {
   RpcScope scope(metrics_, "WatchKeys");
-  absl::StatusOr<identity::Identity> who = Authenticate(ctx, *auth_, *metrics_);
+  absl::StatusOr<identity::Identity> who = Authenticate(ctx, edge_, "WatchKeys");
   if (!who.ok()) return new FailedStream(scope.Finish(who.status()));
   absl::flat_hash_set<std::string> providers;
   std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
@@ -375,9 +387,16 @@ grpc::ServerWriteReactor<v1::KeyEvent>* LeaseServiceImpl::WatchKeys(
   return new WatchReactor(&broker_->ring(), watchers_.get(), std::move(providers));
 }
 
-absl::StatusOr<identity::Identity> AdminServiceImpl::Admin(grpc::CallbackServerContext* ctx) {
-  CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, *auth_, *metrics_));
-  if (!who.admin) {
+absl::StatusOr<identity::Identity> AdminServiceImpl::Admin(grpc::CallbackServerContext* ctx,
+                                                           absl::string_view action,
+                                                           absl::string_view target) {
+  CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, action));
+  bool admin = edge_.policy ? edge_.policy->IsAdmin(who) : who.admin;
+  if (edge_.audit) {
+    edge_.audit->Record({std::string(action), who.name, std::string(target), "", "", "",
+                         admin ? "allow" : "deny", admin ? "" : "NOT_ADMIN"});
+  }
+  if (!admin) {
     return core::WithReason(
         absl::PermissionDeniedError(absl::StrCat(who.name, " does not have the admin role")),
         "NOT_ADMIN");
@@ -389,7 +408,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListProviders(grpc::CallbackServerCo
                                                           const v1::ListProvidersRequest*,
                                                           v1::ListProvidersResponse* resp) {
   return Unary(ctx, metrics_, "ListProviders", [&]() -> absl::Status {
-    CB_RETURN_IF_ERROR(Admin(ctx).status());
+    CB_RETURN_IF_ERROR(Admin(ctx, "ListProviders").status());
     std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
     for (const providers::ProviderSpec& spec : catalog_->providers()) {
       v1::ProviderInfo* p = resp->add_providers();
@@ -420,7 +439,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListKeyVersions(grpc::CallbackServer
                                                             const v1::ListKeyVersionsRequest* req,
                                                             v1::ListKeyVersionsResponse* resp) {
   return Unary(ctx, metrics_, "ListKeyVersions", [&]() -> absl::Status {
-    CB_RETURN_IF_ERROR(Admin(ctx).status());
+    CB_RETURN_IF_ERROR(Admin(ctx, "ListKeyVersions", req->provider()).status());
     std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
     if (!req->provider().empty() && snap->Find(req->provider()) == nullptr) {
       return core::WithReason(
@@ -457,7 +476,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RotateKey(grpc::CallbackServerContex
                                                       const v1::RotateKeyRequest*,
                                                       v1::RotateKeyResponse*) {
   return Unary(ctx, metrics_, "RotateKey", [&]() -> absl::Status {
-    CB_RETURN_IF_ERROR(Admin(ctx).status());
+    CB_RETURN_IF_ERROR(Admin(ctx, "RotateKey").status());
     return core::WithReason(
         absl::UnimplementedError("RotateKey needs the rotation engine, which is not built yet; "
                                  "stage a new version in the secret source instead"),
@@ -469,7 +488,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QuarantineKeyVersion(
     grpc::CallbackServerContext* ctx, const v1::QuarantineKeyVersionRequest*,
     v1::QuarantineKeyVersionResponse*) {
   return Unary(ctx, metrics_, "QuarantineKeyVersion", [&]() -> absl::Status {
-    CB_RETURN_IF_ERROR(Admin(ctx).status());
+    CB_RETURN_IF_ERROR(Admin(ctx, "QuarantineKeyVersion").status());
     return core::WithReason(
         absl::UnimplementedError("QuarantineKeyVersion needs the rotation engine, which is not "
                                  "built yet; remove the version from the secret source instead"),
@@ -481,7 +500,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListLeases(grpc::CallbackServerConte
                                                        const v1::ListLeasesRequest* req,
                                                        v1::ListLeasesResponse* resp) {
   return Unary(ctx, metrics_, "ListLeases", [&]() -> absl::Status {
-    CB_RETURN_IF_ERROR(Admin(ctx).status());
+    CB_RETURN_IF_ERROR(Admin(ctx, "ListLeases", req->provider()).status());
     std::vector<leases::LeaseRecord> found =
         broker_->table().List([req](const leases::LeaseRecord& l) {
           return (req->provider().empty() || l.provider == req->provider()) &&
@@ -510,7 +529,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RevokeLeases(grpc::CallbackServerCon
                                                          const v1::RevokeLeasesRequest* req,
                                                          v1::RevokeLeasesResponse* resp) {
   return Unary(ctx, metrics_, "RevokeLeases", [&]() -> absl::Status {
-    CB_ASSIGN_OR_RETURN(identity::Identity who, Admin(ctx));
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Admin(ctx, "RevokeLeases", req->provider()));
     if (req->lease_id().empty() && req->provider().empty() && req->caller().empty() &&
         req->key_version().empty()) {
       return core::WithReason(

@@ -3,7 +3,9 @@
 // ToGrpcStatus. WatchKeys streams are reactors fed by KeyRing subscriptions.
 #pragma once
 
+#include "credbroker/identity/audit_log.h"
 #include "credbroker/identity/authenticator.h"
+#include "credbroker/identity/policy.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/v1/admin.grpc.pb.h"
@@ -12,14 +14,23 @@
 
 namespace credbroker::broker {
 
+// What every handler needs to authenticate, authorize admin calls, count and audit.
+struct Edge {
+  const identity::Authenticator* auth = nullptr;
+  metrics::BrokerMetrics* metrics = nullptr;
+  // Admin role beyond admin static tokens; may be null.
+  const identity::Policy* policy = nullptr;
+  // May be null (nothing audited).
+  identity::AuditLog* audit = nullptr;
+};
+
 // Open WatchKeys streams, so shutdown can end them at once instead of waiting out the grace
 // period.
 class WatchRegistry;
 
 class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
  public:
-  LeaseServiceImpl(LeaseBroker* broker, const identity::Authenticator* auth,
-                   metrics::BrokerMetrics* metrics);
+  LeaseServiceImpl(LeaseBroker* broker, Edge edge);
   ~LeaseServiceImpl() override;
 
   // Ends every open WatchKeys stream with UNAVAILABLE (the broker is going away).
@@ -41,16 +52,15 @@ class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
 
  private:
   LeaseBroker* const broker_;
-  const identity::Authenticator* const auth_;
+  const Edge edge_;
   metrics::BrokerMetrics* const metrics_;
   std::unique_ptr<WatchRegistry> watchers_;
 };
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
-  AdminServiceImpl(LeaseBroker* broker, const identity::Authenticator* auth,
-                   metrics::BrokerMetrics* metrics, const providers::ProviderCatalog* catalog)
-      : broker_(broker), auth_(auth), metrics_(metrics), catalog_(catalog) {}
+  AdminServiceImpl(LeaseBroker* broker, Edge edge, const providers::ProviderCatalog* catalog)
+      : broker_(broker), edge_(edge), metrics_(edge.metrics), catalog_(catalog) {}
 
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
                                           const v1::ListProvidersRequest* req,
@@ -72,11 +82,12 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                          v1::RevokeLeasesResponse* resp) override;
 
  private:
-  // Authenticates and requires the admin role.
-  absl::StatusOr<identity::Identity> Admin(grpc::CallbackServerContext* ctx);
+  // Authenticates and requires the admin role; audits the action (allowed or denied).
+  absl::StatusOr<identity::Identity> Admin(grpc::CallbackServerContext* ctx,
+                                           absl::string_view action, absl::string_view target = "");
 
   LeaseBroker* const broker_;
-  const identity::Authenticator* const auth_;
+  const Edge edge_;
   metrics::BrokerMetrics* const metrics_;
   const providers::ProviderCatalog* const catalog_;
 };

@@ -41,17 +41,63 @@ absl::StatusOr<const rotation::ProviderKeys*> ServableProvider(const rotation::K
 }  // namespace
 
 LeaseBroker::LeaseBroker(rotation::KeyRing* ring, leases::LeaseTable* table,
-                         metrics::BrokerMetrics* metrics, const core::Clock* clock, TtlPolicy ttl)
-    : ring_(ring), table_(table), metrics_(metrics), clock_(clock), ttl_(ttl) {}
+                         metrics::BrokerMetrics* metrics, const core::Clock* clock, TtlPolicy ttl,
+                         identity::Policy* policy, identity::AuditLog* audit)
+    : ring_(ring),
+      table_(table),
+      metrics_(metrics),
+      clock_(clock),
+      ttl_(ttl),
+      policy_(policy),
+      audit_(audit) {}
 
 void LeaseBroker::RestoreLoaded(const std::vector<leases::LeaseRecord>& loaded) {
-  for (const leases::LeaseRecord& l : loaded)
+  for (const leases::LeaseRecord& l : loaded) {
     metrics_->ActiveLeasesAdd(l.provider, l.key_version, 1);
+    ReserveSlot(l.caller, l.provider, 0);
+  }
 }
 
-void LeaseBroker::Denied(absl::string_view method, const absl::Status& status) {
+std::string LeaseBroker::Label(absl::string_view caller) const {
+  return policy_ ? policy_->MetricLabel(caller) : std::string(caller);
+}
+
+bool LeaseBroker::ReserveSlot(const std::string& caller, const std::string& provider,
+                              int32_t limit) {
+  absl::MutexLock lock(&slots_mu_);
+  int64_t& n = active_by_caller_[absl::StrCat(caller, "\x1f", provider)];
+  if (limit > 0 && n >= limit) return false;
+  ++n;
+  return true;
+}
+
+void LeaseBroker::ReleaseSlot(const std::string& caller, const std::string& provider) {
+  absl::MutexLock lock(&slots_mu_);
+  auto it = active_by_caller_.find(absl::StrCat(caller, "\x1f", provider));
+  if (it == active_by_caller_.end()) return;
+  if (--it->second <= 0) active_by_caller_.erase(it);
+}
+
+void LeaseBroker::Denied(absl::string_view method, const identity::Identity& caller,
+                         absl::string_view provider, const absl::Status& status,
+                         absl::string_view lease_id) {
   std::string reason = core::ReasonOf(status);
-  metrics_->LeaseRequestDenied(method, reason.empty() ? "OTHER" : reason);
+  if (reason.empty()) reason = "OTHER";
+  metrics_->LeaseRequestDenied(method, reason);
+  if (reason == "NO_RULE" || reason == "RATE_LIMITED" || reason == "TOO_MANY_LEASES") {
+    metrics_->PolicyDenied(Label(caller.name), provider, reason);
+  }
+  if (audit_) {
+    audit_->Record({std::string(method), caller.name, std::string(provider), "", "",
+                    std::string(lease_id), "deny", reason});
+  }
+}
+
+void LeaseBroker::Audit(absl::string_view method, const identity::Identity& caller,
+                        const leases::LeaseRecord& lease, absl::string_view note) {
+  if (!audit_) return;
+  audit_->Record({std::string(method), caller.name, lease.provider, lease.key_version,
+                  lease.key_fingerprint, lease.id, "allow", std::string(note)});
 }
 
 absl::StatusOr<absl::Duration> LeaseBroker::EffectiveTtl(absl::Duration requested) const {
@@ -81,6 +127,19 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     if (purpose.size() > 256) {
       return Reason(absl::InvalidArgumentError("purpose is longer than 256 bytes"), "BAD_PURPOSE");
     }
+    int32_t max_active = 0;
+    if (policy_) {
+      CB_ASSIGN_OR_RETURN(identity::PolicyGrant allowed,
+                          policy_->AuthorizeAcquire(caller, provider));
+      lifetime = std::min(lifetime, allowed.max_ttl);
+      max_active = allowed.max_active_leases;
+    }
+    if (!ReserveSlot(caller.name, provider, max_active)) {
+      return Reason(absl::ResourceExhaustedError(absl::StrCat(
+                        caller.name, " already holds ", max_active, " leases on ", provider,
+                        " (the policy's max_active_leases); release one first")),
+                    "TOO_MANY_LEASES");
+    }
     grant.key = keys->current.get();
     grant.spec = keys->spec;
     leases::LeaseRecord& l = grant.lease;
@@ -92,14 +151,19 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     l.purpose = purpose;
     l.issued_at = now;
     l.expires_at = now + lifetime;
-    return table_->Insert(l);
+    absl::Status inserted = table_->Insert(l);
+    if (!inserted.ok()) ReleaseSlot(caller.name, provider);
+    return inserted;
   }();
   if (!status.ok()) {
-    Denied("AcquireLease", status);
+    if (core::ReasonOf(status) == "RATE_LIMITED")
+      metrics_->RateLimitHit(Label(caller.name), provider);
+    Denied("AcquireLease", caller, provider, status);
     return status;
   }
-  metrics_->LeaseIssued(provider, caller.name);
+  metrics_->LeaseIssued(provider, Label(caller.name));
   metrics_->ActiveLeasesAdd(provider, grant.lease.key_version, 1);
+  Audit("AcquireLease", caller, grant.lease);
   return grant;
 }
 
@@ -127,7 +191,13 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
           }
           grant.key = key;
           grant.spec = keys->spec;
-          absl::Time expiry = std::min(now + lifetime, key->retires_at);
+          absl::Duration allowed_lifetime = lifetime;
+          if (policy_) {
+            CB_ASSIGN_OR_RETURN(identity::PolicyGrant allowed,
+                                policy_->AuthorizeRenew(caller, l.provider));
+            allowed_lifetime = std::min(allowed_lifetime, allowed.max_ttl);
+          }
+          absl::Time expiry = std::min(now + allowed_lifetime, key->retires_at);
           if (expiry <= now) {
             return Reason(
                 absl::FailedPreconditionError("key version is retiring now; acquire a new lease"),
@@ -140,25 +210,28 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
     return absl::OkStatus();
   }();
   if (!status.ok()) {
-    Denied("RenewLease", status);
+    Denied("RenewLease", caller, "", status, lease_id);
     return status;
   }
-  metrics_->LeaseRenewed(grant.lease.provider, caller.name);
+  metrics_->LeaseRenewed(grant.lease.provider, Label(caller.name));
+  Audit("RenewLease", caller, grant.lease);
   return grant;
 }
 
 absl::Status LeaseBroker::Release(const identity::Identity& caller, const std::string& lease_id) {
   if (!core::LooksLikeLeaseId(lease_id)) {
     absl::Status s = Reason(absl::InvalidArgumentError("lease_id is malformed"), "BAD_LEASE_ID");
-    Denied("ReleaseLease", s);
+    Denied("ReleaseLease", caller, "", s);
     return s;
   }
   absl::StatusOr<leases::LeaseRecord> released = table_->Release(lease_id, caller.name);
   if (!released.ok()) {
-    Denied("ReleaseLease", released.status());
+    Denied("ReleaseLease", caller, "", released.status(), lease_id);
     return released.status();
   }
-  metrics_->LeaseReleased(released->provider, caller.name);
+  ReleaseSlot(released->caller, released->provider);
+  metrics_->LeaseReleased(released->provider, Label(caller.name));
+  Audit("ReleaseLease", caller, *released);
   // Removed from the table here, so the sweeper will not count it again.
   metrics_->ActiveLeasesAdd(released->provider, released->key_version, -1);
   return absl::OkStatus();
@@ -178,7 +251,9 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
       return Reason(absl::InvalidArgumentError("lease_id is malformed"), "BAD_LEASE_ID");
     }
     CB_ASSIGN_OR_RETURN(leases::LeaseRecord lease, table_->Get(lease_id, caller.name));
-    metrics_->AuthFailureReported(lease.provider, lease.key_version, caller.name, http_status);
+    metrics_->AuthFailureReported(lease.provider, lease.key_version, Label(caller.name),
+                                  http_status);
+    Audit("ReportAuthFailure", caller, lease, absl::StrCat("provider answered ", http_status));
     core::LogWarning("provider auth failure reported", {{"provider", lease.provider},
                                                         {"key_version", lease.key_version},
                                                         {"fingerprint", lease.key_fingerprint},
@@ -194,14 +269,15 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
     }
     return out;
   }();
-  if (!result.ok()) Denied("ReportAuthFailure", result.status());
+  if (!result.ok()) Denied("ReportAuthFailure", caller, "", result.status(), lease_id);
   return result;
 }
 
 size_t LeaseBroker::SweepExpired() {
   std::vector<leases::LeaseRecord> expired = table_->SweepExpired();
   for (const leases::LeaseRecord& l : expired) {
-    metrics_->LeaseExpired(l.provider, l.caller);
+    ReleaseSlot(l.caller, l.provider);
+    metrics_->LeaseExpired(l.provider, Label(l.caller));
     metrics_->ActiveLeasesAdd(l.provider, l.key_version, -1);
   }
   return expired.size();
@@ -211,7 +287,8 @@ absl::StatusOr<size_t> LeaseBroker::Revoke(
     const std::function<bool(const leases::LeaseRecord&)>& pred) {
   CB_ASSIGN_OR_RETURN(std::vector<leases::LeaseRecord> revoked, table_->RevokeIf(pred));
   for (const leases::LeaseRecord& l : revoked) {
-    metrics_->LeaseRevoked(l.provider, l.caller);
+    ReleaseSlot(l.caller, l.provider);
+    metrics_->LeaseRevoked(l.provider, Label(l.caller));
     metrics_->ActiveLeasesAdd(l.provider, l.key_version, -1);
     core::LogInfo("lease revoked",
                   {{"provider", l.provider}, {"caller", l.caller}, {"key_version", l.key_version}});

@@ -2,8 +2,11 @@
 // for a lease from the KeyRing snapshot, applies the TTL rules, writes through the LeaseTable
 // and records metrics. The gRPC handlers only authenticate, call it and convert the result.
 //
+// Every decision, allowed or denied, goes to the audit log (when one is given).
+//
 // Errors (with reasons): INVALID_ARGUMENT (MISSING_PROVIDER, BAD_TTL, BAD_LEASE_ID,
 // BAD_HTTP_STATUS), NOT_FOUND (UNKNOWN_PROVIDER, LEASE_NOT_FOUND, LEASE_EXPIRED),
+// PERMISSION_DENIED (NO_RULE), RESOURCE_EXHAUSTED (RATE_LIMITED, TOO_MANY_LEASES),
 // UNAVAILABLE (NO_KEY, BACKEND_STALE), FAILED_PRECONDITION (KEY_RETIRED), store errors.
 // Thread-safety: safe for concurrent use.
 #pragma once
@@ -11,11 +14,15 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "credbroker/core/clock.h"
+#include "credbroker/identity/audit_log.h"
 #include "credbroker/identity/authenticator.h"
+#include "credbroker/identity/policy.h"
 #include "credbroker/leases/lease_table.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_ring.h"
@@ -43,8 +50,10 @@ struct AuthFailureOutcome {
 
 class LeaseBroker {
  public:
+  // `policy` and `audit` may be null: everyone may lease everything, nothing is audited.
   LeaseBroker(rotation::KeyRing* ring, leases::LeaseTable* table, metrics::BrokerMetrics* metrics,
-              const core::Clock* clock, TtlPolicy ttl);
+              const core::Clock* clock, TtlPolicy ttl, identity::Policy* policy = nullptr,
+              identity::AuditLog* audit = nullptr);
 
   // Restores bookkeeping (active-lease gauges) for leases loaded from the store at start.
   void RestoreLoaded(const std::vector<leases::LeaseRecord>& loaded);
@@ -64,16 +73,30 @@ class LeaseBroker {
 
   leases::LeaseTable& table() { return *table_; }
   rotation::KeyRing& ring() { return *ring_; }
+  // The `caller` metric label for an identity (bounded: "unknown" for identities no policy
+  // rule names).
+  std::string Label(absl::string_view caller) const;
 
  private:
   absl::StatusOr<absl::Duration> EffectiveTtl(absl::Duration requested) const;
-  void Denied(absl::string_view method, const absl::Status& status);
+  void Denied(absl::string_view method, const identity::Identity& caller,
+              absl::string_view provider, const absl::Status& status,
+              absl::string_view lease_id = "");
+  void Audit(absl::string_view method, const identity::Identity& caller,
+             const leases::LeaseRecord& lease, absl::string_view note = "");
+  // Reserves one of the caller's active-lease slots on `provider`; false when at `limit`.
+  bool ReserveSlot(const std::string& caller, const std::string& provider, int32_t limit);
+  void ReleaseSlot(const std::string& caller, const std::string& provider);
 
   rotation::KeyRing* const ring_;
   leases::LeaseTable* const table_;
   metrics::BrokerMetrics* const metrics_;
   const core::Clock* const clock_;
   const TtlPolicy ttl_;
+  identity::Policy* const policy_;
+  identity::AuditLog* const audit_;
+  absl::Mutex slots_mu_;
+  absl::flat_hash_map<std::string, int64_t> active_by_caller_ ABSL_GUARDED_BY(slots_mu_);
 };
 
 }  // namespace credbroker::broker

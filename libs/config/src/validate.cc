@@ -241,6 +241,74 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     }
   }
 
+  if (c.server().has_tls()) {
+    const v1::ServerTlsConfig& t = c.server().tls();
+    for (auto [name, value] :
+         {std::pair{"cert_file", t.cert_file()}, std::pair{"key_file", t.key_file()}}) {
+      if (value.empty()) {
+        errors.Add(absl::StrCat("server.tls.", name), "required");
+      } else if (::access(value.c_str(), R_OK) != 0) {
+        errors.Add(absl::StrCat("server.tls.", name), "cannot read \"" + value + "\"");
+      }
+    }
+    if (!t.client_ca_file().empty() && ::access(t.client_ca_file().c_str(), R_OK) != 0) {
+      errors.Add("server.tls.client_ca_file", "cannot read \"" + t.client_ca_file() + "\"");
+    }
+    if (t.require_client_cert() && t.client_ca_file().empty()) {
+      errors.Add("server.tls.require_client_cert", "needs client_ca_file");
+    }
+  }
+  if (c.identity().has_kubernetes()) {
+    const v1::KubernetesJwtConfig& k = c.identity().kubernetes();
+    if (k.issuer().empty()) errors.Add("identity.kubernetes.issuer", "required");
+    if (k.audience().empty()) errors.Add("identity.kubernetes.audience", "required");
+    if (k.jwks_file().empty() == k.jwks_url().empty()) {
+      errors.Add("identity.kubernetes", "set exactly one of jwks_file, jwks_url");
+    }
+    if (!k.jwks_url().empty() && k.jwks_url().rfind("https://", 0) != 0 &&
+        k.jwks_url().rfind("http://", 0) != 0) {
+      errors.Add("identity.kubernetes.jwks_url", "must be an http(s) URL");
+    }
+  }
+  if (c.identity().has_mtls()) {
+    if (c.identity().mtls().trust_domain().empty()) {
+      errors.Add("identity.mtls.trust_domain", "required");
+    }
+    if (c.server().tls().client_ca_file().empty()) {
+      errors.Add("identity.mtls", "needs server.tls.client_ca_file to verify client certificates");
+    }
+  }
+  for (int i = 0; i < c.policy().rules_size(); ++i) {
+    const v1::PolicyRule& r = c.policy().rules(i);
+    std::string f = absl::StrCat("policy.rules[", i, "]");
+    if (r.identities_size() == 0) errors.Add(f + ".identities", "at least one identity pattern");
+    for (int j = 0; j < r.identities_size(); ++j) {
+      const std::string& id = r.identities(j);
+      size_t star = id.find('*');
+      bool ok =
+          !id.empty() && (star == std::string::npos || id == "*" ||
+                          (star == id.size() - 1 && id.size() >= 3 && id[id.size() - 2] == '/'));
+      if (!ok) {
+        errors.Add(absl::StrCat(f, ".identities[", j, "]"),
+                   "must be exact, \"<namespace>/*\" or \"*\", got \"" + id + "\"");
+      }
+    }
+    if (r.providers_size() == 0) errors.Add(f + ".providers", "at least one provider or \"*\"");
+    for (int j = 0; j < r.providers_size(); ++j) {
+      if (r.providers(j) != "*" && provider_names.count(r.providers(j)) == 0) {
+        errors.Add(absl::StrCat(f, ".providers[", j, "]"),
+                   "no configured provider \"" + r.providers(j) + "\"");
+      }
+    }
+    if (r.has_max_ttl() && ToAbsl(r.max_ttl()) <= absl::ZeroDuration()) {
+      errors.Add(f + ".max_ttl", "must be positive");
+    }
+    if (r.max_active_leases() < 0) errors.Add(f + ".max_active_leases", "must not be negative");
+    if (r.has_rate_limit() && (r.rate_limit().per_second() <= 0 || r.rate_limit().burst() < 1)) {
+      errors.Add(f + ".rate_limit", "needs per_second > 0 and burst >= 1");
+    }
+  }
+
   if (!c.logging().level().empty()) {
     core::LogLevel level;
     if (!core::ParseLogLevel(c.logging().level(), &level)) {
@@ -311,6 +379,25 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
   for (v1::StaticTokenConfig& t : *c.mutable_identity()->mutable_static_tokens()) {
     resolve(t.mutable_token_file());
   }
+  if (server->has_tls()) {
+    v1::ServerTlsConfig* t = server->mutable_tls();
+    resolve(t->mutable_cert_file());
+    resolve(t->mutable_key_file());
+    resolve(t->mutable_client_ca_file());
+    if (!t->has_reload_interval()) SetDuration(t->mutable_reload_interval(), absl::Seconds(60));
+  }
+  if (c.identity().has_kubernetes()) {
+    v1::KubernetesJwtConfig* k = c.mutable_identity()->mutable_kubernetes();
+    resolve(k->mutable_jwks_file());
+    resolve(k->mutable_jwks_ca_file());
+    resolve(k->mutable_jwks_bearer_token_file());
+    if (!k->has_jwks_refresh_interval()) {
+      SetDuration(k->mutable_jwks_refresh_interval(), absl::Hours(1));
+    }
+    if (!k->has_leeway()) SetDuration(k->mutable_leeway(), absl::Seconds(30));
+  }
+  if (c.audit().path().empty()) c.mutable_audit()->set_path("-");
+  if (c.audit().path() != "-") resolve(c.mutable_audit()->mutable_path());
   if (c.logging().level().empty()) c.mutable_logging()->set_level("info");
 }
 
@@ -330,7 +417,14 @@ absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path,
     // Relative to the working directory, like any command-line path.
     server->set_data_dir(fs::absolute(overrides.data_dir).lexically_normal().string());
   }
-  // Token files are checked for readability during validation: resolve them first.
+  // Files are checked for readability during validation: resolve them first.
+  if (parsed->config.server().has_tls()) {
+    v1::ServerTlsConfig* t = parsed->config.mutable_server()->mutable_tls();
+    for (std::string* f :
+         {t->mutable_cert_file(), t->mutable_key_file(), t->mutable_client_ca_file()}) {
+      if (!f->empty() && (*f)[0] != '/') *f = (fs::path(base_dir) / *f).lexically_normal().string();
+    }
+  }
   for (v1::StaticTokenConfig& t : *parsed->config.mutable_identity()->mutable_static_tokens()) {
     if (!t.token_file().empty() && t.token_file()[0] != '/') {
       t.set_token_file((fs::path(base_dir) / t.token_file()).lexically_normal().string());

@@ -149,6 +149,15 @@ class Converter {
         repeated ? refl->AddInt64(msg, field, v) : refl->SetInt64(msg, field, v);
         return;
       }
+      case FieldDescriptor::CPPTYPE_DOUBLE: {
+        double v;
+        if (!absl::SimpleAtod(text, &v)) {
+          Error(node, path, absl::StrCat("expected a number, got \"", text, "\""));
+          return;
+        }
+        repeated ? refl->AddDouble(msg, field, v) : refl->SetDouble(msg, field, v);
+        return;
+      }
       case FieldDescriptor::CPPTYPE_ENUM: {
         const auto* value = field->enum_type()->FindValueByName(text);
         if (value == nullptr) {

@@ -280,6 +280,46 @@ providers: [{name: lumenfall}]
   EXPECT_EQ(v.auth().kubernetes().mount(), "kubernetes");
 }
 
+TEST(ConfigTest, IdentityPolicyAndTlsAreValidated) {
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) + R"(server:
+  tls:
+    cert_file: /nonexistent/tls.crt
+    require_client_cert: true
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("server.tls.cert_file: cannot read"),
+                             HasSubstr("server.tls.key_file: required"),
+                             HasSubstr("server.tls.require_client_cert: needs client_ca_file"))));
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers: [{name: lumenfall}]
+identity:
+  kubernetes:
+    issuer: https://kubernetes.default.svc
+  mtls: {}
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("identity.kubernetes.audience: required"),
+                             HasSubstr("identity.kubernetes: set exactly one of jwks_file"),
+                             HasSubstr("identity.mtls.trust_domain: required"),
+                             HasSubstr("identity.mtls: needs server.tls.client_ca_file"))));
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers: [{name: lumenfall}]
+policy:
+  rules:
+    - identities: ["billing/*", "bad*pattern"]
+      providers: [lumenfall, openai]
+      rate_limit: {per_second: 0, burst: 0}
+    - identities: []
+      providers: []
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("test.yaml:5: policy.rules[0].identities[1]"),
+                             HasSubstr("policy.rules[0].providers[1]: no configured provider"),
+                             HasSubstr("policy.rules[0].rate_limit"),
+                             HasSubstr("policy.rules[1].identities"),
+                             HasSubstr("policy.rules[1].providers"))));
+}
+
 TEST(ConfigTest, LoadConfigFileResolvesPathsAgainstTheFileAndAppliesOverrides) {
   TempDir dir;
   WriteFile(dir.Join("conf/broker.yaml"), kMinimal);

@@ -15,6 +15,12 @@ using ::credbroker::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+RequestCredentials Creds(absl::string_view authorization) {
+  RequestCredentials c;
+  c.authorization = authorization;
+  return c;
+}
+
 v1::IdentityConfig Config() {
   v1::IdentityConfig c;
   auto* app = c.add_static_tokens();
@@ -28,18 +34,18 @@ v1::IdentityConfig Config() {
 }
 
 std::string ReasonFor(const Authenticator& a, absl::string_view header) {
-  return core::ReasonOf(a.Authenticate({header}).status());
+  return core::ReasonOf(a.Authenticate(Creds(header)).status());
 }
 
 TEST(StaticTokenAuthenticatorTest, MapsTokensToServices) {
   auto auth = StaticTokenAuthenticator::Create(Config());
   ASSERT_THAT(auth, IsOk());
-  auto billing = (*auth)->Authenticate({"Bearer billing-token-0123456789"});
+  auto billing = (*auth)->Authenticate(Creds("Bearer billing-token-0123456789"));
   ASSERT_THAT(billing, IsOk());
   EXPECT_EQ(billing->name, "billing");
   EXPECT_FALSE(billing->admin);
   auto ops =
-      (*auth)->Authenticate({"bearer ops-token-0123456789abc"});  // scheme is case-insensitive
+      (*auth)->Authenticate(Creds("bearer ops-token-0123456789abc"));  // scheme is case-insensitive
   ASSERT_THAT(ops, IsOk());
   EXPECT_TRUE(ops->admin);
 }
@@ -47,13 +53,13 @@ TEST(StaticTokenAuthenticatorTest, MapsTokensToServices) {
 TEST(StaticTokenAuthenticatorTest, RejectsMissingMalformedAndWrongTokens) {
   auto auth = StaticTokenAuthenticator::Create(Config());
   ASSERT_THAT(auth, IsOk());
-  EXPECT_THAT((*auth)->Authenticate({""}), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT((*auth)->Authenticate(Creds("")), StatusIs(absl::StatusCode::kUnauthenticated));
   EXPECT_EQ(ReasonFor(**auth, ""), "MISSING_CREDENTIALS");
   EXPECT_EQ(ReasonFor(**auth, "Basic YWxhZGRpbjpvcGVu"), "MALFORMED_CREDENTIALS");
   EXPECT_EQ(ReasonFor(**auth, "Bearer "), "MALFORMED_CREDENTIALS");
   EXPECT_EQ(ReasonFor(**auth, "billing-token-0123456789"), "MALFORMED_CREDENTIALS");
   EXPECT_EQ(ReasonFor(**auth, "Bearer billing-token-012345678"), "INVALID_CREDENTIALS");
-  auto wrong = (*auth)->Authenticate({"Bearer guessed-token-value"});
+  auto wrong = (*auth)->Authenticate(Creds("Bearer guessed-token-value"));
   EXPECT_THAT(wrong,
               StatusIs(absl::StatusCode::kUnauthenticated, Not(HasSubstr("guessed-token-value"))));
 }
@@ -71,8 +77,8 @@ TEST(StaticTokenAuthenticatorTest, ReadsTokenFileAndEnv) {
   e->set_token_env("CB_TEST_TOKEN");
   auto auth = StaticTokenAuthenticator::Create(c);
   ASSERT_THAT(auth, IsOk());
-  EXPECT_EQ((*auth)->Authenticate({"Bearer file-token-0123456789"})->name, "from-file");
-  EXPECT_EQ((*auth)->Authenticate({"Bearer env-token-0123456789"})->name, "from-env");
+  EXPECT_EQ((*auth)->Authenticate(Creds("Bearer file-token-0123456789"))->name, "from-file");
+  EXPECT_EQ((*auth)->Authenticate(Creds("Bearer env-token-0123456789"))->name, "from-env");
   ::unsetenv("CB_TEST_TOKEN");
 }
 

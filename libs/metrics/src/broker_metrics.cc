@@ -96,6 +96,14 @@ BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
                                 .Name("credbroker_caller_auth_failures_total")
                                 .Help("Requests whose caller could not be authenticated.")
                                 .Register(*registry_)),
+      policy_denials_(prometheus::BuildCounter()
+                          .Name("credbroker_policy_denials_total")
+                          .Help("Lease requests refused by policy, by caller, provider and reason.")
+                          .Register(*registry_)),
+      rate_limit_hits_(prometheus::BuildCounter()
+                           .Name("credbroker_rate_limit_hits_total")
+                           .Help("Lease requests refused by a rate limit, by caller and provider.")
+                           .Register(*registry_)),
       backend_errors_(prometheus::BuildCounter()
                           .Name("credbroker_backend_errors_total")
                           .Help("Failed secret-source operations, by backend and reason.")
@@ -150,6 +158,13 @@ void BrokerMetrics::LeaseRequestDenied(absl::string_view method, absl::string_vi
 }
 void BrokerMetrics::CallerAuthFailure(absl::string_view reason) {
   caller_auth_.Get({reason}).Increment();
+}
+void BrokerMetrics::PolicyDenied(absl::string_view caller, absl::string_view provider,
+                                 absl::string_view reason) {
+  policy_denied_.Get({caller, provider, reason}).Increment();
+}
+void BrokerMetrics::RateLimitHit(absl::string_view caller, absl::string_view provider) {
+  rate_limited_.Get({caller, provider}).Increment();
 }
 void BrokerMetrics::BackendFetchError(absl::string_view backend, absl::string_view reason) {
   backend_err_.Get({backend, reason}).Increment();

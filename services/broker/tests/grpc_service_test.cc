@@ -28,9 +28,9 @@ class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
     b->set_token("ops-token-0123456789abc");
     b->set_admin(true);
     auth_ = *identity::StaticTokenAuthenticator::Create(ids);
-    lease_service_ = std::make_unique<LeaseServiceImpl>(broker.get(), auth_.get(), metrics.get());
-    admin_service_ =
-        std::make_unique<AdminServiceImpl>(broker.get(), auth_.get(), metrics.get(), &catalog);
+    Edge edge{auth_.get(), metrics.get(), nullptr, nullptr};
+    lease_service_ = std::make_unique<LeaseServiceImpl>(broker.get(), edge);
+    admin_service_ = std::make_unique<AdminServiceImpl>(broker.get(), edge, &catalog);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -94,9 +94,7 @@ TEST_F(GrpcServiceTest, MissingOrWrongTokenIsUnauthenticated) {
   grpc::Status wrong = Acquire("not-a-configured-token", "lumenfall", &lease);
   EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(Reason(wrong), "INVALID_CREDENTIALS");
-  EXPECT_THAT(
-      Scrape(),
-      HasSubstr(R"(credbroker_caller_auth_failures_total{reason="MISSING_CREDENTIALS"} 1)"));
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_caller_auth_failures_total{reason="missing"} 1)"));
 }
 
 TEST_F(GrpcServiceTest, RenewReleaseAndErrorsCarryReasons) {

@@ -13,6 +13,7 @@ namespace {
 using ::credbroker::testing::IsOk;
 using ::credbroker::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class LeaseBrokerTest : public ::testing::Test, public BrokerFixture {};
 
@@ -187,6 +188,84 @@ TEST_F(LeaseBrokerTest, SweepExpiresAndCounts) {
       HasSubstr(R"(credbroker_leases_expired_total{caller="billing",provider="lumenfall"} 1)"));
   EXPECT_THAT(Scrape(),
               HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
+}
+
+class LeaseBrokerPolicyTest : public ::testing::Test, public BrokerFixture {
+ protected:
+  LeaseBrokerPolicyTest() {
+    v1::PolicyConfig config;
+    auto* rule = config.add_rules();
+    rule->add_identities("billing");
+    rule->add_providers("lumenfall");
+    rule->mutable_max_ttl()->set_seconds(600);
+    rule->set_max_active_leases(2);
+    rule->mutable_rate_limit()->set_per_second(1);
+    rule->mutable_rate_limit()->set_burst(3);
+    policy = std::make_unique<identity::Policy>(config, &clock);
+    audit = identity::AuditLog::ToSink(
+        [this](absl::string_view line) { audit_lines.emplace_back(line); }, &clock);
+    broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), metrics.get(), &clock,
+                                           TtlPolicy{}, policy.get(), audit.get());
+  }
+  std::unique_ptr<identity::Policy> policy;
+  std::unique_ptr<identity::AuditLog> audit;
+  std::vector<std::string> audit_lines;
+};
+
+TEST_F(LeaseBrokerPolicyTest, NoRuleIsPermissionDeniedCountedAndAudited) {
+  auto denied = broker->Acquire(other, "lumenfall", absl::ZeroDuration(), "");
+  EXPECT_THAT(denied, StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("search")));
+  EXPECT_EQ(core::ReasonOf(denied.status()), "NO_RULE");
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(
+          R"(credbroker_policy_denials_total{caller="unknown",provider="lumenfall",reason="NO_RULE"} 1)"));
+  ASSERT_EQ(audit_lines.size(), 1u);
+  EXPECT_THAT(audit_lines[0], HasSubstr(R"("action":"AcquireLease","caller":"search")"));
+  EXPECT_THAT(audit_lines[0], HasSubstr(R"("decision":"deny","reason":"NO_RULE")"));
+}
+
+TEST_F(LeaseBrokerPolicyTest, RuleCapsTtlAndActiveLeasesAndAuditsWithoutKeys) {
+  auto a = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
+  ASSERT_THAT(a, IsOk());
+  EXPECT_EQ(a->lease.expires_at - a->lease.issued_at, absl::Minutes(10));
+  ASSERT_THAT(broker->Acquire(app, "lumenfall", absl::ZeroDuration(), ""), IsOk());
+  auto third = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  EXPECT_THAT(third, StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_EQ(core::ReasonOf(third.status()), "TOO_MANY_LEASES");
+  // Releasing one frees a slot.
+  ASSERT_THAT(broker->Release(app, a->lease.id), IsOk());
+  clock.Advance(absl::Seconds(5));  // refill the bucket
+  EXPECT_THAT(broker->Acquire(app, "lumenfall", absl::ZeroDuration(), ""), IsOk());
+  for (const std::string& line : audit_lines) {
+    EXPECT_THAT(line, Not(HasSubstr(kLmnV1)));
+  }
+  EXPECT_THAT(audit_lines.front(), HasSubstr(R"("key_fingerprint":")" + core::Fingerprint(kLmnV1)));
+}
+
+TEST_F(LeaseBrokerPolicyTest, RateLimitIsResourceExhaustedAndCounted) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    auto g = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+    ASSERT_THAT(g, IsOk());
+    ids.push_back(g->lease.id);
+  }
+  for (const std::string& id : ids) ASSERT_THAT(broker->Release(app, id), IsOk());
+  ASSERT_THAT(broker->Acquire(app, "lumenfall", absl::ZeroDuration(), ""), IsOk());  // 3rd token
+  auto limited = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  EXPECT_THAT(limited, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("retry in")));
+  EXPECT_EQ(core::ReasonOf(limited.status()), "RATE_LIMITED");
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_rate_limit_hits_total{caller="billing",provider="lumenfall"} 1)"));
+}
+
+TEST_F(LeaseBrokerPolicyTest, RenewIsCappedByTheRule) {
+  auto g = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  ASSERT_THAT(g, IsOk());
+  auto r = broker->Renew(app, g->lease.id, absl::Hours(1));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->lease.expires_at - clock.Now(), absl::Minutes(10));
 }
 
 }  // namespace

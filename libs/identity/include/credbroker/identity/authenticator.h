@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -25,6 +26,9 @@ struct Identity {
 struct RequestCredentials {
   // Value of the `authorization` metadata, empty when absent.
   absl::string_view authorization;
+  // From a verified client certificate (mTLS): SPIFFE URI SANs and DNS SANs.
+  std::vector<std::string> peer_spiffe_ids;
+  std::vector<std::string> peer_dns_names;
 };
 
 class Authenticator {
@@ -49,5 +53,37 @@ class StaticTokenAuthenticator final : public Authenticator {
   StaticTokenAuthenticator() = default;
   absl::flat_hash_map<std::string, Identity> by_digest_;
 };
+
+// Identity from a verified client certificate: spiffe://<trust_domain>/ns/<ns>/sa/<sa> becomes
+// "ns/sa"; another SPIFFE path of the trust domain stays the full ID; a certificate with only DNS
+// SANs becomes "dns:<first DNS SAN>". SPIFFE IDs of other trust domains are refused
+// (UNTRUSTED_DOMAIN).
+class MtlsAuthenticator final : public Authenticator {
+ public:
+  explicit MtlsAuthenticator(std::string trust_domain) : trust_domain_(std::move(trust_domain)) {}
+  absl::StatusOr<Identity> Authenticate(const RequestCredentials& creds) const override;
+
+ private:
+  const std::string trust_domain_;
+};
+
+// The broker's authenticator: a bearer token that looks like a JWT goes to the JWT verifier
+// (when configured), any other bearer token to the static tokens; without a bearer token, a
+// verified client certificate (when mTLS identities are configured) decides.
+class ChainAuthenticator final : public Authenticator {
+ public:
+  ChainAuthenticator(std::unique_ptr<Authenticator> static_tokens,
+                     std::unique_ptr<Authenticator> jwt, std::unique_ptr<Authenticator> mtls)
+      : static_tokens_(std::move(static_tokens)), jwt_(std::move(jwt)), mtls_(std::move(mtls)) {}
+  absl::StatusOr<Identity> Authenticate(const RequestCredentials& creds) const override;
+
+ private:
+  std::unique_ptr<Authenticator> static_tokens_;
+  std::unique_ptr<Authenticator> jwt_;
+  std::unique_ptr<Authenticator> mtls_;
+};
+
+// The metric label for an authentication failure reason (MISSING_CREDENTIALS -> "missing", ...).
+std::string AuthFailureLabel(absl::string_view reason);
 
 }  // namespace credbroker::identity

@@ -62,6 +62,8 @@ class BrokerMetrics {
                            absl::string_view caller, int http_status);
   void LeaseRequestDenied(absl::string_view method, absl::string_view reason);
   void CallerAuthFailure(absl::string_view reason);
+  void PolicyDenied(absl::string_view caller, absl::string_view provider, absl::string_view reason);
+  void RateLimitHit(absl::string_view caller, absl::string_view provider);
 
   void BackendFetchError(absl::string_view backend, absl::string_view reason);
   void BackendSuccess(absl::string_view backend, absl::Time at);
@@ -85,6 +87,8 @@ class BrokerMetrics {
   prometheus::Family<prometheus::Counter>& auth_failures_;
   prometheus::Family<prometheus::Counter>& lease_denied_;
   prometheus::Family<prometheus::Counter>& caller_auth_failures_;
+  prometheus::Family<prometheus::Counter>& policy_denials_;
+  prometheus::Family<prometheus::Counter>& rate_limit_hits_;
   prometheus::Family<prometheus::Counter>& backend_errors_;
   prometheus::Family<prometheus::Gauge>& backend_last_success_;
   prometheus::Family<prometheus::Counter>& key_rejected_;
@@ -102,6 +106,8 @@ class BrokerMetrics {
                                              {"provider", "key_version", "caller", "http_status"}};
   ChildCache<prometheus::Counter> denied_{lease_denied_, {"method", "reason"}};
   ChildCache<prometheus::Counter> caller_auth_{caller_auth_failures_, {"reason"}};
+  ChildCache<prometheus::Counter> policy_denied_{policy_denials_, {"caller", "provider", "reason"}};
+  ChildCache<prometheus::Counter> rate_limited_{rate_limit_hits_, {"caller", "provider"}};
   ChildCache<prometheus::Counter> backend_err_{backend_errors_, {"backend", "reason"}};
   ChildCache<prometheus::Gauge> backend_ok_{backend_last_success_, {"backend"}};
   ChildCache<prometheus::Counter> rejected_{key_rejected_, {"provider", "reason"}};

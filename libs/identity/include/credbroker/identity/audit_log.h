@@ -1,0 +1,51 @@
+// The audit log: one JSON object per line for every lease decision (allowed or denied) and every
+// admin action — time, action, caller, provider, key version and fingerprint, lease id,
+// decision, reason. Never key material. Written to stdout or appended to a file.
+// Thread-safety: safe for concurrent use; each line is one write().
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "credbroker/core/clock.h"
+
+namespace credbroker::identity {
+
+struct AuditRecord {
+  std::string action;  // "AcquireLease", "RevokeLeases", ...
+  std::string caller;
+  std::string provider;
+  std::string key_version;
+  std::string key_fingerprint;
+  std::string lease_id;
+  std::string decision;  // "allow" or "deny"
+  std::string reason;    // the error reason for denials, or a short note
+};
+
+class AuditLog {
+ public:
+  // "-" means stdout. FAILED_PRECONDITION when the file cannot be opened for appending.
+  static absl::StatusOr<std::unique_ptr<AuditLog>> Open(const std::string& path,
+                                                        const core::Clock* clock);
+  // Lines go to `sink` instead (tests).
+  static std::unique_ptr<AuditLog> ToSink(std::function<void(absl::string_view)> sink,
+                                          const core::Clock* clock);
+  ~AuditLog();
+
+  void Record(const AuditRecord& record);
+
+ private:
+  AuditLog(int fd, bool owned, std::function<void(absl::string_view)> sink,
+           const core::Clock* clock)
+      : fd_(fd), owned_(owned), sink_(std::move(sink)), clock_(clock) {}
+  const int fd_;
+  const bool owned_;
+  std::function<void(absl::string_view)> sink_;
+  const core::Clock* const clock_;
+  absl::Mutex mu_;
+};
+
+}  // namespace credbroker::identity

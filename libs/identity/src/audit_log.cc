@@ -1,0 +1,75 @@
+#include "credbroker/identity/audit_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "credbroker/core/log.h"
+
+namespace credbroker::identity {
+
+absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
+                                                         const core::Clock* clock) {
+  if (path.empty() || path == "-") {
+    return std::unique_ptr<AuditLog>(new AuditLog(STDOUT_FILENO, false, nullptr, clock));
+  }
+  std::error_code ec;
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open audit log ", path, ": ", std::strerror(errno)));
+  }
+  return std::unique_ptr<AuditLog>(new AuditLog(fd, true, nullptr, clock));
+}
+
+std::unique_ptr<AuditLog> AuditLog::ToSink(std::function<void(absl::string_view)> sink,
+                                           const core::Clock* clock) {
+  return std::unique_ptr<AuditLog>(new AuditLog(-1, false, std::move(sink), clock));
+}
+
+AuditLog::~AuditLog() {
+  if (owned_) ::close(fd_);
+}
+
+void AuditLog::Record(const AuditRecord& r) {
+  std::string line = "{\"ts\":";
+  core::AppendJsonString(
+      line, absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", clock_->Now(), absl::UTCTimeZone()));
+  auto field = [&line](absl::string_view name, absl::string_view value) {
+    if (value.empty()) return;
+    line += ",";
+    core::AppendJsonString(line, name);
+    line += ":";
+    core::AppendJsonString(line, value);
+  };
+  field("action", r.action);
+  field("caller", r.caller);
+  field("provider", r.provider);
+  field("key_version", r.key_version);
+  field("key_fingerprint", r.key_fingerprint);
+  field("lease_id", r.lease_id);
+  field("decision", r.decision);
+  field("reason", r.reason);
+  line += "}";
+  absl::MutexLock lock(&mu_);
+  if (sink_) {
+    sink_(line);
+    return;
+  }
+  line += "\n";
+  size_t off = 0;
+  while (off < line.size()) {
+    ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
+    if (n <= 0) break;
+    off += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace credbroker::identity

@@ -1,0 +1,51 @@
+#include "credbroker/identity/audit_log.h"
+
+#include "credbroker/testing/status_matchers.h"
+#include "credbroker/testing/temp_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace credbroker::identity {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+TEST(AuditLogTest, OneJsonLinePerRecordWithOnlySetFields) {
+  std::vector<std::string> lines;
+  core::FakeClock clock(absl::FromUnixSeconds(1'800'000'000));
+  auto log = AuditLog::ToSink([&](absl::string_view l) { lines.emplace_back(l); }, &clock);
+  log->Record({"AcquireLease", "billing/api", "lumenfall", "v2", "3e0811e732f0",
+               "ovQFr5IXZL0_g-Ly_4fSOA", "allow", ""});
+  log->Record({"AcquireLease", "billing/api", "magichour", "", "", "", "deny", "NO_RULE"});
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0],
+            R"({"ts":"2027-01-15T08:00:00.000000Z","action":"AcquireLease","caller":"billing/api",)"
+            R"("provider":"lumenfall","key_version":"v2","key_fingerprint":"3e0811e732f0",)"
+            R"("lease_id":"ovQFr5IXZL0_g-Ly_4fSOA","decision":"allow"})");
+  EXPECT_THAT(lines[1], HasSubstr(R"("decision":"deny","reason":"NO_RULE"})"));
+  EXPECT_THAT(lines[1], Not(HasSubstr("key_version")));
+}
+
+TEST(AuditLogTest, AppendsToAFile) {
+  testing::TempDir dir;
+  core::FakeClock clock;
+  {
+    auto log = AuditLog::Open(dir.Join("audit.log"), &clock);
+    ASSERT_THAT(log, testing::IsOk());
+    (*log)->Record({"RevokeLeases", "ops/oncall", "", "", "", "", "allow", "2 leases"});
+  }
+  {
+    auto log = AuditLog::Open(dir.Join("audit.log"), &clock);
+    (*log)->Record({"RevokeLeases", "ops/oncall", "", "", "", "", "allow", "0 leases"});
+  }
+  std::string contents = testing::ReadFile(dir.Join("audit.log"));
+  EXPECT_EQ(std::count(contents.begin(), contents.end(), '\n'), 2);
+  EXPECT_THAT(contents, HasSubstr("2 leases"));
+  EXPECT_THAT(AuditLog::Open(dir.Join("new/dir/audit.log"), &clock), testing::IsOk());
+  testing::WriteFile(dir.Join("blocker"), "x");
+  EXPECT_FALSE(AuditLog::Open(dir.Join("blocker/audit.log"), &clock).ok());
+}
+
+}  // namespace
+}  // namespace credbroker::identity
