@@ -814,6 +814,41 @@ TEST_F(SecurityEndToEndTest, ServerCertificateIsReloadedWithoutRestart) {
       << broker_->Logs();
 }
 
+TEST_F(SecurityEndToEndTest, JwksFromTheApiServerUrlWithItsBearerToken) {
+  WriteFile(dir_.Join("sa.token"), "broker-own-sa-token");
+  auto jwks = testing::ChildProcess::Start(
+      {"/usr/bin/python3", CB_STATIC_HTTP_FIXTURE, "--file", dir_.Join("jwks.json"), "--port-file",
+       dir_.Join("jwks.port"), "--token-file", dir_.Join("sa.token")},
+      dir_.Join("jwks.port"), dir_.Join("jwks.log"));
+  ASSERT_THAT(jwks.status(), testing::IsOk());
+  std::string config = testing::ReadFile(dir_.Join("broker.yaml"));
+  std::string url = absl::StrCat("http://127.0.0.1:", jwks->port(), "/openid/v1/jwks");
+  config.replace(config.find("jwks_file: jwks.json"), 20,
+                 absl::StrCat("jwks_url: ", url, "\n    jwks_bearer_token_file: sa.token"));
+  WriteFile(dir_.Join("broker.yaml"), config);
+  StartBroker();
+  auto tls = Channel("ca", "");
+  ASSERT_TRUE(AcquireOn(tls, "fluximage", Jwt("search", "indexer", 600)).ok()) << broker_->Logs();
+  // The cluster rotates its signing key: a token with the new kid triggers a re-fetch.
+  auto next = testing::JwtKey::NewEc("k8s-2");
+  WriteFile(dir_.Join("jwks.json"), testing::Jwks({jwt_key_.get(), next.get()}));
+  int64_t now = absl::ToUnixSeconds(absl::Now());
+  std::string rotated =
+      next->Sign(R"({"alg":"ES256","kid":"k8s-2"})",
+                 testing::K8sClaims("https://kubernetes.default.svc.cluster.local", "credbroker",
+                                    "billing", "api", now + 600, now - 5));
+  EXPECT_TRUE(AcquireOn(tls, "lumenfall", rotated).ok());
+}
+
+TEST_F(SecurityEndToEndTest, UnreachableJwksUrlFailsTheStart) {
+  std::string config = testing::ReadFile(dir_.Join("broker.yaml"));
+  config.replace(config.find("jwks_file: jwks.json"), 20, "jwks_url: http://127.0.0.1:1/jwks");
+  WriteFile(dir_.Join("broker.yaml"), config);
+  auto r = RunCommand({binary_, "--config", dir_.Join("broker.yaml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("identity.kubernetes: fetching JWKS"));
+}
+
 TEST_F(SecurityEndToEndTest, BadTlsFilesFailTheStartNamingTheFile) {
   WriteFile(dir_.Join("tls.crt"), "not a certificate");
   auto r = RunCommand({binary_, "--config", dir_.Join("broker.yaml")});
