@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs dependencies, checks formatting, builds and runs
-# every test (unit, service, integration) in the dev build, again under ASan+UBSan, and runs the
-# README quick start in demo mode.
+# every test (unit, service, integration) in the dev build, runs clang-tidy, builds and runs every
+# test again under ASan+UBSan, and runs the README quick start in demo mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,8 @@ cmake --preset dev
 cmake --build --preset dev
 echo "==> dev tests"
 ctest --preset dev
+echo "==> clang-tidy"
+scripts/tidy.sh
 
 if [ "${SKIP_ASAN:-0}" != "1" ]; then
   echo "==> asan+ubsan build"

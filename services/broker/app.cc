@@ -109,8 +109,7 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const v1::ServerTlsCo
 // Where the Kubernetes JWKS comes from: a file, or the API server's /openid/v1/jwks.
 absl::StatusOr<identity::JwksFetcher> MakeJwksFetcher(const v1::KubernetesJwtConfig& k) {
   if (!k.jwks_file().empty()) {
-    std::string path = k.jwks_file();
-    return identity::JwksFetcher([path]() -> absl::StatusOr<std::string> {
+    return identity::JwksFetcher([path = k.jwks_file()]() -> absl::StatusOr<std::string> {
       std::ifstream in(path, std::ios::binary);
       if (!in) return absl::UnavailableError("cannot read JWKS file " + path);
       return ReadWholeFile(path);
@@ -119,23 +118,23 @@ absl::StatusOr<identity::JwksFetcher> MakeJwksFetcher(const v1::KubernetesJwtCon
   CB_ASSIGN_OR_RETURN(std::unique_ptr<http::CurlHttpClient> client,
                       http::CurlHttpClient::Create(http::TlsOptions{k.jwks_ca_file(), "", ""}));
   std::shared_ptr<http::CurlHttpClient> shared = std::move(client);
-  std::string url = k.jwks_url();
-  std::string token_file = k.jwks_bearer_token_file();
-  return identity::JwksFetcher([shared, url, token_file]() -> absl::StatusOr<std::string> {
-    http::HttpRequest req;
-    req.url = url;
-    req.headers.emplace_back("Accept", "application/json");
-    if (!token_file.empty()) {
-      // Projected tokens rotate: read the file at every fetch.
-      std::string token(absl::StripAsciiWhitespace(ReadWholeFile(token_file)));
-      req.headers.emplace_back("Authorization", "Bearer " + token);
-    }
-    CB_ASSIGN_OR_RETURN(http::HttpResponse resp, shared->Send(req));
-    if (resp.status != 200) {
-      return absl::UnavailableError(absl::StrCat("GET ", url, ": HTTP ", resp.status));
-    }
-    return resp.body;
-  });
+  return identity::JwksFetcher(
+      [shared, url = k.jwks_url(),
+       token_file = k.jwks_bearer_token_file()]() -> absl::StatusOr<std::string> {
+        http::HttpRequest req;
+        req.url = url;
+        req.headers.emplace_back("Accept", "application/json");
+        if (!token_file.empty()) {
+          // Projected tokens rotate: read the file at every fetch.
+          std::string token(absl::StripAsciiWhitespace(ReadWholeFile(token_file)));
+          req.headers.emplace_back("Authorization", "Bearer " + token);
+        }
+        CB_ASSIGN_OR_RETURN(http::HttpResponse resp, shared->Send(req));
+        if (resp.status != 200) {
+          return absl::UnavailableError(absl::StrCat("GET ", url, ": HTTP ", resp.status));
+        }
+        return resp.body;
+      });
 }
 
 absl::Status WritePortFile(const std::string& path, int grpc_port, int metrics_port) {

@@ -1,5 +1,5 @@
 // credbroker: parses flags, loads the configuration, runs the App until SIGINT/SIGTERM.
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigwait/kill
 
 #include <cstdio>
 #include <cstring>

@@ -64,8 +64,7 @@ bool ValidHostPort(const std::string& s) {
   size_t colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0) return false;
   int port = 0;
-  if (!absl::SimpleAtoi(s.substr(colon + 1), &port) || port < 0 || port > 65535) return false;
-  return true;
+  return absl::SimpleAtoi(s.substr(colon + 1), &port) && port >= 0 && port <= 65535;
 }
 
 const std::regex& NameRegex() {
@@ -173,7 +172,7 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     } else if (!provider_names.insert(p.name()).second) {
       errors.Add(f + ".name", "duplicate provider \"" + p.name() + "\"");
     }
-    if (!p.source().empty() && source_names.count(p.source()) == 0) {
+    if (!p.source().empty() && !source_names.contains(p.source())) {
       errors.Add(f + ".source", "no source named \"" + p.source() + "\"");
     }
     if (p.source().empty() && c.sources_size() > 1) {
@@ -295,7 +294,7 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     }
     if (r.providers_size() == 0) errors.Add(f + ".providers", "at least one provider or \"*\"");
     for (int j = 0; j < r.providers_size(); ++j) {
-      if (r.providers(j) != "*" && provider_names.count(r.providers(j)) == 0) {
+      if (r.providers(j) != "*" && !provider_names.contains(r.providers(j))) {
         errors.Add(absl::StrCat(f, ".providers[", j, "]"),
                    "no configured provider \"" + r.providers(j) + "\"");
       }

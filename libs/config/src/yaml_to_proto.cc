@@ -36,7 +36,7 @@ class Converter {
     const Descriptor* desc = msg->GetDescriptor();
     const Reflection* refl = msg->GetReflection();
     for (const auto& kv : node) {
-      std::string key = kv.first.as<std::string>("");
+      auto key = kv.first.as<std::string>("");
       std::string field_path = path.empty() ? key : absl::StrCat(path, ".", key);
       const FieldDescriptor* field = desc->FindFieldByName(key);
       if (field == nullptr) {
@@ -113,7 +113,7 @@ class Converter {
       Error(node, path, node.IsNull() ? "has no value" : "expected a single value");
       return;
     }
-    const std::string text = node.Scalar();
+    const std::string& text = node.Scalar();
     switch (field->cpp_type()) {
       case FieldDescriptor::CPPTYPE_STRING:
         repeated ? refl->AddString(msg, field, text) : refl->SetString(msg, field, text);

@@ -16,7 +16,7 @@ class RealSleeper final : public Sleeper {
 
 double DefaultJitter() {
   static absl::Mutex mu(absl::kConstInit);
-  static std::mt19937_64* rng = new std::mt19937_64(std::random_device{}());
+  static auto* rng = new std::mt19937_64(std::random_device{}());
   absl::MutexLock lock(&mu);
   return std::uniform_real_distribution<double>(0.0, 1.0)(*rng);
 }
@@ -24,7 +24,7 @@ double DefaultJitter() {
 }  // namespace
 
 Sleeper* Sleeper::Real() {
-  static RealSleeper* const kSleeper = new RealSleeper();
+  static auto* const kSleeper = new RealSleeper();
   return kSleeper;
 }
 

@@ -163,7 +163,7 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
                                     ? "never"
                                     : absl::FormatTime(keys.last_success)}});
     if (metrics_) metrics_->ProviderServable(provider, keys.current != nullptr && !stale);
-    Publish(std::move(next), std::move(events));
+    Publish(std::move(next), events);
     return;
   }
 
@@ -307,7 +307,7 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
                                         {"state", KeyStateName(e.state)},
                                         {"reason", e.reason}});
   }
-  Publish(std::move(next), std::move(events));
+  Publish(std::move(next), events);
 }
 
 void KeyRing::RecordState(const KeyVersion& v) {
@@ -347,17 +347,18 @@ void KeyRing::Tick() {
     }
   }
   if (!next) return;
-  for (auto& [name, keys] : next->providers) {
+  for (auto& entry : next->providers) {
+    ProviderKeys& keys = entry.second;
     std::erase_if(keys.versions, [now, &keys](const std::shared_ptr<const KeyVersion>& v) {
       bool retire = v->state == KeyState::kPrevious && v->retires_at <= now;
       if (retire) keys.retired.insert(absl::StrCat(v->version_id, "\x1f", v->fingerprint));
       return retire;
     });
   }
-  Publish(std::move(next), std::move(events));
+  Publish(std::move(next), events);
 }
 
-void KeyRing::Publish(std::shared_ptr<KeySnapshot> next, std::vector<KeyEvent> events) {
+void KeyRing::Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEvent>& events) {
   snapshot_.store(std::move(next));
   if (events.empty()) return;
   for (const auto& [id, listener] : listeners_) listener(events);

@@ -5,8 +5,8 @@
 namespace credbroker::secrets {
 
 std::string BackendType(const v1::SourceConfig& config) {
-  const auto* oneof = config.GetDescriptor()->FindOneofByName("backend");
-  const auto* field = config.GetReflection()->GetOneofFieldDescriptor(config, oneof);
+  const auto* oneof = v1::SourceConfig::descriptor()->FindOneofByName("backend");
+  const auto* field = v1::SourceConfig::GetReflection()->GetOneofFieldDescriptor(config, oneof);
   return field == nullptr ? "" : field->name();
 }
 

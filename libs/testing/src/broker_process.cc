@@ -3,7 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigwait/kill
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +34,7 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path) {
   int null_fd = ::open("/dev/null", O_RDONLY);
   if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   ::execv(args[0], args.data());
@@ -86,7 +87,7 @@ absl::StatusOr<BrokerProcess> BrokerProcess::Start(const std::string& binary,
   std::filesystem::remove(port_file, ec);
   std::vector<std::string> argv = {binary};
   argv.insert(argv.end(), args.begin(), args.end());
-  argv.push_back("--port-file");
+  argv.emplace_back("--port-file");
   argv.push_back(port_file);
   BrokerProcess proc;
   proc.log_path_ = absl::StrCat(work_dir, "/broker-", counter, ".log");

@@ -84,7 +84,7 @@ std::string JwtKey::Sign(absl::string_view header_json, absl::string_view claims
   sig.resize(len);
   EVP_MD_CTX_free(ctx);
   if (alg_ == "ES256") {
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(sig.data());
+    const auto* p = reinterpret_cast<const unsigned char*>(sig.data());
     ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
     const BIGNUM* r = nullptr;
     const BIGNUM* s = nullptr;

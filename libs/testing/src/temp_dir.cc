@@ -70,7 +70,7 @@ void WriteK8sSecretDir(const std::string& dir, const std::map<std::string, std::
   for (const auto& entry : fs::directory_iterator(root)) {
     std::string name = entry.path().filename().string();
     if (name.rfind("..", 0) == 0) continue;
-    if (files.count(name) == 0) fs::remove(entry.path(), ec);
+    if (!files.contains(name)) fs::remove(entry.path(), ec);
   }
   if (!old_target.empty()) fs::remove_all(root / old_target, ec);
 }

@@ -48,7 +48,7 @@ class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
     server_->Wait();
   }
 
-  std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
+  static std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
     auto ctx = std::make_unique<grpc::ClientContext>();
     if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));

@@ -20,7 +20,7 @@ namespace credbroker::backends::file {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr size_t kMaxFileBytes = 64 * 1024;
+constexpr size_t kMaxFileBytes = size_t{64} * 1024;
 constexpr uint32_t kWatchMask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
                                 IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 
@@ -79,7 +79,7 @@ FileSecretSource::~FileSecretSource() {
   if (inotify_fd_ >= 0) ::close(inotify_fd_);
 }
 
-void FileSecretSource::WatchFolder(const std::string& folder) {
+void FileSecretSource::WatchFolder(const std::string& folder) const {
   // Adding a watch on an already watched inode returns the same descriptor: cheap to repeat, and
   // repeating it re-arms the watch when a folder was deleted and re-created.
   if (inotify_fd_ >= 0) ::inotify_add_watch(inotify_fd_, folder.c_str(), kWatchMask);

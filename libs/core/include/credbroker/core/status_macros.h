@@ -17,6 +17,8 @@
   } while (false)
 
 // `CB_ASSIGN_OR_RETURN(auto x, F())` declares x from F()'s value or returns its status.
+// `lhs` is a declaration and `statusor` a name, so neither can be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define CB_ASSIGN_OR_RETURN(lhs, rexpr) \
   CB_ASSIGN_OR_RETURN_IMPL_(CB_STATUS_CONCAT_(cb_statusor_, __LINE__), lhs, rexpr)
 
@@ -24,6 +26,7 @@
   auto statusor = (rexpr);                                 \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 namespace credbroker::core {
 

@@ -130,7 +130,7 @@ class KeyRing {
   };
   void Apply(const std::string& provider, absl::StatusOr<std::vector<Fetched>> listing,
              const std::string& source_name) ABSL_LOCKS_EXCLUDED(mu_);
-  void Publish(std::shared_ptr<KeySnapshot> next, std::vector<KeyEvent> events)
+  void Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEvent>& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordState(const KeyVersion& v);
 

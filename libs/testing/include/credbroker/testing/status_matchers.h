@@ -38,7 +38,8 @@ MATCHER_P2(StatusIs, code, message_matcher,
 #define CB_ASSERT_OK(expr) ASSERT_THAT((expr), ::credbroker::testing::IsOk())
 #define CB_EXPECT_OK(expr) EXPECT_THAT((expr), ::credbroker::testing::IsOk())
 
-// `CB_ASSERT_OK_AND_ASSIGN(auto x, F());`
+// `CB_ASSERT_OK_AND_ASSIGN(auto x, F());` — `lhs` is a declaration and cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define CB_ASSERT_OK_AND_ASSIGN(lhs, rexpr) \
   CB_ASSERT_OK_AND_ASSIGN_IMPL_(CB_TESTING_CONCAT_(cb_sor_, __LINE__), lhs, rexpr)
 #define CB_TESTING_CONCAT_INNER_(a, b) a##b
@@ -47,5 +48,6 @@ MATCHER_P2(StatusIs, code, message_matcher,
   auto sor = (rexpr);                                       \
   ASSERT_THAT(sor.status(), ::credbroker::testing::IsOk()); \
   lhs = std::move(sor).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 }  // namespace credbroker::testing

@@ -38,7 +38,7 @@ class FileSecretSource final : public secrets::SecretSource {
   FileSecretSource(std::string name, std::string root, int inotify_fd)
       : name_(std::move(name)), root_(std::move(root)), inotify_fd_(inotify_fd) {}
   absl::StatusOr<std::string> FolderFor(absl::string_view path) const;
-  void WatchFolder(const std::string& folder);
+  void WatchFolder(const std::string& folder) const;
 
   const std::string name_;
   const std::string root_;
