@@ -261,6 +261,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
                 core::FromProtoDuration(config.leases().max_ttl())};
   c->broker = std::make_unique<LeaseBroker>(c->ring.get(), c->table.get(), c->metrics.get(),
                                             c->clock, ttl, c->policy.get(), c->audit.get());
+  // Retirement of replaced key versions waits for their leases (and revokes them at the deadline).
+  c->ring->SetLeaseView(c->broker.get());
   Edge edge{c->auth.get(), c->metrics.get(), c->policy.get(), c->audit.get()};
   c->lease_service = std::make_unique<LeaseServiceImpl>(c->broker.get(), edge);
   c->admin_service = std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog);

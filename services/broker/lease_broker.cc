@@ -53,7 +53,7 @@ LeaseBroker::LeaseBroker(rotation::KeyRing* ring, leases::LeaseTable* table,
 
 void LeaseBroker::RestoreLoaded(const std::vector<leases::LeaseRecord>& loaded) {
   for (const leases::LeaseRecord& l : loaded) {
-    metrics_->ActiveLeasesAdd(l.provider, l.key_version, 1);
+    CountLease(l, 1);
     ReserveSlot(l.caller, l.provider, 0);
   }
 }
@@ -76,6 +76,44 @@ void LeaseBroker::ReleaseSlot(const std::string& caller, const std::string& prov
   auto it = active_by_caller_.find(absl::StrCat(caller, "\x1f", provider));
   if (it == active_by_caller_.end()) return;
   if (--it->second <= 0) active_by_caller_.erase(it);
+}
+
+void LeaseBroker::CountLease(const leases::LeaseRecord& lease, int delta) {
+  metrics_->ActiveLeasesAdd(lease.provider, lease.key_version, delta);
+  absl::MutexLock lock(&slots_mu_);
+  std::string key = absl::StrCat(lease.provider, "\x1f", lease.key_version);
+  int64_t& n = active_by_version_[key];
+  n += delta;
+  if (n <= 0) active_by_version_.erase(key);
+}
+
+int64_t LeaseBroker::ActiveLeases(absl::string_view provider, absl::string_view version) const {
+  absl::MutexLock lock(&slots_mu_);
+  auto it = active_by_version_.find(absl::StrCat(provider, "\x1f", version));
+  return it == active_by_version_.end() ? 0 : it->second;
+}
+
+int64_t LeaseBroker::RevokeLeasesOn(absl::string_view provider, absl::string_view version,
+                                    absl::string_view reason) {
+  auto revoked = table_->RevokeIf([&](const leases::LeaseRecord& l) {
+    return l.provider == provider && l.key_version == version;
+  });
+  if (!revoked.ok()) {
+    core::LogError(
+        "revoking leases on a retiring key version failed",
+        {{"provider", provider}, {"key_version", version}, {"error", revoked.status().ToString()}});
+    return 0;
+  }
+  for (const leases::LeaseRecord& l : *revoked) {
+    ReleaseSlot(l.caller, l.provider);
+    CountLease(l, -1);
+    metrics_->LeaseRevoked(l.provider, Label(l.caller));
+    if (audit_) {
+      audit_->Record({"RevokeLease", l.caller, l.provider, l.key_version, l.key_fingerprint, l.id,
+                      "revoke", std::string(reason)});
+    }
+  }
+  return static_cast<int64_t>(revoked->size());
 }
 
 void LeaseBroker::Denied(absl::string_view method, const identity::Identity& caller,
@@ -162,7 +200,7 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     return status;
   }
   metrics_->LeaseIssued(provider, Label(caller.name));
-  metrics_->ActiveLeasesAdd(provider, grant.lease.key_version, 1);
+  CountLease(grant.lease, 1);
   Audit("AcquireLease", caller, grant.lease);
   return grant;
 }
@@ -233,7 +271,7 @@ absl::Status LeaseBroker::Release(const identity::Identity& caller, const std::s
   metrics_->LeaseReleased(released->provider, Label(caller.name));
   Audit("ReleaseLease", caller, *released);
   // Removed from the table here, so the sweeper will not count it again.
-  metrics_->ActiveLeasesAdd(released->provider, released->key_version, -1);
+  CountLease(*released, -1);
   return absl::OkStatus();
 }
 
@@ -278,7 +316,7 @@ size_t LeaseBroker::SweepExpired() {
   for (const leases::LeaseRecord& l : expired) {
     ReleaseSlot(l.caller, l.provider);
     metrics_->LeaseExpired(l.provider, Label(l.caller));
-    metrics_->ActiveLeasesAdd(l.provider, l.key_version, -1);
+    CountLease(l, -1);
   }
   return expired.size();
 }
@@ -289,7 +327,7 @@ absl::StatusOr<size_t> LeaseBroker::Revoke(
   for (const leases::LeaseRecord& l : revoked) {
     ReleaseSlot(l.caller, l.provider);
     metrics_->LeaseRevoked(l.provider, Label(l.caller));
-    metrics_->ActiveLeasesAdd(l.provider, l.key_version, -1);
+    CountLease(l, -1);
     core::LogInfo("lease revoked",
                   {{"provider", l.provider}, {"caller", l.caller}, {"key_version", l.key_version}});
   }

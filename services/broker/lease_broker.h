@@ -48,7 +48,7 @@ struct AuthFailureOutcome {
   std::string current_key_version;
 };
 
-class LeaseBroker {
+class LeaseBroker final : public rotation::LeaseView {
  public:
   // `policy` and `audit` may be null: everyone may lease everything, nothing is audited.
   LeaseBroker(rotation::KeyRing* ring, leases::LeaseTable* table, metrics::BrokerMetrics* metrics,
@@ -71,6 +71,11 @@ class LeaseBroker {
   // Administrative revocation of every lease matching `pred`.
   absl::StatusOr<size_t> Revoke(const std::function<bool(const leases::LeaseRecord&)>& pred);
 
+  // rotation::LeaseView: leases per key version, and revocation at a retirement deadline.
+  int64_t ActiveLeases(absl::string_view provider, absl::string_view version) const override;
+  int64_t RevokeLeasesOn(absl::string_view provider, absl::string_view version,
+                         absl::string_view reason) override;
+
   leases::LeaseTable& table() { return *table_; }
   rotation::KeyRing& ring() { return *ring_; }
   // The `caller` metric label for an identity (bounded: "unknown" for identities no policy
@@ -87,6 +92,8 @@ class LeaseBroker {
   // Reserves one of the caller's active-lease slots on `provider`; false when at `limit`.
   bool ReserveSlot(const std::string& caller, const std::string& provider, int32_t limit);
   void ReleaseSlot(const std::string& caller, const std::string& provider);
+  // Bookkeeping for a lease that now exists (+1) or no longer does (-1).
+  void CountLease(const leases::LeaseRecord& lease, int delta);
 
   rotation::KeyRing* const ring_;
   leases::LeaseTable* const table_;
@@ -95,8 +102,9 @@ class LeaseBroker {
   const TtlPolicy ttl_;
   identity::Policy* const policy_;
   identity::AuditLog* const audit_;
-  absl::Mutex slots_mu_;
+  mutable absl::Mutex slots_mu_;
   absl::flat_hash_map<std::string, int64_t> active_by_caller_ ABSL_GUARDED_BY(slots_mu_);
+  absl::flat_hash_map<std::string, int64_t> active_by_version_ ABSL_GUARDED_BY(slots_mu_);
 };
 
 }  // namespace credbroker::broker

@@ -44,6 +44,13 @@ T& ChildCache<T>::Get(const std::vector<absl::string_view>& values, Args&&... ar
 }
 
 template <typename T>
+T* ChildCache<T>::Find(const std::vector<absl::string_view>& values) {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = children_.find(Key(values));
+  return it == children_.end() ? nullptr : it->second.second;
+}
+
+template <typename T>
 void ChildCache<T>::RemoveWhere(absl::string_view first, absl::string_view second) {
   absl::MutexLock lock(&mu_);
   for (auto it = children_.begin(); it != children_.end();) {
@@ -147,6 +154,11 @@ void BrokerMetrics::LeaseRevoked(absl::string_view provider, absl::string_view c
 }
 void BrokerMetrics::ActiveLeasesAdd(absl::string_view provider, absl::string_view key_version,
                                     double delta) {
+  if (delta < 0) {
+    // A lease that outlived its key version's series (the version retired): nothing to count.
+    if (prometheus::Gauge* g = active_.Find({provider, key_version})) g->Increment(delta);
+    return;
+  }
   active_.Get({provider, key_version}).Increment(delta);
 }
 void BrokerMetrics::AuthFailureReported(absl::string_view provider, absl::string_view key_version,

@@ -58,6 +58,7 @@ TEST(BrokerMetricsTest, KeyStateHasOneSeriesPerVersionAndRetiredVersionsDisappea
   EXPECT_THAT(text, Not(HasSubstr(R"(key_version="v1",provider="p",state="CURRENT")")));
   EXPECT_THAT(text, HasSubstr(R"(key_version="v1",provider="q",state="CURRENT"} 1)"));
   m.RemoveKeyVersion("p", "v1");
+  m.ActiveLeasesAdd("p", "v1", -1);  // a late release on the retired version
   text = Scrape(*registry);
   EXPECT_THAT(text, Not(HasSubstr(R"(key_version="v1",provider="p")")));
   EXPECT_THAT(text, HasSubstr(R"(key_version="v1",provider="q",state="CURRENT"} 1)"));

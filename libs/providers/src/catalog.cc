@@ -119,6 +119,7 @@ absl::StatusOr<ProviderCatalog> ProviderCatalog::FromConfig(const v1::BrokerConf
     if (pc.has_rotation_period())
       spec.rotation_period = core::FromProtoDuration(pc.rotation_period());
     if (pc.has_overlap()) spec.overlap = core::FromProtoDuration(pc.overlap());
+    if (pc.has_retire_grace()) spec.retire_grace = core::FromProtoDuration(pc.retire_grace());
     if (pc.has_probe()) {
       spec.probe.method = pc.probe().method().empty() ? "GET" : pc.probe().method();
       spec.probe.path = pc.probe().path();

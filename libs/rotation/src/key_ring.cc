@@ -318,17 +318,43 @@ void KeyRing::Tick() {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
-  std::shared_ptr<KeySnapshot> next;
   std::vector<KeyEvent> events;
+  absl::flat_hash_set<std::string> retiring;  // "provider\x1fversion"
   for (const auto& [name, keys] : prev->providers) {
     // Staleness is crossed by time passing, not only by a failed refresh.
     if (metrics_) metrics_->ProviderServable(name, keys.current != nullptr && !keys.Stale(now));
     for (const auto& v : keys.versions) {
       if (v->state != KeyState::kPrevious || v->retires_at > now) continue;
-      if (!next) {
-        next = std::make_shared<KeySnapshot>(*prev);
-        next->generation = prev->generation + 1;
+      const std::string id = absl::StrCat(name, "\x1f", v->version_id);
+      std::string reason = "overlap ended";
+      if (leases_ != nullptr) {
+        const int64_t held = leases_->ActiveLeases(name, v->version_id);
+        const absl::Time deadline = v->retires_at + keys.spec->retire_grace;
+        if (held > 0 && now < deadline) {
+          if (waiting_.insert(id).second) {
+            core::LogInfo("key version retirement waits for leases",
+                          {{"provider", name},
+                           {"key_version", v->version_id},
+                           {"fingerprint", v->fingerprint},
+                           {"leases", absl::StrCat(held)},
+                           {"hard_deadline", absl::FormatTime(deadline)}});
+          }
+          continue;
+        }
+        if (held > 0) {
+          int64_t revoked = leases_->RevokeLeasesOn(name, v->version_id, "KEY_RETIRED_AT_DEADLINE");
+          reason = absl::StrCat("hard deadline: ", revoked, " leases revoked");
+          core::LogWarning("key version retired at its hard deadline",
+                           {{"provider", name},
+                            {"key_version", v->version_id},
+                            {"fingerprint", v->fingerprint},
+                            {"revoked_leases", absl::StrCat(revoked)}});
+        } else {
+          reason = "overlap ended and no lease holds it";
+        }
       }
+      waiting_.erase(id);
+      retiring.insert(id);
       KeyEvent e;
       e.type = KeyEvent::Type::kRetired;
       e.provider = name;
@@ -336,7 +362,7 @@ void KeyRing::Tick() {
       e.fingerprint = v->fingerprint;
       e.state = KeyState::kRetired;
       e.at = now;
-      e.reason = "overlap ended";
+      e.reason = reason;
       events.push_back(e);
       core::LogInfo("key version state", {{"provider", name},
                                           {"key_version", v->version_id},
@@ -346,11 +372,14 @@ void KeyRing::Tick() {
       if (metrics_) metrics_->RemoveKeyVersion(name, v->version_id);
     }
   }
-  if (!next) return;
+  if (retiring.empty()) return;
+  auto next = std::make_shared<KeySnapshot>(*prev);
+  next->generation = prev->generation + 1;
   for (auto& entry : next->providers) {
     ProviderKeys& keys = entry.second;
-    std::erase_if(keys.versions, [now, &keys](const std::shared_ptr<const KeyVersion>& v) {
-      bool retire = v->state == KeyState::kPrevious && v->retires_at <= now;
+    const std::string& name = entry.first;
+    std::erase_if(keys.versions, [&](const std::shared_ptr<const KeyVersion>& v) {
+      bool retire = retiring.contains(absl::StrCat(name, "\x1f", v->version_id));
       if (retire) keys.retired.insert(absl::StrCat(v->version_id, "\x1f", v->fingerprint));
       return retire;
     });

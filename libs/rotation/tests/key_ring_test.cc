@@ -226,6 +226,69 @@ TEST_F(KeyRingTest, UnsubscribedListenerGetsNothing) {
   EXPECT_TRUE(events_.empty());
 }
 
+class FakeLeaseView final : public LeaseView {
+ public:
+  int64_t ActiveLeases(absl::string_view provider, absl::string_view version) const override {
+    auto it = held.find(absl::StrCat(provider, "/", version));
+    return it == held.end() ? 0 : it->second;
+  }
+  int64_t RevokeLeasesOn(absl::string_view provider, absl::string_view version,
+                         absl::string_view reason) override {
+    int64_t n = ActiveLeases(provider, version);
+    held.erase(absl::StrCat(provider, "/", version));
+    revoked.push_back(absl::StrCat(provider, "/", version, ":", reason));
+    return n;
+  }
+  std::map<std::string, int64_t> held;
+  std::vector<std::string> revoked;
+};
+
+TEST_F(KeyRingTest, RetirementWaitsForLeasesUntilTheHardDeadline) {
+  FakeLeaseView leases;
+  ring_->SetLeaseView(&leases);
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  leases.held["lumenfall/v1"] = 2;
+  events_.clear();
+  clock_.Advance(absl::Hours(24 * 7));  // overlap over, but two leases still hold v1
+  ring_->Tick();
+  EXPECT_NE(Keys("lumenfall").Find("v1"), nullptr);
+  EXPECT_TRUE(events_.empty());
+  EXPECT_THAT(logs_, HasSubstr("retirement waits for leases"));
+  clock_.Advance(absl::Hours(23));
+  ring_->Tick();
+  EXPECT_NE(Keys("lumenfall").Find("v1"), nullptr) << "still inside retire_grace (1d)";
+  clock_.Advance(absl::Hours(1));
+  ring_->Tick();
+  EXPECT_EQ(Keys("lumenfall").Find("v1"), nullptr);
+  EXPECT_THAT(leases.revoked, ::testing::ElementsAre("lumenfall/v1:KEY_RETIRED_AT_DEADLINE"));
+  ASSERT_EQ(events_.size(), 1u);
+  EXPECT_EQ(events_[0].type, KeyEvent::Type::kRetired);
+  EXPECT_EQ(events_[0].reason, "hard deadline: 2 leases revoked");
+}
+
+TEST_F(KeyRingTest, DrainedVersionRetiresAsSoonAsTheOverlapEnds) {
+  FakeLeaseView leases;
+  ring_->SetLeaseView(&leases);
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  leases.held["lumenfall/v1"] = 1;
+  clock_.Advance(absl::Hours(24 * 7) + absl::Minutes(1));
+  ring_->Tick();
+  ASSERT_NE(Keys("lumenfall").Find("v1"), nullptr);
+  leases.held.clear();  // the last holder released its lease
+  events_.clear();
+  ring_->Tick();
+  EXPECT_EQ(Keys("lumenfall").Find("v1"), nullptr);
+  ASSERT_EQ(events_.size(), 1u);
+  EXPECT_EQ(events_[0].reason, "overlap ended and no lease holds it");
+  EXPECT_TRUE(leases.revoked.empty());
+}
+
 TEST_F(KeyRingTest, RefresherLoadsEveryProviderOfItsSource) {
   source_.Put("lumenfall", "v1", kLmnV1);
   source_.Put("fluximage", "v1", kFlxV1);

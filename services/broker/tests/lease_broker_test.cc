@@ -178,6 +178,40 @@ TEST_F(LeaseBrokerTest, ReportAuthFailureCountsAndTellsWhetherANewerKeyExists) {
   EXPECT_THAT(text, HasSubstr(R"(http_status="429",key_version="v1")"));
 }
 
+TEST_F(LeaseBrokerTest, KeyRingRetiresThroughTheBrokersLeaseCounts) {
+  ring->SetLeaseView(broker.get());
+  auto held = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
+  ASSERT_THAT(held, IsOk());
+  EXPECT_EQ(broker->ActiveLeases("lumenfall", "v1"), 1);
+  source.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_TRUE(ring->RefreshProvider("lumenfall", source).ok());
+  clock.Advance(absl::Hours(24 * 7) + absl::Minutes(1));
+  ASSERT_TRUE(ring->RefreshProvider("lumenfall", source).ok());  // keep the backend fresh
+  // The lease expired long ago but has not been swept: it still counts, so v1 waits.
+  ring->Tick();
+  EXPECT_NE(ring->Snapshot()->Find("lumenfall")->Find("v1"), nullptr);
+  EXPECT_EQ(broker->SweepExpired(), 1u);
+  EXPECT_EQ(broker->ActiveLeases("lumenfall", "v1"), 0);
+  ring->Tick();
+  EXPECT_EQ(ring->Snapshot()->Find("lumenfall")->Find("v1"), nullptr);
+}
+
+TEST_F(LeaseBrokerTest, HardDeadlineRevokesRemainingLeases) {
+  ring->SetLeaseView(broker.get());
+  ASSERT_THAT(broker->Acquire(app, "lumenfall", absl::Hours(1), ""), IsOk());
+  source.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_TRUE(ring->RefreshProvider("lumenfall", source).ok());
+  clock.Advance(absl::Hours(24 * 8) + absl::Minutes(1));  // overlap + retire_grace
+  ASSERT_TRUE(ring->RefreshProvider("lumenfall", source).ok());
+  ring->Tick();
+  EXPECT_EQ(ring->Snapshot()->Find("lumenfall")->Find("v1"), nullptr);
+  EXPECT_EQ(broker->ActiveLeases("lumenfall", "v1"), 0);
+  EXPECT_EQ(broker->table().size(), 0u);
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_leases_revoked_total{caller="billing",provider="lumenfall"} 1)"));
+}
+
 TEST_F(LeaseBrokerTest, SweepExpiresAndCounts) {
   ASSERT_THAT(broker->Acquire(app, "lumenfall", absl::Minutes(1), ""), IsOk());
   ASSERT_THAT(broker->Acquire(app, "lumenfall", absl::Minutes(20), ""), IsOk());

@@ -35,6 +35,8 @@ class ChildCache {
 
   template <typename... Args>
   T& Get(const std::vector<absl::string_view>& values, Args&&... args);
+  // The child if it exists (no series is created).
+  T* Find(const std::vector<absl::string_view>& values);
   // Removes the children whose first two labels are (`first`, `second`).
   void RemoveWhere(absl::string_view first, absl::string_view second);
 

@@ -36,6 +36,8 @@ struct ProviderSpec {
   std::string secret_path;
   absl::Duration rotation_period = absl::Hours(24 * 90);
   absl::Duration overlap = absl::Hours(24 * 7);
+  // After the overlap, how long retirement waits for leases to end before revoking them.
+  absl::Duration retire_grace = absl::Hours(24);
   ProbeSpec probe;
   std::shared_ptr<const std::regex> key_regex;
 

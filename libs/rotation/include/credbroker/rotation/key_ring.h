@@ -73,6 +73,17 @@ struct KeySnapshot {
   const ProviderKeys* Find(absl::string_view provider) const;
 };
 
+// What the ring needs to know about leases to retire a version: how many unexpired leases hold
+// it, and a way to revoke them at the hard deadline. Implemented by the lease layer.
+class LeaseView {
+ public:
+  virtual ~LeaseView() = default;
+  virtual int64_t ActiveLeases(absl::string_view provider, absl::string_view version) const = 0;
+  // Revokes every lease on the version; returns how many.
+  virtual int64_t RevokeLeasesOn(absl::string_view provider, absl::string_view version,
+                                 absl::string_view reason) = 0;
+};
+
 struct KeyEvent {
   enum class Type {
     kSnapshot,
@@ -113,8 +124,14 @@ class KeyRing {
   // applies the result. Returns the backend error, if any (the ring keeps its cached versions).
   absl::Status RefreshProvider(absl::string_view provider, secrets::SecretSource& source);
 
-  // Retires PREVIOUS versions whose overlap has ended and refreshes the servable gauge.
+  // Retires PREVIOUS versions whose overlap has ended and that no lease holds any more — or,
+  // at the hard deadline (overlap + retire_grace), revokes the remaining leases and retires them
+  // anyway. Also refreshes the servable gauge.
   void Tick();
+
+  // Where Tick counts and revokes leases. Without one, versions retire when the overlap ends.
+  // Set once, before the refreshers start.
+  void SetLeaseView(LeaseView* leases) { leases_ = leases; }
 
   // Subscribes and returns the snapshot the listener's events start after, atomically: no change
   // can fall between the returned state and the first event.
@@ -137,11 +154,14 @@ class KeyRing {
   const providers::ProviderCatalog* const catalog_;
   const core::Clock* const clock_;
   metrics::BrokerMetrics* const metrics_;
+  LeaseView* leases_ = nullptr;
   std::atomic<std::shared_ptr<const KeySnapshot>> snapshot_;
 
   absl::Mutex mu_;
   // (provider, version, etag) already rejected: log and count once, not on every refresh.
   absl::flat_hash_set<std::string> rejected_ ABSL_GUARDED_BY(mu_);
+  // (provider, version) whose retirement is waiting for leases: logged once.
+  absl::flat_hash_set<std::string> waiting_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Listener> listeners_ ABSL_GUARDED_BY(mu_);
   uint64_t next_listener_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
