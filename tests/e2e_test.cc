@@ -328,6 +328,31 @@ TEST_F(EndToEndTest, LeaseSurvivesKill9AndRestart) {
               HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
 }
 
+TEST_F(EndToEndTest, KeyVersionStateSurvivesKill9) {
+  StartBroker();
+  WriteK8sSecretDir(dir_.Join("keys/lumenfall"), {{"v1", kLmnV1}, {"v2", kLmnV2}});
+  auto previous = [&]() -> std::optional<v1::KeyVersionInfo> {
+    v1::ListKeyVersionsRequest req;
+    req.set_provider("lumenfall");
+    v1::ListKeyVersionsResponse resp;
+    if (!admin_->ListKeyVersions(Ctx(kAdminToken).get(), req, &resp).ok()) return std::nullopt;
+    for (const auto& v : resp.versions()) {
+      if (v.key_version() == "v1" && v.state() == v1::KEY_STATE_PREVIOUS) return v;
+    }
+    return std::nullopt;
+  };
+  ASSERT_TRUE(Eventually([&] { return previous().has_value(); }));
+  const v1::KeyVersionInfo before = *previous();
+  broker_->Kill();
+  broker_.reset();
+  absl::SleepFor(absl::Seconds(1));  // a restart later must not restart the overlap
+  StartBroker();
+  std::optional<v1::KeyVersionInfo> after = previous();
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->retires_at().seconds(), before.retires_at().seconds());
+  EXPECT_EQ(after->created_at().seconds(), before.created_at().seconds());
+}
+
 TEST_F(EndToEndTest, GracefulStopExitsZeroEvenWithAWatcherOpen) {
   StartBroker();
   grpc::ClientContext ctx;

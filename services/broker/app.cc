@@ -160,6 +160,7 @@ struct App::Components {
   std::unique_ptr<metrics::BrokerMetrics> metrics;
   providers::ProviderCatalog catalog;
   std::vector<std::unique_ptr<secrets::SecretSource>> sources;
+  std::unique_ptr<rotation::KeyStateStore> key_state;
   std::unique_ptr<rotation::KeyRing> ring;
   std::vector<std::unique_ptr<rotation::KeyRefresher>> refreshers;
   std::unique_ptr<leases::LeaseStore> store;
@@ -213,6 +214,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   }
   c->ring = std::make_unique<rotation::KeyRing>(&c->catalog, c->clock, c->metrics.get(),
                                                 std::move(staleness));
+  CB_ASSIGN_OR_RETURN(
+      c->key_state, rotation::SqliteKeyStateStore::Open(
+                        (std::filesystem::path(config.server().data_dir()) / "keys.db").string()));
+  CB_RETURN_IF_ERROR(c->ring->UsePersistedState(c->key_state.get()));
   for (size_t i = 0; i < c->sources.size(); ++i) {
     const v1::SourceConfig& sc = config.sources(static_cast<int>(i));
     std::vector<std::string> names;

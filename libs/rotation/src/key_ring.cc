@@ -81,6 +81,62 @@ KeyRing::KeyRing(const providers::ProviderCatalog* catalog, const core::Clock* c
   snapshot_.store(std::move(initial));
 }
 
+namespace {
+std::string PersistKey(absl::string_view provider, absl::string_view version,
+                       absl::string_view fingerprint) {
+  return absl::StrCat(provider, "\x1f", version, "\x1f", fingerprint);
+}
+}  // namespace
+
+absl::Status KeyRing::UsePersistedState(KeyStateStore* store) {
+  CB_ASSIGN_OR_RETURN(std::vector<PersistedKeyVersion> records, store->LoadAll());
+  absl::MutexLock lock(&mu_);
+  store_ = store;
+  for (PersistedKeyVersion& r : records) {
+    std::string key = PersistKey(r.provider, r.version_id, r.fingerprint);
+    persisted_[key] = std::move(r);
+  }
+  return absl::OkStatus();
+}
+
+const PersistedKeyVersion* KeyRing::FindPersisted(const std::string& provider,
+                                                  const KeyVersion& v) const {
+  auto it = persisted_.find(PersistKey(provider, v.version_id, v.fingerprint));
+  return it == persisted_.end() ? nullptr : &it->second;
+}
+
+void KeyRing::Persist(const ProviderKeys* before, const ProviderKeys& keys,
+                      const std::vector<KeyEvent>& events) {
+  if (store_ == nullptr) return;
+  auto save = [this](PersistedKeyVersion r) {
+    if (absl::Status s = store_->Save(r); !s.ok()) {
+      core::LogError(
+          "cannot persist key version state",
+          {{"provider", r.provider}, {"key_version", r.version_id}, {"error", s.ToString()}});
+    }
+    persisted_[PersistKey(r.provider, r.version_id, r.fingerprint)] = std::move(r);
+  };
+  for (const auto& v : keys.versions) {
+    bool unchanged = false;
+    if (before != nullptr) {
+      for (const auto& old : before->versions) unchanged |= old == v;
+    }
+    if (unchanged) continue;
+    save({v->provider, v->version_id, v->fingerprint, v->state, v->created_at, v->retires_at});
+  }
+  for (const KeyEvent& e : events) {
+    if (e.type != KeyEvent::Type::kRetired || e.fingerprint.empty() ||
+        e.provider != keys.spec->name) {
+      continue;
+    }
+    PersistedKeyVersion r{e.provider,         e.version_id, e.fingerprint,
+                          KeyState::kRetired, e.at,         absl::InfiniteFuture()};
+    auto known = persisted_.find(PersistKey(e.provider, e.version_id, e.fingerprint));
+    if (known != persisted_.end()) r.created_at = known->second.created_at;
+    save(r);
+  }
+}
+
 absl::Status KeyRing::RefreshProvider(absl::string_view provider, secrets::SecretSource& source) {
   std::shared_ptr<const KeySnapshot> snap = Snapshot();
   const ProviderKeys* keys = snap->Find(provider);
@@ -230,6 +286,19 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     } else {
       v->state = KeyState::kPending;
       v->created_at = now;
+      // Seen before this process started: keep what was decided then.
+      if (const PersistedKeyVersion* p = FindPersisted(provider, *v)) {
+        if (p->state == KeyState::kRetired || p->state == KeyState::kQuarantined ||
+            p->state == KeyState::kRevoked) {
+          keys.retired.insert(absl::StrCat(v->version_id, "\x1f", v->fingerprint));
+          continue;
+        }
+        v->created_at = p->created_at;
+        if (p->state == KeyState::kPrevious) {
+          v->state = KeyState::kPrevious;
+          v->retires_at = p->retires_at;
+        }
+      }
     }
     valid.push_back(std::move(v));
   }
@@ -295,6 +364,7 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
   keys.current = current;
   keys.last_success = now;
   keys.last_error.clear();
+  Persist(prev->Find(provider), keys, events);
   if (metrics_) {
     metrics_->BackendSuccess(source_name, now);
     metrics_->ProviderServable(provider, current != nullptr);
@@ -384,6 +454,7 @@ void KeyRing::Tick() {
       return retire;
     });
   }
+  for (const auto& [name, keys] : next->providers) Persist(prev->Find(name), keys, events);
   Publish(std::move(next), events);
 }
 

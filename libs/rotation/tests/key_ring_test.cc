@@ -5,6 +5,7 @@
 #include "credbroker/rotation/key_refresher.h"
 #include "credbroker/testing/fake_secret_source.h"
 #include "credbroker/testing/status_matchers.h"
+#include "credbroker/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
@@ -287,6 +288,81 @@ TEST_F(KeyRingTest, DrainedVersionRetiresAsSoonAsTheOverlapEnds) {
   ASSERT_EQ(events_.size(), 1u);
   EXPECT_EQ(events_[0].reason, "overlap ended and no lease holds it");
   EXPECT_TRUE(leases.revoked.empty());
+}
+
+TEST_F(KeyRingTest, StateSurvivesARestart) {
+  InMemoryKeyStateStore store;
+  ASSERT_THAT(ring_->UsePersistedState(&store), IsOk());
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  clock_.Advance(absl::Hours(24 * 60));
+  source_.Put("lumenfall", "v2", kLmnV2);
+  source_.Put("lumenfall", "v3", kLmnV3);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  clock_.Advance(absl::Hours(24 * 8));
+  ring_->Tick();  // v1 and v2 retire (no lease view: at the end of the overlap)
+  ASSERT_EQ(Keys("lumenfall").Find("v1"), nullptr);
+  clock_.Advance(absl::Hours(1));
+
+  // A new process with the same store sees the same backend listing.
+  KeyRing restarted(
+      &catalog_, &clock_, metrics_.get(),
+      absl::flat_hash_map<std::string, absl::Duration>{{"lumenfall", absl::Hours(1)}});
+  ASSERT_THAT(restarted.UsePersistedState(&store), IsOk());
+  ASSERT_THAT(restarted.RefreshProvider("lumenfall", source_), IsOk());
+  const ProviderKeys& k = *restarted.Snapshot()->Find("lumenfall");
+  EXPECT_EQ(k.Find("v1"), nullptr) << "retired versions stay retired";
+  EXPECT_EQ(k.Find("v2"), nullptr);
+  ASSERT_NE(k.current, nullptr);
+  EXPECT_EQ(k.current->version_id, "v3");
+  EXPECT_LT(k.current->created_at, clock_.Now() - absl::Hours(24 * 8))
+      << "first-seen time is kept, so the key's age is right";
+}
+
+TEST_F(KeyRingTest, RestartMidOverlapKeepsTheRetireTime) {
+  InMemoryKeyStateStore store;
+  ASSERT_THAT(ring_->UsePersistedState(&store), IsOk());
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  const absl::Time retires = Keys("lumenfall").Find("v1")->retires_at;
+  clock_.Advance(absl::Hours(24 * 3));
+  KeyRing restarted(&catalog_, &clock_, metrics_.get());
+  ASSERT_THAT(restarted.UsePersistedState(&store), IsOk());
+  ASSERT_THAT(restarted.RefreshProvider("lumenfall", source_), IsOk());
+  const KeyVersion* v1 = restarted.Snapshot()->Find("lumenfall")->Find("v1");
+  ASSERT_NE(v1, nullptr);
+  EXPECT_EQ(v1->state, KeyState::kPrevious);
+  EXPECT_EQ(v1->retires_at, retires) << "no fresh overlap after a restart";
+}
+
+TEST(SqliteKeyStateStoreTest, RoundTripsRecords) {
+  testing::TempDir dir;
+  const absl::Time t = absl::FromUnixMicros(1'800'000'000'000'001);
+  {
+    auto store = SqliteKeyStateStore::Open(dir.Join("data/keys.db"));
+    ASSERT_THAT(store, IsOk());
+    ASSERT_THAT((*store)->Save({"lumenfall", "v1", "aaaaaaaaaaaa", KeyState::kPrevious, t,
+                                t + absl::Hours(1)}),
+                IsOk());
+    ASSERT_THAT((*store)->Save({"lumenfall", "v2", "bbbbbbbbbbbb", KeyState::kCurrent, t,
+                                absl::InfiniteFuture()}),
+                IsOk());
+    ASSERT_THAT((*store)->Save({"lumenfall", "v1", "aaaaaaaaaaaa", KeyState::kRetired, t,
+                                absl::InfiniteFuture()}),
+                IsOk());
+  }
+  auto store = SqliteKeyStateStore::Open(dir.Join("data/keys.db"));
+  ASSERT_THAT(store, IsOk());
+  auto all = (*store)->LoadAll();
+  ASSERT_THAT(all, IsOk());
+  ASSERT_EQ(all->size(), 2u);
+  for (const PersistedKeyVersion& r : *all) {
+    EXPECT_EQ(r.created_at, t);
+    EXPECT_EQ(r.retires_at, absl::InfiniteFuture());
+    EXPECT_EQ(r.state, r.version_id == "v1" ? KeyState::kRetired : KeyState::kCurrent);
+  }
 }
 
 TEST_F(KeyRingTest, RefresherLoadsEveryProviderOfItsSource) {

@@ -30,6 +30,7 @@
 #include "credbroker/core/secret_bytes.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
+#include "credbroker/rotation/key_state_store.h"
 #include "credbroker/secrets/secret_source.h"
 
 namespace credbroker::rotation {
@@ -129,6 +130,11 @@ class KeyRing {
   // anyway. Also refreshes the servable gauge.
   void Tick();
 
+  // Loads what was persisted about key versions and keeps `store` up to date from now on: a
+  // version seen again after a restart keeps its first-seen time and retire time, and retired
+  // versions stay retired. Call once, before the first refresh.
+  absl::Status UsePersistedState(KeyStateStore* store);
+
   // Where Tick counts and revokes leases. Without one, versions retire when the overlap ends.
   // Set once, before the refreshers start.
   void SetLeaseView(LeaseView* leases) { leases_ = leases; }
@@ -150,11 +156,17 @@ class KeyRing {
   void Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEvent>& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordState(const KeyVersion& v);
+  // Saves the versions of `keys` that changed since `before`, and `retired` as RETIRED.
+  void Persist(const ProviderKeys* before, const ProviderKeys& keys,
+               const std::vector<KeyEvent>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  const PersistedKeyVersion* FindPersisted(const std::string& provider, const KeyVersion& v) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const providers::ProviderCatalog* const catalog_;
   const core::Clock* const clock_;
   metrics::BrokerMetrics* const metrics_;
   LeaseView* leases_ = nullptr;
+  KeyStateStore* store_ = nullptr;
   std::atomic<std::shared_ptr<const KeySnapshot>> snapshot_;
 
   absl::Mutex mu_;
@@ -162,6 +174,7 @@ class KeyRing {
   absl::flat_hash_set<std::string> rejected_ ABSL_GUARDED_BY(mu_);
   // (provider, version) whose retirement is waiting for leases: logged once.
   absl::flat_hash_set<std::string> waiting_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, PersistedKeyVersion> persisted_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Listener> listeners_ ABSL_GUARDED_BY(mu_);
   uint64_t next_listener_id_ ABSL_GUARDED_BY(mu_) = 1;
 };

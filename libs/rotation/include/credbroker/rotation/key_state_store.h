@@ -1,0 +1,63 @@
+// KeyStateStore persists what the broker decided about each key version — state, first-seen
+// time, retire time — so a restart does not give replaced versions a fresh overlap or bring back
+// retired ones. Keyed by (provider, version id, fingerprint): a version id reused for different
+// material is a different key.
+// Errors: UNAVAILABLE / INTERNAL from storage; DATA_LOSS for unreadable rows.
+// Thread-safety: implementations are safe for concurrent use.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace credbroker::rotation {
+
+enum class KeyState;
+
+struct PersistedKeyVersion {
+  std::string provider;
+  std::string version_id;
+  std::string fingerprint;
+  KeyState state;
+  absl::Time created_at;
+  absl::Time retires_at;  // InfiniteFuture when not set
+};
+
+class KeyStateStore {
+ public:
+  virtual ~KeyStateStore() = default;
+  virtual absl::StatusOr<std::vector<PersistedKeyVersion>> LoadAll() = 0;
+  // Inserts or replaces the record for (provider, version_id, fingerprint).
+  virtual absl::Status Save(const PersistedKeyVersion& record) = 0;
+};
+
+class InMemoryKeyStateStore final : public KeyStateStore {
+ public:
+  absl::StatusOr<std::vector<PersistedKeyVersion>> LoadAll() override;
+  absl::Status Save(const PersistedKeyVersion& record) override;
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, PersistedKeyVersion> records_ ABSL_GUARDED_BY(mu_);
+};
+
+// SQLite (WAL) file of its own, next to the lease database.
+class SqliteKeyStateStore final : public KeyStateStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<SqliteKeyStateStore>> Open(const std::string& path);
+  ~SqliteKeyStateStore() override;
+  absl::StatusOr<std::vector<PersistedKeyVersion>> LoadAll() override;
+  absl::Status Save(const PersistedKeyVersion& record) override;
+
+ private:
+  struct Impl;
+  explicit SqliteKeyStateStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace credbroker::rotation

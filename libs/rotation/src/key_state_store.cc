@@ -1,0 +1,152 @@
+#include "credbroker/rotation/key_state_store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "credbroker/rotation/key_ring.h"
+
+namespace credbroker::rotation {
+namespace {
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS key_versions (
+  provider TEXT NOT NULL,
+  version TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  state TEXT NOT NULL,
+  created_at_us INTEGER NOT NULL,
+  retires_at_us INTEGER,
+  PRIMARY KEY (provider, version, fingerprint)
+);
+)sql";
+
+std::string Key(const PersistedKeyVersion& r) {
+  return absl::StrCat(r.provider, "\x1f", r.version_id, "\x1f", r.fingerprint);
+}
+
+bool StateFromName(absl::string_view name, KeyState* out) {
+  for (KeyState s : {KeyState::kPending, KeyState::kCurrent, KeyState::kPrevious,
+                     KeyState::kRetired, KeyState::kQuarantined, KeyState::kRevoked}) {
+    if (KeyStateName(s) == name) {
+      *out = s;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<PersistedKeyVersion>> InMemoryKeyStateStore::LoadAll() {
+  absl::MutexLock lock(&mu_);
+  std::vector<PersistedKeyVersion> out;
+  out.reserve(records_.size());
+  for (const auto& [k, r] : records_) out.push_back(r);
+  return out;
+}
+
+absl::Status InMemoryKeyStateStore::Save(const PersistedKeyVersion& record) {
+  absl::MutexLock lock(&mu_);
+  records_[Key(record)] = record;
+  return absl::OkStatus();
+}
+
+struct SqliteKeyStateStore::Impl {
+  absl::Mutex mu;
+  sqlite3* db = nullptr;
+  sqlite3_stmt* save = nullptr;
+  ~Impl() {
+    sqlite3_finalize(save);
+    if (db) sqlite3_close(db);
+  }
+};
+
+SqliteKeyStateStore::SqliteKeyStateStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteKeyStateStore::~SqliteKeyStateStore() = default;
+
+absl::StatusOr<std::unique_ptr<SqliteKeyStateStore>> SqliteKeyStateStore::Open(
+    const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  auto impl = std::make_unique<Impl>();
+  char* err = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &impl->db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK ||
+      sqlite3_exec(impl->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", nullptr,
+                   nullptr, &err) != SQLITE_OK ||
+      sqlite3_exec(impl->db, kSchema, nullptr, nullptr, &err) != SQLITE_OK ||
+      sqlite3_prepare_v2(impl->db, "INSERT OR REPLACE INTO key_versions VALUES (?,?,?,?,?,?)", -1,
+                         &impl->save, nullptr) != SQLITE_OK) {
+    std::string msg = err ? err : (impl->db ? sqlite3_errmsg(impl->db) : "out of memory");
+    sqlite3_free(err);
+    return absl::FailedPreconditionError(
+        absl::StrCat("key state store: cannot open ", path, ": ", msg));
+  }
+  sqlite3_busy_timeout(impl->db, 5000);
+  return std::unique_ptr<SqliteKeyStateStore>(new SqliteKeyStateStore(std::move(impl)));
+}
+
+absl::StatusOr<std::vector<PersistedKeyVersion>> SqliteKeyStateStore::LoadAll() {
+  absl::MutexLock lock(&impl_->mu);
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(impl_->db,
+                         "SELECT provider, version, fingerprint, state, created_at_us, "
+                         "retires_at_us FROM key_versions",
+                         -1, &s, nullptr) != SQLITE_OK) {
+    return absl::InternalError(absl::StrCat("key state store: ", sqlite3_errmsg(impl_->db)));
+  }
+  std::vector<PersistedKeyVersion> out;
+  auto text = [s](int col) {
+    const unsigned char* t = sqlite3_column_text(s, col);
+    return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+  };
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    PersistedKeyVersion r;
+    r.provider = text(0);
+    r.version_id = text(1);
+    r.fingerprint = text(2);
+    if (!StateFromName(text(3), &r.state)) continue;  // a state this build does not know
+    r.created_at = absl::FromUnixMicros(sqlite3_column_int64(s, 4));
+    r.retires_at = sqlite3_column_type(s, 5) == SQLITE_NULL
+                       ? absl::InfiniteFuture()
+                       : absl::FromUnixMicros(sqlite3_column_int64(s, 5));
+    out.push_back(std::move(r));
+  }
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) {
+    return absl::DataLossError(absl::StrCat("key state store: ", sqlite3_errmsg(impl_->db)));
+  }
+  return out;
+}
+
+absl::Status SqliteKeyStateStore::Save(const PersistedKeyVersion& r) {
+  absl::MutexLock lock(&impl_->mu);
+  sqlite3_stmt* s = impl_->save;
+  sqlite3_reset(s);
+  std::string state(KeyStateName(r.state));
+  sqlite3_bind_text(s, 1, r.provider.data(), static_cast<int>(r.provider.size()), SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, r.version_id.data(), static_cast<int>(r.version_id.size()),
+                    SQLITE_STATIC);
+  sqlite3_bind_text(s, 3, r.fingerprint.data(), static_cast<int>(r.fingerprint.size()),
+                    SQLITE_STATIC);
+  sqlite3_bind_text(s, 4, state.data(), static_cast<int>(state.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(s, 5, absl::ToUnixMicros(r.created_at));
+  if (r.retires_at == absl::InfiniteFuture()) {
+    sqlite3_bind_null(s, 6);
+  } else {
+    sqlite3_bind_int64(s, 6, absl::ToUnixMicros(r.retires_at));
+  }
+  int rc = sqlite3_step(s);
+  sqlite3_clear_bindings(s);
+  if (rc != SQLITE_DONE) {
+    return absl::UnavailableError(absl::StrCat("key state store: ", sqlite3_errmsg(impl_->db)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace credbroker::rotation
