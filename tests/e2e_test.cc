@@ -473,6 +473,7 @@ TEST_F(EndToEndTest, CredctlWorksForHumansAndScripts) {
   ASSERT_EQ(keys.exit_code, 0) << keys.output;
   EXPECT_THAT(keys.output, HasSubstr(core::Fingerprint(kLmnV1)));
   EXPECT_THAT(keys.output, HasSubstr("CURRENT"));
+  EXPECT_THAT(keys.output, HasSubstr("DUE"));
   auto providers = Credctl({"--json", "providers"}, kAdminToken);
   ASSERT_EQ(providers.exit_code, 0);
   EXPECT_THAT(providers.output, HasSubstr("\"name\":\"fluximage\""));

@@ -464,6 +464,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListKeyVersions(grpc::CallbackServer
         ToProtoTime(v->created_at, info->mutable_created_at());
         if (v->retires_at != absl::InfiniteFuture())
           ToProtoTime(v->retires_at, info->mutable_retires_at());
+        if (v->state == rotation::KeyState::kCurrent) {
+          ToProtoTime(v->created_at + spec.rotation_period, info->mutable_due_at());
+        }
         auto it = active.find(absl::StrCat(spec.name, "\x1f", v->version_id));
         info->set_active_leases(it == active.end() ? 0 : it->second);
       }

@@ -262,12 +262,15 @@ int Keys(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
     std::puts(Json(resp).c_str());
     return 0;
   }
-  std::printf("%-12s %-10s %-12s %-10s %-20s %-20s %s\n", "PROVIDER", "VERSION", "FINGERPRINT",
-              "STATE", "SEEN", "RETIRES", "LEASES");
+  std::printf("%-12s %-10s %-12s %-10s %-20s %-20s %-20s %s\n", "PROVIDER", "VERSION",
+              "FINGERPRINT", "STATE", "SEEN", "RETIRES", "DUE", "LEASES");
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
   for (const auto& v : resp.versions()) {
-    std::printf("%-12s %-10s %-12s %-10s %-20s %-20s %lld\n", v.provider().c_str(),
+    std::string due = Time(v.due_at());
+    if (v.has_due_at() && v.due_at().seconds() <= now) due += " OVERDUE";
+    std::printf("%-12s %-10s %-12s %-10s %-20s %-20s %-20s %lld\n", v.provider().c_str(),
                 v.key_version().c_str(), v.key_fingerprint().c_str(), StateName(v.state()).c_str(),
-                Time(v.created_at()).c_str(), Time(v.retires_at()).c_str(),
+                Time(v.created_at()).c_str(), Time(v.retires_at()).c_str(), due.c_str(),
                 static_cast<long long>(v.active_leases()));
   }
   return 0;

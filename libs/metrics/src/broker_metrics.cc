@@ -132,6 +132,15 @@ BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
                              .Name("credbroker_provider_servable")
                              .Help("1 when the provider has a key that new leases can get.")
                              .Register(*registry_)),
+      key_age_(prometheus::BuildGauge()
+                   .Name("credbroker_key_age_seconds")
+                   .Help("Age of each live key version (since the broker first saw it).")
+                   .Register(*registry_)),
+      rotation_due_(prometheus::BuildGauge()
+                        .Name("credbroker_key_rotation_due_seconds")
+                        .Help("Seconds until the CURRENT key is due for rotation; negative when "
+                              "overdue.")
+                        .Register(*registry_)),
       rpc_latency_(prometheus::BuildHistogram()
                        .Name("credbroker_grpc_request_duration_seconds")
                        .Help("gRPC request handling time, by method and status code.")
@@ -196,8 +205,16 @@ void BrokerMetrics::KeyVersionState(absl::string_view provider, absl::string_vie
 void BrokerMetrics::ProviderServable(absl::string_view provider, bool servable) {
   servable_.Get({provider}).Set(servable ? 1 : 0);
 }
+void BrokerMetrics::KeyAge(absl::string_view provider, absl::string_view key_version,
+                           absl::Duration age) {
+  key_age_children_.Get({provider, key_version}).Set(absl::ToDoubleSeconds(age));
+}
+void BrokerMetrics::RotationDueIn(absl::string_view provider, absl::Duration until_due) {
+  due_.Get({provider}).Set(absl::ToDoubleSeconds(until_due));
+}
 void BrokerMetrics::RemoveKeyVersion(absl::string_view provider, absl::string_view key_version) {
   key_state_children_.RemoveWhere(provider, key_version);
+  key_age_children_.RemoveWhere(provider, key_version);
   active_.RemoveWhere(provider, key_version);
   auth_fail_.RemoveWhere(provider, key_version);
 }

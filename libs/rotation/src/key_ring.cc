@@ -393,6 +393,22 @@ void KeyRing::Tick() {
   for (const auto& [name, keys] : prev->providers) {
     // Staleness is crossed by time passing, not only by a failed refresh.
     if (metrics_) metrics_->ProviderServable(name, keys.current != nullptr && !keys.Stale(now));
+    if (keys.current != nullptr) {
+      const absl::Time due = keys.current->created_at + keys.spec->rotation_period;
+      if (metrics_) {
+        metrics_->RotationDueIn(name, due - now);
+        for (const auto& v : keys.versions)
+          metrics_->KeyAge(name, v->version_id, now - v->created_at);
+      }
+      const std::string due_key = absl::StrCat(name, "\x1f", keys.current->version_id);
+      if (now >= due && due_logged_.insert(due_key).second) {
+        core::LogWarning("key rotation due: stage a new version in the secret source",
+                         {{"provider", name},
+                          {"key_version", keys.current->version_id},
+                          {"fingerprint", keys.current->fingerprint},
+                          {"due_since", absl::FormatTime(due)}});
+      }
+    }
     for (const auto& v : keys.versions) {
       if (v->state != KeyState::kPrevious || v->retires_at > now) continue;
       const std::string id = absl::StrCat(name, "\x1f", v->version_id);

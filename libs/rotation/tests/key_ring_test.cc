@@ -290,6 +290,33 @@ TEST_F(KeyRingTest, DrainedVersionRetiresAsSoonAsTheOverlapEnds) {
   EXPECT_TRUE(leases.revoked.empty());
 }
 
+TEST_F(KeyRingTest, KeyAgeAndRotationDueAreExported) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  clock_.Advance(absl::Hours(24 * 30));
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  ring_->Tick();
+  std::string m = Scrape();
+  EXPECT_THAT(
+      m, HasSubstr(R"(credbroker_key_age_seconds{key_version="v1",provider="lumenfall"} 2592000)"));
+  EXPECT_THAT(m, HasSubstr(R"(credbroker_key_rotation_due_seconds{provider="lumenfall"} 5184000)"));
+  EXPECT_THAT(logs_, Not(HasSubstr("rotation due")));
+  clock_.Advance(absl::Hours(24 * 61));  // 91 days: one day overdue (default period 90d)
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  ring_->Tick();
+  ring_->Tick();
+  EXPECT_THAT(Scrape(),
+              HasSubstr(R"(credbroker_key_rotation_due_seconds{provider="lumenfall"} -86400)"));
+  EXPECT_THAT(logs_, HasSubstr("key rotation due"));
+  EXPECT_EQ(logs_.find("key rotation due"), logs_.rfind("key rotation due")) << "logged once";
+  // Staging a new version resets the clock.
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  ring_->Tick();
+  EXPECT_THAT(Scrape(),
+              HasSubstr(R"(credbroker_key_rotation_due_seconds{provider="lumenfall"} 7776000)"));
+}
+
 TEST_F(KeyRingTest, StateSurvivesARestart) {
   InMemoryKeyStateStore store;
   ASSERT_THAT(ring_->UsePersistedState(&store), IsOk());

@@ -189,6 +189,8 @@ TEST_F(GrpcServiceTest, AdminListsKeysAndLeasesAndRevokes) {
   ASSERT_EQ(keys.versions_size(), 1);
   EXPECT_EQ(keys.versions(0).active_leases(), 2);
   EXPECT_EQ(keys.versions(0).key_fingerprint(), core::Fingerprint(kLmnV1));
+  EXPECT_EQ(keys.versions(0).due_at().seconds() - keys.versions(0).created_at().seconds(),
+            90 * 86400);
 
   v1::ListLeasesResponse leases;
   ASSERT_TRUE(admin_->ListLeases(Ctx(kAdmin).get(), v1::ListLeasesRequest(), &leases).ok());

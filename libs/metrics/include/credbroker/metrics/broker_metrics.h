@@ -73,6 +73,9 @@ class BrokerMetrics {
   void KeyVersionState(absl::string_view provider, absl::string_view key_version,
                        absl::string_view state);
   void ProviderServable(absl::string_view provider, bool servable);
+  void KeyAge(absl::string_view provider, absl::string_view key_version, absl::Duration age);
+  // Seconds until the provider's CURRENT key is due for rotation (negative: overdue).
+  void RotationDueIn(absl::string_view provider, absl::Duration until_due);
   // Drops every series labelled with this key version (it retired).
   void RemoveKeyVersion(absl::string_view provider, absl::string_view key_version);
 
@@ -96,6 +99,8 @@ class BrokerMetrics {
   prometheus::Family<prometheus::Counter>& key_rejected_;
   prometheus::Family<prometheus::Gauge>& key_state_;
   prometheus::Family<prometheus::Gauge>& provider_servable_;
+  prometheus::Family<prometheus::Gauge>& key_age_;
+  prometheus::Family<prometheus::Gauge>& rotation_due_;
   prometheus::Family<prometheus::Histogram>& rpc_latency_;
 
   ChildCache<prometheus::Counter> issued_{leases_issued_, {"provider", "caller"}};
@@ -116,6 +121,8 @@ class BrokerMetrics {
   ChildCache<prometheus::Gauge> key_state_children_{key_state_,
                                                     {"provider", "key_version", "state"}};
   ChildCache<prometheus::Gauge> servable_{provider_servable_, {"provider"}};
+  ChildCache<prometheus::Gauge> key_age_children_{key_age_, {"provider", "key_version"}};
+  ChildCache<prometheus::Gauge> due_{rotation_due_, {"provider"}};
   ChildCache<prometheus::Histogram> rpc_{rpc_latency_, {"method", "code"}};
 };
 

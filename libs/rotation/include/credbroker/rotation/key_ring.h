@@ -174,6 +174,8 @@ class KeyRing {
   absl::flat_hash_set<std::string> rejected_ ABSL_GUARDED_BY(mu_);
   // (provider, version) whose retirement is waiting for leases: logged once.
   absl::flat_hash_set<std::string> waiting_ ABSL_GUARDED_BY(mu_);
+  // (provider, version) already logged as due for rotation.
+  absl::flat_hash_set<std::string> due_logged_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, PersistedKeyVersion> persisted_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Listener> listeners_ ABSL_GUARDED_BY(mu_);
   uint64_t next_listener_id_ ABSL_GUARDED_BY(mu_) = 1;
