@@ -53,6 +53,19 @@ bool Base64Url(absl::string_view in, std::string* out) {
   return absl::WebSafeBase64Unescape(in, out);
 }
 
+// Builds a public key of `type` ("RSA", "EC") from the parameters in `bld`; frees `bld`.
+EVP_PKEY* PublicKeyFromParams(const char* type, OSSL_PARAM_BLD* bld) {
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr);
+  EVP_PKEY* pkey = nullptr;
+  bool ok = ctx != nullptr && params != nullptr && EVP_PKEY_fromdata_init(ctx) == 1 &&
+            EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) == 1;
+  EVP_PKEY_CTX_free(ctx);
+  OSSL_PARAM_free(params);
+  OSSL_PARAM_BLD_free(bld);
+  return ok ? pkey : nullptr;
+}
+
 absl::StatusOr<Pkey> RsaKey(const std::string& n_b64, const std::string& e_b64) {
   std::string n, e;
   if (!Base64Url(n_b64, &n) || !Base64Url(e_b64, &e) || n.empty() || e.empty()) {
@@ -66,17 +79,10 @@ absl::StatusOr<Pkey> RsaKey(const std::string& n_b64, const std::string& e_b64) 
   OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
   OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n);
   OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e);
-  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr);
-  EVP_PKEY* pkey = nullptr;
-  bool ok = ctx != nullptr && params != nullptr && EVP_PKEY_fromdata_init(ctx) == 1 &&
-            EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) == 1;
-  EVP_PKEY_CTX_free(ctx);
-  OSSL_PARAM_free(params);
-  OSSL_PARAM_BLD_free(bld);
+  EVP_PKEY* pkey = PublicKeyFromParams("RSA", bld);
   BN_free(bn_n);
   BN_free(bn_e);
-  if (!ok) return absl::InvalidArgumentError("RSA key rejected by OpenSSL");
+  if (pkey == nullptr) return absl::InvalidArgumentError("RSA key rejected by OpenSSL");
   return Pkey(pkey);
 }
 
@@ -91,15 +97,10 @@ absl::StatusOr<Pkey> EcKey(const std::string& crv, const std::string& x_b64,
   OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
   OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0);
   OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size());
-  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr);
-  EVP_PKEY* pkey = nullptr;
-  bool ok = ctx != nullptr && params != nullptr && EVP_PKEY_fromdata_init(ctx) == 1 &&
-            EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) == 1;
-  EVP_PKEY_CTX_free(ctx);
-  OSSL_PARAM_free(params);
-  OSSL_PARAM_BLD_free(bld);
-  if (!ok) return absl::InvalidArgumentError("EC key rejected by OpenSSL (not on the curve?)");
+  EVP_PKEY* pkey = PublicKeyFromParams("EC", bld);
+  if (pkey == nullptr) {
+    return absl::InvalidArgumentError("EC key rejected by OpenSSL (not on the curve?)");
+  }
   return Pkey(pkey);
 }
 

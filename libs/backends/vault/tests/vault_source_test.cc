@@ -106,6 +106,24 @@ class VaultSourceTest : public ::testing::Test {
     return c;
   }
 
+  v1::VaultSourceConfig KubernetesConfig() {
+    v1::VaultSourceConfig c = Config();
+    auto* k = c.mutable_auth()->mutable_kubernetes();
+    k->set_role("credbroker");
+    k->set_jwt_file(dir_.Join("jwt"));
+    k->set_mount("kubernetes");
+    return c;
+  }
+
+  v1::VaultSourceConfig AppRoleConfig() {
+    v1::VaultSourceConfig c = Config();
+    auto* a = c.mutable_auth()->mutable_approle();
+    a->set_role_id("role-id-123");
+    a->set_secret_id_file(dir_.Join("secret-id"));
+    a->set_mount("approle");
+    return c;
+  }
+
   std::unique_ptr<VaultSecretSource> Source(const v1::VaultSourceConfig& c) {
     auto transport = http::CurlHttpClient::Create(http::TlsOptions{c.ca_file(), "", ""});
     EXPECT_THAT(transport, IsOk());
@@ -219,11 +237,8 @@ TEST_F(VaultSourceTest, WrongTokenIsPermissionDeniedAndNotRetried) {
 TEST_F(VaultSourceTest, KubernetesLoginWithTheProjectedToken) {
   StartFixture();
   Seed("credbroker/lumenfall", kKey1);
-  v1::VaultSourceConfig c = Config();
+  v1::VaultSourceConfig c = KubernetesConfig();
   auto* k = c.mutable_auth()->mutable_kubernetes();
-  k->set_role("credbroker");
-  k->set_jwt_file(dir_.Join("jwt"));
-  k->set_mount("kubernetes");
   auto source = Source(c);
   ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
   EXPECT_EQ(Requests("auth/kubernetes/login"), 1);
@@ -244,11 +259,7 @@ TEST_F(VaultSourceTest, KubernetesLoginWithTheProjectedToken) {
 TEST_F(VaultSourceTest, AppRoleLogin) {
   StartFixture();
   Seed("credbroker/lumenfall", kKey1);
-  v1::VaultSourceConfig c = Config();
-  auto* a = c.mutable_auth()->mutable_approle();
-  a->set_role_id("role-id-123");
-  a->set_secret_id_file(dir_.Join("secret-id"));
-  a->set_mount("approle");
+  v1::VaultSourceConfig c = AppRoleConfig();
   ASSERT_THAT(Source(c)->ListVersions("lumenfall"), IsOk());
   EXPECT_EQ(Requests("auth/approle/login"), 1);
   WriteFile(dir_.Join("secret-id"), "wrong");
@@ -258,12 +269,7 @@ TEST_F(VaultSourceTest, AppRoleLogin) {
 TEST_F(VaultSourceTest, RenewsBeforeExpiryAndLogsInAgainWhenRenewalIsRefused) {
   StartFixture({"--token-ttl", "60", "--token-max-ttl", "600"});
   Seed("credbroker/lumenfall", kKey1);
-  v1::VaultSourceConfig c = Config();
-  auto* k = c.mutable_auth()->mutable_kubernetes();
-  k->set_role("credbroker");
-  k->set_jwt_file(dir_.Join("jwt"));
-  k->set_mount("kubernetes");
-  auto source = Source(c);
+  auto source = Source(KubernetesConfig());
   ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
   clock_.Advance(absl::Seconds(20));
   ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
@@ -283,12 +289,7 @@ TEST_F(VaultSourceTest, RenewsBeforeExpiryAndLogsInAgainWhenRenewalIsRefused) {
 TEST_F(VaultSourceTest, TokenExpiredAtVaultMidRunLogsInAgain) {
   StartFixture({"--token-ttl", "3600"});
   Seed("credbroker/lumenfall", kKey1);
-  v1::VaultSourceConfig c = Config();
-  auto* a = c.mutable_auth()->mutable_approle();
-  a->set_role_id("role-id-123");
-  a->set_secret_id_file(dir_.Join("secret-id"));
-  a->set_mount("approle");
-  auto source = Source(c);
+  auto source = Source(AppRoleConfig());
   ASSERT_THAT(source->ListVersions("lumenfall"), IsOk());
   // Vault expires the token early (e.g. revoked by an operator or a max TTL we did not know).
   Control("POST", "/__fixture/time-offset", R"({"seconds":7200})");
