@@ -482,6 +482,16 @@ TEST_F(EndToEndTest, CredctlWorksForHumansAndScripts) {
   EXPECT_NE(denied.exit_code, 0);
   EXPECT_THAT(denied.output, HasSubstr("PERMISSION_DENIED"));
 
+  auto not_admin = Credctl({"quarantine", "lumenfall", "v1"});
+  EXPECT_NE(not_admin.exit_code, 0);
+  auto quarantined =
+      Credctl({"quarantine", "fluximage", "v1", "--reason", "leaked in CI logs"}, kAdminToken);
+  ASSERT_EQ(quarantined.exit_code, 0) << quarantined.output;
+  auto gone = Credctl({"lease", "acquire", "fluximage"});
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_THAT(gone.output, HasSubstr("NO_KEY")) << "its only key is quarantined";
+  EXPECT_THAT(broker_->Logs(), HasSubstr("key version quarantined"));
+
   auto watch = Credctl({"--json", "watch", "lumenfall", "--count", "2"});
   ASSERT_EQ(watch.exit_code, 0) << watch.output;
   EXPECT_THAT(watch.output, HasSubstr("\"type\":\"SNAPSHOT\""));

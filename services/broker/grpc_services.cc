@@ -488,14 +488,19 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RotateKey(grpc::CallbackServerContex
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::QuarantineKeyVersion(
-    grpc::CallbackServerContext* ctx, const v1::QuarantineKeyVersionRequest*,
+    grpc::CallbackServerContext* ctx, const v1::QuarantineKeyVersionRequest* req,
     v1::QuarantineKeyVersionResponse*) {
   return Unary(ctx, metrics_, "QuarantineKeyVersion", [&]() -> absl::Status {
-    CB_RETURN_IF_ERROR(Admin(ctx, "QuarantineKeyVersion").status());
-    return core::WithReason(
-        absl::UnimplementedError("QuarantineKeyVersion needs the rotation engine, which is not "
-                                 "built yet; remove the version from the secret source instead"),
-        "NOT_IMPLEMENTED");
+    CB_ASSIGN_OR_RETURN(identity::Identity who,
+                        Admin(ctx, "QuarantineKeyVersion", req->provider()));
+    if (req->provider().empty() || req->key_version().empty()) {
+      return core::WithReason(absl::InvalidArgumentError("provider and key_version are required"),
+                              "MISSING_FILTER");
+    }
+    std::string reason = req->reason().empty()
+                             ? absl::StrCat("by ", who.name)
+                             : absl::StrCat(req->reason().substr(0, 200), " (by ", who.name, ")");
+    return broker_->ring().Quarantine(req->provider(), req->key_version(), reason);
   });
 }
 

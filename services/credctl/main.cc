@@ -39,6 +39,8 @@ commands:
   providers                          list providers (admin)
   keys [PROVIDER]                    list key versions (admin)
   leases [--provider P] [--caller C] list active leases (admin)
+  quarantine PROVIDER VERSION [--reason TEXT]
+                                     take a key version out of service now (admin)
   check-config FILE                  validate a broker configuration file
 
 The address defaults to $CREDBROKER_ADDR or 127.0.0.1:7443, the token to $CREDBROKER_TOKEN.
@@ -51,6 +53,7 @@ struct Options {
   bool reveal_key = false;
   std::string ttl;
   std::string purpose;
+  std::string reason;
   std::string provider_filter;
   std::string caller_filter;
   int count = 0;
@@ -300,6 +303,26 @@ int Leases(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   return 0;
 }
 
+int Quarantine(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+  if (o.args.size() != 3) return Fail("quarantine needs PROVIDER VERSION");
+  auto stub = v1::AdminService::NewStub(ch);
+  grpc::ClientContext ctx;
+  SetContext(&ctx, o);
+  v1::QuarantineKeyVersionRequest req;
+  req.set_provider(o.args[1]);
+  req.set_key_version(o.args[2]);
+  req.set_reason(o.reason);
+  v1::QuarantineKeyVersionResponse resp;
+  grpc::Status s = stub->QuarantineKeyVersion(&ctx, req, &resp);
+  if (!s.ok()) return FailRpc(s);
+  if (o.json) {
+    std::printf("{\"quarantined\":\"%s/%s\"}\n", o.args[1].c_str(), o.args[2].c_str());
+  } else {
+    std::printf("quarantined %s %s\n", o.args[1].c_str(), o.args[2].c_str());
+  }
+  return 0;
+}
+
 int CheckConfig(const Options& o) {
   if (o.args.size() != 2) return Fail("check-config needs exactly one FILE");
   auto config = credbroker::config::LoadConfigFile(o.args[1]);
@@ -368,6 +391,8 @@ int main(int argc, char** argv) {
       ok = value(&o.ttl);
     else if (arg == "--purpose")
       ok = value(&o.purpose);
+    else if (arg == "--reason")
+      ok = value(&o.reason);
     else if (arg == "--provider")
       ok = value(&o.provider_filter);
     else if (arg == "--caller")
@@ -394,5 +419,6 @@ int main(int argc, char** argv) {
   if (cmd == "providers") return Providers(channel, o);
   if (cmd == "keys") return Keys(channel, o);
   if (cmd == "leases") return Leases(channel, o);
+  if (cmd == "quarantine") return Quarantine(channel, o);
   return Fail("unknown command \"" + cmd + "\"\n" + kUsage);
 }

@@ -125,12 +125,10 @@ void KeyRing::Persist(const ProviderKeys* before, const ProviderKeys& keys,
     save({v->provider, v->version_id, v->fingerprint, v->state, v->created_at, v->retires_at});
   }
   for (const KeyEvent& e : events) {
-    if (e.type != KeyEvent::Type::kRetired || e.fingerprint.empty() ||
-        e.provider != keys.spec->name) {
-      continue;
-    }
-    PersistedKeyVersion r{e.provider,         e.version_id, e.fingerprint,
-                          KeyState::kRetired, e.at,         absl::InfiniteFuture()};
+    const bool gone = e.type == KeyEvent::Type::kRetired || e.type == KeyEvent::Type::kQuarantined;
+    if (!gone || e.fingerprint.empty() || e.provider != keys.spec->name) continue;
+    PersistedKeyVersion r{e.provider, e.version_id, e.fingerprint,
+                          e.state,    e.at,         absl::InfiniteFuture()};
     auto known = persisted_.find(PersistKey(e.provider, e.version_id, e.fingerprint));
     if (known != persisted_.end()) r.created_at = known->second.created_at;
     save(r);
@@ -472,6 +470,77 @@ void KeyRing::Tick() {
   }
   for (const auto& [name, keys] : next->providers) Persist(prev->Find(name), keys, events);
   Publish(std::move(next), events);
+}
+
+absl::Status KeyRing::Quarantine(absl::string_view provider, absl::string_view version,
+                                 absl::string_view reason) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
+  const ProviderKeys* before = prev->Find(provider);
+  if (before == nullptr) {
+    return core::WithReason(absl::NotFoundError(absl::StrCat("unknown provider ", provider)),
+                            "UNKNOWN_PROVIDER");
+  }
+  const KeyVersion* target = before->Find(version);
+  if (target == nullptr) {
+    return core::WithReason(
+        absl::NotFoundError(absl::StrCat("no live version ", version, " of ", provider)),
+        "UNKNOWN_KEY_VERSION");
+  }
+  auto next = std::make_shared<KeySnapshot>(*prev);
+  next->generation = prev->generation + 1;
+  ProviderKeys& keys = next->providers[std::string(provider)];
+  std::vector<KeyEvent> events;
+  KeyEvent q;
+  q.type = KeyEvent::Type::kQuarantined;
+  q.provider = std::string(provider);
+  q.version_id = target->version_id;
+  q.fingerprint = target->fingerprint;
+  q.state = KeyState::kQuarantined;
+  q.at = now;
+  q.reason = std::string(reason);
+  events.push_back(q);
+  const bool was_current = keys.current != nullptr && keys.current->version_id == version;
+  keys.retired.insert(absl::StrCat(target->version_id, "\x1f", target->fingerprint));
+  std::erase_if(keys.versions, [&](const auto& v) { return v->version_id == version; });
+  if (was_current) {
+    keys.current = nullptr;
+    if (!keys.versions.empty()) {
+      // The newest remaining version (the list is oldest first) takes over.
+      auto promoted = std::make_shared<KeyVersion>(*keys.versions.back());
+      promoted->state = KeyState::kCurrent;
+      promoted->retires_at = absl::InfiniteFuture();
+      keys.versions.back() = promoted;
+      keys.current = promoted;
+      KeyEvent r;
+      r.type = KeyEvent::Type::kRotated;
+      r.provider = q.provider;
+      r.version_id = promoted->version_id;
+      r.fingerprint = promoted->fingerprint;
+      r.state = KeyState::kCurrent;
+      r.at = now;
+      r.reason = absl::StrCat("replaces quarantined ", version);
+      events.push_back(r);
+    }
+  }
+  int64_t revoked = 0;
+  if (leases_ != nullptr) revoked = leases_->RevokeLeasesOn(provider, version, "KEY_QUARANTINED");
+  core::LogError("key version quarantined",
+                 {{"provider", provider},
+                  {"key_version", version},
+                  {"fingerprint", target->fingerprint},
+                  {"reason", reason},
+                  {"revoked_leases", absl::StrCat(revoked)},
+                  {"current", keys.current ? keys.current->version_id : "none"}});
+  if (metrics_) {
+    metrics_->RemoveKeyVersion(provider, version);
+    metrics_->ProviderServable(provider, keys.current != nullptr && !keys.Stale(now));
+    for (const auto& v : keys.versions) RecordState(*v);
+  }
+  Persist(before, keys, events);
+  Publish(std::move(next), events);
+  return absl::OkStatus();
 }
 
 void KeyRing::Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEvent>& events) {

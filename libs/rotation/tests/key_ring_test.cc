@@ -317,6 +317,39 @@ TEST_F(KeyRingTest, KeyAgeAndRotationDueAreExported) {
               HasSubstr(R"(credbroker_key_rotation_due_seconds{provider="lumenfall"} 7776000)"));
 }
 
+TEST_F(KeyRingTest, QuarantineOfCurrentPromotesTheNewestOtherAndSticks) {
+  InMemoryKeyStateStore store;
+  ASSERT_THAT(ring_->UsePersistedState(&store), IsOk());
+  FakeLeaseView leases;
+  ring_->SetLeaseView(&leases);
+  source_.Put("lumenfall", "v1", kLmnV1);
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  leases.held["lumenfall/v2"] = 3;
+  events_.clear();
+  ASSERT_THAT(ring_->Quarantine("lumenfall", "v2", "leaked in a log"), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  EXPECT_EQ(Keys("lumenfall").Find("v1")->retires_at, absl::InfiniteFuture());
+  EXPECT_EQ(Keys("lumenfall").Find("v2"), nullptr);
+  EXPECT_THAT(leases.revoked, ::testing::ElementsAre("lumenfall/v2:KEY_QUARANTINED"));
+  ASSERT_EQ(events_.size(), 2u);
+  EXPECT_EQ(events_[0].type, KeyEvent::Type::kQuarantined);
+  EXPECT_EQ(events_[1].type, KeyEvent::Type::kRotated);
+  EXPECT_THAT(logs_, HasSubstr("key version quarantined"));
+  // Still in the backend, but never served again — not after a refresh, not after a restart.
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  KeyRing restarted(&catalog_, &clock_, metrics_.get());
+  ASSERT_THAT(restarted.UsePersistedState(&store), IsOk());
+  ASSERT_THAT(restarted.RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(restarted.Snapshot()->Find("lumenfall")->current->version_id, "v1");
+  EXPECT_EQ(restarted.Snapshot()->Find("lumenfall")->Find("v2"), nullptr);
+  EXPECT_THAT(ring_->Quarantine("lumenfall", "v9", ""), StatusIs(absl::StatusCode::kNotFound));
+  // Quarantining the last key leaves the provider without one.
+  ASSERT_THAT(ring_->Quarantine("lumenfall", "v1", "revoked at the provider"), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "");
+}
+
 TEST_F(KeyRingTest, StateSurvivesARestart) {
   InMemoryKeyStateStore store;
   ASSERT_THAT(ring_->UsePersistedState(&store), IsOk());

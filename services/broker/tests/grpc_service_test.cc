@@ -212,6 +212,35 @@ TEST_F(GrpcServiceTest, AdminListsKeysAndLeasesAndRevokes) {
             grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(GrpcServiceTest, AdminQuarantinesAKeyVersion) {
+  source.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_TRUE(ring->RefreshProvider("lumenfall", source).ok());
+  ring->SetLeaseView(broker.get());
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire(kApp, "lumenfall", &lease).ok());
+  ASSERT_EQ(lease.key_version(), "v2");
+  v1::QuarantineKeyVersionRequest req;
+  req.set_provider("lumenfall");
+  req.set_key_version("v2");
+  req.set_reason("leaked");
+  v1::QuarantineKeyVersionResponse resp;
+  EXPECT_EQ(admin_->QuarantineKeyVersion(Ctx(kApp).get(), req, &resp).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(admin_->QuarantineKeyVersion(Ctx(kAdmin).get(), req, &resp).ok());
+  v1::Lease fresh;
+  ASSERT_TRUE(Acquire(kApp, "lumenfall", &fresh).ok());
+  EXPECT_EQ(fresh.key_version(), "v1");
+  v1::RenewLeaseRequest renew;
+  renew.set_lease_id(lease.lease_id());
+  v1::Lease out;
+  EXPECT_EQ(lease_->RenewLease(Ctx(kApp).get(), renew, &out).error_code(),
+            grpc::StatusCode::NOT_FOUND)
+      << "leases on the quarantined version were revoked";
+  req.set_key_version("v9");
+  EXPECT_EQ(admin_->QuarantineKeyVersion(Ctx(kAdmin).get(), req, &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
 TEST_F(GrpcServiceTest, RotationAdminCallsSayTheyAreNotBuiltYet) {
   v1::RotateKeyRequest req;
   req.set_provider("lumenfall");

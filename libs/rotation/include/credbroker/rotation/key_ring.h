@@ -130,6 +130,12 @@ class KeyRing {
   // anyway. Also refreshes the servable gauge.
   void Tick();
 
+  // Takes a version out of service at once (compromised or revoked at the provider): it is never
+  // served again (also after restarts), leases on it are revoked, and if it was CURRENT the
+  // newest remaining valid version is promoted. NOT_FOUND when the version is not live.
+  absl::Status Quarantine(absl::string_view provider, absl::string_view version,
+                          absl::string_view reason);
+
   // Loads what was persisted about key versions and keeps `store` up to date from now on: a
   // version seen again after a restart keeps its first-seen time and retire time, and retired
   // versions stay retired. Call once, before the first refresh.
