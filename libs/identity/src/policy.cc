@@ -45,27 +45,28 @@ const Policy::Rule* Policy::Find(absl::string_view name, absl::string_view provi
   return nullptr;
 }
 
-absl::StatusOr<PolicyGrant> Policy::AuthorizeRenew(const Identity& who,
-                                                   absl::string_view provider) const {
-  if (rules_.empty()) return PolicyGrant{};
+absl::StatusOr<const Policy::Rule*> Policy::RuleFor(const Identity& who,
+                                                    absl::string_view provider) const {
+  if (rules_.empty()) return nullptr;  // no policy: everyone may lease everything
   const Rule* rule = Find(who.name, provider);
   if (rule == nullptr) {
     return core::WithReason(absl::PermissionDeniedError(absl::StrCat(
                                 "no policy rule allows ", who.name, " to lease ", provider)),
                             "NO_RULE");
   }
-  return rule->grant;
+  return rule;
+}
+
+absl::StatusOr<PolicyGrant> Policy::AuthorizeRenew(const Identity& who,
+                                                   absl::string_view provider) const {
+  CB_ASSIGN_OR_RETURN(const Rule* rule, RuleFor(who, provider));
+  return rule == nullptr ? PolicyGrant{} : rule->grant;
 }
 
 absl::StatusOr<PolicyGrant> Policy::AuthorizeAcquire(const Identity& who,
                                                      absl::string_view provider) {
-  if (rules_.empty()) return PolicyGrant{};
-  const Rule* rule = Find(who.name, provider);
-  if (rule == nullptr) {
-    return core::WithReason(absl::PermissionDeniedError(absl::StrCat(
-                                "no policy rule allows ", who.name, " to lease ", provider)),
-                            "NO_RULE");
-  }
+  CB_ASSIGN_OR_RETURN(const Rule* rule, RuleFor(who, provider));
+  if (rule == nullptr) return PolicyGrant{};
   if (rule->per_second > 0) {
     const absl::Time now = clock_->Now();
     absl::MutexLock lock(&mu_);

@@ -56,6 +56,8 @@ class Policy {
     absl::Time last;
   };
   const Rule* Find(absl::string_view name, absl::string_view provider) const;
+  // The deciding rule; nullptr when no policy is configured; NO_RULE when none matches.
+  absl::StatusOr<const Rule*> RuleFor(const Identity& who, absl::string_view provider) const;
 
   std::vector<Rule> rules_;
   std::vector<std::string> admins_;
