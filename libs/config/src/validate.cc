@@ -198,6 +198,55 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
                                               core::HumanDuration(period), "), got ",
                                               core::HumanDuration(overlap)));
     }
+    if (p.has_probe()) {
+      const v1::ProbeConfig& pr = p.probe();
+      if (!pr.disabled() && pr.path().empty()) {
+        errors.Add(f + ".probe.path", "required unless the probe is disabled");
+      }
+      if (pr.expected_status() != 0 && (pr.expected_status() < 100 || pr.expected_status() > 599)) {
+        errors.Add(f + ".probe.expected_status", "must be an HTTP status (100-599)");
+      }
+      if (pr.has_timeout() && ToAbsl(pr.timeout()) <= absl::ZeroDuration()) {
+        errors.Add(f + ".probe.timeout", "must be positive");
+      }
+    }
+    if (p.has_mint()) {
+      const v1::MintConfig& m = p.mint();
+      if (m.create().path().empty()) errors.Add(f + ".mint.create.path", "required");
+      if (m.key_pointer().empty() || m.key_pointer()[0] != '/') {
+        errors.Add(f + ".mint.key_pointer", "required: a JSON pointer such as /key");
+      }
+      if (m.has_revoke()) {
+        if (m.revoke().path().empty()) errors.Add(f + ".mint.revoke.path", "required");
+        if (m.key_id_pointer().empty() || m.key_id_pointer()[0] != '/') {
+          errors.Add(f + ".mint.key_id_pointer",
+                     "required with mint.revoke: a JSON pointer such as /id");
+        }
+      }
+      if (!m.base_url().empty() && m.base_url().rfind("https://", 0) != 0 &&
+          m.base_url().rfind("http://", 0) != 0) {
+        errors.Add(f + ".mint.base_url", "must start with https:// or http://");
+      }
+      if (!m.admin_key_file().empty() && ::access(m.admin_key_file().c_str(), R_OK) != 0) {
+        errors.Add(f + ".mint.admin_key_file", "cannot read \"" + m.admin_key_file() + "\"");
+      }
+    }
+  }
+  {
+    const v1::RotationConfig& r = c.rotation();
+    if (r.has_check_interval() && ToAbsl(r.check_interval()) < absl::Milliseconds(100)) {
+      errors.Add("rotation.check_interval", "must be at least 100ms");
+    }
+    if (r.has_probe_retry_interval() && ToAbsl(r.probe_retry_interval()) < absl::Seconds(1)) {
+      errors.Add("rotation.probe_retry_interval", "must be at least 1s");
+    }
+    if (r.revocation_detection().min_callers() < 0) {
+      errors.Add("rotation.revocation_detection.min_callers", "must be positive");
+    }
+    if (r.revocation_detection().has_window() &&
+        ToAbsl(r.revocation_detection().window()) <= absl::ZeroDuration()) {
+      errors.Add("rotation.revocation_detection.window", "must be positive");
+    }
   }
   // Built-in/new provider merge rules (base_url/key_format required for new providers).
   if (auto catalog = providers::ProviderCatalog::FromConfig(c); !catalog.ok()) {
@@ -323,6 +372,17 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
       *path = (fs::path(base_dir) / *path).lexically_normal().string();
     }
   };
+  v1::RotationConfig* rotation = c.mutable_rotation();
+  if (!rotation->has_check_interval())
+    SetDuration(rotation->mutable_check_interval(), absl::Seconds(30));
+  if (!rotation->has_probe_retry_interval())
+    SetDuration(rotation->mutable_probe_retry_interval(), absl::Minutes(5));
+  v1::RevocationDetectionConfig* rd = rotation->mutable_revocation_detection();
+  if (rd->min_callers() == 0) rd->set_min_callers(3);
+  if (!rd->has_window()) SetDuration(rd->mutable_window(), absl::Minutes(5));
+  for (v1::ProviderConfig& p : *c.mutable_providers()) {
+    if (p.has_mint()) resolve(p.mutable_mint()->mutable_admin_key_file());
+  }
   v1::ServerConfig* server = c.mutable_server();
   if (server->listen().empty()) server->set_listen("127.0.0.1:7443");
   if (server->metrics_listen().empty()) server->set_metrics_listen("127.0.0.1:9464");

@@ -144,7 +144,56 @@ BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
       rpc_latency_(prometheus::BuildHistogram()
                        .Name("credbroker_grpc_request_duration_seconds")
                        .Help("gRPC request handling time, by method and status code.")
-                       .Register(*registry_)) {}
+                       .Register(*registry_)),
+      transitions_(prometheus::BuildCounter()
+                       .Name("credbroker_key_transitions_total")
+                       .Help("Key versions entering a state, by provider and state.")
+                       .Register(*registry_)),
+      probes_(prometheus::BuildCounter()
+                  .Name("credbroker_probes_total")
+                  .Help("Provider probes sent, by purpose (promotion, revocation_check, "
+                        "calibration) and result (accepted, rejected, error).")
+                  .Register(*registry_)),
+      probe_failing_(prometheus::BuildGauge()
+                         .Name("credbroker_probe_failing")
+                         .Help("1 while the provider's newest PENDING key version failed its "
+                               "probe (the old key stays CURRENT).")
+                         .Register(*registry_)),
+      probe_calibrated_(prometheus::BuildGauge()
+                            .Name("credbroker_probe_calibrated")
+                            .Help("1 when the provider's probe was seen to reject an invalid "
+                                  "key; 0 when its answers cannot be trusted (yet).")
+                            .Register(*registry_)),
+      quarantines_(prometheus::BuildCounter()
+                       .Name("credbroker_key_quarantines_total")
+                       .Help("Key versions quarantined, by reason (operator, "
+                             "revoked_at_provider).")
+                       .Register(*registry_)),
+      mint_failures_(prometheus::BuildCounter()
+                         .Name("credbroker_key_mint_failures_total")
+                         .Help("Failed minted-rotation steps, by operation (create, store, "
+                               "revoke).")
+                         .Register(*registry_)),
+      revocation_suspected_(prometheus::BuildCounter()
+                                .Name("credbroker_revocation_suspected_total")
+                                .Help("Bursts of 401 reports from several callers on one key "
+                                      "version that started a revocation check.")
+                                .Register(*registry_)),
+      anomalies_(prometheus::BuildCounter()
+                     .Name("credbroker_anomalies_total")
+                     .Help("Usage anomalies detected, by provider and kind (rate_spike, "
+                           "failure_spike, new_caller, retired_key_use).")
+                     .Register(*registry_)),
+      anomaly_score_(prometheus::BuildGauge()
+                         .Name("credbroker_anomaly_score")
+                         .Help("Largest deviation from the caller's baseline in the last "
+                               "window, in standard deviations.")
+                         .Register(*registry_)),
+      suspended_callers_(prometheus::BuildGauge()
+                             .Name("credbroker_suspended_callers")
+                             .Help("Callers whose leases on the provider are suspended by the "
+                                   "anomaly detector.")
+                             .Register(*registry_)) {}
 
 void BrokerMetrics::LeaseIssued(absl::string_view provider, absl::string_view caller) {
   issued_.Get({provider, caller}).Increment();
@@ -223,6 +272,39 @@ void BrokerMetrics::RpcCompleted(absl::string_view method, absl::string_view cod
   static const prometheus::Histogram::BucketBoundaries* const kBuckets =
       new prometheus::Histogram::BucketBoundaries(LatencyBuckets());
   rpc_.Get({method, code}, *kBuckets).Observe(absl::ToDoubleSeconds(latency));
+}
+
+void BrokerMetrics::KeyTransition(absl::string_view provider, absl::string_view state) {
+  transitions_children_.Get({provider, state}).Increment();
+}
+void BrokerMetrics::ProbeResult(absl::string_view provider, absl::string_view purpose,
+                                absl::string_view result) {
+  probes_children_.Get({provider, purpose, result}).Increment();
+}
+void BrokerMetrics::ProbeFailing(absl::string_view provider, bool failing) {
+  probe_failing_children_.Get({provider}).Set(failing ? 1 : 0);
+}
+void BrokerMetrics::ProbeCalibrated(absl::string_view provider, bool calibrated) {
+  probe_calibrated_children_.Get({provider}).Set(calibrated ? 1 : 0);
+}
+void BrokerMetrics::KeyQuarantined(absl::string_view provider, absl::string_view reason) {
+  quarantines_children_.Get({provider, reason}).Increment();
+}
+void BrokerMetrics::MintFailure(absl::string_view provider, absl::string_view operation) {
+  mint_failures_children_.Get({provider, operation}).Increment();
+}
+void BrokerMetrics::RevocationSuspected(absl::string_view provider) {
+  revocation_children_.Get({provider}).Increment();
+}
+void BrokerMetrics::Anomaly(absl::string_view provider, absl::string_view kind) {
+  anomalies_children_.Get({provider, kind}).Increment();
+}
+void BrokerMetrics::AnomalyScore(absl::string_view caller, absl::string_view provider,
+                                 double score) {
+  anomaly_score_children_.Get({caller, provider}).Set(score);
+}
+void BrokerMetrics::SuspendedCallers(absl::string_view provider, double count) {
+  suspended_children_.Get({provider}).Set(count);
 }
 
 absl::string_view HttpStatusLabel(int http_status) {

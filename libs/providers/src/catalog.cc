@@ -125,6 +125,13 @@ absl::StatusOr<ProviderCatalog> ProviderCatalog::FromConfig(const v1::BrokerConf
       spec.probe.path = pc.probe().path();
       spec.probe.expected_status =
           pc.probe().expected_status() == 0 ? 200 : pc.probe().expected_status();
+      if (pc.probe().has_timeout()) spec.probe.timeout = core::FromProtoDuration(pc.probe().timeout());
+      if (pc.probe().disabled()) spec.probe = ProbeSpec{};
+    }
+    if (pc.has_mint()) {
+      auto mint = std::make_shared<v1::MintConfig>(pc.mint());
+      if (mint->base_url().empty()) mint->set_base_url(spec.base_url);
+      spec.mint = std::move(mint);
     }
     catalog.providers_.push_back(std::move(spec));
   }

@@ -1,5 +1,7 @@
 #include "credbroker/rotation/key_ring.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "credbroker/core/ids.h"
@@ -86,6 +88,19 @@ std::string PersistKey(absl::string_view provider, absl::string_view version,
                        absl::string_view fingerprint) {
   return absl::StrCat(provider, "\x1f", version, "\x1f", fingerprint);
 }
+KeyEvent MakeEvent(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std::string reason) {
+  KeyEvent e;
+  e.type = type;
+  e.provider = v.provider;
+  e.version_id = v.version_id;
+  e.fingerprint = v.fingerprint;
+  e.state = v.state;
+  e.retires_at = v.retires_at;
+  e.at = at;
+  e.reason = std::move(reason);
+  return e;
+}
+
 }  // namespace
 
 absl::Status KeyRing::UsePersistedState(KeyStateStore* store) {
@@ -292,10 +307,8 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
           continue;
         }
         v->created_at = p->created_at;
-        if (p->state == KeyState::kPrevious) {
-          v->state = KeyState::kPrevious;
-          v->retires_at = p->retires_at;
-        }
+        v->state = p->state;
+        if (p->state == KeyState::kPrevious) v->retires_at = p->retires_at;
       }
     }
     valid.push_back(std::move(v));
@@ -313,25 +326,51 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     }
   }
 
-  // The newest valid version is CURRENT; the one it replaces becomes PREVIOUS (or RETIRED for
-  // single-key providers); older versions seen for the first time are PREVIOUS too.
-  std::string old_current = keys.current ? keys.current->version_id : "";
+  // Which version is CURRENT after this refresh: the one that already was, if still listed —
+  // unless promotions are not gated, then simply the newest. Without one (first load, or the
+  // CURRENT version was removed from the backend) the newest that is not waiting for a probe.
   const bool first_load = keys.last_success == absl::InfinitePast();
+  const bool gated = gated_.contains(provider);
+  int cur = -1;
+  for (int i = 0; i < static_cast<int>(valid.size()); ++i) {
+    if (valid[i]->state == KeyState::kCurrent) cur = i;
+  }
+  if (!valid.empty() && (!gated || cur < 0)) {
+    cur = static_cast<int>(valid.size()) - 1;
+    if (gated && !first_load) {
+      for (int i = cur; i >= 0; --i) {
+        if (valid[i]->state != KeyState::kPending) {
+          cur = i;
+          break;
+        }
+      }
+    }
+  }
+  std::string old_current = keys.current ? keys.current->version_id : "";
   std::vector<std::shared_ptr<const KeyVersion>> live;
   std::shared_ptr<const KeyVersion> current;
-  for (size_t i = 0; i < valid.size(); ++i) {
-    const bool newest = i + 1 == valid.size();
+  for (int i = 0; i < static_cast<int>(valid.size()); ++i) {
     std::shared_ptr<const KeyVersion> v = valid[i];
-    if (newest) {
+    const bool was_listed = keys.Find(v->version_id) != nullptr;
+    if (i == cur) {
       if (v->state != KeyState::kCurrent) {
         auto promoted = std::make_shared<KeyVersion>(*v);
         promoted->state = KeyState::kCurrent;
         promoted->retires_at = absl::InfiniteFuture();
         v = promoted;
         event(first_load ? KeyEvent::Type::kAdded : KeyEvent::Type::kRotated, *v,
-              first_load ? "loaded" : "new version in backend");
+              first_load           ? "loaded"
+              : old_current.empty() ? "first valid version"
+              : gated              ? "replaces a version removed from the backend"
+                                   : "new version in backend (no probe configured)");
       }
       current = v;
+      live.push_back(v);
+      continue;
+    }
+    if (i > cur) {
+      // Newer than CURRENT with gated promotions: waits for its probe.
+      if (!was_listed) event(KeyEvent::Type::kAdded, *v, "new version: waiting for its probe");
       live.push_back(v);
       continue;
     }
@@ -339,25 +378,21 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
       live.push_back(v);
       continue;
     }
-    // Was CURRENT (replaced now) or PENDING (first seen, older than the newest).
-    auto demoted = std::make_shared<KeyVersion>(*v);
-    if (spec.single_key) {
-      demoted->state = KeyState::kRetired;
-      keys.retired.insert(absl::StrCat(v->version_id, "\x1f", v->fingerprint));
-      event(KeyEvent::Type::kRetired, *demoted, "single-key provider: replaced at once");
-      if (metrics_) metrics_->RemoveKeyVersion(provider, v->version_id);
+    if (v->state == KeyState::kPending && was_listed) {
+      Supersede(keys, *v, now, events);
       continue;
     }
-    demoted->state = KeyState::kPrevious;
-    demoted->retires_at = now + spec.overlap;
-    event(KeyEvent::Type::kRetiring, *demoted,
-          v->version_id == old_current ? "replaced by a newer version" : "older version");
-    live.push_back(std::move(demoted));
+    // Was CURRENT (replaced now) or first seen and older than CURRENT.
+    Demote(keys, v, now,
+           v->version_id == old_current ? "replaced by a newer version" : "older version", events,
+           live);
   }
   if (valid.empty() && keys.current != nullptr) {
     core::LogError("backend lists no valid key versions: provider has no key",
                    {{"provider", provider}, {"source", source_name}});
   }
+  std::stable_partition(events.begin(), events.end(),
+                        [](const KeyEvent& e) { return e.type == KeyEvent::Type::kRotated; });
   keys.versions = std::move(live);
   keys.current = current;
   keys.last_success = now;
@@ -368,14 +403,36 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     metrics_->ProviderServable(provider, current != nullptr);
     for (const auto& v : keys.versions) RecordState(*v);
   }
-  for (const KeyEvent& e : events) {
-    core::LogInfo("key version state", {{"provider", e.provider},
-                                        {"key_version", e.version_id},
-                                        {"fingerprint", e.fingerprint},
-                                        {"state", KeyStateName(e.state)},
-                                        {"reason", e.reason}});
-  }
+  LogEvents(events);
   Publish(std::move(next), events);
+}
+
+void KeyRing::Demote(ProviderKeys& keys, const std::shared_ptr<const KeyVersion>& v,
+                     absl::Time now, const std::string& reason, std::vector<KeyEvent>& events,
+                     std::vector<std::shared_ptr<const KeyVersion>>& live) {
+  auto demoted = std::make_shared<KeyVersion>(*v);
+  if (keys.spec->single_key) {
+    demoted->state = KeyState::kRetired;
+    keys.retired.insert(absl::StrCat(v->version_id, "\x1f", v->fingerprint));
+    events.push_back(MakeEvent(KeyEvent::Type::kRetired, *demoted, now,
+                               "single-key provider: replaced at once"));
+    if (metrics_) metrics_->RemoveKeyVersion(v->provider, v->version_id);
+    return;
+  }
+  demoted->state = KeyState::kPrevious;
+  demoted->retires_at = now + keys.spec->overlap;
+  events.push_back(MakeEvent(KeyEvent::Type::kRetiring, *demoted, now, reason));
+  live.push_back(std::move(demoted));
+}
+
+void KeyRing::Supersede(ProviderKeys& keys, const KeyVersion& v, absl::Time now,
+                        std::vector<KeyEvent>& events) {
+  KeyVersion gone = v;
+  gone.state = KeyState::kRetired;
+  keys.retired.insert(absl::StrCat(v.version_id, "\x1f", v.fingerprint));
+  events.push_back(
+      MakeEvent(KeyEvent::Type::kRetired, gone, now, "superseded by a newer version before promotion"));
+  if (metrics_) metrics_->RemoveKeyVersion(v.provider, v.version_id);
 }
 
 void KeyRing::RecordState(const KeyVersion& v) {
@@ -473,7 +530,7 @@ void KeyRing::Tick() {
 }
 
 absl::Status KeyRing::Quarantine(absl::string_view provider, absl::string_view version,
-                                 absl::string_view reason) {
+                                 absl::string_view reason, absl::string_view replacement) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
@@ -506,22 +563,23 @@ absl::Status KeyRing::Quarantine(absl::string_view provider, absl::string_view v
   std::erase_if(keys.versions, [&](const auto& v) { return v->version_id == version; });
   if (was_current) {
     keys.current = nullptr;
-    if (!keys.versions.empty()) {
-      // The newest remaining version (the list is oldest first) takes over.
-      auto promoted = std::make_shared<KeyVersion>(*keys.versions.back());
+    // The list is oldest first: search from the newest.
+    int pick = -1;
+    for (int i = static_cast<int>(keys.versions.size()) - 1; i >= 0 && pick < 0; --i) {
+      if (!replacement.empty() && keys.versions[i]->version_id == replacement) pick = i;
+    }
+    for (int i = static_cast<int>(keys.versions.size()) - 1; i >= 0 && pick < 0; --i) {
+      if (keys.versions[i]->state != KeyState::kPending) pick = i;
+    }
+    if (pick < 0 && !keys.versions.empty()) pick = static_cast<int>(keys.versions.size()) - 1;
+    if (pick >= 0) {
+      auto promoted = std::make_shared<KeyVersion>(*keys.versions[pick]);
       promoted->state = KeyState::kCurrent;
       promoted->retires_at = absl::InfiniteFuture();
-      keys.versions.back() = promoted;
+      keys.versions[pick] = promoted;
       keys.current = promoted;
-      KeyEvent r;
-      r.type = KeyEvent::Type::kRotated;
-      r.provider = q.provider;
-      r.version_id = promoted->version_id;
-      r.fingerprint = promoted->fingerprint;
-      r.state = KeyState::kCurrent;
-      r.at = now;
-      r.reason = absl::StrCat("replaces quarantined ", version);
-      events.push_back(r);
+      events.push_back(MakeEvent(KeyEvent::Type::kRotated, *promoted, now,
+                                 absl::StrCat("replaces quarantined ", version)));
     }
   }
   int64_t revoked = 0;
@@ -543,9 +601,119 @@ absl::Status KeyRing::Quarantine(absl::string_view provider, absl::string_view v
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::shared_ptr<const KeyVersion>> KeyRing::Promote(absl::string_view provider,
+                                                                   absl::string_view version,
+                                                                   absl::string_view reason) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = clock_->Now();
+  std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
+  const ProviderKeys* before = prev->Find(provider);
+  if (before == nullptr) {
+    return core::WithReason(absl::NotFoundError(absl::StrCat("unknown provider ", provider)),
+                            "UNKNOWN_PROVIDER");
+  }
+  const KeyVersion* target = before->Find(version);
+  if (target == nullptr) {
+    return core::WithReason(
+        absl::NotFoundError(absl::StrCat("no live version ", version, " of ", provider)),
+        "UNKNOWN_KEY_VERSION");
+  }
+  if (target->state != KeyState::kPending) {
+    return core::WithReason(
+        absl::FailedPreconditionError(absl::StrCat("version ", version, " of ", provider, " is ",
+                                                   KeyStateName(target->state), ", not PENDING")),
+        "NOT_PENDING");
+  }
+  auto next = std::make_shared<KeySnapshot>(*prev);
+  next->generation = prev->generation + 1;
+  ProviderKeys& keys = next->providers[std::string(provider)];
+  std::vector<KeyEvent> events;
+  std::vector<std::shared_ptr<const KeyVersion>> live;
+  bool older = true;  // versions before the target in the list (oldest first)
+  std::shared_ptr<const KeyVersion> promoted;
+  for (const auto& v : keys.versions) {
+    if (v->version_id == version) {
+      older = false;
+      auto p = std::make_shared<KeyVersion>(*v);
+      p->state = KeyState::kCurrent;
+      p->retires_at = absl::InfiniteFuture();
+      events.push_back(MakeEvent(KeyEvent::Type::kRotated, *p, now, std::string(reason)));
+      promoted = p;
+      live.push_back(std::move(p));
+    } else if (v->state == KeyState::kCurrent) {
+      Demote(keys, v, now, absl::StrCat("replaced by ", version), events, live);
+    } else if (v->state == KeyState::kPending && older) {
+      Supersede(keys, *v, now, events);
+    } else {
+      live.push_back(v);
+    }
+  }
+  // Watchers hear about the new CURRENT first, then what it replaced.
+  std::stable_partition(events.begin(), events.end(),
+                        [](const KeyEvent& e) { return e.type == KeyEvent::Type::kRotated; });
+  keys.versions = std::move(live);
+  keys.current = promoted;
+  Persist(before, keys, events);
+  if (metrics_) {
+    metrics_->ProviderServable(provider, !keys.Stale(now));
+    for (const auto& v : keys.versions) RecordState(*v);
+  }
+  LogEvents(events);
+  Publish(std::move(next), events);
+  return promoted;
+}
+
+void KeyRing::RecordRevokedAtProvider(absl::string_view provider, absl::string_view version,
+                                      absl::string_view fingerprint, absl::string_view reason) {
+  absl::MutexLock lock(&mu_);
+  KeyVersion gone;
+  gone.provider = std::string(provider);
+  gone.version_id = std::string(version);
+  gone.fingerprint = std::string(fingerprint);
+  gone.state = KeyState::kRevoked;
+  std::vector<KeyEvent> events = {
+      MakeEvent(KeyEvent::Type::kRevoked, gone, clock_->Now(), std::string(reason))};
+  if (store_ != nullptr) {
+    PersistedKeyVersion r{gone.provider,  gone.version_id, gone.fingerprint,
+                          KeyState::kRevoked, clock_->Now(), absl::InfiniteFuture()};
+    auto known = persisted_.find(PersistKey(provider, version, fingerprint));
+    if (known != persisted_.end()) r.created_at = known->second.created_at;
+    if (absl::Status s = store_->Save(r); !s.ok()) {
+      core::LogError("cannot persist key version state",
+                     {{"provider", provider}, {"key_version", version}, {"error", s.ToString()}});
+    }
+    persisted_[PersistKey(provider, version, fingerprint)] = std::move(r);
+  }
+  LogEvents(events);
+  Publish(nullptr, events);
+}
+
+void KeyRing::GatePromotions(absl::flat_hash_set<std::string> providers) {
+  absl::MutexLock lock(&mu_);
+  gated_ = std::move(providers);
+}
+
+void KeyRing::LogEvents(const std::vector<KeyEvent>& events) {
+  for (const KeyEvent& e : events) {
+    core::LogInfo("key version state", {{"provider", e.provider},
+                                        {"key_version", e.version_id},
+                                        {"fingerprint", e.fingerprint},
+                                        {"state", KeyStateName(e.state)},
+                                        {"reason", e.reason}});
+  }
+}
+
 void KeyRing::Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEvent>& events) {
-  snapshot_.store(std::move(next));
+  if (next != nullptr) snapshot_.store(std::move(next));
   if (events.empty()) return;
+  if (metrics_) {
+    for (const KeyEvent& e : events) {
+      if (e.type != KeyEvent::Type::kRejected && e.type != KeyEvent::Type::kSnapshot &&
+          e.type != KeyEvent::Type::kSynced) {
+        metrics_->KeyTransition(e.provider, KeyStateName(e.state));
+      }
+    }
+  }
   for (const auto& [id, listener] : listeners_) listener(events);
 }
 

@@ -20,6 +20,12 @@ CREATE TABLE IF NOT EXISTS key_versions (
   retires_at_us INTEGER,
   PRIMARY KEY (provider, version, fingerprint)
 );
+CREATE TABLE IF NOT EXISTS minted_keys (
+  provider TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  key_id TEXT NOT NULL,
+  PRIMARY KEY (provider, fingerprint)
+);
 )sql";
 
 std::string Key(const PersistedKeyVersion& r) {
@@ -51,6 +57,22 @@ absl::Status InMemoryKeyStateStore::Save(const PersistedKeyVersion& record) {
   absl::MutexLock lock(&mu_);
   records_[Key(record)] = record;
   return absl::OkStatus();
+}
+
+absl::Status InMemoryKeyStateStore::SaveMintedKeyId(const std::string& provider,
+                                                    const std::string& fingerprint,
+                                                    const std::string& key_id) {
+  absl::MutexLock lock(&mu_);
+  minted_[absl::StrCat(provider, "\x1f", fingerprint)] = key_id;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> InMemoryKeyStateStore::MintedKeyId(const std::string& provider,
+                                                               const std::string& fingerprint) {
+  absl::MutexLock lock(&mu_);
+  auto it = minted_.find(absl::StrCat(provider, "\x1f", fingerprint));
+  if (it == minted_.end()) return absl::NotFoundError("key was not minted by the broker");
+  return it->second;
 }
 
 struct SqliteKeyStateStore::Impl {
@@ -147,6 +169,51 @@ absl::Status SqliteKeyStateStore::Save(const PersistedKeyVersion& r) {
     return absl::UnavailableError(absl::StrCat("key state store: ", sqlite3_errmsg(impl_->db)));
   }
   return absl::OkStatus();
+}
+
+absl::Status SqliteKeyStateStore::SaveMintedKeyId(const std::string& provider,
+                                                  const std::string& fingerprint,
+                                                  const std::string& key_id) {
+  absl::MutexLock lock(&impl_->mu);
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(impl_->db, "INSERT OR REPLACE INTO minted_keys VALUES (?,?,?)", -1, &s,
+                         nullptr) != SQLITE_OK) {
+    return absl::InternalError(absl::StrCat("key state store: ", sqlite3_errmsg(impl_->db)));
+  }
+  sqlite3_bind_text(s, 1, provider.data(), static_cast<int>(provider.size()), SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, fingerprint.data(), static_cast<int>(fingerprint.size()), SQLITE_STATIC);
+  sqlite3_bind_text(s, 3, key_id.data(), static_cast<int>(key_id.size()), SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  sqlite3_finalize(s);
+  if (rc != SQLITE_DONE) {
+    return absl::UnavailableError(absl::StrCat("key state store: ", sqlite3_errmsg(impl_->db)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> SqliteKeyStateStore::MintedKeyId(const std::string& provider,
+                                                             const std::string& fingerprint) {
+  absl::MutexLock lock(&impl_->mu);
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v2(impl_->db,
+                         "SELECT key_id FROM minted_keys WHERE provider = ? AND fingerprint = ?",
+                         -1, &s, nullptr) != SQLITE_OK) {
+    return absl::InternalError(absl::StrCat("key state store: ", sqlite3_errmsg(impl_->db)));
+  }
+  sqlite3_bind_text(s, 1, provider.data(), static_cast<int>(provider.size()), SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, fingerprint.data(), static_cast<int>(fingerprint.size()), SQLITE_STATIC);
+  int rc = sqlite3_step(s);
+  std::string out;
+  if (rc == SQLITE_ROW) {
+    const unsigned char* t = sqlite3_column_text(s, 0);
+    out = t ? reinterpret_cast<const char*>(t) : "";
+  }
+  sqlite3_finalize(s);
+  if (rc == SQLITE_DONE) return absl::NotFoundError("key was not minted by the broker");
+  if (rc != SQLITE_ROW) {
+    return absl::UnavailableError(absl::StrCat("key state store: ", sqlite3_errmsg(impl_->db)));
+  }
+  return out;
 }
 
 }  // namespace credbroker::rotation

@@ -1,5 +1,7 @@
 #include "credbroker/rotation/key_ring.h"
 
+#include "absl/strings/match.h"
+
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/rotation/key_refresher.h"
@@ -423,6 +425,130 @@ TEST(SqliteKeyStateStoreTest, RoundTripsRecords) {
     EXPECT_EQ(r.retires_at, absl::InfiniteFuture());
     EXPECT_EQ(r.state, r.version_id == "v1" ? KeyState::kRetired : KeyState::kCurrent);
   }
+}
+
+TEST(SqliteKeyStateStoreTest, RemembersMintedKeyIdsAcrossReopen) {
+  testing::TempDir dir;
+  {
+    auto store = SqliteKeyStateStore::Open(dir.Join("keys.db"));
+    ASSERT_THAT(store, IsOk());
+    ASSERT_THAT((*store)->SaveMintedKeyId("lumenfall", "aaaaaaaaaaaa", "key_42"), IsOk());
+  }
+  auto store = SqliteKeyStateStore::Open(dir.Join("keys.db"));
+  ASSERT_THAT(store, IsOk());
+  EXPECT_EQ(*(*store)->MintedKeyId("lumenfall", "aaaaaaaaaaaa"), "key_42");
+  EXPECT_THAT((*store)->MintedKeyId("lumenfall", "bbbbbbbbbbbb"),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(KeyRingTest, GatedProviderKeepsNewVersionPendingUntilPromoted) {
+  ring_->GatePromotions({"lumenfall"});
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v1");  // the first load trusts what the source has
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  EXPECT_EQ(Keys("lumenfall").Find("v2")->state, KeyState::kPending);
+  EXPECT_EQ(events_.back().type, KeyEvent::Type::kAdded);
+  EXPECT_EQ(events_.back().state, KeyState::kPending);
+  // A later refresh changes nothing.
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Keys("lumenfall").Find("v2")->state, KeyState::kPending);
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_key_transitions_total{provider="lumenfall",state="PENDING"} 1)"));
+
+  auto promoted = ring_->Promote("lumenfall", "v2", "probe accepted");
+  ASSERT_THAT(promoted, IsOk());
+  EXPECT_EQ((*promoted)->state, KeyState::kCurrent);
+  EXPECT_EQ(Current("lumenfall"), "v2");
+  EXPECT_EQ(Keys("lumenfall").Find("v1")->state, KeyState::kPrevious);
+  EXPECT_EQ(Keys("lumenfall").Find("v1")->retires_at, clock_.Now() + absl::Hours(24 * 7));
+  EXPECT_THAT(ring_->Promote("lumenfall", "v2", "again"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(ring_->Promote("lumenfall", "v9", "x"), StatusIs(absl::StatusCode::kNotFound));
+  // Still promoted after the source is read again.
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v2");
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_key_transitions_total{provider="lumenfall",state="PREVIOUS"} 1)"));
+}
+
+TEST_F(KeyRingTest, PromotingTheNewestSupersedesOlderPendingVersions) {
+  ring_->GatePromotions({"lumenfall"});
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.Put("lumenfall", "v2", kLmnV2);
+  source_.Put("lumenfall", "v3", kLmnV3);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  ASSERT_THAT(ring_->Promote("lumenfall", "v3", "probe accepted"), IsOk());
+  EXPECT_EQ(Keys("lumenfall").Find("v2"), nullptr);
+  bool superseded = false;
+  for (const KeyEvent& e : events_) {
+    superseded |= e.version_id == "v2" && e.type == KeyEvent::Type::kRetired &&
+                  absl::StrContains(e.reason, "superseded");
+  }
+  EXPECT_TRUE(superseded);
+  // It does not come back on the next refresh.
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Keys("lumenfall").Find("v2"), nullptr);
+  EXPECT_EQ(Current("lumenfall"), "v3");
+}
+
+TEST_F(KeyRingTest, GatedSingleKeyProviderRetiresTheOldKeyOnPromotion) {
+  ring_->GatePromotions({"fluximage"});
+  source_.Put("fluximage", "v1", kFlxV1);
+  ASSERT_THAT(ring_->RefreshProvider("fluximage", source_), IsOk());
+  source_.Put("fluximage", "v2", kFlxV2);
+  ASSERT_THAT(ring_->RefreshProvider("fluximage", source_), IsOk());
+  EXPECT_EQ(Current("fluximage"), "v1");
+  ASSERT_THAT(ring_->Promote("fluximage", "v2", "probe accepted"), IsOk());
+  EXPECT_EQ(Current("fluximage"), "v2");
+  EXPECT_EQ(Keys("fluximage").versions.size(), 1u);
+}
+
+TEST_F(KeyRingTest, PendingStateSurvivesARestart) {
+  InMemoryKeyStateStore store;
+  ASSERT_THAT(ring_->UsePersistedState(&store), IsOk());
+  ring_->GatePromotions({"lumenfall"});
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+
+  KeyRing restarted(&catalog_, &clock_, metrics_.get());
+  ASSERT_THAT(restarted.UsePersistedState(&store), IsOk());
+  restarted.GatePromotions({"lumenfall"});
+  ASSERT_THAT(restarted.RefreshProvider("lumenfall", source_), IsOk());
+  const ProviderKeys& k = *restarted.Snapshot()->Find("lumenfall");
+  EXPECT_EQ(k.current->version_id, "v1");
+  EXPECT_EQ(k.Find("v2")->state, KeyState::kPending);
+}
+
+TEST_F(KeyRingTest, QuarantinePrefersTheNamedReplacementThenNonPendingVersions) {
+  ring_->GatePromotions({"lumenfall"});
+  source_.Put("lumenfall", "v1", kLmnV1);
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.Put("lumenfall", "v3", kLmnV3);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  // v3 is PENDING (unverified): v1, the newest verified version, replaces v2.
+  ASSERT_THAT(ring_->Quarantine("lumenfall", "v2", "test"), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  EXPECT_EQ(Keys("lumenfall").Find("v3")->state, KeyState::kPending);
+  ASSERT_THAT(ring_->Quarantine("lumenfall", "v1", "test", "v3"), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v3");
+}
+
+TEST_F(KeyRingTest, RevokedAtProviderIsAnnouncedAndPersisted) {
+  InMemoryKeyStateStore store;
+  ASSERT_THAT(ring_->UsePersistedState(&store), IsOk());
+  ring_->RecordRevokedAtProvider("lumenfall", "v1", "aaaaaaaaaaaa", "after retirement");
+  ASSERT_FALSE(events_.empty());
+  EXPECT_EQ(events_.back().type, KeyEvent::Type::kRevoked);
+  EXPECT_EQ(events_.back().state, KeyState::kRevoked);
+  auto all = store.LoadAll();
+  ASSERT_THAT(all, IsOk());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].state, KeyState::kRevoked);
 }
 
 TEST_F(KeyRingTest, RefresherLoadsEveryProviderOfItsSource) {

@@ -46,10 +46,26 @@ TEST(SourceRegistryTest, UnsetBackendIsNotFoundAndListsAvailable) {
               StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("available: file")));
 }
 
+// A source that overrides only what it must.
+class ReadOnlySource final : public SecretSource {
+ public:
+  absl::string_view type() const override { return "readonly"; }
+  const std::string& name() const override { return name_; }
+  absl::StatusOr<std::vector<VersionInfo>> ListVersions(absl::string_view) override {
+    return std::vector<VersionInfo>{};
+  }
+  absl::StatusOr<SecretVersion> FetchVersion(absl::string_view, absl::string_view) override {
+    return absl::NotFoundError("none");
+  }
+
+ private:
+  std::string name_ = "ro";
+};
+
 TEST(SecretSourceTest, WriteVersionIsUnimplementedByDefault) {
-  testing::FakeSecretSource source;
+  ReadOnlySource source;
   EXPECT_THAT(source.WriteVersion("p", core::SecretBytes("x")),
-              StatusIs(absl::StatusCode::kUnimplemented));
+              StatusIs(absl::StatusCode::kUnimplemented, ::testing::HasSubstr("readonly")));
   EXPECT_EQ(source.change_fd(), -1);
 }
 

@@ -18,6 +18,23 @@ void FakeSecretSource::Put(const std::string& path, const std::string& version,
   entries.push_back({version, material, ++generation_});
 }
 
+absl::StatusOr<secrets::VersionInfo> FakeSecretSource::WriteVersion(
+    absl::string_view path, const core::SecretBytes& material) {
+  absl::MutexLock lock(&mu_);
+  if (!write_failure_.ok()) return write_failure_;
+  std::string version = absl::StrCat("w", ++writes_);
+  secrets_[std::string(path)].push_back({version, std::string(material.reveal()), ++generation_});
+  secrets::VersionInfo info;
+  info.version_id = version;
+  info.etag = absl::StrCat(generation_);
+  return info;
+}
+
+void FakeSecretSource::FailWrites(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  write_failure_ = std::move(status);
+}
+
 void FakeSecretSource::Remove(const std::string& path, const std::string& version) {
   absl::MutexLock lock(&mu_);
   std::erase_if(secrets_[path], [&](const Entry& e) { return e.version == version; });

@@ -81,6 +81,27 @@ class BrokerMetrics {
 
   void RpcCompleted(absl::string_view method, absl::string_view code, absl::Duration latency);
 
+  // Rotation engine.
+  // A key version entered `state` (PENDING, CURRENT, PREVIOUS, RETIRED, QUARANTINED, REVOKED).
+  void KeyTransition(absl::string_view provider, absl::string_view state);
+  // purpose: promotion, revocation_check, calibration; result: accepted, rejected, error.
+  void ProbeResult(absl::string_view provider, absl::string_view purpose, absl::string_view result);
+  // 1 while the newest PENDING version failed (or could not get) its probe.
+  void ProbeFailing(absl::string_view provider, bool failing);
+  // 1 once the probe was seen to reject a deliberately invalid key; 0 when it accepted one or
+  // could not be checked yet.
+  void ProbeCalibrated(absl::string_view provider, bool calibrated);
+  // reason: operator, revoked_at_provider.
+  void KeyQuarantined(absl::string_view provider, absl::string_view reason);
+  // operation: create, store, revoke.
+  void MintFailure(absl::string_view provider, absl::string_view operation);
+  void RevocationSuspected(absl::string_view provider);
+
+  // Anomaly detection. kind: rate_spike, failure_spike, new_caller, retired_key_use.
+  void Anomaly(absl::string_view provider, absl::string_view kind);
+  void AnomalyScore(absl::string_view caller, absl::string_view provider, double score);
+  void SuspendedCallers(absl::string_view provider, double count);
+
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& leases_issued_;
@@ -102,6 +123,16 @@ class BrokerMetrics {
   prometheus::Family<prometheus::Gauge>& key_age_;
   prometheus::Family<prometheus::Gauge>& rotation_due_;
   prometheus::Family<prometheus::Histogram>& rpc_latency_;
+  prometheus::Family<prometheus::Counter>& transitions_;
+  prometheus::Family<prometheus::Counter>& probes_;
+  prometheus::Family<prometheus::Gauge>& probe_failing_;
+  prometheus::Family<prometheus::Gauge>& probe_calibrated_;
+  prometheus::Family<prometheus::Counter>& quarantines_;
+  prometheus::Family<prometheus::Counter>& mint_failures_;
+  prometheus::Family<prometheus::Counter>& revocation_suspected_;
+  prometheus::Family<prometheus::Counter>& anomalies_;
+  prometheus::Family<prometheus::Gauge>& anomaly_score_;
+  prometheus::Family<prometheus::Gauge>& suspended_callers_;
 
   ChildCache<prometheus::Counter> issued_{leases_issued_, {"provider", "caller"}};
   ChildCache<prometheus::Counter> renewed_{leases_renewed_, {"provider", "caller"}};
@@ -124,6 +155,17 @@ class BrokerMetrics {
   ChildCache<prometheus::Gauge> key_age_children_{key_age_, {"provider", "key_version"}};
   ChildCache<prometheus::Gauge> due_{rotation_due_, {"provider"}};
   ChildCache<prometheus::Histogram> rpc_{rpc_latency_, {"method", "code"}};
+  ChildCache<prometheus::Counter> transitions_children_{transitions_, {"provider", "state"}};
+  ChildCache<prometheus::Counter> probes_children_{probes_, {"provider", "purpose", "result"}};
+  ChildCache<prometheus::Gauge> probe_failing_children_{probe_failing_, {"provider"}};
+  ChildCache<prometheus::Gauge> probe_calibrated_children_{probe_calibrated_, {"provider"}};
+  ChildCache<prometheus::Counter> quarantines_children_{quarantines_, {"provider", "reason"}};
+  ChildCache<prometheus::Counter> mint_failures_children_{mint_failures_,
+                                                          {"provider", "operation"}};
+  ChildCache<prometheus::Counter> revocation_children_{revocation_suspected_, {"provider"}};
+  ChildCache<prometheus::Counter> anomalies_children_{anomalies_, {"provider", "kind"}};
+  ChildCache<prometheus::Gauge> anomaly_score_children_{anomaly_score_, {"caller", "provider"}};
+  ChildCache<prometheus::Gauge> suspended_children_{suspended_callers_, {"provider"}};
 };
 
 // The label value for an HTTP status in auth-failure reports: 401, 403, 429 or "other".

@@ -19,9 +19,11 @@
 namespace credbroker::providers {
 
 struct ProbeSpec {
-  std::string method;  // empty: no probe known
+  std::string method;  // empty: no probe (unknown or disabled)
   std::string path;    // appended to base_url
   int expected_status = 200;
+  absl::Duration timeout = absl::Seconds(10);
+  bool enabled() const { return !method.empty(); }
 };
 
 struct ProviderSpec {
@@ -39,6 +41,9 @@ struct ProviderSpec {
   // After the overlap, how long retirement waits for leases to end before revoking them.
   absl::Duration retire_grace = absl::Hours(24);
   ProbeSpec probe;
+  // Minted rotation through the provider's key API (mint.base_url defaulted to base_url);
+  // absent: staged rotation.
+  std::shared_ptr<const v1::MintConfig> mint;
   std::shared_ptr<const std::regex> key_regex;
 
   // OK when `key` can be served: matches key_format, no whitespace or control characters (it

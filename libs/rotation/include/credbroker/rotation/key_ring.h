@@ -4,10 +4,11 @@
 // swaps in a new snapshot and tells subscribers what changed (the WatchKeys stream).
 //
 // States: PENDING → CURRENT → PREVIOUS (valid, no new leases) → RETIRED, or QUARANTINED/REVOKED.
-// In this version a newly listed valid version is promoted straight to CURRENT (probing before
-// promotion belongs to the rotation engine); the replaced CURRENT becomes PREVIOUS until its
-// overlap ends — or RETIRED at once for single-key providers, whose old key the provider has
-// already invalidated. Versions that fail the provider's key format are rejected (metric, log
+// On the first load the newest version is CURRENT. After that, a new version of a provider whose
+// promotions are gated (it has a probe; see GatePromotions) stays PENDING until the rotation
+// engine probes it and calls Promote; other providers promote the newest version at once. The
+// replaced CURRENT becomes PREVIOUS until its overlap ends — or RETIRED at once for single-key
+// providers, whose old key the provider has already invalidated. Versions that fail the provider's key format are rejected (metric, log
 // line with fingerprint, REJECTED event) and the last good version keeps serving. When a backend
 // cannot be read the cached versions keep serving until `max_staleness` has passed.
 // Thread-safety: all methods are safe for concurrent use.
@@ -131,10 +132,26 @@ class KeyRing {
   void Tick();
 
   // Takes a version out of service at once (compromised or revoked at the provider): it is never
-  // served again (also after restarts), leases on it are revoked, and if it was CURRENT the
-  // newest remaining valid version is promoted. NOT_FOUND when the version is not live.
+  // served again (also after restarts), leases on it are revoked, and if it was CURRENT another
+  // live version is promoted: `replacement` when given, else the newest that is not PENDING,
+  // else the newest PENDING one. NOT_FOUND when the version is not live.
   absl::Status Quarantine(absl::string_view provider, absl::string_view version,
-                          absl::string_view reason);
+                          absl::string_view reason, absl::string_view replacement = "");
+
+  // Makes a PENDING version CURRENT (it passed its probe, or an operator forced it). The replaced
+  // CURRENT becomes PREVIOUS (RETIRED for single-key providers) and older PENDING versions are
+  // retired as superseded. FAILED_PRECONDITION (NOT_PENDING) when the version is not PENDING.
+  absl::StatusOr<std::shared_ptr<const KeyVersion>> Promote(absl::string_view provider,
+                                                            absl::string_view version,
+                                                            absl::string_view reason);
+
+  // Records that a version that already left the ring (retired) was revoked at the provider:
+  // persisted as REVOKED and announced with a REVOKED event.
+  void RecordRevokedAtProvider(absl::string_view provider, absl::string_view version,
+                               absl::string_view fingerprint, absl::string_view reason);
+
+  // Providers whose new versions wait in PENDING for Promote. Call once, before the first refresh.
+  void GatePromotions(absl::flat_hash_set<std::string> providers) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Loads what was persisted about key versions and keeps `store` up to date from now on: a
   // version seen again after a restart keeps its first-seen time and retire time, and retired
@@ -159,9 +176,19 @@ class KeyRing {
   };
   void Apply(const std::string& provider, absl::StatusOr<std::vector<Fetched>> listing,
              const std::string& source_name) ABSL_LOCKS_EXCLUDED(mu_);
+  // Swaps in `next` (unless null: events only) and tells the listeners.
   void Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEvent>& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void LogEvents(const std::vector<KeyEvent>& events);
   void RecordState(const KeyVersion& v);
+  // Moves the CURRENT version `v` out of the way of a new CURRENT: PREVIOUS until now + overlap,
+  // or RETIRED at once for single-key providers. Appends to `live` unless retired.
+  void Demote(ProviderKeys& keys, const std::shared_ptr<const KeyVersion>& v, absl::Time now,
+              const std::string& reason, std::vector<KeyEvent>& events,
+              std::vector<std::shared_ptr<const KeyVersion>>& live);
+  // Retires a PENDING version that a newer version overtook before it was promoted.
+  void Supersede(ProviderKeys& keys, const KeyVersion& v, absl::Time now,
+                 std::vector<KeyEvent>& events);
   // Saves the versions of `keys` that changed since `before`, and `retired` as RETIRED.
   void Persist(const ProviderKeys* before, const ProviderKeys& keys,
                const std::vector<KeyEvent>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -183,6 +210,7 @@ class KeyRing {
   // (provider, version) already logged as due for rotation.
   absl::flat_hash_set<std::string> due_logged_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, PersistedKeyVersion> persisted_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> gated_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Listener> listeners_ ABSL_GUARDED_BY(mu_);
   uint64_t next_listener_id_ ABSL_GUARDED_BY(mu_) = 1;
 };

@@ -34,16 +34,29 @@ class KeyStateStore {
   virtual absl::StatusOr<std::vector<PersistedKeyVersion>> LoadAll() = 0;
   // Inserts or replaces the record for (provider, version_id, fingerprint).
   virtual absl::Status Save(const PersistedKeyVersion& record) = 0;
+
+  // The provider's id of a key the broker minted, by the key's fingerprint: needed to revoke the
+  // key at the provider once it retires, also after a restart.
+  virtual absl::Status SaveMintedKeyId(const std::string& provider, const std::string& fingerprint,
+                                       const std::string& key_id) = 0;
+  // NOT_FOUND when the broker did not mint this key.
+  virtual absl::StatusOr<std::string> MintedKeyId(const std::string& provider,
+                                                  const std::string& fingerprint) = 0;
 };
 
 class InMemoryKeyStateStore final : public KeyStateStore {
  public:
   absl::StatusOr<std::vector<PersistedKeyVersion>> LoadAll() override;
   absl::Status Save(const PersistedKeyVersion& record) override;
+  absl::Status SaveMintedKeyId(const std::string& provider, const std::string& fingerprint,
+                               const std::string& key_id) override;
+  absl::StatusOr<std::string> MintedKeyId(const std::string& provider,
+                                          const std::string& fingerprint) override;
 
  private:
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, PersistedKeyVersion> records_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> minted_ ABSL_GUARDED_BY(mu_);
 };
 
 // SQLite (WAL) file of its own, next to the lease database.
@@ -53,6 +66,10 @@ class SqliteKeyStateStore final : public KeyStateStore {
   ~SqliteKeyStateStore() override;
   absl::StatusOr<std::vector<PersistedKeyVersion>> LoadAll() override;
   absl::Status Save(const PersistedKeyVersion& record) override;
+  absl::Status SaveMintedKeyId(const std::string& provider, const std::string& fingerprint,
+                               const std::string& key_id) override;
+  absl::StatusOr<std::string> MintedKeyId(const std::string& provider,
+                                          const std::string& fingerprint) override;
 
  private:
   struct Impl;

@@ -32,6 +32,11 @@ class FakeSecretSource final : public secrets::SecretSource {
   absl::StatusOr<std::vector<secrets::VersionInfo>> ListVersions(absl::string_view path) override;
   absl::StatusOr<secrets::SecretVersion> FetchVersion(absl::string_view path,
                                                       absl::string_view version_id) override;
+  // Appends "w<N>" (N counts writes to any path; natural order keeps it newest). Fails with
+  // the status given to FailWrites, if any.
+  absl::StatusOr<secrets::VersionInfo> WriteVersion(absl::string_view path,
+                                                    const core::SecretBytes& material) override;
+  void FailWrites(absl::Status status);
 
  private:
   struct Entry {
@@ -45,6 +50,8 @@ class FakeSecretSource final : public secrets::SecretSource {
   absl::Status list_failure_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Status> fetch_failures_ ABSL_GUARDED_BY(mu_);
   int generation_ ABSL_GUARDED_BY(mu_) = 0;
+  int writes_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status write_failure_ ABSL_GUARDED_BY(mu_);
   int list_calls_ ABSL_GUARDED_BY(mu_) = 0;
   int fetch_calls_ ABSL_GUARDED_BY(mu_) = 0;
 };

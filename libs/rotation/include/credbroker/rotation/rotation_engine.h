@@ -1,0 +1,145 @@
+// RotationEngine drives key versions through their lives beyond what the secret source says:
+//  - probes a provider's newest PENDING version and promotes it when the provider accepts it
+//    (a failed probe keeps the old key CURRENT, sets credbroker_probe_failing and is retried);
+//  - calibrates each probe once with a deliberately invalid key, and promotes nothing on an
+//    uncalibrated probe's word (an operator can force with RotateNow(skip_probe));
+//  - for minted providers, creates a new key through the provider's key API when the CURRENT one
+//    is due, stores it in the source as a new version, and revokes old keys at the provider once
+//    they retired or were quarantined;
+//  - confirms suspected revocations (bursts of 401s) with a probe and quarantines the version,
+//    promoting the newest version the provider still accepts.
+// Network calls never run on a request thread or under the KeyRing's lock: RunOnce does them on
+// the engine's thread (or a test's), RotateNow on the admin RPC's thread.
+// Thread-safety: all methods are safe for concurrent use; RunOnce and RotateNow are serialized.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "credbroker/core/clock.h"
+#include "credbroker/metrics/broker_metrics.h"
+#include "credbroker/providers/catalog.h"
+#include "credbroker/rotation/key_minter.h"
+#include "credbroker/rotation/key_ring.h"
+#include "credbroker/rotation/key_state_store.h"
+#include "credbroker/rotation/probe.h"
+#include "credbroker/secrets/secret_source.h"
+
+namespace credbroker::rotation {
+
+struct RotationEngineOptions {
+  // How often the background thread runs a pass when nothing wakes it.
+  absl::Duration check_interval = absl::Seconds(30);
+  // After a failed or inconclusive probe (or mint), wait this long before trying again.
+  absl::Duration probe_retry_interval = absl::Minutes(5);
+};
+
+enum class Calibration { kUnknown, kTrusted, kLying };
+
+class RotationEngine {
+ public:
+  // Everything must outlive the engine. `sources` maps provider name → its source. `minter` and
+  // `key_ids` may be null when no provider is minted.
+  RotationEngine(KeyRing* ring, const providers::ProviderCatalog* catalog,
+                 absl::flat_hash_map<std::string, secrets::SecretSource*> sources,
+                 ProviderProbe* probe, KeyMinter* minter, KeyStateStore* key_ids,
+                 const core::Clock* clock, metrics::BrokerMetrics* metrics,
+                 RotationEngineOptions options);
+  ~RotationEngine();
+  RotationEngine(const RotationEngine&) = delete;
+  RotationEngine& operator=(const RotationEngine&) = delete;
+
+  // Providers whose new versions must wait for a probe: those with a probe configured. Pass to
+  // KeyRing::GatePromotions before the first refresh.
+  absl::flat_hash_set<std::string> GatedProviders() const;
+
+  // One pass over every provider: calibrate probes, probe and promote pending versions, confirm
+  // suspected revocations, mint due keys, revoke retired minted keys.
+  void RunOnce();
+
+  // Forces a rotation now (AdminService.RotateKey). Minted: creates, stores, probes and promotes
+  // a new key. Staged: re-reads the source and probes and promotes the newest PENDING version.
+  // `skip_probe` promotes without asking the provider (an operator's decision, logged).
+  // FAILED_PRECONDITION with reason NO_PENDING_VERSION or PROBE_FAILED; NOT_FOUND for an unknown
+  // provider; UNAVAILABLE when the provider or source cannot be reached.
+  absl::StatusOr<std::shared_ptr<const KeyVersion>> RotateNow(absl::string_view provider,
+                                                              bool skip_probe);
+
+  // Several callers report 401 on this version: check it on the next pass (soon).
+  void SuspectRevoked(absl::string_view provider, absl::string_view version);
+
+  Calibration CalibrationOf(absl::string_view provider) const;
+
+  // Runs RunOnce every check_interval, and at once after Wake or a new PENDING version.
+  void Start();
+  void Stop();
+  void Wake();
+
+ private:
+  struct Attempt {
+    absl::Time next = absl::InfinitePast();
+    int failures = 0;
+  };
+  struct RevokeJob {
+    std::string provider;
+    std::string version;
+    std::string fingerprint;
+    absl::Time next = absl::InfinitePast();
+  };
+
+  void OnKeyEvents(const std::vector<KeyEvent>& events);
+  void Calibrate(const providers::ProviderSpec& spec, const ProviderKeys& keys)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_);
+  // Probes the newest PENDING version and promotes it when accepted (or when skip_probe).
+  absl::StatusOr<std::shared_ptr<const KeyVersion>> TryPromote(const providers::ProviderSpec& spec,
+                                                               bool forced, bool skip_probe)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_);
+  // Creates a key at the provider and stores it in the source; the new version is PENDING after.
+  absl::Status Mint(const providers::ProviderSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_);
+  void CheckSuspect(const std::string& provider, const std::string& version)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_);
+  bool RevokeAtProvider(const RevokeJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_);
+  // The credential for the provider's key API: mint.admin_key_file, else the CURRENT key.
+  absl::StatusOr<std::string> KeyApiCredential(const providers::ProviderSpec& spec);
+  ProbeResult RunProbe(const providers::ProviderSpec& spec, absl::string_view key,
+                       absl::string_view purpose);
+  void Loop();
+
+  KeyRing* const ring_;
+  const providers::ProviderCatalog* const catalog_;
+  const absl::flat_hash_map<std::string, secrets::SecretSource*> sources_;
+  ProviderProbe* const probe_;
+  KeyMinter* const minter_;
+  KeyStateStore* const key_ids_;
+  const core::Clock* const clock_;
+  metrics::BrokerMetrics* const metrics_;
+  const RotationEngineOptions options_;
+  uint64_t listener_id_ = 0;
+
+  // Serializes passes and forced rotations (they call providers and write to sources).
+  absl::Mutex work_mu_ ABSL_ACQUIRED_BEFORE(queue_mu_);
+  absl::flat_hash_map<std::string, Attempt> promote_attempts_ ABSL_GUARDED_BY(work_mu_);
+  absl::flat_hash_map<std::string, Attempt> mint_attempts_ ABSL_GUARDED_BY(work_mu_);
+  absl::flat_hash_map<std::string, Attempt> calibrate_attempts_ ABSL_GUARDED_BY(work_mu_);
+  absl::flat_hash_set<std::string> logged_ ABSL_GUARDED_BY(work_mu_);
+
+  // Filled by ring listeners and SuspectRevoked (which must not block).
+  mutable absl::Mutex queue_mu_;
+  absl::flat_hash_map<std::string, Calibration> calibration_ ABSL_GUARDED_BY(queue_mu_);
+  std::deque<std::pair<std::string, std::string>> suspects_ ABSL_GUARDED_BY(queue_mu_);
+  std::deque<RevokeJob> revokes_ ABSL_GUARDED_BY(queue_mu_);
+  bool wake_ ABSL_GUARDED_BY(queue_mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(queue_mu_) = false;
+  absl::CondVar wake_cv_;
+  std::thread thread_;
+};
+
+}  // namespace credbroker::rotation

@@ -1,0 +1,182 @@
+#include "credbroker/rotation/key_minter.h"
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include <cstdio>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "credbroker/core/proto_time.h"
+#include "credbroker/core/status_macros.h"
+
+namespace credbroker::rotation {
+namespace {
+
+using google::protobuf::Value;
+
+// Percent-encodes everything but RFC 3986 unreserved characters (for ids in URL paths).
+std::string PathEscape(absl::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof(buf), "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+std::string JsonEscape(absl::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
+std::string Expand(absl::string_view tmpl, const providers::ProviderSpec& spec,
+                   absl::string_view key_id, absl::Time now, bool for_path) {
+  auto esc = [for_path](absl::string_view v) { return for_path ? PathEscape(v) : JsonEscape(v); };
+  return absl::StrReplaceAll(tmpl, {{"{provider}", esc(spec.name)},
+                                    {"{key_id}", esc(key_id)},
+                                    {"{timestamp}", absl::StrCat(absl::ToUnixSeconds(now))}});
+}
+
+absl::Status StatusForAnswer(absl::string_view what, int status) {
+  std::string msg = absl::StrCat(what, " answered HTTP ", status);
+  if (status == 401 || status == 403) {
+    return core::WithReason(absl::PermissionDeniedError(msg), "KEY_API_DENIED");
+  }
+  if (status == 429 || status >= 500) {
+    return core::WithReason(absl::UnavailableError(msg), "KEY_API_UNAVAILABLE");
+  }
+  return core::WithReason(absl::FailedPreconditionError(msg), "KEY_API_ERROR");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> JsonPointerString(absl::string_view json, absl::string_view pointer) {
+  google::protobuf::Struct doc;
+  if (!google::protobuf::util::JsonStringToMessage(std::string(json), &doc).ok()) {
+    return absl::InvalidArgumentError("answer is not a JSON object");
+  }
+  Value root;
+  *root.mutable_struct_value() = std::move(doc);
+  const Value* at = &root;
+  if (!pointer.empty()) {
+    if (pointer[0] != '/') return absl::InvalidArgumentError("JSON pointer must start with /");
+    for (absl::string_view raw : absl::StrSplit(pointer.substr(1), '/')) {
+      std::string token = absl::StrReplaceAll(raw, {{"~1", "/"}, {"~0", "~"}});
+      if (at->has_struct_value()) {
+        auto it = at->struct_value().fields().find(token);
+        if (it == at->struct_value().fields().end()) {
+          return absl::NotFoundError(absl::StrCat("no ", pointer, " in the answer"));
+        }
+        at = &it->second;
+      } else if (at->has_list_value()) {
+        size_t index = 0;
+        if (!absl::SimpleAtoi(token, &index) ||
+            index >= static_cast<size_t>(at->list_value().values_size())) {
+          return absl::NotFoundError(absl::StrCat("no ", pointer, " in the answer"));
+        }
+        at = &at->list_value().values(static_cast<int>(index));
+      } else {
+        return absl::NotFoundError(absl::StrCat("no ", pointer, " in the answer"));
+      }
+    }
+  }
+  if (at->has_string_value()) return at->string_value();
+  if (at->has_number_value()) {
+    double n = at->number_value();
+    if (n == static_cast<double>(static_cast<int64_t>(n))) {
+      return absl::StrCat(static_cast<int64_t>(n));
+    }
+    return absl::StrCat(n);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(pointer, " is not a string or number"));
+}
+
+absl::StatusOr<MintedKey> HttpKeyMinter::Create(const providers::ProviderSpec& spec,
+                                                absl::string_view credential) {
+  if (spec.mint == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(spec.name, " has no mint configuration"));
+  }
+  const v1::MintConfig& m = *spec.mint;
+  const absl::Time now = clock_->Now();
+  http::HttpRequest req;
+  req.method = m.create().method().empty() ? "POST" : m.create().method();
+  req.url = absl::StrCat(m.base_url(), Expand(m.create().path(), spec, "", now, true));
+  req.headers.emplace_back(spec.header_name, spec.HeaderValue(credential));
+  if (!m.create().body().empty()) {
+    req.headers.emplace_back("Content-Type", "application/json");
+    req.body = Expand(m.create().body(), spec, "", now, false);
+  }
+  req.timeout = m.has_timeout() ? core::FromProtoDuration(m.timeout()) : absl::Seconds(30);
+  const std::string what = absl::StrCat("key API ", req.method, " ", req.url);
+  absl::StatusOr<http::HttpResponse> resp = client_->Send(req);
+  if (!resp.ok()) return core::Annotate(resp.status(), what);
+  const int expected = m.create().expected_status();
+  const bool ok = expected != 0 ? resp->status == expected
+                                : (resp->status == 200 || resp->status == 201);
+  if (!ok) return StatusForAnswer(what, resp->status);
+  absl::StatusOr<std::string> key = JsonPointerString(resp->body, m.key_pointer());
+  if (!key.ok()) {
+    return core::WithReason(
+        absl::DataLossError(absl::StrCat(what, ": ", key.status().message())), "KEY_API_ERROR");
+  }
+  MintedKey out;
+  out.material = core::SecretBytes(std::move(*key));
+  if (!m.key_id_pointer().empty()) {
+    absl::StatusOr<std::string> id = JsonPointerString(resp->body, m.key_id_pointer());
+    if (!id.ok()) {
+      return core::WithReason(
+          absl::DataLossError(absl::StrCat(what, ": ", id.status().message())), "KEY_API_ERROR");
+    }
+    out.key_id = std::move(*id);
+  }
+  return out;
+}
+
+absl::Status HttpKeyMinter::Revoke(const providers::ProviderSpec& spec, absl::string_view key_id,
+                                   absl::string_view credential) {
+  if (spec.mint == nullptr || !spec.mint->has_revoke()) {
+    return absl::FailedPreconditionError(absl::StrCat(spec.name, " has no mint.revoke"));
+  }
+  const v1::MintConfig& m = *spec.mint;
+  const absl::Time now = clock_->Now();
+  http::HttpRequest req;
+  req.method = m.revoke().method().empty() ? "DELETE" : m.revoke().method();
+  req.url = absl::StrCat(m.base_url(), Expand(m.revoke().path(), spec, key_id, now, true));
+  req.headers.emplace_back(spec.header_name, spec.HeaderValue(credential));
+  if (!m.revoke().body().empty()) {
+    req.headers.emplace_back("Content-Type", "application/json");
+    req.body = Expand(m.revoke().body(), spec, key_id, now, false);
+  }
+  req.timeout = m.has_timeout() ? core::FromProtoDuration(m.timeout()) : absl::Seconds(30);
+  const std::string what = absl::StrCat("key API ", req.method, " ", req.url);
+  absl::StatusOr<http::HttpResponse> resp = client_->Send(req);
+  if (!resp.ok()) return core::Annotate(resp.status(), what);
+  const int expected = m.revoke().expected_status();
+  if (resp->status == 404) return absl::OkStatus();
+  const bool ok = expected != 0 ? resp->status == expected
+                                : (resp->status == 200 || resp->status == 204);
+  return ok ? absl::OkStatus() : StatusForAnswer(what, resp->status);
+}
+
+}  // namespace credbroker::rotation

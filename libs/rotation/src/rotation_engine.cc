@@ -1,0 +1,468 @@
+#include "credbroker/rotation/rotation_engine.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "credbroker/core/ids.h"
+#include "credbroker/core/log.h"
+#include "credbroker/core/status_macros.h"
+
+namespace credbroker::rotation {
+namespace {
+
+std::string VersionKey(absl::string_view provider, absl::string_view version) {
+  return absl::StrCat(provider, "\x1f", version);
+}
+
+// The newest PENDING version (the list is oldest first), or null.
+std::shared_ptr<const KeyVersion> NewestPending(const ProviderKeys& keys) {
+  for (auto it = keys.versions.rbegin(); it != keys.versions.rend(); ++it) {
+    if ((*it)->state == KeyState::kPending) return *it;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+RotationEngine::RotationEngine(KeyRing* ring, const providers::ProviderCatalog* catalog,
+                               absl::flat_hash_map<std::string, secrets::SecretSource*> sources,
+                               ProviderProbe* probe, KeyMinter* minter, KeyStateStore* key_ids,
+                               const core::Clock* clock, metrics::BrokerMetrics* metrics,
+                               RotationEngineOptions options)
+    : ring_(ring),
+      catalog_(catalog),
+      sources_(std::move(sources)),
+      probe_(probe),
+      minter_(minter),
+      key_ids_(key_ids),
+      clock_(clock),
+      metrics_(metrics),
+      options_(options) {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    for (const providers::ProviderSpec& spec : catalog_->providers()) {
+      if (!spec.probe.enabled()) continue;
+      calibration_[spec.name] = Calibration::kUnknown;
+      if (metrics_) metrics_->ProbeCalibrated(spec.name, false);
+    }
+  }
+  ring_->Subscribe([this](const std::vector<KeyEvent>& events) { OnKeyEvents(events); },
+                   &listener_id_);
+}
+
+RotationEngine::~RotationEngine() {
+  Stop();
+  ring_->Unsubscribe(listener_id_);
+}
+
+absl::flat_hash_set<std::string> RotationEngine::GatedProviders() const {
+  absl::flat_hash_set<std::string> out;
+  for (const providers::ProviderSpec& spec : catalog_->providers()) {
+    if (spec.probe.enabled()) out.insert(spec.name);
+  }
+  return out;
+}
+
+Calibration RotationEngine::CalibrationOf(absl::string_view provider) const {
+  absl::MutexLock lock(&queue_mu_);
+  auto it = calibration_.find(provider);
+  return it == calibration_.end() ? Calibration::kUnknown : it->second;
+}
+
+void RotationEngine::OnKeyEvents(const std::vector<KeyEvent>& events) {
+  absl::MutexLock lock(&queue_mu_);
+  for (const KeyEvent& e : events) {
+    if (e.type == KeyEvent::Type::kAdded && e.state == KeyState::kPending) wake_ = true;
+    const bool gone = e.type == KeyEvent::Type::kRetired || e.type == KeyEvent::Type::kQuarantined;
+    if (!gone || e.fingerprint.empty()) continue;
+    const providers::ProviderSpec* spec = catalog_->Find(e.provider);
+    if (spec == nullptr || spec->mint == nullptr || !spec->mint->has_revoke()) continue;
+    // A key the broker minted is revoked at the provider once nothing may use it any more.
+    revokes_.push_back({e.provider, e.version_id, e.fingerprint, absl::InfinitePast()});
+    wake_ = true;
+  }
+  if (wake_) wake_cv_.Signal();
+}
+
+void RotationEngine::SuspectRevoked(absl::string_view provider, absl::string_view version) {
+  if (metrics_) metrics_->RevocationSuspected(provider);
+  core::LogWarning("suspected revocation at the provider: checking the key",
+                   {{"provider", provider}, {"key_version", version}});
+  absl::MutexLock lock(&queue_mu_);
+  suspects_.emplace_back(std::string(provider), std::string(version));
+  wake_ = true;
+  wake_cv_.Signal();
+}
+
+ProbeResult RotationEngine::RunProbe(const providers::ProviderSpec& spec, absl::string_view key,
+                                     absl::string_view purpose) {
+  ProbeResult r = probe_->Probe(spec, key);
+  if (metrics_) metrics_->ProbeResult(spec.name, purpose, ProbeVerdictName(r.verdict));
+  return r;
+}
+
+void RotationEngine::Calibrate(const providers::ProviderSpec& spec, const ProviderKeys& keys) {
+  const absl::Time now = clock_->Now();
+  Attempt& attempt = calibrate_attempts_[spec.name];
+  if (attempt.next > now) return;
+  std::string like;
+  if (keys.current != nullptr) like = std::string(keys.current->material->reveal());
+  std::string invalid = CalibrationKey(like);
+  ProbeResult r = RunProbe(spec, invalid, "calibration");
+  Calibration result = Calibration::kUnknown;
+  if (r.verdict == ProbeVerdict::kRejected) {
+    result = Calibration::kTrusted;
+    core::LogInfo("probe calibrated: it rejects an invalid key",
+                  {{"provider", spec.name}, {"http_status", absl::StrCat(r.http_status)}});
+  } else if (r.verdict == ProbeVerdict::kAccepted) {
+    result = Calibration::kLying;
+    core::LogError(
+        "probe accepts a deliberately invalid key: its answers cannot be trusted, so new "
+        "versions are not promoted on its word (fix the probe, or promote with credctl rotate "
+        "--skip-probe)",
+        {{"provider", spec.name}, {"probe", r.detail}});
+  } else {
+    attempt.next = now + options_.probe_retry_interval;
+    ++attempt.failures;
+    core::LogWarning("probe could not be calibrated: provider did not answer conclusively",
+                     {{"provider", spec.name}, {"probe", r.detail}});
+  }
+  if (metrics_) metrics_->ProbeCalibrated(spec.name, result == Calibration::kTrusted);
+  absl::MutexLock lock(&queue_mu_);
+  calibration_[spec.name] = result;
+}
+
+absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::TryPromote(
+    const providers::ProviderSpec& spec, bool forced, bool skip_probe) {
+  const absl::Time now = clock_->Now();
+  std::shared_ptr<const KeySnapshot> snap = ring_->Snapshot();
+  const ProviderKeys* keys = snap->Find(spec.name);
+  std::shared_ptr<const KeyVersion> pending = keys ? NewestPending(*keys) : nullptr;
+  if (pending == nullptr) {
+    if (metrics_ && spec.probe.enabled()) metrics_->ProbeFailing(spec.name, false);
+    return core::WithReason(
+        absl::FailedPreconditionError(absl::StrCat(
+            "no PENDING version of ", spec.name,
+            ": stage a new version in the secret source first (providers without a probe "
+            "promote new versions as soon as they are seen)")),
+        "NO_PENDING_VERSION");
+  }
+  const std::string id = VersionKey(spec.name, pending->version_id);
+  Attempt& attempt = promote_attempts_[id];
+  if (!forced && attempt.next > now) {
+    return absl::UnavailableError("waiting to probe again");
+  }
+  if (skip_probe || !spec.probe.enabled()) {
+    std::string reason = skip_probe ? "promoted by an operator without a probe"
+                                    : "promoted without a probe (none configured)";
+    core::LogWarning(reason, {{"provider", spec.name},
+                              {"key_version", pending->version_id},
+                              {"fingerprint", pending->fingerprint}});
+    promote_attempts_.erase(id);
+    if (metrics_ && spec.probe.enabled()) metrics_->ProbeFailing(spec.name, false);
+    return ring_->Promote(spec.name, pending->version_id, reason);
+  }
+  if (CalibrationOf(spec.name) == Calibration::kUnknown) Calibrate(spec, *keys);
+  const Calibration cal = CalibrationOf(spec.name);
+  auto fail = [&](absl::Status status, absl::string_view message, const ProbeResult* r) {
+    attempt.next = now + options_.probe_retry_interval;
+    ++attempt.failures;
+    if (metrics_) metrics_->ProbeFailing(spec.name, true);
+    core::LogError(message, {{"provider", spec.name},
+                             {"key_version", pending->version_id},
+                             {"fingerprint", pending->fingerprint},
+                             {"current", keys->current ? keys->current->version_id : "none"},
+                             {"probe", r ? r->detail : "not sent"},
+                             {"attempts", absl::StrCat(attempt.failures)},
+                             {"next_attempt", absl::FormatTime(attempt.next)}});
+    return core::WithReason(std::move(status), "PROBE_FAILED");
+  };
+  if (cal != Calibration::kTrusted) {
+    return fail(absl::FailedPreconditionError(absl::StrCat(
+                    "the ", spec.name,
+                    " probe is not calibrated (it accepted an invalid key, or the provider did "
+                    "not answer): promote with skip_probe if the new key is known to work")),
+                "new key version not promoted: the probe cannot be trusted; keeping the current "
+                "key",
+                nullptr);
+  }
+  ProbeResult r = RunProbe(spec, pending->material->reveal(), "promotion");
+  if (r.verdict != ProbeVerdict::kAccepted) {
+    absl::Status s = r.verdict == ProbeVerdict::kRejected
+                         ? absl::FailedPreconditionError(
+                               absl::StrCat("the provider refused the new ", spec.name,
+                                            " key version ", pending->version_id, " (", r.detail,
+                                            ")"))
+                         : absl::UnavailableError(absl::StrCat("could not probe the new ",
+                                                               spec.name, " key version ",
+                                                               pending->version_id, ": ",
+                                                               r.detail));
+    return fail(std::move(s), "new key version failed its probe: keeping the current key", &r);
+  }
+  promote_attempts_.erase(id);
+  if (metrics_) metrics_->ProbeFailing(spec.name, false);
+  return ring_->Promote(spec.name, pending->version_id,
+                        absl::StrCat(forced ? "forced rotation: " : "", "probe accepted (HTTP ",
+                                     r.http_status, ")"));
+}
+
+absl::StatusOr<std::string> RotationEngine::KeyApiCredential(const providers::ProviderSpec& spec) {
+  if (!spec.mint->admin_key_file().empty()) {
+    std::ifstream in(spec.mint->admin_key_file());
+    std::stringstream buf;
+    buf << in.rdbuf();
+    if (!in) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot read mint.admin_key_file ", spec.mint->admin_key_file()));
+    }
+    return std::string(absl::StripAsciiWhitespace(buf.str()));
+  }
+  std::shared_ptr<const KeySnapshot> snap = ring_->Snapshot();
+  const ProviderKeys* keys = snap->Find(spec.name);
+  if (keys == nullptr || keys->current == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(spec.name, " has no CURRENT key to call its key API with"));
+  }
+  return std::string(keys->current->material->reveal());
+}
+
+absl::Status RotationEngine::Mint(const providers::ProviderSpec& spec) {
+  auto failed = [&](absl::string_view operation, const absl::Status& s) {
+    if (metrics_) metrics_->MintFailure(spec.name, operation);
+    core::LogError("minted rotation failed",
+                   {{"provider", spec.name}, {"step", operation}, {"error", s.ToString()}});
+    return s;
+  };
+  if (minter_ == nullptr) return absl::FailedPreconditionError("no key minter");
+  auto source = sources_.find(spec.name);
+  if (source == sources_.end()) return absl::FailedPreconditionError("provider has no source");
+  absl::StatusOr<std::string> credential = KeyApiCredential(spec);
+  if (!credential.ok()) return failed("create", credential.status());
+  absl::StatusOr<MintedKey> minted = minter_->Create(spec, *credential);
+  if (!minted.ok()) return failed("create", minted.status());
+  const std::string fingerprint = core::Fingerprint(minted->material.reveal());
+  // Undo at the provider when the key cannot be used, so no orphan key stays live there.
+  auto cleanup = [&] {
+    if (minted->key_id.empty() || !spec.mint->has_revoke()) return;
+    if (absl::Status s = minter_->Revoke(spec, minted->key_id, *credential); !s.ok()) {
+      (void)failed("revoke", s);
+    }
+  };
+  if (absl::Status valid = spec.ValidateKey(minted->material.reveal()); !valid.ok()) {
+    cleanup();
+    return failed("create",
+                  core::WithReason(absl::DataLossError(absl::StrCat(
+                                       "the key API returned a key that fails the ", spec.name,
+                                       " key format (fingerprint ", fingerprint, ")")),
+                                   "KEY_API_ERROR"));
+  }
+  if (key_ids_ != nullptr && !minted->key_id.empty()) {
+    if (absl::Status s = key_ids_->SaveMintedKeyId(spec.name, fingerprint, minted->key_id);
+        !s.ok()) {
+      cleanup();
+      return failed("store", s);
+    }
+  }
+  absl::StatusOr<secrets::VersionInfo> written =
+      source->second->WriteVersion(spec.secret_path, minted->material);
+  if (!written.ok()) {
+    cleanup();
+    return failed("store", core::Annotate(written.status(),
+                                          absl::StrCat("source ", source->second->name())));
+  }
+  core::LogInfo("minted a new key at the provider",
+                {{"provider", spec.name},
+                 {"key_version", written->version_id},
+                 {"fingerprint", fingerprint},
+                 {"provider_key_id", minted->key_id}});
+  return ring_->RefreshProvider(spec.name, *source->second);
+}
+
+void RotationEngine::CheckSuspect(const std::string& provider, const std::string& version) {
+  const providers::ProviderSpec* spec = catalog_->Find(provider);
+  std::shared_ptr<const KeySnapshot> snap = ring_->Snapshot();
+  const ProviderKeys* keys = snap->Find(provider);
+  if (spec == nullptr || keys == nullptr) return;
+  const KeyVersion* suspect = keys->Find(version);
+  if (suspect == nullptr) return;  // already out of service
+  if (!spec->probe.enabled()) {
+    core::LogError(
+        "suspected revocation cannot be confirmed: the provider has no probe; if the provider "
+        "revoked the key, run credctl quarantine",
+        {{"provider", provider}, {"key_version", version}, {"fingerprint", suspect->fingerprint}});
+    return;
+  }
+  ProbeResult r = RunProbe(*spec, suspect->material->reveal(), "revocation_check");
+  if (r.verdict != ProbeVerdict::kRejected) {
+    core::LogWarning(
+        r.verdict == ProbeVerdict::kAccepted
+            ? (CalibrationOf(provider) == Calibration::kTrusted
+                   ? "suspected revocation not confirmed: the provider accepts the key"
+                   : "suspected revocation not confirmed: the probe accepts the key, but it is "
+                     "not calibrated")
+            : "suspected revocation not confirmed: the probe got no conclusive answer",
+        {{"provider", provider},
+         {"key_version", version},
+         {"fingerprint", suspect->fingerprint},
+         {"probe", r.detail}});
+    return;
+  }
+  std::string replacement;
+  const bool is_current = keys->current != nullptr && keys->current->version_id == version;
+  if (is_current && CalibrationOf(provider) == Calibration::kTrusted) {
+    // Promote the newest version the provider still accepts.
+    for (auto it = keys->versions.rbegin(); it != keys->versions.rend(); ++it) {
+      if ((*it)->version_id == version) continue;
+      ProbeResult c = RunProbe(*spec, (*it)->material->reveal(), "revocation_check");
+      if (c.verdict == ProbeVerdict::kAccepted) {
+        replacement = (*it)->version_id;
+        break;
+      }
+    }
+  }
+  absl::Status s = ring_->Quarantine(
+      provider, version,
+      absl::StrCat("revoked at the provider: callers reported 401 and the probe was refused (",
+                   r.detail, ")"),
+      replacement);
+  if (s.ok() && metrics_) metrics_->KeyQuarantined(provider, "revoked_at_provider");
+}
+
+bool RotationEngine::RevokeAtProvider(const RevokeJob& job) {
+  const providers::ProviderSpec* spec = catalog_->Find(job.provider);
+  if (spec == nullptr || minter_ == nullptr || key_ids_ == nullptr) return true;
+  absl::StatusOr<std::string> key_id = key_ids_->MintedKeyId(job.provider, job.fingerprint);
+  if (!key_id.ok()) {
+    if (!absl::IsNotFound(key_id.status())) return false;
+    core::LogWarning("retired key was not minted by the broker: revoke it at the provider by hand",
+                     {{"provider", job.provider},
+                      {"key_version", job.version},
+                      {"fingerprint", job.fingerprint}});
+    return true;
+  }
+  absl::StatusOr<std::string> credential = KeyApiCredential(*spec);
+  absl::Status s = credential.ok() ? minter_->Revoke(*spec, *key_id, *credential)
+                                   : credential.status();
+  if (!s.ok()) {
+    if (metrics_) metrics_->MintFailure(job.provider, "revoke");
+    core::LogError("could not revoke a retired key at the provider: will retry",
+                   {{"provider", job.provider},
+                    {"key_version", job.version},
+                    {"fingerprint", job.fingerprint},
+                    {"provider_key_id", *key_id},
+                    {"error", s.ToString()}});
+    return false;
+  }
+  ring_->RecordRevokedAtProvider(job.provider, job.version, job.fingerprint,
+                                 "revoked at the provider after leaving service");
+  return true;
+}
+
+void RotationEngine::RunOnce() {
+  absl::MutexLock work(&work_mu_);
+  const absl::Time now = clock_->Now();
+  for (const providers::ProviderSpec& spec : catalog_->providers()) {
+    std::shared_ptr<const KeySnapshot> snap = ring_->Snapshot();
+    const ProviderKeys* keys = snap->Find(spec.name);
+    if (keys == nullptr) continue;
+    if (spec.probe.enabled() && CalibrationOf(spec.name) == Calibration::kUnknown) {
+      Calibrate(spec, *keys);
+    }
+    if (spec.probe.enabled()) (void)TryPromote(spec, /*forced=*/false, /*skip_probe=*/false);
+    if (spec.mint == nullptr) continue;
+    snap = ring_->Snapshot();
+    keys = snap->Find(spec.name);
+    if (keys->current == nullptr || NewestPending(*keys) != nullptr) continue;
+    if (now < keys->current->created_at + spec.rotation_period) continue;
+    Attempt& attempt = mint_attempts_[spec.name];
+    if (attempt.next > now) continue;
+    if (absl::Status s = Mint(spec); !s.ok()) {
+      attempt.next = now + options_.probe_retry_interval;
+      ++attempt.failures;
+      continue;
+    }
+    mint_attempts_.erase(spec.name);
+    if (spec.probe.enabled()) (void)TryPromote(spec, /*forced=*/false, /*skip_probe=*/false);
+  }
+
+  std::deque<std::pair<std::string, std::string>> suspects;
+  std::deque<RevokeJob> revokes;
+  {
+    absl::MutexLock lock(&queue_mu_);
+    suspects.swap(suspects_);
+    revokes.swap(revokes_);
+  }
+  for (const auto& [provider, version] : suspects) CheckSuspect(provider, version);
+  std::deque<RevokeJob> retry;
+  for (RevokeJob& job : revokes) {
+    if (job.next > now || !RevokeAtProvider(job)) {
+      if (job.next <= now) job.next = now + options_.probe_retry_interval;
+      retry.push_back(std::move(job));
+    }
+  }
+  if (!retry.empty()) {
+    absl::MutexLock lock(&queue_mu_);
+    for (RevokeJob& job : retry) revokes_.push_back(std::move(job));
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::RotateNow(
+    absl::string_view provider, bool skip_probe) {
+  absl::MutexLock work(&work_mu_);
+  const providers::ProviderSpec* spec = catalog_->Find(provider);
+  if (spec == nullptr) {
+    return core::WithReason(absl::NotFoundError(absl::StrCat("unknown provider ", provider)),
+                            "UNKNOWN_PROVIDER");
+  }
+  core::LogInfo("forced rotation requested",
+                {{"provider", provider}, {"skip_probe", skip_probe ? "true" : "false"}});
+  auto source = sources_.find(spec->name);
+  if (spec->mint != nullptr) {
+    CB_RETURN_IF_ERROR(Mint(*spec));
+  } else if (source != sources_.end()) {
+    CB_RETURN_IF_ERROR(ring_->RefreshProvider(spec->name, *source->second));
+  }
+  return TryPromote(*spec, /*forced=*/true, skip_probe);
+}
+
+void RotationEngine::Start() {
+  absl::MutexLock lock(&queue_mu_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  wake_ = true;  // a first pass at once: calibrate, and promote what is pending
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void RotationEngine::Stop() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stop_ = true;
+    wake_cv_.Signal();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void RotationEngine::Wake() {
+  absl::MutexLock lock(&queue_mu_);
+  wake_ = true;
+  wake_cv_.Signal();
+}
+
+void RotationEngine::Loop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      const absl::Time deadline = absl::Now() + options_.check_interval;
+      while (!wake_ && !stop_) {
+        if (wake_cv_.WaitWithDeadline(&queue_mu_, deadline)) break;
+      }
+      if (stop_) return;
+      wake_ = false;
+    }
+    RunOnce();
+  }
+}
+
+}  // namespace credbroker::rotation

@@ -1,0 +1,104 @@
+#include "credbroker/rotation/key_minter.h"
+
+#include "credbroker/testing/fake_http_client.h"
+#include "credbroker/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace credbroker::rotation {
+namespace {
+
+using ::credbroker::testing::FakeHttpClient;
+using ::credbroker::testing::IsOk;
+using ::credbroker::testing::StatusIs;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const std::string kNewKey = "lmnfl_k7.freshfreshfresh";
+
+providers::ProviderSpec MintedSpec() {
+  providers::ProviderSpec spec;
+  for (const providers::ProviderSpec& s : providers::BuiltinProviders()) {
+    if (s.name == "lumenfall") spec = s;
+  }
+  auto mint = std::make_shared<v1::MintConfig>();
+  mint->set_base_url("http://127.0.0.1:1/admin");
+  mint->mutable_create()->set_path("/keys");
+  mint->mutable_create()->set_body(R"({"name":"credbroker-{provider}-{timestamp}"})");
+  mint->mutable_revoke()->set_path("/keys/{key_id}");
+  mint->set_key_pointer("/data/secret");
+  mint->set_key_id_pointer("/data/id");
+  spec.mint = mint;
+  return spec;
+}
+
+TEST(JsonPointerTest, WalksObjectsAndArrays) {
+  const std::string doc = R"({"data":{"id":7,"keys":[{"k":"x"},{"k":"y"}],"a/b":"slash","m~n":"t"}})";
+  EXPECT_EQ(*JsonPointerString(doc, "/data/id"), "7");
+  EXPECT_EQ(*JsonPointerString(doc, "/data/keys/1/k"), "y");
+  EXPECT_EQ(*JsonPointerString(doc, "/data/a~1b"), "slash");
+  EXPECT_EQ(*JsonPointerString(doc, "/data/m~0n"), "t");
+  EXPECT_THAT(JsonPointerString(doc, "/data/missing"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(JsonPointerString(doc, "/data/keys/9/k"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(JsonPointerString(doc, "/data"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(JsonPointerString("not json", "/a"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(HttpKeyMinterTest, CreatesAKeyFromTheTemplates) {
+  core::FakeClock clock(absl::FromUnixSeconds(1'800'000'000));
+  FakeHttpClient client([](const http::HttpRequest&) {
+    return FakeHttpClient::Answer(201, R"({"data":{"id":"key_9","secret":")" + kNewKey + R"("}})");
+  });
+  HttpKeyMinter minter(&client, &clock);
+  auto minted = minter.Create(MintedSpec(), "admin-token");
+  ASSERT_THAT(minted, IsOk());
+  EXPECT_EQ(minted->material.reveal(), kNewKey);
+  EXPECT_EQ(minted->key_id, "key_9");
+  ASSERT_EQ(client.requests().size(), 1u);
+  const http::HttpRequest req = client.requests()[0];
+  EXPECT_EQ(req.method, "POST");
+  EXPECT_EQ(req.url, "http://127.0.0.1:1/admin/keys");
+  EXPECT_EQ(req.body, R"({"name":"credbroker-lumenfall-1800000000"})");
+  EXPECT_EQ(testing::HeaderOf(req, "Authorization"), "Bearer admin-token");
+  EXPECT_EQ(testing::HeaderOf(req, "Content-Type"), "application/json");
+}
+
+TEST(HttpKeyMinterTest, ErrorsNeverQuoteTheAnswer) {
+  core::FakeClock clock;
+  int status = 201;
+  std::string body = R"({"data":{"id":"key_9"},"leak":")" + kNewKey + R"("})";
+  FakeHttpClient client([&](const http::HttpRequest&) { return FakeHttpClient::Answer(status, body); });
+  HttpKeyMinter minter(&client, &clock);
+  auto missing = minter.Create(MintedSpec(), "admin-token");
+  EXPECT_THAT(missing, StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(missing.status().message(), Not(HasSubstr(kNewKey)));
+
+  status = 401;
+  EXPECT_THAT(minter.Create(MintedSpec(), "admin-token"),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  status = 503;
+  EXPECT_THAT(minter.Create(MintedSpec(), "admin-token"),
+              StatusIs(absl::StatusCode::kUnavailable));
+  status = 400;
+  auto bad = minter.Create(MintedSpec(), "admin-token");
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(bad.status().message(), Not(HasSubstr("admin-token")));
+}
+
+TEST(HttpKeyMinterTest, RevokesByEscapedIdAndTreatsUnknownAsGone) {
+  core::FakeClock clock;
+  int status = 204;
+  FakeHttpClient client([&](const http::HttpRequest&) { return FakeHttpClient::Answer(status); });
+  HttpKeyMinter minter(&client, &clock);
+  EXPECT_THAT(minter.Revoke(MintedSpec(), "key 9/x", "admin-token"), IsOk());
+  EXPECT_EQ(client.requests().back().method, "DELETE");
+  EXPECT_EQ(client.requests().back().url, "http://127.0.0.1:1/admin/keys/key%209%2Fx");
+  status = 404;
+  EXPECT_THAT(minter.Revoke(MintedSpec(), "key_9", "admin-token"), IsOk());
+  status = 403;
+  EXPECT_THAT(minter.Revoke(MintedSpec(), "key_9", "admin-token"),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+}  // namespace
+}  // namespace credbroker::rotation
