@@ -31,8 +31,12 @@
 #include "credbroker/leases/lease_table.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
+#include "credbroker/rotation/key_minter.h"
 #include "credbroker/rotation/key_refresher.h"
 #include "credbroker/rotation/key_ring.h"
+#include "credbroker/rotation/probe.h"
+#include "credbroker/rotation/revocation_detector.h"
+#include "credbroker/rotation/rotation_engine.h"
 #include "credbroker/secrets/secret_source.h"
 #include "grpc_services.h"
 #include "lease_broker.h"
@@ -163,6 +167,13 @@ struct App::Components {
   std::unique_ptr<rotation::KeyStateStore> key_state;
   std::unique_ptr<rotation::KeyRing> ring;
   std::vector<std::unique_ptr<rotation::KeyRefresher>> refreshers;
+  // Probes and key APIs of the providers (system CA store).
+  std::unique_ptr<http::CurlHttpClient> provider_http;
+  std::unique_ptr<rotation::HttpProviderProbe> probe;
+  std::unique_ptr<rotation::HttpKeyMinter> minter;
+  std::unique_ptr<rotation::RotationEngine> engine;
+  std::unique_ptr<rotation::RevocationDetector> detector;
+  uint64_t audit_listener = 0;
   std::unique_ptr<leases::LeaseStore> store;
   std::unique_ptr<leases::LeaseTable> table;
   std::unique_ptr<identity::Authenticator> auth;
@@ -229,6 +240,26 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
         core::FromProtoDuration(sc.refresh_interval())));
   }
 
+  absl::flat_hash_map<std::string, secrets::SecretSource*> source_of;
+  for (size_t i = 0; i < c->sources.size(); ++i) {
+    for (const providers::ProviderSpec& spec : c->catalog.providers()) {
+      if (spec.source == config.sources(static_cast<int>(i)).name()) {
+        source_of[spec.name] = c->sources[i].get();
+      }
+    }
+  }
+  CB_ASSIGN_OR_RETURN(c->provider_http, http::CurlHttpClient::Create(http::TlsOptions{}));
+  c->probe = std::make_unique<rotation::HttpProviderProbe>(c->provider_http.get());
+  c->minter = std::make_unique<rotation::HttpKeyMinter>(c->provider_http.get(), c->clock);
+  const v1::RotationConfig& rc = config.rotation();
+  rotation::RotationEngineOptions engine_options;
+  engine_options.check_interval = core::FromProtoDuration(rc.check_interval());
+  engine_options.probe_retry_interval = core::FromProtoDuration(rc.probe_retry_interval());
+  c->engine = std::make_unique<rotation::RotationEngine>(
+      c->ring.get(), &c->catalog, std::move(source_of), c->probe.get(), c->minter.get(),
+      c->key_state.get(), c->clock, c->metrics.get(), engine_options);
+  // New versions of providers with a probe wait in PENDING until the engine has probed them.
+  c->ring->GatePromotions(c->engine->GatedProviders());
   CB_ASSIGN_OR_RETURN(c->store, leases::MakeLeaseStore(config.lease_store()));
   c->table = std::make_unique<leases::LeaseTable>(c->store.get(), c->clock);
   CB_ASSIGN_OR_RETURN(auto static_tokens,
@@ -268,9 +299,43 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
                                             c->clock, ttl, c->policy.get(), c->audit.get());
   // Retirement of replaced key versions waits for their leases (and revokes them at the deadline).
   c->ring->SetLeaseView(c->broker.get());
+  if (!rc.revocation_detection().disabled()) {
+    c->detector = std::make_unique<rotation::RevocationDetector>(
+        rc.revocation_detection().min_callers(),
+        core::FromProtoDuration(rc.revocation_detection().window()));
+    rotation::RotationEngine* engine = c->engine.get();
+    c->broker->SetRevocationDetector(
+        c->detector.get(), [engine](const std::string& provider, const std::string& version) {
+          engine->SuspectRevoked(provider, version);
+        });
+  }
+  // Every key-version transition is an audit event too.
+  identity::AuditLog* audit = c->audit.get();
+  c->ring->Subscribe(
+      [audit](const std::vector<rotation::KeyEvent>& events) {
+        for (const rotation::KeyEvent& e : events) {
+          if (e.type == rotation::KeyEvent::Type::kSnapshot ||
+              e.type == rotation::KeyEvent::Type::kSynced) {
+            continue;
+          }
+          identity::AuditRecord r;
+          r.action = "KeyTransition";
+          r.caller = "credbroker";
+          r.provider = e.provider;
+          r.key_version = e.version_id;
+          r.key_fingerprint = e.fingerprint;
+          r.decision = e.type == rotation::KeyEvent::Type::kRejected
+                           ? "REJECTED"
+                           : std::string(rotation::KeyStateName(e.state));
+          r.reason = e.reason;
+          audit->Record(r);
+        }
+      },
+      &c->audit_listener);
   Edge edge{c->auth.get(), c->metrics.get(), c->policy.get(), c->audit.get()};
   c->lease_service = std::make_unique<LeaseServiceImpl>(c->broker.get(), edge);
-  c->admin_service = std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog);
+  c->admin_service =
+      std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog, c->engine.get());
   return std::unique_ptr<App>(new App(std::move(c)));
 }
 
@@ -278,6 +343,7 @@ absl::Status App::Start() {
   Components& c = *c_;
   // Keys first, so the first request is served from a loaded ring.
   for (auto& r : c.refreshers) r->Start();
+  c.engine->Start();
   absl::StatusOr<std::vector<leases::LeaseRecord>> loaded = c.table->LoadFromStore();
   if (!loaded.ok()) return core::Annotate(loaded.status(), "loading leases");
   c.broker->RestoreLoaded(*loaded);
@@ -360,8 +426,10 @@ void App::Shutdown() {
     c.stop_sweeper.Notify();
     c.sweeper.join();
   }
+  c.engine->Stop();
   for (auto& r : c.refreshers) r->Stop();
   core::LogDebug("refreshers stopped");
+  c.ring->Unsubscribe(c.audit_listener);
   c.exposer.reset();
   if (c.started) core::LogInfo("credbroker stopped");
 }

@@ -64,6 +64,19 @@ v1::KeyEvent::Type ToProto(rotation::KeyEvent::Type t) {
   return v1::KeyEvent::TYPE_UNSPECIFIED;
 }
 
+void FillKeyVersion(const providers::ProviderSpec& spec, const rotation::KeyVersion& v,
+                    v1::KeyVersionInfo* info) {
+  info->set_provider(spec.name);
+  info->set_key_version(v.version_id);
+  info->set_key_fingerprint(v.fingerprint);
+  info->set_state(ToProto(v.state));
+  ToProtoTime(v.created_at, info->mutable_created_at());
+  if (v.retires_at != absl::InfiniteFuture()) ToProtoTime(v.retires_at, info->mutable_retires_at());
+  if (v.state == rotation::KeyState::kCurrent) {
+    ToProtoTime(v.created_at + spec.rotation_period, info->mutable_due_at());
+  }
+}
+
 void FillLease(const LeaseGrant& g, v1::Lease* out) {
   out->set_lease_id(g.lease.id);
   out->set_provider(g.lease.provider);
@@ -421,6 +434,24 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListProviders(grpc::CallbackServerCo
       p->set_builtin(spec.builtin);
       p->set_source(spec.source);
       p->set_secret_path(spec.secret_path);
+      p->set_rotation_mode(spec.mint ? "minted" : "staged");
+      if (!spec.probe.enabled()) {
+        p->set_probe_status("none");
+      } else if (engine_ == nullptr) {
+        p->set_probe_status("uncalibrated");
+      } else {
+        switch (engine_->CalibrationOf(spec.name)) {
+          case rotation::Calibration::kTrusted:
+            p->set_probe_status("calibrated");
+            break;
+          case rotation::Calibration::kLying:
+            p->set_probe_status("untrusted");
+            break;
+          case rotation::Calibration::kUnknown:
+            p->set_probe_status("uncalibrated");
+            break;
+        }
+      }
       ToProtoDuration(spec.rotation_period, p->mutable_rotation_period());
       ToProtoDuration(spec.overlap, p->mutable_overlap());
       if (const rotation::ProviderKeys* keys = snap->Find(spec.name)) {
@@ -457,16 +488,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListKeyVersions(grpc::CallbackServer
       if (keys == nullptr) continue;
       for (const auto& v : keys->versions) {
         v1::KeyVersionInfo* info = resp->add_versions();
-        info->set_provider(spec.name);
-        info->set_key_version(v->version_id);
-        info->set_key_fingerprint(v->fingerprint);
-        info->set_state(ToProto(v->state));
-        ToProtoTime(v->created_at, info->mutable_created_at());
-        if (v->retires_at != absl::InfiniteFuture())
-          ToProtoTime(v->retires_at, info->mutable_retires_at());
-        if (v->state == rotation::KeyState::kCurrent) {
-          ToProtoTime(v->created_at + spec.rotation_period, info->mutable_due_at());
-        }
+        FillKeyVersion(spec, *v, info);
         auto it = active.find(absl::StrCat(spec.name, "\x1f", v->version_id));
         info->set_active_leases(it == active.end() ? 0 : it->second);
       }
@@ -476,14 +498,30 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListKeyVersions(grpc::CallbackServer
 }
 
 grpc::ServerUnaryReactor* AdminServiceImpl::RotateKey(grpc::CallbackServerContext* ctx,
-                                                      const v1::RotateKeyRequest*,
-                                                      v1::RotateKeyResponse*) {
+                                                      const v1::RotateKeyRequest* req,
+                                                      v1::RotateKeyResponse* resp) {
   return Unary(ctx, metrics_, "RotateKey", [&]() -> absl::Status {
-    CB_RETURN_IF_ERROR(Admin(ctx, "RotateKey").status());
-    return core::WithReason(
-        absl::UnimplementedError("RotateKey needs the rotation engine, which is not built yet; "
-                                 "stage a new version in the secret source instead"),
-        "NOT_IMPLEMENTED");
+    CB_RETURN_IF_ERROR(Admin(ctx, "RotateKey", req->provider()).status());
+    if (req->provider().empty()) {
+      return core::WithReason(absl::InvalidArgumentError("provider is required"), "MISSING_FILTER");
+    }
+    const providers::ProviderSpec* spec = catalog_->Find(req->provider());
+    if (spec == nullptr) {
+      return core::WithReason(
+          absl::NotFoundError(absl::StrCat("unknown provider \"", req->provider(), "\"")),
+          "UNKNOWN_PROVIDER");
+    }
+    if (engine_ == nullptr) {
+      return core::WithReason(absl::UnavailableError("the rotation engine is not running"),
+                              "NOT_READY");
+    }
+    // Blocks this callback thread on the provider (bounded by probe and key API timeouts); an
+    // operator action, rare enough not to need a thread of its own.
+    absl::StatusOr<std::shared_ptr<const rotation::KeyVersion>> rotated =
+        engine_->RotateNow(req->provider(), req->skip_probe());
+    if (!rotated.ok()) return rotated.status();
+    FillKeyVersion(*spec, **rotated, resp->mutable_new_current());
+    return absl::OkStatus();
   });
 }
 
@@ -500,7 +538,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QuarantineKeyVersion(
     std::string reason = req->reason().empty()
                              ? absl::StrCat("by ", who.name)
                              : absl::StrCat(req->reason().substr(0, 200), " (by ", who.name, ")");
-    return broker_->ring().Quarantine(req->provider(), req->key_version(), reason);
+    CB_RETURN_IF_ERROR(broker_->ring().Quarantine(req->provider(), req->key_version(), reason));
+    metrics_->KeyQuarantined(req->provider(), "operator");
+    return absl::OkStatus();
   });
 }
 

@@ -8,6 +8,7 @@
 #include "credbroker/identity/policy.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
+#include "credbroker/rotation/rotation_engine.h"
 #include "credbroker/v1/admin.grpc.pb.h"
 #include "credbroker/v1/lease.grpc.pb.h"
 #include "lease_broker.h"
@@ -59,8 +60,10 @@ class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
-  AdminServiceImpl(LeaseBroker* broker, Edge edge, const providers::ProviderCatalog* catalog)
-      : broker_(broker), edge_(edge), metrics_(edge.metrics), catalog_(catalog) {}
+  // `engine` may be null (RotateKey is then UNAVAILABLE).
+  AdminServiceImpl(LeaseBroker* broker, Edge edge, const providers::ProviderCatalog* catalog,
+                   rotation::RotationEngine* engine)
+      : broker_(broker), edge_(edge), metrics_(edge.metrics), catalog_(catalog), engine_(engine) {}
 
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
                                           const v1::ListProvidersRequest* req,
@@ -90,6 +93,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   const Edge edge_;
   metrics::BrokerMetrics* const metrics_;
   const providers::ProviderCatalog* const catalog_;
+  rotation::RotationEngine* const engine_;
 };
 
 }  // namespace credbroker::broker

@@ -292,6 +292,10 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
     metrics_->AuthFailureReported(lease.provider, lease.key_version, Label(caller.name),
                                   http_status);
     Audit("ReportAuthFailure", caller, lease, absl::StrCat("provider answered ", http_status));
+    if (detector_ != nullptr && detector_->Record(lease.provider, lease.key_version, caller.name,
+                                                  http_status, clock_->Now())) {
+      suspect_(lease.provider, lease.key_version);
+    }
     core::LogWarning("provider auth failure reported", {{"provider", lease.provider},
                                                         {"key_version", lease.key_version},
                                                         {"fingerprint", lease.key_fingerprint},

@@ -11,6 +11,7 @@
 // Thread-safety: safe for concurrent use.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,7 @@
 #include "credbroker/leases/lease_table.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_ring.h"
+#include "credbroker/rotation/revocation_detector.h"
 
 namespace credbroker::broker {
 
@@ -78,6 +80,14 @@ class LeaseBroker final : public rotation::LeaseView {
 
   leases::LeaseTable& table() { return *table_; }
   rotation::KeyRing& ring() { return *ring_; }
+
+  // 401 reports feed `detector`; when one completes a burst, `suspect(provider, version)` runs
+  // (it must not block: the rotation engine queues the check). Set once, before serving.
+  using SuspectFn = std::function<void(const std::string& provider, const std::string& version)>;
+  void SetRevocationDetector(rotation::RevocationDetector* detector, SuspectFn suspect) {
+    detector_ = detector;
+    suspect_ = std::move(suspect);
+  }
   // The `caller` metric label for an identity (bounded: "unknown" for identities no policy
   // rule names).
   std::string Label(absl::string_view caller) const;
@@ -102,6 +112,8 @@ class LeaseBroker final : public rotation::LeaseView {
   const TtlPolicy ttl_;
   identity::Policy* const policy_;
   identity::AuditLog* const audit_;
+  rotation::RevocationDetector* detector_ = nullptr;
+  SuspectFn suspect_;
   mutable absl::Mutex slots_mu_;
   absl::flat_hash_map<std::string, int64_t> active_by_caller_ ABSL_GUARDED_BY(slots_mu_);
   absl::flat_hash_map<std::string, int64_t> active_by_version_ ABSL_GUARDED_BY(slots_mu_);

@@ -41,6 +41,8 @@ commands:
   leases [--provider P] [--caller C] list active leases (admin)
   quarantine PROVIDER VERSION [--reason TEXT]
                                      take a key version out of service now (admin)
+  rotate PROVIDER [--skip-probe]     rotate now: mint (minted) or probe and promote the staged
+                                     PENDING version (staged) (admin)
   check-config FILE                  validate a broker configuration file
 
 The address defaults to $CREDBROKER_ADDR or 127.0.0.1:7443, the token to $CREDBROKER_TOKEN.
@@ -51,6 +53,7 @@ struct Options {
   std::string token;
   bool json = false;
   bool reveal_key = false;
+  bool skip_probe = false;
   std::string ttl;
   std::string purpose;
   std::string reason;
@@ -241,13 +244,14 @@ int Providers(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
     std::puts(Json(resp).c_str());
     return 0;
   }
-  std::printf("%-12s %-8s %-10s %-10s %-40s %s\n", "PROVIDER", "BUILTIN", "SINGLEKEY", "CURRENT",
-              "BASE_URL", "STATUS");
+  std::printf("%-12s %-8s %-10s %-10s %-7s %-13s %-40s %s\n", "PROVIDER", "BUILTIN", "SINGLEKEY",
+              "CURRENT", "MODE", "PROBE", "BASE_URL", "STATUS");
   for (const auto& p : resp.providers()) {
-    std::printf("%-12s %-8s %-10s %-10s %-40s %s\n", p.name().c_str(), p.builtin() ? "yes" : "no",
-                p.single_key() ? "yes" : "no",
+    std::printf("%-12s %-8s %-10s %-10s %-7s %-13s %-40s %s\n", p.name().c_str(),
+                p.builtin() ? "yes" : "no", p.single_key() ? "yes" : "no",
                 p.current_key_version().empty() ? "-" : p.current_key_version().c_str(),
-                p.base_url().c_str(), p.last_error().empty() ? "ok" : p.last_error().c_str());
+                p.rotation_mode().c_str(), p.probe_status().c_str(), p.base_url().c_str(),
+                p.last_error().empty() ? "ok" : p.last_error().c_str());
   }
   return 0;
 }
@@ -323,6 +327,27 @@ int Quarantine(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   return 0;
 }
 
+int Rotate(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+  if (o.args.size() != 2) return Fail("rotate needs PROVIDER");
+  auto stub = v1::AdminService::NewStub(ch);
+  grpc::ClientContext ctx;
+  SetContext(&ctx, o);
+  v1::RotateKeyRequest req;
+  req.set_provider(o.args[1]);
+  req.set_skip_probe(o.skip_probe);
+  v1::RotateKeyResponse resp;
+  grpc::Status s = stub->RotateKey(&ctx, req, &resp);
+  if (!s.ok()) return FailRpc(s);
+  if (o.json) {
+    std::puts(Json(resp).c_str());
+  } else {
+    std::printf("rotated %s: %s (fingerprint %s) is CURRENT\n", o.args[1].c_str(),
+                resp.new_current().key_version().c_str(),
+                resp.new_current().key_fingerprint().c_str());
+  }
+  return 0;
+}
+
 int CheckConfig(const Options& o) {
   if (o.args.size() != 2) return Fail("check-config needs exactly one FILE");
   auto config = credbroker::config::LoadConfigFile(o.args[1]);
@@ -387,6 +412,8 @@ int main(int argc, char** argv) {
       o.json = true;
     else if (arg == "--reveal-key")
       o.reveal_key = true;
+    else if (arg == "--skip-probe")
+      o.skip_probe = true;
     else if (arg == "--ttl")
       ok = value(&o.ttl);
     else if (arg == "--purpose")
@@ -420,5 +447,6 @@ int main(int argc, char** argv) {
   if (cmd == "keys") return Keys(channel, o);
   if (cmd == "leases") return Leases(channel, o);
   if (cmd == "quarantine") return Quarantine(channel, o);
+  if (cmd == "rotate") return Rotate(channel, o);
   return Fail("unknown command \"" + cmd + "\"\n" + kUsage);
 }

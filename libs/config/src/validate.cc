@@ -380,9 +380,6 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
   v1::RevocationDetectionConfig* rd = rotation->mutable_revocation_detection();
   if (rd->min_callers() == 0) rd->set_min_callers(3);
   if (!rd->has_window()) SetDuration(rd->mutable_window(), absl::Minutes(5));
-  for (v1::ProviderConfig& p : *c.mutable_providers()) {
-    if (p.has_mint()) resolve(p.mutable_mint()->mutable_admin_key_file());
-  }
   v1::ServerConfig* server = c.mutable_server();
   if (server->listen().empty()) server->set_listen("127.0.0.1:7443");
   if (server->metrics_listen().empty()) server->set_metrics_listen("127.0.0.1:9464");
@@ -488,6 +485,11 @@ absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path,
     if (!t.token_file().empty() && t.token_file()[0] != '/') {
       t.set_token_file((fs::path(base_dir) / t.token_file()).lexically_normal().string());
     }
+  }
+  for (v1::ProviderConfig& p : *parsed->config.mutable_providers()) {
+    if (!p.has_mint()) continue;
+    std::string* f = p.mutable_mint()->mutable_admin_key_file();
+    if (!f->empty() && (*f)[0] != '/') *f = (fs::path(base_dir) / *f).lexically_normal().string();
   }
   if (absl::Status s = Validate(*parsed, path); !s.ok()) return s;
   ApplyDefaults(parsed->config, base_dir);

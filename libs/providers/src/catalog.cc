@@ -125,7 +125,8 @@ absl::StatusOr<ProviderCatalog> ProviderCatalog::FromConfig(const v1::BrokerConf
       spec.probe.path = pc.probe().path();
       spec.probe.expected_status =
           pc.probe().expected_status() == 0 ? 200 : pc.probe().expected_status();
-      if (pc.probe().has_timeout()) spec.probe.timeout = core::FromProtoDuration(pc.probe().timeout());
+      if (pc.probe().has_timeout())
+        spec.probe.timeout = core::FromProtoDuration(pc.probe().timeout());
       if (pc.probe().disabled()) spec.probe = ProbeSpec{};
     }
     if (pc.has_mint()) {

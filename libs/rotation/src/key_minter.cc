@@ -132,21 +132,21 @@ absl::StatusOr<MintedKey> HttpKeyMinter::Create(const providers::ProviderSpec& s
   absl::StatusOr<http::HttpResponse> resp = client_->Send(req);
   if (!resp.ok()) return core::Annotate(resp.status(), what);
   const int expected = m.create().expected_status();
-  const bool ok = expected != 0 ? resp->status == expected
-                                : (resp->status == 200 || resp->status == 201);
+  const bool ok =
+      expected != 0 ? resp->status == expected : (resp->status == 200 || resp->status == 201);
   if (!ok) return StatusForAnswer(what, resp->status);
   absl::StatusOr<std::string> key = JsonPointerString(resp->body, m.key_pointer());
   if (!key.ok()) {
-    return core::WithReason(
-        absl::DataLossError(absl::StrCat(what, ": ", key.status().message())), "KEY_API_ERROR");
+    return core::WithReason(absl::DataLossError(absl::StrCat(what, ": ", key.status().message())),
+                            "KEY_API_ERROR");
   }
   MintedKey out;
   out.material = core::SecretBytes(std::move(*key));
   if (!m.key_id_pointer().empty()) {
     absl::StatusOr<std::string> id = JsonPointerString(resp->body, m.key_id_pointer());
     if (!id.ok()) {
-      return core::WithReason(
-          absl::DataLossError(absl::StrCat(what, ": ", id.status().message())), "KEY_API_ERROR");
+      return core::WithReason(absl::DataLossError(absl::StrCat(what, ": ", id.status().message())),
+                              "KEY_API_ERROR");
     }
     out.key_id = std::move(*id);
   }
@@ -174,8 +174,8 @@ absl::Status HttpKeyMinter::Revoke(const providers::ProviderSpec& spec, absl::st
   if (!resp.ok()) return core::Annotate(resp.status(), what);
   const int expected = m.revoke().expected_status();
   if (resp->status == 404) return absl::OkStatus();
-  const bool ok = expected != 0 ? resp->status == expected
-                                : (resp->status == 200 || resp->status == 204);
+  const bool ok =
+      expected != 0 ? resp->status == expected : (resp->status == 200 || resp->status == 204);
   return ok ? absl::OkStatus() : StatusForAnswer(what, resp->status);
 }
 

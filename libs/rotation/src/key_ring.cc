@@ -359,10 +359,10 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
         promoted->retires_at = absl::InfiniteFuture();
         v = promoted;
         event(first_load ? KeyEvent::Type::kAdded : KeyEvent::Type::kRotated, *v,
-              first_load           ? "loaded"
+              first_load            ? "loaded"
               : old_current.empty() ? "first valid version"
-              : gated              ? "replaces a version removed from the backend"
-                                   : "new version in backend (no probe configured)");
+              : gated               ? "replaces a version removed from the backend"
+                                    : "new version in backend (no probe configured)");
       }
       current = v;
       live.push_back(v);
@@ -407,8 +407,8 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
   Publish(std::move(next), events);
 }
 
-void KeyRing::Demote(ProviderKeys& keys, const std::shared_ptr<const KeyVersion>& v,
-                     absl::Time now, const std::string& reason, std::vector<KeyEvent>& events,
+void KeyRing::Demote(ProviderKeys& keys, const std::shared_ptr<const KeyVersion>& v, absl::Time now,
+                     const std::string& reason, std::vector<KeyEvent>& events,
                      std::vector<std::shared_ptr<const KeyVersion>>& live) {
   auto demoted = std::make_shared<KeyVersion>(*v);
   if (keys.spec->single_key) {
@@ -430,8 +430,8 @@ void KeyRing::Supersede(ProviderKeys& keys, const KeyVersion& v, absl::Time now,
   KeyVersion gone = v;
   gone.state = KeyState::kRetired;
   keys.retired.insert(absl::StrCat(v.version_id, "\x1f", v.fingerprint));
-  events.push_back(
-      MakeEvent(KeyEvent::Type::kRetired, gone, now, "superseded by a newer version before promotion"));
+  events.push_back(MakeEvent(KeyEvent::Type::kRetired, gone, now,
+                             "superseded by a newer version before promotion"));
   if (metrics_) metrics_->RemoveKeyVersion(v.provider, v.version_id);
 }
 
@@ -674,8 +674,8 @@ void KeyRing::RecordRevokedAtProvider(absl::string_view provider, absl::string_v
   std::vector<KeyEvent> events = {
       MakeEvent(KeyEvent::Type::kRevoked, gone, clock_->Now(), std::string(reason))};
   if (store_ != nullptr) {
-    PersistedKeyVersion r{gone.provider,  gone.version_id, gone.fingerprint,
-                          KeyState::kRevoked, clock_->Now(), absl::InfiniteFuture()};
+    PersistedKeyVersion r{gone.provider,      gone.version_id, gone.fingerprint,
+                          KeyState::kRevoked, clock_->Now(),   absl::InfiniteFuture()};
     auto known = persisted_.find(PersistKey(provider, version, fingerprint));
     if (known != persisted_.end()) r.created_at = known->second.created_at;
     if (absl::Status s = store_->Save(r); !s.ok()) {

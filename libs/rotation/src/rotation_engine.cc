@@ -18,8 +18,8 @@ std::string VersionKey(absl::string_view provider, absl::string_view version) {
 
 // The newest PENDING version (the list is oldest first), or null.
 std::shared_ptr<const KeyVersion> NewestPending(const ProviderKeys& keys) {
-  for (auto it = keys.versions.rbegin(); it != keys.versions.rend(); ++it) {
-    if ((*it)->state == KeyState::kPending) return *it;
+  for (size_t i = keys.versions.size(); i-- > 0;) {
+    if (keys.versions[i]->state == KeyState::kPending) return keys.versions[i];
   }
   return nullptr;
 }
@@ -191,21 +191,19 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::TryPromote(
   ProbeResult r = RunProbe(spec, pending->material->reveal(), "promotion");
   if (r.verdict != ProbeVerdict::kAccepted) {
     absl::Status s = r.verdict == ProbeVerdict::kRejected
-                         ? absl::FailedPreconditionError(
-                               absl::StrCat("the provider refused the new ", spec.name,
-                                            " key version ", pending->version_id, " (", r.detail,
-                                            ")"))
-                         : absl::UnavailableError(absl::StrCat("could not probe the new ",
-                                                               spec.name, " key version ",
-                                                               pending->version_id, ": ",
-                                                               r.detail));
+                         ? absl::FailedPreconditionError(absl::StrCat(
+                               "the provider refused the new ", spec.name, " key version ",
+                               pending->version_id, " (", r.detail, ")"))
+                         : absl::UnavailableError(
+                               absl::StrCat("could not probe the new ", spec.name, " key version ",
+                                            pending->version_id, ": ", r.detail));
     return fail(std::move(s), "new key version failed its probe: keeping the current key", &r);
   }
   promote_attempts_.erase(id);
   if (metrics_) metrics_->ProbeFailing(spec.name, false);
-  return ring_->Promote(spec.name, pending->version_id,
-                        absl::StrCat(forced ? "forced rotation: " : "", "probe accepted (HTTP ",
-                                     r.http_status, ")"));
+  return ring_->Promote(
+      spec.name, pending->version_id,
+      absl::StrCat(forced ? "forced rotation: " : "", "probe accepted (HTTP ", r.http_status, ")"));
 }
 
 absl::StatusOr<std::string> RotationEngine::KeyApiCredential(const providers::ProviderSpec& spec) {
@@ -269,14 +267,13 @@ absl::Status RotationEngine::Mint(const providers::ProviderSpec& spec) {
       source->second->WriteVersion(spec.secret_path, minted->material);
   if (!written.ok()) {
     cleanup();
-    return failed("store", core::Annotate(written.status(),
-                                          absl::StrCat("source ", source->second->name())));
+    return failed(
+        "store", core::Annotate(written.status(), absl::StrCat("source ", source->second->name())));
   }
-  core::LogInfo("minted a new key at the provider",
-                {{"provider", spec.name},
-                 {"key_version", written->version_id},
-                 {"fingerprint", fingerprint},
-                 {"provider_key_id", minted->key_id}});
+  core::LogInfo("minted a new key at the provider", {{"provider", spec.name},
+                                                     {"key_version", written->version_id},
+                                                     {"fingerprint", fingerprint},
+                                                     {"provider_key_id", minted->key_id}});
   return ring_->RefreshProvider(spec.name, *source->second);
 }
 
@@ -313,11 +310,12 @@ void RotationEngine::CheckSuspect(const std::string& provider, const std::string
   const bool is_current = keys->current != nullptr && keys->current->version_id == version;
   if (is_current && CalibrationOf(provider) == Calibration::kTrusted) {
     // Promote the newest version the provider still accepts.
-    for (auto it = keys->versions.rbegin(); it != keys->versions.rend(); ++it) {
-      if ((*it)->version_id == version) continue;
-      ProbeResult c = RunProbe(*spec, (*it)->material->reveal(), "revocation_check");
+    for (size_t i = keys->versions.size(); i-- > 0;) {
+      const KeyVersion* v = keys->versions[i].get();
+      if (v->version_id == version) continue;
+      ProbeResult c = RunProbe(*spec, v->material->reveal(), "revocation_check");
       if (c.verdict == ProbeVerdict::kAccepted) {
-        replacement = (*it)->version_id;
+        replacement = v->version_id;
         break;
       }
     }
@@ -343,8 +341,8 @@ bool RotationEngine::RevokeAtProvider(const RevokeJob& job) {
     return true;
   }
   absl::StatusOr<std::string> credential = KeyApiCredential(*spec);
-  absl::Status s = credential.ok() ? minter_->Revoke(*spec, *key_id, *credential)
-                                   : credential.status();
+  absl::Status s =
+      credential.ok() ? minter_->Revoke(*spec, *key_id, *credential) : credential.status();
   if (!s.ok()) {
     if (metrics_) metrics_->MintFailure(job.provider, "revoke");
     core::LogError("could not revoke a retired key at the provider: will retry",

@@ -33,7 +33,8 @@ providers::ProviderSpec MintedSpec() {
 }
 
 TEST(JsonPointerTest, WalksObjectsAndArrays) {
-  const std::string doc = R"({"data":{"id":7,"keys":[{"k":"x"},{"k":"y"}],"a/b":"slash","m~n":"t"}})";
+  const std::string doc =
+      R"({"data":{"id":7,"keys":[{"k":"x"},{"k":"y"}],"a/b":"slash","m~n":"t"}})";
   EXPECT_EQ(*JsonPointerString(doc, "/data/id"), "7");
   EXPECT_EQ(*JsonPointerString(doc, "/data/keys/1/k"), "y");
   EXPECT_EQ(*JsonPointerString(doc, "/data/a~1b"), "slash");
@@ -67,7 +68,8 @@ TEST(HttpKeyMinterTest, ErrorsNeverQuoteTheAnswer) {
   core::FakeClock clock;
   int status = 201;
   std::string body = R"({"data":{"id":"key_9"},"leak":")" + kNewKey + R"("})";
-  FakeHttpClient client([&](const http::HttpRequest&) { return FakeHttpClient::Answer(status, body); });
+  FakeHttpClient client(
+      [&](const http::HttpRequest&) { return FakeHttpClient::Answer(status, body); });
   HttpKeyMinter minter(&client, &clock);
   auto missing = minter.Create(MintedSpec(), "admin-token");
   EXPECT_THAT(missing, StatusIs(absl::StatusCode::kDataLoss));
@@ -77,8 +79,7 @@ TEST(HttpKeyMinterTest, ErrorsNeverQuoteTheAnswer) {
   EXPECT_THAT(minter.Create(MintedSpec(), "admin-token"),
               StatusIs(absl::StatusCode::kPermissionDenied));
   status = 503;
-  EXPECT_THAT(minter.Create(MintedSpec(), "admin-token"),
-              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(minter.Create(MintedSpec(), "admin-token"), StatusIs(absl::StatusCode::kUnavailable));
   status = 400;
   auto bad = minter.Create(MintedSpec(), "admin-token");
   EXPECT_THAT(bad, StatusIs(absl::StatusCode::kFailedPrecondition));

@@ -1,7 +1,6 @@
 #include "credbroker/rotation/key_ring.h"
 
 #include "absl/strings/match.h"
-
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/rotation/key_refresher.h"
@@ -455,7 +454,9 @@ TEST_F(KeyRingTest, GatedProviderKeepsNewVersionPendingUntilPromoted) {
   // A later refresh changes nothing.
   ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
   EXPECT_EQ(Keys("lumenfall").Find("v2")->state, KeyState::kPending);
-  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_key_transitions_total{provider="lumenfall",state="PENDING"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_key_transitions_total{provider="lumenfall",state="PENDING"} 1)"));
 
   auto promoted = ring_->Promote("lumenfall", "v2", "probe accepted");
   ASSERT_THAT(promoted, IsOk());
@@ -469,7 +470,9 @@ TEST_F(KeyRingTest, GatedProviderKeepsNewVersionPendingUntilPromoted) {
   // Still promoted after the source is read again.
   ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
   EXPECT_EQ(Current("lumenfall"), "v2");
-  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_key_transitions_total{provider="lumenfall",state="PREVIOUS"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_key_transitions_total{provider="lumenfall",state="PREVIOUS"} 1)"));
 }
 
 TEST_F(KeyRingTest, PromotingTheNewestSupersedesOlderPendingVersions) {

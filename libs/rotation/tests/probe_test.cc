@@ -41,8 +41,7 @@ TEST(HttpProviderProbeTest, SendsTheProviderRequestWithTheKeyAndClassifiesAnswer
   EXPECT_EQ(probe.Probe(Lumenfall(), kGood).verdict, ProbeVerdict::kRejected);
   for (int inconclusive : {429, 500, 502, 404}) {
     status = inconclusive;
-    EXPECT_EQ(probe.Probe(Lumenfall(), kGood).verdict, ProbeVerdict::kInconclusive)
-        << inconclusive;
+    EXPECT_EQ(probe.Probe(Lumenfall(), kGood).verdict, ProbeVerdict::kInconclusive) << inconclusive;
   }
 }
 

@@ -138,8 +138,7 @@ class FakeLeases final : public LeaseView {
     auto it = held_.find(std::string(version));
     return it == held_.end() ? 0 : it->second;
   }
-  int64_t RevokeLeasesOn(absl::string_view, absl::string_view version,
-                         absl::string_view) override {
+  int64_t RevokeLeasesOn(absl::string_view, absl::string_view version, absl::string_view) override {
     absl::MutexLock lock(&mu_);
     int64_t n = held_[std::string(version)];
     held_[std::string(version)] = 0;
@@ -201,8 +200,8 @@ class RotationEngineTest : public ::testing::Test {
     options.probe_retry_interval = absl::Minutes(5);
     engine_ = std::make_unique<RotationEngine>(
         ring_.get(), &catalog_,
-        absl::flat_hash_map<std::string, secrets::SecretSource*>{{"lumenfall", &source_}},
-        &probe_, &minter_, &store_, &clock_, &metrics_, options);
+        absl::flat_hash_map<std::string, secrets::SecretSource*>{{"lumenfall", &source_}}, &probe_,
+        &minter_, &store_, &clock_, &metrics_, options);
     ring_->GatePromotions(engine_->GatedProviders());
     ring_->Subscribe(
         [this](const std::vector<KeyEvent>& ev) {
@@ -279,7 +278,8 @@ TEST_F(RotationEngineTest, NinetyDaysOfStagedRotation) {
   // Day 31: overdue; the operator stages v2, which the provider knows. An old lease holds v1.
   Day(31);
   Pass();
-  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_key_rotation_due_seconds{provider="lumenfall"} -)"));
+  EXPECT_THAT(Scrape(),
+              HasSubstr(R"(credbroker_key_rotation_due_seconds{provider="lumenfall"} -)"));
   provider_.Issue(k2);
   Stage("v2", k2);
   EXPECT_EQ(StateOf("v2"), KeyState::kPending);
@@ -337,9 +337,12 @@ TEST_F(RotationEngineTest, NinetyDaysOfStagedRotation) {
   // Quarantined; v2 (still in its overlap, and accepted by the provider) serves again.
   EXPECT_EQ(Keys().Find("v3"), nullptr);
   EXPECT_EQ(Current(), "v2");
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_key_quarantines_total{provider="lumenfall",reason="revoked_at_provider"} 1)"));
-  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_revocation_suspected_total{provider="lumenfall"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(
+          R"(credbroker_key_quarantines_total{provider="lumenfall",reason="revoked_at_provider"} 1)"));
+  EXPECT_THAT(Scrape(),
+              HasSubstr(R"(credbroker_revocation_suspected_total{provider="lumenfall"} 1)"));
 
   // Day 58: a replacement is staged and promoted; v2 drains and retires as its overlap ends.
   Day(58);
@@ -355,7 +358,8 @@ TEST_F(RotationEngineTest, NinetyDaysOfStagedRotation) {
   // Day 89: v4 is due again; v5 follows.
   Day(89);
   Pass();
-  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_key_rotation_due_seconds{provider="lumenfall"} -)"));
+  EXPECT_THAT(Scrape(),
+              HasSubstr(R"(credbroker_key_rotation_due_seconds{provider="lumenfall"} -)"));
   provider_.Issue(k5);
   Stage("v5", k5);
   Pass();
@@ -367,10 +371,11 @@ TEST_F(RotationEngineTest, NinetyDaysOfStagedRotation) {
   EXPECT_THAT(history_, ::testing::ElementsAre(
                             "v1:CURRENT", "v2:PENDING", "v2:CURRENT", "v1:PREVIOUS", "v1:RETIRED",
                             "v3:PENDING", "v3:CURRENT", "v2:PREVIOUS", "v3:QUARANTINED",
-                            "v2:CURRENT", "v4:PENDING", "v4:CURRENT", "v2:PREVIOUS",
-                            "v2:RETIRED", "v5:PENDING", "v5:CURRENT", "v4:PREVIOUS"));
-  EXPECT_THAT(Scrape(),
-              HasSubstr(R"(credbroker_key_transitions_total{provider="lumenfall",state="CURRENT"} 6)"));
+                            "v2:CURRENT", "v4:PENDING", "v4:CURRENT", "v2:PREVIOUS", "v2:RETIRED",
+                            "v5:PENDING", "v5:CURRENT", "v4:PREVIOUS"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_key_transitions_total{provider="lumenfall",state="CURRENT"} 6)"));
   // No key material anywhere in the logs.
   for (const std::string& k : {k1, k2, k3, k4, k5}) EXPECT_THAT(Logs(), Not(HasSubstr(k)));
 }
@@ -406,8 +411,10 @@ TEST_F(RotationEngineTest, NinetyDaysOfMintedRotation) {
   provider_.FailCreates(1);
   Pass();
   EXPECT_EQ(Current(), "w1");
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_key_mint_failures_total{operation="create",provider="lumenfall"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(
+          R"(credbroker_key_mint_failures_total{operation="create",provider="lumenfall"} 1)"));
   clock_.Advance(absl::Minutes(6));
   Pass();
   EXPECT_EQ(Current(), "w2");
@@ -511,8 +518,9 @@ TEST_F(RotationEngineTest, ForcedMintedRotationAndBrokenKeyApi) {
               StatusIs(absl::StatusCode::kPermissionDenied));
   EXPECT_EQ(provider_.created(), 2);
   EXPECT_EQ(provider_.revocations(), 1);
-  EXPECT_THAT(Scrape(), HasSubstr(
-      R"(credbroker_key_mint_failures_total{operation="store",provider="lumenfall"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_key_mint_failures_total{operation="store",provider="lumenfall"} 1)"));
   EXPECT_EQ(Current(), "w1");
 }
 

@@ -4,6 +4,8 @@
 
 #include "broker_fixture.h"
 #include "credbroker/core/ids.h"
+#include "credbroker/rotation/rotation_engine.h"
+#include "credbroker/testing/fake_http_client.h"
 #include "credbroker/testing/grpc_status.h"
 #include "gmock/gmock.h"
 #include "grpc_services.h"
@@ -30,7 +32,13 @@ class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
     auth_ = *identity::StaticTokenAuthenticator::Create(ids);
     Edge edge{auth_.get(), metrics.get(), nullptr, nullptr};
     lease_service_ = std::make_unique<LeaseServiceImpl>(broker.get(), edge);
-    admin_service_ = std::make_unique<AdminServiceImpl>(broker.get(), edge, &catalog);
+    probe_ = std::make_unique<rotation::HttpProviderProbe>(&provider_http_);
+    engine_ = std::make_unique<rotation::RotationEngine>(
+        ring.get(), &catalog,
+        absl::flat_hash_map<std::string, secrets::SecretSource*>{{"lumenfall", &source}},
+        probe_.get(), nullptr, nullptr, &clock, metrics.get(), rotation::RotationEngineOptions{});
+    admin_service_ =
+        std::make_unique<AdminServiceImpl>(broker.get(), edge, &catalog, engine_.get());
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -65,6 +73,14 @@ class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
   const std::string kAdmin = "ops-token-0123456789abc";
   std::unique_ptr<identity::Authenticator> auth_;
   std::unique_ptr<LeaseServiceImpl> lease_service_;
+  // The provider accepts kLmnV1 and kLmnV2 and refuses anything else.
+  testing::FakeHttpClient provider_http_{[](const http::HttpRequest& r) {
+    std::string auth = testing::HeaderOf(r, "Authorization");
+    bool known = auth == "Bearer " + kLmnV1 || auth == "Bearer " + kLmnV2;
+    return testing::FakeHttpClient::Answer(known ? 200 : 401);
+  }};
+  std::unique_ptr<rotation::HttpProviderProbe> probe_;
+  std::unique_ptr<rotation::RotationEngine> engine_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -241,12 +257,54 @@ TEST_F(GrpcServiceTest, AdminQuarantinesAKeyVersion) {
             grpc::StatusCode::NOT_FOUND);
 }
 
-TEST_F(GrpcServiceTest, RotationAdminCallsSayTheyAreNotBuiltYet) {
+TEST_F(GrpcServiceTest, RotateKeyProbesAndPromotesTheStagedVersion) {
+  // As in the broker: versions of providers with a probe wait for it.
+  ring->GatePromotions(engine_->GatedProviders());
   v1::RotateKeyRequest req;
   req.set_provider("lumenfall");
   v1::RotateKeyResponse resp;
+  grpc::Status none = admin_->RotateKey(Ctx(kAdmin).get(), req, &resp);
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(none), "NO_PENDING_VERSION");
+  EXPECT_EQ(admin_->RotateKey(Ctx(kApp).get(), req, &resp).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  // A version the provider does not know is refused; the old key keeps serving.
+  source.Put("lumenfall", "v2", "lmnfl_bogus.cccccccccccccccc");
+  grpc::Status refused = admin_->RotateKey(Ctx(kAdmin).get(), req, &resp);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(refused), "PROBE_FAILED");
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire(kApp, "lumenfall", &lease).ok());
+  EXPECT_EQ(lease.key_version(), "v1");
+
+  source.Put("lumenfall", "v3", kLmnV2);
   grpc::Status s = admin_->RotateKey(Ctx(kAdmin).get(), req, &resp);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.new_current().key_version(), "v3");
+  EXPECT_EQ(resp.new_current().state(), v1::KEY_STATE_CURRENT);
+  EXPECT_EQ(resp.new_current().key_fingerprint(), core::Fingerprint(kLmnV2));
+  ASSERT_TRUE(Acquire(kApp, "lumenfall", &lease).ok());
+  EXPECT_EQ(lease.key_version(), "v3");
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(
+          R"(credbroker_probes_total{provider="lumenfall",purpose="promotion",result="accepted"} 1)"));
+
+  req.set_provider("nope");
+  EXPECT_EQ(admin_->RotateKey(Ctx(kAdmin).get(), req, &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(GrpcServiceTest, ListProvidersShowsRotationModeAndProbeStatus) {
+  engine_->RunOnce();  // calibrates: the provider refuses the invalid key
+  v1::ListProvidersResponse resp;
+  ASSERT_TRUE(admin_->ListProviders(Ctx(kAdmin).get(), v1::ListProvidersRequest(), &resp).ok());
+  ASSERT_EQ(resp.providers_size(), 2);
+  for (const v1::ProviderInfo& p : resp.providers()) {
+    EXPECT_EQ(p.rotation_mode(), "staged");
+    EXPECT_EQ(p.probe_status(), "calibrated") << p.name();
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "credbroker/backends/file/file_source.h"
 
+#include <fcntl.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
@@ -172,6 +174,75 @@ absl::StatusOr<secrets::SecretVersion> FileSecretSource::FetchVersion(
   out.info.created_at = absl::TimeFromTimespec(st.st_mtim);
   out.material = core::SecretBytes(std::move(contents));
   return out;
+}
+
+namespace {
+// "v2" → "v3", "key-09" → "key-10", "" → "v1", "current" → "current2".
+std::string NextVersionId(absl::string_view newest) {
+  if (newest.empty()) return "v1";
+  size_t digits = newest.size();
+  while (digits > 0 && absl::ascii_isdigit(static_cast<unsigned char>(newest[digits - 1]))) {
+    --digits;
+  }
+  uint64_t n = 1;
+  if (digits < newest.size() && !absl::SimpleAtoi(newest.substr(digits), &n)) n = 1;
+  return absl::StrCat(newest.substr(0, digits), n + 1);
+}
+}  // namespace
+
+absl::StatusOr<secrets::VersionInfo> FileSecretSource::WriteVersion(
+    absl::string_view path, const core::SecretBytes& material) {
+  auto folder = FolderFor(path);
+  if (!folder.ok()) return folder.status();
+  std::error_code ec;
+  if (fs::exists(absl::StrCat(*folder, "/..data"), ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "file source ", name_, ": ", *folder,
+        " is a mounted Kubernetes Secret (it has ..data); the kubelet owns it, so minted "
+        "rotation needs a writable source"));
+  }
+  fs::create_directories(*folder, ec);
+  absl::StatusOr<std::vector<secrets::VersionInfo>> listed = ListVersions(path);
+  if (!listed.ok() && !absl::IsNotFound(listed.status())) return listed.status();
+  std::string newest = listed.ok() && !listed->empty() ? listed->back().version_id : "";
+  const std::string version = NextVersionId(newest);
+  const std::string tmp = absl::StrCat(*folder, "/.", version, ".tmp");
+  const std::string final_path = absl::StrCat(*folder, "/", version);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("file source ", name_, ": cannot create ", tmp, ": ", std::strerror(errno)));
+  }
+  absl::string_view data = material.reveal();
+  bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  // link() fails when the name exists: a concurrent writer never gets overwritten.
+  if (!ok || ::link(tmp.c_str(), final_path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    if (err == EEXIST) {
+      return absl::AbortedError(
+          absl::StrCat("file source ", name_, ": version ", version, " was written concurrently"));
+    }
+    return absl::UnavailableError(absl::StrCat("file source ", name_, ": cannot write ", final_path,
+                                               ": ", std::strerror(err)));
+  }
+  ::unlink(tmp.c_str());
+  int dir = ::open(folder->c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+  struct stat st;
+  secrets::VersionInfo info;
+  info.version_id = version;
+  if (::stat(final_path.c_str(), &st) == 0) {
+    info.etag =
+        absl::StrCat(st.st_ino, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size);
+    info.created_at = absl::TimeFromTimespec(st.st_mtim);
+  }
+  return info;
 }
 
 std::unique_ptr<secrets::SourceFactory> MakeFileSourceFactory() {

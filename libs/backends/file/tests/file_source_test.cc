@@ -83,6 +83,38 @@ TEST(FileSecretSourceTest, PlainFilesWorkToo) {
   EXPECT_THAT(Ids(*versions), ElementsAre("1"));
 }
 
+TEST(FileSecretSourceTest, WritesTheNextVersionPrivatelyAndAtomically) {
+  TempDir dir;
+  WriteFile(dir.Join("p/v9"), "k9");
+  auto source = FileSecretSource::Create("local", dir.path());
+  auto written = (*source)->WriteVersion("p", core::SecretBytes("k10"));
+  ASSERT_THAT(written, IsOk());
+  EXPECT_EQ(written->version_id, "v10");
+  auto versions = (*source)->ListVersions("p");
+  ASSERT_THAT(versions, IsOk());
+  EXPECT_THAT(Ids(*versions), ElementsAre("v9", "v10"));  // no temporary file left behind
+  auto fetched = (*source)->FetchVersion("p", "v10");
+  ASSERT_THAT(fetched, IsOk());
+  EXPECT_EQ(fetched->material.reveal(), "k10");
+  struct stat st;
+  ASSERT_EQ(::stat(dir.Join("p/v10").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A new folder starts at v1.
+  auto first = (*source)->WriteVersion("q", core::SecretBytes("k1"));
+  ASSERT_THAT(first, IsOk());
+  EXPECT_EQ(first->version_id, "v1");
+}
+
+TEST(FileSecretSourceTest, RefusesToWriteIntoAMountedSecret) {
+  TempDir dir;
+  WriteK8sSecretDir(dir.Join("p"), {{"v1", "k1"}});
+  auto source = FileSecretSource::Create("local", dir.path());
+  EXPECT_THAT((*source)->WriteVersion("p", core::SecretBytes("k2")),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::HasSubstr("..data")));
+  EXPECT_THAT((*source)->WriteVersion("../x", core::SecretBytes("k2")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 TEST(FileSecretSourceTest, ErrorsDistinguishOutageFromAbsence) {
   TempDir dir;
   auto source = FileSecretSource::Create("local", dir.Join("not-mounted"));

@@ -8,10 +8,10 @@
 // promotions are gated (it has a probe; see GatePromotions) stays PENDING until the rotation
 // engine probes it and calls Promote; other providers promote the newest version at once. The
 // replaced CURRENT becomes PREVIOUS until its overlap ends — or RETIRED at once for single-key
-// providers, whose old key the provider has already invalidated. Versions that fail the provider's key format are rejected (metric, log
-// line with fingerprint, REJECTED event) and the last good version keeps serving. When a backend
-// cannot be read the cached versions keep serving until `max_staleness` has passed.
-// Thread-safety: all methods are safe for concurrent use.
+// providers, whose old key the provider has already invalidated. Versions that fail the provider's
+// key format are rejected (metric, log line with fingerprint, REJECTED event) and the last good
+// version keeps serving. When a backend cannot be read the cached versions keep serving until
+// `max_staleness` has passed. Thread-safety: all methods are safe for concurrent use.
 #pragma once
 
 #include <atomic>

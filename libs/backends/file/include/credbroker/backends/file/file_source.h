@@ -31,6 +31,12 @@ class FileSecretSource final : public secrets::SecretSource {
   absl::StatusOr<std::vector<secrets::VersionInfo>> ListVersions(absl::string_view path) override;
   absl::StatusOr<secrets::SecretVersion> FetchVersion(absl::string_view path,
                                                       absl::string_view version_id) override;
+  // Writes the material as the next version: the newest version id with its trailing number
+  // incremented ("v2" → "v3"; "v1" when there is none), created 0600 and published atomically.
+  // FAILED_PRECONDITION for a folder managed by the kubelet (it has `..data`: a mounted Secret is
+  // read-only and would be overwritten); ABORTED when the name was taken concurrently.
+  absl::StatusOr<secrets::VersionInfo> WriteVersion(absl::string_view path,
+                                                    const core::SecretBytes& material) override;
   int change_fd() const override { return inotify_fd_; }
   void DrainChanges() override;
 
