@@ -29,6 +29,7 @@
 #include "credbroker/identity/policy.h"
 #include "credbroker/leases/lease_store.h"
 #include "credbroker/leases/lease_table.h"
+#include "credbroker/metrics/anomaly_detector.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/key_minter.h"
@@ -173,6 +174,7 @@ struct App::Components {
   std::unique_ptr<rotation::HttpKeyMinter> minter;
   std::unique_ptr<rotation::RotationEngine> engine;
   std::unique_ptr<rotation::RevocationDetector> detector;
+  std::unique_ptr<metrics::AnomalyDetector> anomalies;
   uint64_t audit_listener = 0;
   std::unique_ptr<leases::LeaseStore> store;
   std::unique_ptr<leases::LeaseTable> table;
@@ -309,13 +311,55 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
           engine->SuspectRevoked(provider, version);
         });
   }
+  if (!config.anomaly_detection().disabled()) {
+    const v1::AnomalyConfig& ac = config.anomaly_detection();
+    metrics::AnomalyOptions o;
+    o.bucket = core::FromProtoDuration(ac.bucket());
+    o.baseline_window = core::FromProtoDuration(ac.baseline_window());
+    o.threshold = ac.threshold();
+    o.warmup_buckets = ac.warmup_buckets();
+    o.min_leases = ac.min_leases();
+    o.min_failures = ac.min_failures();
+    o.learning_period = core::FromProtoDuration(ac.learning_period());
+    o.suspend_for = core::FromProtoDuration(ac.suspend_for());
+    // Validated: each is "log", "alert" or "suspend".
+    metrics::ParseAnomalyAction(ac.rate_spike_action(), &o.rate_spike);
+    metrics::ParseAnomalyAction(ac.failure_spike_action(), &o.failure_spike);
+    metrics::ParseAnomalyAction(ac.new_caller_action(), &o.new_caller);
+    metrics::ParseAnomalyAction(ac.retired_key_use_action(), &o.retired_key_use);
+    rotation::KeyRing* ring = c->ring.get();
+    LeaseBroker* broker = c->broker.get();
+    identity::AuditLog* audit_log = c->audit.get();
+    c->anomalies = std::make_unique<metrics::AnomalyDetector>(
+        o, c->clock, c->metrics.get(), [ring, broker, audit_log](const metrics::Anomaly& a) {
+          std::string what = absl::StrCat(metrics::AnomalyKindName(a.kind), ": ", a.detail);
+          if (a.action == metrics::AnomalyAction::kSuspend) {
+            int64_t n = broker->RevokeCallerLeases(a.caller, a.provider, "CALLER_SUSPENDED");
+            absl::StrAppend(&what, "; caller suspended until ", absl::FormatTime(a.suspended_until),
+                            ", ", n, " leases revoked");
+          }
+          audit_log->Record({"Anomaly", a.caller, a.provider, a.key_version, "", "",
+                             std::string(metrics::AnomalyActionName(a.action)), what});
+          rotation::KeyEvent e;
+          e.type = rotation::KeyEvent::Type::kAnomaly;
+          e.provider = a.provider;
+          e.version_id = a.key_version;
+          e.at = a.at;
+          e.reason = what;
+          e.caller = a.caller;
+          e.anomaly_kind = std::string(metrics::AnomalyKindName(a.kind));
+          ring->Announce({e});
+        });
+    c->broker->SetAnomalyDetector(c->anomalies.get());
+  }
   // Every key-version transition is an audit event too.
   identity::AuditLog* audit = c->audit.get();
   c->ring->Subscribe(
       [audit](const std::vector<rotation::KeyEvent>& events) {
         for (const rotation::KeyEvent& e : events) {
           if (e.type == rotation::KeyEvent::Type::kSnapshot ||
-              e.type == rotation::KeyEvent::Type::kSynced) {
+              e.type == rotation::KeyEvent::Type::kSynced ||
+              e.type == rotation::KeyEvent::Type::kAnomaly) {
             continue;
           }
           identity::AuditRecord r;
@@ -387,6 +431,7 @@ absl::Status App::Start() {
   c.sweeper = std::thread([&c, sweep] {
     while (!c.stop_sweeper.WaitForNotificationWithTimeout(sweep)) {
       size_t n = c.broker->SweepExpired();
+      if (c.anomalies) c.anomalies->Tick();
       if (n > 0) core::LogDebug("expired leases swept", {{"count", absl::StrCat(n)}});
     }
   });

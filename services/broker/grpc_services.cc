@@ -60,6 +60,8 @@ v1::KeyEvent::Type ToProto(rotation::KeyEvent::Type t) {
       return v1::KeyEvent::REJECTED;
     case T::kAdded:
       return v1::KeyEvent::ADDED;
+    case T::kAnomaly:
+      return v1::KeyEvent::ANOMALY;
   }
   return v1::KeyEvent::TYPE_UNSPECIFIED;
 }
@@ -269,6 +271,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
         ToProtoTime(ev.retires_at, e.mutable_retires_at());
       ToProtoTime(ev.at, e.mutable_at());
       e.set_reason(ev.reason);
+      e.set_caller(ev.caller);
+      e.set_anomaly_kind(ev.anomaly_kind);
       queue_.push_back(std::move(e));
     }
     if (queue_.size() > kMaxQueued) {

@@ -55,6 +55,7 @@ void LeaseBroker::RestoreLoaded(const std::vector<leases::LeaseRecord>& loaded) 
   for (const leases::LeaseRecord& l : loaded) {
     CountLease(l, 1);
     ReserveSlot(l.caller, l.provider, 0);
+    if (anomalies_) anomalies_->Known(Label(l.caller), l.provider);
   }
 }
 
@@ -104,7 +105,26 @@ int64_t LeaseBroker::RevokeLeasesOn(absl::string_view provider, absl::string_vie
         {{"provider", provider}, {"key_version", version}, {"error", revoked.status().ToString()}});
     return 0;
   }
-  for (const leases::LeaseRecord& l : *revoked) {
+  Revoked(*revoked, reason);
+  {
+    // Remember why, so later use of these leases is recognised as use of a retired key.
+    absl::MutexLock lock(&revoked_mu_);
+    for (const leases::LeaseRecord& l : *revoked) {
+      revoked_for_key_[l.id] = {l.provider, l.key_version, std::string(reason)};
+      revoked_order_.push_back(l.id);
+    }
+    constexpr size_t kRemembered = 100000;
+    while (revoked_order_.size() > kRemembered) {
+      revoked_for_key_.erase(revoked_order_.front());
+      revoked_order_.pop_front();
+    }
+  }
+  return static_cast<int64_t>(revoked->size());
+}
+
+void LeaseBroker::Revoked(const std::vector<leases::LeaseRecord>& revoked,
+                          absl::string_view reason) {
+  for (const leases::LeaseRecord& l : revoked) {
     ReleaseSlot(l.caller, l.provider);
     CountLease(l, -1);
     metrics_->LeaseRevoked(l.provider, Label(l.caller));
@@ -113,7 +133,47 @@ int64_t LeaseBroker::RevokeLeasesOn(absl::string_view provider, absl::string_vie
                       "revoke", std::string(reason)});
     }
   }
+}
+
+int64_t LeaseBroker::RevokeCallerLeases(absl::string_view caller_label, absl::string_view provider,
+                                        absl::string_view reason) {
+  auto revoked = table_->RevokeIf([&](const leases::LeaseRecord& l) {
+    return l.provider == provider && Label(l.caller) == caller_label;
+  });
+  if (!revoked.ok()) {
+    core::LogError(
+        "revoking a suspended caller's leases failed",
+        {{"caller", caller_label}, {"provider", provider}, {"error", revoked.status().ToString()}});
+    return 0;
+  }
+  Revoked(*revoked, reason);
   return static_cast<int64_t>(revoked->size());
+}
+
+absl::Status LeaseBroker::CheckSuspended(const identity::Identity& caller,
+                                         absl::string_view provider, absl::Time now) {
+  if (anomalies_ == nullptr) return absl::OkStatus();
+  const absl::Time until = anomalies_->SuspendedUntil(Label(caller.name), provider);
+  if (until <= now) return absl::OkStatus();
+  return Reason(absl::PermissionDeniedError(absl::StrCat(
+                    caller.name, " is suspended on ", provider, " until ", absl::FormatTime(until),
+                    " after a usage anomaly (see the audit log)")),
+                "CALLER_SUSPENDED");
+}
+
+void LeaseBroker::CheckRevokedForKey(const identity::Identity& caller, const std::string& lease_id,
+                                     absl::string_view what) {
+  if (anomalies_ == nullptr) return;
+  RevokedForKey found;
+  {
+    absl::MutexLock lock(&revoked_mu_);
+    auto it = revoked_for_key_.find(lease_id);
+    if (it == revoked_for_key_.end()) return;
+    found = it->second;
+  }
+  anomalies_->RecordRetiredKeyUse(
+      Label(caller.name), found.provider, found.key_version,
+      absl::StrCat(what, " a lease revoked with its key version (", found.reason, ")"));
 }
 
 void LeaseBroker::Denied(absl::string_view method, const identity::Identity& caller,
@@ -172,6 +232,9 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
       lifetime = std::min(lifetime, allowed.max_ttl);
       max_active = allowed.max_active_leases;
     }
+    // After the policy: only callers allowed to use the provider are judged by the detector (a
+    // caller seen for the first time here may be suspended before it gets a key).
+    CB_RETURN_IF_ERROR(CheckSuspended(caller, provider, now));
     if (!ReserveSlot(caller.name, provider, max_active)) {
       return Reason(absl::ResourceExhaustedError(absl::StrCat(
                         caller.name, " already holds ", max_active, " leases on ", provider,
@@ -199,9 +262,11 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     Denied("AcquireLease", caller, provider, status);
     return status;
   }
-  metrics_->LeaseIssued(provider, Label(caller.name));
+  const std::string label = Label(caller.name);
+  metrics_->LeaseIssued(provider, label);
   CountLease(grant.lease, 1);
   Audit("AcquireLease", caller, grant.lease);
+  if (anomalies_) anomalies_->RecordLease(label, provider);
   return grant;
 }
 
@@ -210,6 +275,8 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
   const absl::Time now = clock_->Now();
   LeaseGrant grant;
   grant.snapshot = ring_->Snapshot();
+  std::string retired_provider;  // set when the lease's key left service
+  std::string retired_version;
   absl::Status status = [&]() -> absl::Status {
     if (!core::LooksLikeLeaseId(lease_id)) {
       return Reason(absl::InvalidArgumentError("lease_id is malformed"), "BAD_LEASE_ID");
@@ -219,6 +286,9 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
         lease_id, caller.name, [&](const leases::LeaseRecord& l) -> absl::StatusOr<absl::Time> {
           CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
                               ServableProvider(*grant.snapshot, l.provider, now));
+          CB_RETURN_IF_ERROR(CheckSuspended(caller, l.provider, now));
+          retired_provider = l.provider;
+          retired_version = l.key_version;
           const rotation::KeyVersion* key = keys->Find(l.key_version);
           if (key == nullptr || key->fingerprint != l.key_fingerprint ||
               (key->state != KeyState::kCurrent && key->state != KeyState::kPrevious)) {
@@ -249,10 +319,18 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
   }();
   if (!status.ok()) {
     Denied("RenewLease", caller, "", status, lease_id);
+    if (anomalies_ && core::ReasonOf(status) == "KEY_RETIRED") {
+      anomalies_->RecordRetiredKeyUse(Label(caller.name), retired_provider, retired_version,
+                                      "renewal of a lease after its key version's retire time");
+    } else if (absl::IsNotFound(status)) {
+      CheckRevokedForKey(caller, lease_id, "renewal of");
+    }
     return status;
   }
-  metrics_->LeaseRenewed(grant.lease.provider, Label(caller.name));
+  const std::string label = Label(caller.name);
+  metrics_->LeaseRenewed(grant.lease.provider, label);
   Audit("RenewLease", caller, grant.lease);
+  if (anomalies_) anomalies_->RecordLease(label, grant.lease.provider);
   return grant;
 }
 
@@ -296,6 +374,15 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
                                                   http_status, clock_->Now())) {
       suspect_(lease.provider, lease.key_version);
     }
+    if (anomalies_) {
+      anomalies_->RecordAuthFailure(Label(caller.name), lease.provider, http_status);
+      const rotation::ProviderKeys* keys = ring_->Snapshot()->Find(lease.provider);
+      const rotation::KeyVersion* key = keys ? keys->Find(lease.key_version) : nullptr;
+      if (key == nullptr || key->retires_at <= clock_->Now()) {
+        anomalies_->RecordRetiredKeyUse(Label(caller.name), lease.provider, lease.key_version,
+                                        "provider call with a key version past its retire time");
+      }
+    }
     core::LogWarning("provider auth failure reported", {{"provider", lease.provider},
                                                         {"key_version", lease.key_version},
                                                         {"fingerprint", lease.key_fingerprint},
@@ -311,7 +398,11 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
     }
     return out;
   }();
-  if (!result.ok()) Denied("ReportAuthFailure", caller, "", result.status(), lease_id);
+  if (!result.ok()) {
+    Denied("ReportAuthFailure", caller, "", result.status(), lease_id);
+    if (absl::IsNotFound(result.status()))
+      CheckRevokedForKey(caller, lease_id, "a provider call with");
+  }
   return result;
 }
 

@@ -11,6 +11,7 @@
 // Thread-safety: safe for concurrent use.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,6 +26,7 @@
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/identity/policy.h"
 #include "credbroker/leases/lease_table.h"
+#include "credbroker/metrics/anomaly_detector.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_ring.h"
 #include "credbroker/rotation/revocation_detector.h"
@@ -88,6 +90,14 @@ class LeaseBroker final : public rotation::LeaseView {
     detector_ = detector;
     suspect_ = std::move(suspect);
   }
+  // Leases, renewals and failure reports feed `anomalies`; callers it suspends are refused
+  // (PERMISSION_DENIED, CALLER_SUSPENDED). Set once, before serving.
+  void SetAnomalyDetector(metrics::AnomalyDetector* anomalies) { anomalies_ = anomalies; }
+
+  // Revokes every lease the caller (a metric label, as the anomaly detector knows callers) holds
+  // on the provider; returns how many.
+  int64_t RevokeCallerLeases(absl::string_view caller_label, absl::string_view provider,
+                             absl::string_view reason);
   // The `caller` metric label for an identity (bounded: "unknown" for identities no policy
   // rule names).
   std::string Label(absl::string_view caller) const;
@@ -104,6 +114,14 @@ class LeaseBroker final : public rotation::LeaseView {
   void ReleaseSlot(const std::string& caller, const std::string& provider);
   // Bookkeeping for a lease that now exists (+1) or no longer does (-1).
   void CountLease(const leases::LeaseRecord& lease, int delta);
+  // Bookkeeping and audit for leases just revoked.
+  void Revoked(const std::vector<leases::LeaseRecord>& revoked, absl::string_view reason);
+  // CALLER_SUSPENDED when the anomaly detector suspended the caller on the provider.
+  absl::Status CheckSuspended(const identity::Identity& caller, absl::string_view provider,
+                              absl::Time now);
+  // A NOT_FOUND lease that was revoked with its key version: report the use of a retired key.
+  void CheckRevokedForKey(const identity::Identity& caller, const std::string& lease_id,
+                          absl::string_view what);
 
   rotation::KeyRing* const ring_;
   leases::LeaseTable* const table_;
@@ -114,6 +132,17 @@ class LeaseBroker final : public rotation::LeaseView {
   identity::AuditLog* const audit_;
   rotation::RevocationDetector* detector_ = nullptr;
   SuspectFn suspect_;
+  metrics::AnomalyDetector* anomalies_ = nullptr;
+  // Leases revoked because their key version left service, by id (bounded, oldest dropped):
+  // a caller still using one is using a retired or quarantined key.
+  struct RevokedForKey {
+    std::string provider;
+    std::string key_version;
+    std::string reason;
+  };
+  absl::Mutex revoked_mu_;
+  absl::flat_hash_map<std::string, RevokedForKey> revoked_for_key_ ABSL_GUARDED_BY(revoked_mu_);
+  std::deque<std::string> revoked_order_ ABSL_GUARDED_BY(revoked_mu_);
   mutable absl::Mutex slots_mu_;
   absl::flat_hash_map<std::string, int64_t> active_by_caller_ ABSL_GUARDED_BY(slots_mu_);
   absl::flat_hash_map<std::string, int64_t> active_by_version_ ABSL_GUARDED_BY(slots_mu_);

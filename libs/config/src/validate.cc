@@ -233,6 +233,31 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     }
   }
   {
+    const v1::AnomalyConfig& a = c.anomaly_detection();
+    const std::pair<const char*, const std::string*> actions[] = {
+        {"rate_spike_action", &a.rate_spike_action()},
+        {"failure_spike_action", &a.failure_spike_action()},
+        {"new_caller_action", &a.new_caller_action()},
+        {"retired_key_use_action", &a.retired_key_use_action()}};
+    for (const auto& [field, value] : actions) {
+      if (!value->empty() && *value != "log" && *value != "alert" && *value != "suspend") {
+        errors.Add(absl::StrCat("anomaly_detection.", field),
+                   "must be \"log\", \"alert\" or \"suspend\", got \"" + *value + "\"");
+      }
+    }
+    if (a.has_bucket() && ToAbsl(a.bucket()) < absl::Seconds(1)) {
+      errors.Add("anomaly_detection.bucket", "must be at least 1s");
+    }
+    if (a.has_baseline_window() &&
+        ToAbsl(a.baseline_window()) < (a.has_bucket() ? ToAbsl(a.bucket()) : absl::Minutes(1))) {
+      errors.Add("anomaly_detection.baseline_window", "must be at least one bucket");
+    }
+    if (a.threshold() < 0) errors.Add("anomaly_detection.threshold", "must be positive");
+    if (a.warmup_buckets() < 0 || a.min_leases() < 0 || a.min_failures() < 0) {
+      errors.Add("anomaly_detection", "warmup_buckets, min_leases and min_failures must be >= 0");
+    }
+  }
+  {
     const v1::RotationConfig& r = c.rotation();
     if (r.has_check_interval() && ToAbsl(r.check_interval()) < absl::Milliseconds(100)) {
       errors.Add("rotation.check_interval", "must be at least 100ms");
@@ -372,6 +397,22 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
       *path = (fs::path(base_dir) / *path).lexically_normal().string();
     }
   };
+  v1::AnomalyConfig* anomaly = c.mutable_anomaly_detection();
+  if (!anomaly->has_bucket()) SetDuration(anomaly->mutable_bucket(), absl::Minutes(1));
+  if (!anomaly->has_baseline_window())
+    SetDuration(anomaly->mutable_baseline_window(), absl::Hours(1));
+  if (anomaly->threshold() == 0) anomaly->set_threshold(4);
+  if (anomaly->warmup_buckets() == 0) anomaly->set_warmup_buckets(30);
+  if (anomaly->min_leases() == 0) anomaly->set_min_leases(20);
+  if (anomaly->min_failures() == 0) anomaly->set_min_failures(5);
+  if (!anomaly->has_learning_period())
+    SetDuration(anomaly->mutable_learning_period(), absl::Hours(1));
+  if (!anomaly->has_suspend_for()) SetDuration(anomaly->mutable_suspend_for(), absl::Minutes(15));
+  for (std::string* action :
+       {anomaly->mutable_rate_spike_action(), anomaly->mutable_failure_spike_action(),
+        anomaly->mutable_new_caller_action(), anomaly->mutable_retired_key_use_action()}) {
+    if (action->empty()) *action = "alert";
+  }
   v1::RotationConfig* rotation = c.mutable_rotation();
   if (!rotation->has_check_interval())
     SetDuration(rotation->mutable_check_interval(), absl::Seconds(30));

@@ -145,6 +145,58 @@ providers:
                        AllOf(HasSubstr("test.yaml:5"), HasSubstr("providers[0].overlap"))));
 }
 
+TEST(ConfigTest, ProbeMintRotationAndAnomalySettingsAreValidated) {
+  absl::Status s = ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers:
+  - name: acme
+    base_url: https://acme.example
+    key_format: 'acme_[a-z]+'
+    probe: {method: GET, expected_status: 999}
+    mint:
+      create: {method: POST}
+      revoke: {path: "/keys/{key_id}"}
+      key_pointer: key
+      admin_key_file: /nonexistent/admin
+rotation:
+  check_interval: 1ms
+  revocation_detection: {min_callers: -1}
+anomaly_detection:
+  rate_spike_action: block
+  bucket: 10ms
+)");
+  EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          AllOf(HasSubstr("providers[0].probe.path"),
+                                HasSubstr("providers[0].probe.expected_status"),
+                                HasSubstr("providers[0].mint.create.path"),
+                                HasSubstr("providers[0].mint.key_pointer"),
+                                HasSubstr("providers[0].mint.key_id_pointer"),
+                                HasSubstr("providers[0].mint.admin_key_file"),
+                                HasSubstr("rotation.check_interval"),
+                                HasSubstr("rotation.revocation_detection.min_callers"),
+                                HasSubstr("anomaly_detection.rate_spike_action"),
+                                HasSubstr("anomaly_detection.bucket"))));
+  // A disabled probe needs no path.
+  EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
+providers:
+  - name: lumenfall
+    probe: {disabled: true}
+)"),
+              IsOk());
+}
+
+TEST(ConfigTest, RotationAndAnomalyDefaults) {
+  auto parsed = ParseYaml(kMinimal, "test.yaml");
+  ASSERT_THAT(parsed, IsOk());
+  v1::BrokerConfig c = parsed->config;
+  ApplyDefaults(c, "/etc/credbroker");
+  EXPECT_EQ(c.rotation().check_interval().seconds(), 30);
+  EXPECT_EQ(c.rotation().probe_retry_interval().seconds(), 300);
+  EXPECT_EQ(c.rotation().revocation_detection().min_callers(), 3);
+  EXPECT_EQ(c.anomaly_detection().threshold(), 4);
+  EXPECT_EQ(c.anomaly_detection().new_caller_action(), "alert");
+  EXPECT_EQ(c.anomaly_detection().bucket().seconds(), 60);
+}
+
 TEST(ConfigTest, CrossReferencesAreChecked) {
   EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
 providers:

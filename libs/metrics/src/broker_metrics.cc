@@ -181,8 +181,9 @@ BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
                                 .Register(*registry_)),
       anomalies_(prometheus::BuildCounter()
                      .Name("credbroker_anomalies_total")
-                     .Help("Usage anomalies detected, by provider and kind (rate_spike, "
-                           "failure_spike, new_caller, retired_key_use).")
+                     .Help("Usage anomalies detected, by provider, kind (rate_spike, "
+                           "failure_spike, new_caller, retired_key_use) and configured action "
+                           "(log, alert, suspend).")
                      .Register(*registry_)),
       anomaly_score_(prometheus::BuildGauge()
                          .Name("credbroker_anomaly_score")
@@ -296,8 +297,9 @@ void BrokerMetrics::MintFailure(absl::string_view provider, absl::string_view op
 void BrokerMetrics::RevocationSuspected(absl::string_view provider) {
   revocation_children_.Get({provider}).Increment();
 }
-void BrokerMetrics::Anomaly(absl::string_view provider, absl::string_view kind) {
-  anomalies_children_.Get({provider, kind}).Increment();
+void BrokerMetrics::Anomaly(absl::string_view provider, absl::string_view kind,
+                            absl::string_view action) {
+  anomalies_children_.Get({provider, kind, action}).Increment();
 }
 void BrokerMetrics::AnomalyScore(absl::string_view caller, absl::string_view provider,
                                  double score) {

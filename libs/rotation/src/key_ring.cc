@@ -688,6 +688,11 @@ void KeyRing::RecordRevokedAtProvider(absl::string_view provider, absl::string_v
   Publish(nullptr, events);
 }
 
+void KeyRing::Announce(const std::vector<KeyEvent>& events) {
+  absl::MutexLock lock(&mu_);
+  Publish(nullptr, events);
+}
+
 void KeyRing::GatePromotions(absl::flat_hash_set<std::string> providers) {
   absl::MutexLock lock(&mu_);
   gated_ = std::move(providers);
@@ -709,7 +714,7 @@ void KeyRing::Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEv
   if (metrics_) {
     for (const KeyEvent& e : events) {
       if (e.type != KeyEvent::Type::kRejected && e.type != KeyEvent::Type::kSnapshot &&
-          e.type != KeyEvent::Type::kSynced) {
+          e.type != KeyEvent::Type::kSynced && e.type != KeyEvent::Type::kAnomaly) {
         metrics_->KeyTransition(e.provider, KeyStateName(e.state));
       }
     }

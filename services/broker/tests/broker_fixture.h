@@ -55,6 +55,7 @@ class BrokerFixture {
   std::unique_ptr<LeaseBroker> broker;
   identity::Identity app{"billing", false};
   identity::Identity other{"search", false};
+  identity::Identity& other_identity = other;
 };
 
 }  // namespace credbroker::broker

@@ -224,6 +224,73 @@ TEST_F(LeaseBrokerTest, SweepExpiresAndCounts) {
               HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
 }
 
+// The broker's hooks into the anomaly detector: what it records, and suspensions.
+class LeaseBrokerAnomalyTest : public ::testing::Test, public BrokerFixture {
+ protected:
+  void Build(metrics::AnomalyOptions options) {
+    options.learning_period = absl::Minutes(5);
+    detector = std::make_unique<metrics::AnomalyDetector>(
+        options, &clock, metrics.get(), [this](const metrics::Anomaly& a) {
+          found.push_back(a);
+          if (a.action == metrics::AnomalyAction::kSuspend) {
+            revoked += broker->RevokeCallerLeases(a.caller, a.provider, "CALLER_SUSPENDED");
+          }
+        });
+    broker->SetAnomalyDetector(detector.get());
+  }
+  std::unique_ptr<metrics::AnomalyDetector> detector;
+  std::vector<metrics::Anomaly> found;
+  int64_t revoked = 0;
+};
+
+TEST_F(LeaseBrokerAnomalyTest, RenewalOfARetiredKeyIsRetiredKeyUseAndSuspends) {
+  metrics::AnomalyOptions options;
+  options.retired_key_use = metrics::AnomalyAction::kSuspend;
+  Build(options);
+  auto held = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
+  auto other = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
+  ASSERT_THAT(held, IsOk());
+  source.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring->RefreshProvider("lumenfall", source), IsOk());
+  // v1 leaves service (removed from the source) while the caller still holds it.
+  source.Remove("lumenfall", "v1");
+  ASSERT_THAT(ring->RefreshProvider("lumenfall", source), IsOk());
+  auto r = broker->Renew(app, held->lease.id, absl::ZeroDuration());
+  EXPECT_EQ(core::ReasonOf(r.status()), "KEY_RETIRED");
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].kind, metrics::AnomalyKind::kRetiredKeyUse);
+  EXPECT_EQ(found[0].key_version, "v1");
+  EXPECT_EQ(found[0].caller, "billing");
+  // Suspended: both of its leases are revoked and new ones refused; other callers are not.
+  EXPECT_EQ(revoked, 2);
+  auto refused = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kPermissionDenied));
+  EXPECT_EQ(core::ReasonOf(refused.status()), "CALLER_SUSPENDED");
+  EXPECT_THAT(broker->Acquire(other_identity, "lumenfall", absl::ZeroDuration(), ""), IsOk());
+  clock.Advance(absl::Minutes(16));
+  ASSERT_THAT(ring->RefreshProvider("lumenfall", source), IsOk());
+  EXPECT_THAT(broker->Acquire(app, "lumenfall", absl::ZeroDuration(), ""), IsOk());
+}
+
+TEST_F(LeaseBrokerAnomalyTest, UseOfALeaseRevokedWithItsQuarantinedKeyIsRetiredKeyUse) {
+  Build(metrics::AnomalyOptions{});
+  ring->SetLeaseView(broker.get());
+  auto g = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
+  ASSERT_THAT(g, IsOk());
+  source.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring->RefreshProvider("lumenfall", source), IsOk());
+  auto on_v2 = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
+  ASSERT_THAT(ring->Quarantine("lumenfall", "v1", "leaked"), IsOk());
+  EXPECT_THAT(broker->ReportAuthFailure(app, g->lease.id, 401, ""),
+              StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].kind, metrics::AnomalyKind::kRetiredKeyUse);
+  EXPECT_THAT(found[0].detail, HasSubstr("KEY_QUARANTINED"));
+  // A report on a live key counts toward the failure baseline and is no anomaly.
+  ASSERT_THAT(broker->ReportAuthFailure(app, on_v2->lease.id, 401, ""), IsOk());
+  EXPECT_EQ(found.size(), 1u);
+}
+
 class LeaseBrokerPolicyTest : public ::testing::Test, public BrokerFixture {
  protected:
   LeaseBrokerPolicyTest() {

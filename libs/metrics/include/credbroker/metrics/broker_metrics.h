@@ -97,8 +97,9 @@ class BrokerMetrics {
   void MintFailure(absl::string_view provider, absl::string_view operation);
   void RevocationSuspected(absl::string_view provider);
 
-  // Anomaly detection. kind: rate_spike, failure_spike, new_caller, retired_key_use.
-  void Anomaly(absl::string_view provider, absl::string_view kind);
+  // Anomaly detection. kind: rate_spike, failure_spike, new_caller, retired_key_use; action:
+  // log, alert, suspend (what the configuration does about that kind).
+  void Anomaly(absl::string_view provider, absl::string_view kind, absl::string_view action);
   void AnomalyScore(absl::string_view caller, absl::string_view provider, double score);
   void SuspendedCallers(absl::string_view provider, double count);
 
@@ -163,7 +164,7 @@ class BrokerMetrics {
   ChildCache<prometheus::Counter> mint_failures_children_{mint_failures_,
                                                           {"provider", "operation"}};
   ChildCache<prometheus::Counter> revocation_children_{revocation_suspected_, {"provider"}};
-  ChildCache<prometheus::Counter> anomalies_children_{anomalies_, {"provider", "kind"}};
+  ChildCache<prometheus::Counter> anomalies_children_{anomalies_, {"provider", "kind", "action"}};
   ChildCache<prometheus::Gauge> anomaly_score_children_{anomaly_score_, {"caller", "provider"}};
   ChildCache<prometheus::Gauge> suspended_children_{suspended_callers_, {"provider"}};
 };

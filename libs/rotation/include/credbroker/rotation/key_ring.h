@@ -96,7 +96,8 @@ struct KeyEvent {
     kQuarantined,
     kRevoked,
     kRejected,
-    kAdded
+    kAdded,
+    kAnomaly  // not a key change: unusual use of the provider (see Announce)
   };
   Type type = Type::kSnapshot;
   std::string provider;
@@ -106,6 +107,9 @@ struct KeyEvent {
   absl::Time retires_at = absl::InfiniteFuture();
   absl::Time at;
   std::string reason;
+  // kAnomaly only.
+  std::string caller;
+  std::string anomaly_kind;
 };
 
 class KeyRing {
@@ -149,6 +153,9 @@ class KeyRing {
   // persisted as REVOKED and announced with a REVOKED event.
   void RecordRevokedAtProvider(absl::string_view provider, absl::string_view version,
                                absl::string_view fingerprint, absl::string_view reason);
+
+  // Tells the listeners (WatchKeys) about events that change no key state, such as anomalies.
+  void Announce(const std::vector<KeyEvent>& events) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Providers whose new versions wait in PENDING for Promote. Call once, before the first refresh.
   void GatePromotions(absl::flat_hash_set<std::string> providers) ABSL_LOCKS_EXCLUDED(mu_);

@@ -1,0 +1,166 @@
+#include "credbroker/metrics/anomaly_detector.h"
+
+#include <random>
+#include <vector>
+
+#include "credbroker/core/log.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/text_serializer.h"
+
+namespace credbroker::metrics {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class AnomalyDetectorTest : public ::testing::Test {
+ protected:
+  AnomalyDetectorTest() {
+    core::SetLogSinkForTest([this](absl::string_view line) { logs_ += std::string(line) + "\n"; });
+  }
+  ~AnomalyDetectorTest() override { core::SetLogSinkForTest(nullptr); }
+
+  void Build(AnomalyOptions options = {}) {
+    options.warmup_buckets = 10;
+    options.learning_period = absl::Minutes(30);
+    detector_ = std::make_unique<AnomalyDetector>(
+        options, &clock_, &metrics_, [this](const Anomaly& a) { found_.push_back(a); });
+  }
+  // `leases` and `failures` in one bucket, then the bucket closes.
+  void Bucket(int leases, int failures = 0, const std::string& caller = "billing/api") {
+    for (int i = 0; i < leases; ++i) detector_->RecordLease(caller, "lumenfall");
+    for (int i = 0; i < failures; ++i) detector_->RecordAuthFailure(caller, "lumenfall", 401);
+    clock_.Advance(absl::Minutes(1));
+    detector_->Tick();
+  }
+  std::string Scrape() { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
+  std::vector<std::string> Kinds() {
+    std::vector<std::string> k;
+    for (const Anomaly& a : found_) k.emplace_back(AnomalyKindName(a.kind));
+    return k;
+  }
+
+  core::FakeClock clock_;
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  BrokerMetrics metrics_{registry_};
+  std::unique_ptr<AnomalyDetector> detector_;
+  std::vector<Anomaly> found_;
+  std::string logs_;
+};
+
+TEST_F(AnomalyDetectorTest, SteadyNoisyTrafficRaisesNothing) {
+  Build();
+  std::mt19937 gen(42);
+  std::poisson_distribution<int> leases(15);
+  std::binomial_distribution<int> failures(15, 0.02);
+  for (int i = 0; i < 24 * 60; ++i) Bucket(leases(gen), failures(gen));
+  EXPECT_THAT(found_, ::testing::IsEmpty());
+}
+
+TEST_F(AnomalyDetectorTest, LeaseRateSpikeIsReportedWithItsScore) {
+  Build();
+  // A spike during warm-up is not judged: there is no baseline yet.
+  Bucket(200);
+  for (int i = 0; i < 40; ++i) Bucket(10 + i % 3);
+  EXPECT_THAT(found_, ::testing::IsEmpty());
+  Bucket(120);
+  ASSERT_EQ(Kinds(), std::vector<std::string>{"rate_spike"});
+  EXPECT_GT(found_[0].score, 4.0);
+  EXPECT_EQ(found_[0].caller, "billing/api");
+  EXPECT_EQ(found_[0].action, AnomalyAction::kAlert);
+  EXPECT_THAT(found_[0].detail, HasSubstr("120 leases"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(
+          R"(credbroker_anomalies_total{action="alert",kind="rate_spike",provider="lumenfall"} 1)"));
+  EXPECT_THAT(Scrape(),
+              HasSubstr(R"(credbroker_anomaly_score{caller="billing/api",provider="lumenfall"} )"));
+  EXPECT_THAT(logs_, HasSubstr("usage anomaly"));
+}
+
+TEST_F(AnomalyDetectorTest, SmallAbsoluteNumbersAreNotSpikes) {
+  Build();
+  for (int i = 0; i < 40; ++i) Bucket(1);
+  Bucket(15);  // 15× the baseline, but below min_leases (20)
+  EXPECT_THAT(found_, ::testing::IsEmpty());
+}
+
+TEST_F(AnomalyDetectorTest, AuthFailureRatioSpike) {
+  Build();
+  for (int i = 0; i < 40; ++i) Bucket(20, i % 10 == 0 ? 1 : 0);
+  // 429s are rate limits, not auth failures.
+  for (int i = 0; i < 50; ++i) detector_->RecordAuthFailure("billing/api", "lumenfall", 429);
+  Bucket(20);
+  EXPECT_THAT(found_, ::testing::IsEmpty());
+  Bucket(20, 30);
+  ASSERT_EQ(Kinds(), std::vector<std::string>{"failure_spike"});
+  EXPECT_THAT(found_[0].detail, HasSubstr("30 of 50 provider calls failed auth"));
+}
+
+TEST_F(AnomalyDetectorTest, NewCallerOnlyAfterTheLearningPeriod) {
+  Build();
+  detector_->Known("restored/app", "lumenfall");
+  detector_->RecordLease("early/app", "lumenfall");
+  clock_.Advance(absl::Minutes(31));
+  detector_->RecordLease("early/app", "lumenfall");
+  detector_->RecordLease("restored/app", "lumenfall");
+  EXPECT_THAT(found_, ::testing::IsEmpty());
+  detector_->RecordLease("late/app", "lumenfall");
+  detector_->RecordLease("late/app", "lumenfall");
+  ASSERT_EQ(Kinds(), std::vector<std::string>{"new_caller"});
+  EXPECT_EQ(found_[0].caller, "late/app");
+  // Another provider is another pair.
+  detector_->RecordLease("early/app", "magichour");
+  EXPECT_EQ(found_.size(), 2u);
+}
+
+TEST_F(AnomalyDetectorTest, RetiredKeyUseIsReportedOncePerBucket) {
+  Build();
+  detector_->RecordRetiredKeyUse("billing/api", "lumenfall", "v1", "renewal after retirement");
+  detector_->RecordRetiredKeyUse("billing/api", "lumenfall", "v1", "renewal after retirement");
+  ASSERT_EQ(Kinds(), std::vector<std::string>{"retired_key_use"});
+  EXPECT_EQ(found_[0].key_version, "v1");
+  clock_.Advance(absl::Minutes(2));
+  detector_->RecordRetiredKeyUse("billing/api", "lumenfall", "v1", "again");
+  EXPECT_EQ(found_.size(), 2u);
+}
+
+TEST_F(AnomalyDetectorTest, SuspendActionSuspendsTheCallerForAWhile) {
+  AnomalyOptions options;
+  options.retired_key_use = AnomalyAction::kSuspend;
+  options.new_caller = AnomalyAction::kLog;
+  options.suspend_for = absl::Minutes(10);
+  Build(options);
+  EXPECT_EQ(detector_->SuspendedUntil("billing/api", "lumenfall"), absl::InfinitePast());
+  detector_->RecordRetiredKeyUse("billing/api", "lumenfall", "v1", "report on a quarantined key");
+  ASSERT_EQ(found_.size(), 1u);
+  EXPECT_EQ(found_[0].action, AnomalyAction::kSuspend);
+  EXPECT_EQ(detector_->SuspendedUntil("billing/api", "lumenfall"),
+            clock_.Now() + absl::Minutes(10));
+  EXPECT_EQ(detector_->SuspendedUntil("search/api", "lumenfall"), absl::InfinitePast());
+  clock_.Advance(absl::Minutes(1));
+  detector_->Tick();
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_suspended_callers{provider="lumenfall"} 1)"));
+  clock_.Advance(absl::Minutes(10));
+  detector_->Tick();
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_suspended_callers{provider="lumenfall"} 0)"));
+  EXPECT_THAT(Scrape(), HasSubstr(R"(action="suspend",kind="retired_key_use")"));
+  // A log-only kind is counted as such: the shipped alerts ignore action="log".
+  clock_.Advance(absl::Hours(1));
+  detector_->RecordLease("late/app", "lumenfall");
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(
+          R"(credbroker_anomalies_total{action="log",kind="new_caller",provider="lumenfall"} 1)"));
+}
+
+TEST(AnomalyActionTest, Parses) {
+  AnomalyAction a;
+  EXPECT_TRUE(ParseAnomalyAction("suspend", &a));
+  EXPECT_EQ(a, AnomalyAction::kSuspend);
+  EXPECT_FALSE(ParseAnomalyAction("block", &a));
+}
+
+}  // namespace
+}  // namespace credbroker::metrics
