@@ -1,5 +1,7 @@
 #include "credbroker/metrics/broker_metrics.h"
 
+#include <map>
+
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 
@@ -15,15 +17,38 @@ prometheus::Histogram::BucketBoundaries LatencyBuckets() {
 
 }  // namespace
 
+namespace {
+std::atomic<uint64_t> next_cache_id{1};
+}  // namespace
+
 template <typename T>
-std::string ChildCache<T>::Key(const std::vector<absl::string_view>& values) {
-  return absl::StrJoin(values, "\x1f");
+ChildCache<T>::ChildCache(prometheus::Family<T>& family, std::vector<std::string> label_names,
+                          ChildLookup lookup)
+    : family_(family),
+      label_names_(std::move(label_names)),
+      lookup_(lookup),
+      id_(next_cache_id.fetch_add(1)) {}
+
+template <typename T>
+void ChildCache<T>::AppendKey(std::string& out, std::initializer_list<absl::string_view> values) {
+  for (absl::string_view v : values) {
+    out.append(v.data(), v.size());
+    out.push_back('\x1f');
+  }
+}
+
+template <typename T>
+typename ChildCache<T>::Local& ChildCache<T>::ThisThread() {
+  // One map per thread and child type, keyed by cache id (never reused, so entries of destroyed
+  // caches are never looked at again).
+  thread_local absl::flat_hash_map<uint64_t, Local> locals;
+  return locals[id_];
 }
 
 template <typename T>
 template <typename... Args>
-T& ChildCache<T>::Get(const std::vector<absl::string_view>& values, Args&&... args) {
-  std::string key = Key(values);
+T& ChildCache<T>::GetLocked(const std::string& key, std::initializer_list<absl::string_view> values,
+                            Args&&... args) {
   {
     absl::ReaderMutexLock lock(&mu_);
     auto it = children_.find(key);
@@ -34,34 +59,89 @@ T& ChildCache<T>::Get(const std::vector<absl::string_view>& values, Args&&... ar
   if (it != children_.end()) return *it->second.second;
   std::map<std::string, std::string> labels;
   std::vector<std::string> owned;
-  for (size_t i = 0; i < values.size() && i < label_names_.size(); ++i) {
-    labels.emplace(label_names_[i], std::string(values[i]));
-    owned.emplace_back(values[i]);
+  size_t i = 0;
+  for (absl::string_view v : values) {
+    if (i < label_names_.size()) labels.emplace(label_names_[i], std::string(v));
+    owned.emplace_back(v);
+    ++i;
   }
   T* child = &family_.Add(labels, std::forward<Args>(args)...);
-  children_.emplace(std::move(key), std::make_pair(std::move(owned), child));
+  // Family::Add hands back a removed child that is not deleted yet: it is live again.
+  std::erase_if(removed_, [child](const auto& r) { return r.second == child; });
+  children_.emplace(key, std::make_pair(std::move(owned), child));
   return *child;
 }
 
 template <typename T>
-T* ChildCache<T>::Find(const std::vector<absl::string_view>& values) {
+template <typename... Args>
+T& ChildCache<T>::Get(std::initializer_list<absl::string_view> values, Args&&... args) {
+  thread_local std::string key;
+  key.clear();
+  AppendKey(key, values);
+  if (lookup_ == ChildLookup::kLocked) return GetLocked(key, values, std::forward<Args>(args)...);
+  Local& local = ThisThread();
+  const uint64_t epoch = epoch_.load(std::memory_order_acquire);
+  if (local.epoch != epoch) {
+    local.children.clear();
+    local.epoch = epoch;
+  }
+  if (auto it = local.children.find(key); it != local.children.end()) return *it->second;
+  T& child = GetLocked(key, values, std::forward<Args>(args)...);
+  local.children.emplace(key, &child);
+  return child;
+}
+
+template <typename T>
+T* ChildCache<T>::Find(std::initializer_list<absl::string_view> values) {
+  thread_local std::string key;
+  key.clear();
+  AppendKey(key, values);
+  if (lookup_ == ChildLookup::kPerThread) {
+    Local& local = ThisThread();
+    const uint64_t epoch = epoch_.load(std::memory_order_acquire);
+    if (local.epoch != epoch) {
+      local.children.clear();
+      local.epoch = epoch;
+    }
+    if (auto it = local.children.find(key); it != local.children.end()) return it->second;
+  }
   absl::ReaderMutexLock lock(&mu_);
-  auto it = children_.find(Key(values));
+  auto it = children_.find(key);
   return it == children_.end() ? nullptr : it->second.second;
 }
 
 template <typename T>
 void ChildCache<T>::RemoveWhere(absl::string_view first, absl::string_view second) {
   absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  bool removed = false;
   for (auto it = children_.begin(); it != children_.end();) {
     const std::vector<std::string>& labels = it->second.first;
     if (labels.size() >= 2 && labels[0] == first && labels[1] == second) {
-      family_.Remove(it->second.second);
+      if (lookup_ == ChildLookup::kLocked) {
+        family_.Remove(it->second.second);
+      } else {
+        removed_.emplace_back(now, it->second.second);
+      }
       children_.erase(it++);
+      removed = true;
     } else {
       ++it;
     }
   }
+  // Every thread drops its cached pointers before its next lookup.
+  if (removed) epoch_.fetch_add(1, std::memory_order_release);
+}
+
+template <typename T>
+void ChildCache<T>::Purge(absl::Duration grace) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  std::erase_if(removed_, [&](const std::pair<absl::Time, T*>& r) {
+    if (now - r.first < grace) return false;
+    family_.Remove(r.second);
+    return true;
+  });
 }
 
 BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
@@ -268,6 +348,10 @@ void BrokerMetrics::RemoveKeyVersion(absl::string_view provider, absl::string_vi
   active_.RemoveWhere(provider, key_version);
   auth_fail_.RemoveWhere(provider, key_version);
 }
+void BrokerMetrics::PurgeRemoved(absl::Duration grace) {
+  active_.Purge(grace);
+  auth_fail_.Purge(grace);
+}
 void BrokerMetrics::RpcCompleted(absl::string_view method, absl::string_view code,
                                  absl::Duration latency) {
   static const prometheus::Histogram::BucketBoundaries* const kBuckets =
@@ -321,5 +405,17 @@ absl::string_view HttpStatusLabel(int http_status) {
       return "other";
   }
 }
+
+// For users outside this file (benchmarks): the child types and lookups used here.
+template class ChildCache<prometheus::Counter>;
+template class ChildCache<prometheus::Gauge>;
+template class ChildCache<prometheus::Histogram>;
+template prometheus::Counter& ChildCache<prometheus::Counter>::Get<>(
+    std::initializer_list<absl::string_view>);
+template prometheus::Gauge& ChildCache<prometheus::Gauge>::Get<>(
+    std::initializer_list<absl::string_view>);
+template prometheus::Histogram&
+ChildCache<prometheus::Histogram>::Get<const prometheus::Histogram::BucketBoundaries&>(
+    std::initializer_list<absl::string_view>, const prometheus::Histogram::BucketBoundaries&);
 
 }  // namespace credbroker::metrics

@@ -440,6 +440,8 @@ void KeyRing::RecordState(const KeyVersion& v) {
 }
 
 void KeyRing::Tick() {
+  // Series of retired versions leave the scrape once no request thread can still hold them.
+  if (metrics_) metrics_->PurgeRemoved();
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
