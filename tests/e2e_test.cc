@@ -1191,7 +1191,7 @@ leases:
   sweep_interval: 1s
 anomaly_detection:
   bucket: 1s
-  learning_period: 1s
+  learning_period: 3s
   new_caller_action: suspend
   suspend_for: 1h
 audit:
@@ -1203,6 +1203,7 @@ identity:
     - service: newcomer
       token: newcomer-token-0123456789
 )");
+  const absl::Time started = absl::Now();
   StartBroker();
   v1::Lease lease;
   ASSERT_TRUE(Acquire("lumenfall", &lease).ok());  // during the learning period: baseline
@@ -1213,7 +1214,7 @@ identity:
   v1::KeyEvent e;
   while (reader->Read(&e) && e.type() != v1::KeyEvent::SYNCED) {
   }
-  absl::SleepFor(absl::Milliseconds(1200));
+  absl::SleepFor(started + absl::Milliseconds(3500) - absl::Now());  // learning is over
 
   // A caller never seen before: with new_caller_action "suspend" it never gets a key.
   const std::string newcomer = "newcomer-token-0123456789";

@@ -151,9 +151,11 @@ int64_t LeaseBroker::RevokeCallerLeases(absl::string_view caller_label, absl::st
 }
 
 absl::Status LeaseBroker::CheckSuspended(const identity::Identity& caller,
-                                         absl::string_view provider, absl::Time now) {
+                                         absl::string_view provider, absl::Time now, bool admit) {
   if (anomalies_ == nullptr) return absl::OkStatus();
-  const absl::Time until = anomalies_->SuspendedUntil(Label(caller.name), provider);
+  const std::string label = Label(caller.name);
+  const absl::Time until =
+      admit ? anomalies_->Admit(label, provider) : anomalies_->SuspendedUntil(label, provider);
   if (until <= now) return absl::OkStatus();
   return Reason(absl::PermissionDeniedError(absl::StrCat(
                     caller.name, " is suspended on ", provider, " until ", absl::FormatTime(until),
@@ -234,7 +236,7 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     }
     // After the policy: only callers allowed to use the provider are judged by the detector (a
     // caller seen for the first time here may be suspended before it gets a key).
-    CB_RETURN_IF_ERROR(CheckSuspended(caller, provider, now));
+    CB_RETURN_IF_ERROR(CheckSuspended(caller, provider, now, /*admit=*/true));
     if (!ReserveSlot(caller.name, provider, max_active)) {
       return Reason(absl::ResourceExhaustedError(absl::StrCat(
                         caller.name, " already holds ", max_active, " leases on ", provider,
@@ -286,7 +288,9 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
         lease_id, caller.name, [&](const leases::LeaseRecord& l) -> absl::StatusOr<absl::Time> {
           CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
                               ServableProvider(*grant.snapshot, l.provider, now));
-          CB_RETURN_IF_ERROR(CheckSuspended(caller, l.provider, now));
+          // Inside the table's lock: a lookup only (an admission could run the anomaly sink,
+          // which revokes leases through this table).
+          CB_RETURN_IF_ERROR(CheckSuspended(caller, l.provider, now, /*admit=*/false));
           retired_provider = l.provider;
           retired_version = l.key_version;
           const rotation::KeyVersion* key = keys->Find(l.key_version);

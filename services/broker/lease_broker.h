@@ -116,9 +116,10 @@ class LeaseBroker final : public rotation::LeaseView {
   void CountLease(const leases::LeaseRecord& lease, int delta);
   // Bookkeeping and audit for leases just revoked.
   void Revoked(const std::vector<leases::LeaseRecord>& revoked, absl::string_view reason);
-  // CALLER_SUSPENDED when the anomaly detector suspended the caller on the provider.
+  // CALLER_SUSPENDED when the anomaly detector suspended the caller on the provider. `admit`
+  // (AcquireLease, outside every lock) also lets the detector see a new caller first.
   absl::Status CheckSuspended(const identity::Identity& caller, absl::string_view provider,
-                              absl::Time now);
+                              absl::Time now, bool admit);
   // A NOT_FOUND lease that was revoked with its key version: report the use of a retired key.
   void CheckRevokedForKey(const identity::Identity& caller, const std::string& lease_id,
                           absl::string_view what);

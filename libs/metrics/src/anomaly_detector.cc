@@ -187,10 +187,37 @@ void AnomalyDetector::RecordRetiredKeyUse(absl::string_view caller, absl::string
   Report(std::move(a));
 }
 
+namespace {
+absl::Time FromMicrosOrPast(int64_t us) {
+  return us == std::numeric_limits<int64_t>::min() ? absl::InfinitePast()
+                                                   : absl::FromUnixMicros(us);
+}
+}  // namespace
+
+absl::Time AnomalyDetector::Admit(absl::string_view caller, absl::string_view provider) {
+  return FromMicrosOrPast(
+      Find(caller, provider).suspended_until_us.load(std::memory_order_relaxed));
+}
+
 absl::Time AnomalyDetector::SuspendedUntil(absl::string_view caller, absl::string_view provider) {
-  const int64_t until = Find(caller, provider).suspended_until_us.load(std::memory_order_relaxed);
-  return until == std::numeric_limits<int64_t>::min() ? absl::InfinitePast()
-                                                      : absl::FromUnixMicros(until);
+  Series* s = Lookup(caller, provider);
+  return s == nullptr ? absl::InfinitePast()
+                      : FromMicrosOrPast(s->suspended_until_us.load(std::memory_order_relaxed));
+}
+
+AnomalyDetector::Series* AnomalyDetector::Lookup(absl::string_view caller,
+                                                 absl::string_view provider) {
+  thread_local std::string key;
+  key.assign(caller.data(), caller.size());
+  key.push_back('\x1f');
+  key.append(provider.data(), provider.size());
+  auto& local = LocalCache<Series>(id_);
+  if (auto it = local.find(key); it != local.end()) return it->second;
+  absl::MutexLock lock(&mu_);
+  auto it = series_.find(key);
+  if (it == series_.end()) return nullptr;
+  local.emplace(key, it->second.get());
+  return it->second.get();
 }
 
 void AnomalyDetector::Report(Anomaly a) {

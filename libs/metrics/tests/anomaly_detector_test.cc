@@ -113,6 +113,12 @@ TEST_F(AnomalyDetectorTest, NewCallerOnlyAfterTheLearningPeriod) {
   // Another provider is another pair.
   detector_->RecordLease("early/app", "magichour");
   EXPECT_EQ(found_.size(), 2u);
+  // A suspension lookup records nothing; an admission (AcquireLease) does.
+  EXPECT_EQ(detector_->SuspendedUntil("ghost/app", "lumenfall"), absl::InfinitePast());
+  EXPECT_EQ(found_.size(), 2u);
+  EXPECT_EQ(detector_->Admit("ghost/app", "lumenfall"), absl::InfinitePast());
+  ASSERT_EQ(found_.size(), 3u);
+  EXPECT_EQ(found_[2].caller, "ghost/app");
 }
 
 TEST_F(AnomalyDetectorTest, RetiredKeyUseIsReportedOncePerBucket) {

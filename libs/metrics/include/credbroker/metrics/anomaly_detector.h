@@ -102,7 +102,12 @@ class AnomalyDetector {
   void RecordRetiredKeyUse(absl::string_view caller, absl::string_view provider,
                            absl::string_view key_version, absl::string_view detail);
 
-  // Until when the caller is suspended on the provider (InfinitePast: not suspended).
+  // A caller asks for a lease: a caller × provider seen for the first time after the learning
+  // period is reported as new_caller here, before it gets a key (so a "suspend" action refuses
+  // even its first lease). Returns until when the caller is suspended (InfinitePast: not).
+  absl::Time Admit(absl::string_view caller, absl::string_view provider);
+  // Until when the caller is suspended on the provider, without recording anything; safe to call
+  // under other locks (it never reports, so the sink never runs).
   absl::Time SuspendedUntil(absl::string_view caller, absl::string_view provider);
 
   // Closes every bucket that ended by now: scores it against the baseline, reports spikes, then
@@ -114,6 +119,8 @@ class AnomalyDetector {
  private:
   struct Series;
   Series& Find(absl::string_view caller, absl::string_view provider);
+  // The series if it exists (never creates, never reports).
+  Series* Lookup(absl::string_view caller, absl::string_view provider);
   void Report(Anomaly a);
   AnomalyAction ActionFor(AnomalyKind kind) const;
 
