@@ -352,6 +352,20 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
         });
     c->broker->SetAnomalyDetector(c->anomalies.get());
   }
+  for (const providers::ProviderSpec& spec : c->catalog.providers()) {
+    std::vector<std::pair<std::string, std::string>> kinds;
+    if (c->anomalies) {
+      const metrics::AnomalyOptions& o = c->anomalies->options();
+      for (const auto& [kind, action] :
+           {std::pair{metrics::AnomalyKind::kRateSpike, o.rate_spike},
+            std::pair{metrics::AnomalyKind::kFailureSpike, o.failure_spike},
+            std::pair{metrics::AnomalyKind::kNewCaller, o.new_caller},
+            std::pair{metrics::AnomalyKind::kRetiredKeyUse, o.retired_key_use}}) {
+        kinds.emplace_back(metrics::AnomalyKindName(kind), metrics::AnomalyActionName(action));
+      }
+    }
+    c->metrics->InitProvider(spec.name, spec.mint != nullptr, kinds);
+  }
   // Every key-version transition is an audit event too.
   identity::AuditLog* audit = c->audit.get();
   c->ring->Subscribe(

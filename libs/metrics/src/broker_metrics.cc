@@ -359,6 +359,26 @@ void BrokerMetrics::RpcCompleted(absl::string_view method, absl::string_view cod
   rpc_.Get({method, code}, *kBuckets).Observe(absl::ToDoubleSeconds(latency));
 }
 
+void BrokerMetrics::InitProvider(
+    absl::string_view provider, bool minted,
+    const std::vector<std::pair<std::string, std::string>>& anomaly_kind_actions) {
+  for (absl::string_view reason : {"operator", "revoked_at_provider"}) {
+    quarantines_children_.Get({provider, reason});
+  }
+  revocation_children_.Get({provider});
+  for (absl::string_view reason : {"format", "whitespace", "empty", "too_long"}) {
+    rejected_.Get({provider, reason});
+  }
+  if (minted) {
+    for (absl::string_view op : {"create", "store", "revoke"}) {
+      mint_failures_children_.Get({provider, op});
+    }
+  }
+  for (const auto& [kind, action] : anomaly_kind_actions) {
+    anomalies_children_.Get({provider, kind, action});
+  }
+}
+
 void BrokerMetrics::KeyTransition(absl::string_view provider, absl::string_view state) {
   transitions_children_.Get({provider, state}).Increment();
 }

@@ -119,6 +119,37 @@ TEST(BrokerMetricsTest, ConcurrentRecordingAndRemovalKeepCountsExact) {
       text, HasSubstr(R"(credbroker_active_leases{key_version="v9",provider="lumenfall"} 80000)"));
 }
 
+TEST(BrokerMetricsTest, ProviderEventCountersStartAtZero) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  BrokerMetrics m(registry);
+  m.InitProvider("lumenfall", /*minted=*/true, {{"rate_spike", "alert"}});
+  m.InitProvider("fluximage", /*minted=*/false, {});
+  std::string text = Scrape(*registry);
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(credbroker_key_quarantines_total{provider="lumenfall",reason="revoked_at_provider"} 0)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(credbroker_key_mint_failures_total{operation="revoke",provider="lumenfall"} 0)"));
+  EXPECT_THAT(
+      text, Not(HasSubstr(
+                R"(credbroker_key_mint_failures_total{operation="revoke",provider="fluximage"})")));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(credbroker_anomalies_total{action="alert",kind="rate_spike",provider="lumenfall"} 0)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(credbroker_key_versions_rejected_total{provider="fluximage",reason="format"} 0)"));
+  m.KeyQuarantined("lumenfall", "operator");
+  EXPECT_THAT(
+      Scrape(*registry),
+      HasSubstr(R"(credbroker_key_quarantines_total{provider="lumenfall",reason="operator"} 1)"));
+}
+
 TEST(BrokerMetricsTest, HttpStatusLabelIsBounded) {
   EXPECT_EQ(HttpStatusLabel(401), "401");
   EXPECT_EQ(HttpStatusLabel(403), "403");

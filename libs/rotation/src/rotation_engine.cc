@@ -425,7 +425,37 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::RotateNow(
   return TryPromote(*spec, /*forced=*/true, skip_probe);
 }
 
+void RotationEngine::ResumeRevocations() {
+  if (key_ids_ == nullptr || minter_ == nullptr) return;
+  absl::StatusOr<std::vector<PersistedKeyVersion>> all = key_ids_->LoadAll();
+  if (!all.ok()) {
+    core::LogError("cannot read key states to resume revocations",
+                   {{"error", all.status().ToString()}});
+    return;
+  }
+  std::vector<RevokeJob> jobs;
+  for (const PersistedKeyVersion& r : *all) {
+    if (r.state != KeyState::kRetired && r.state != KeyState::kQuarantined) continue;
+    const providers::ProviderSpec* spec = catalog_->Find(r.provider);
+    if (spec == nullptr || spec->mint == nullptr || !spec->mint->has_revoke()) continue;
+    // Revoked keys are saved as REVOKED: a RETIRED or QUARANTINED one the broker minted is
+    // still live at the provider.
+    if (!key_ids_->MintedKeyId(r.provider, r.fingerprint).ok()) continue;
+    core::LogInfo(
+        "resuming revocation of a retired minted key",
+        {{"provider", r.provider}, {"key_version", r.version_id}, {"fingerprint", r.fingerprint}});
+    jobs.push_back({r.provider, r.version_id, r.fingerprint, absl::InfinitePast()});
+  }
+  absl::MutexLock lock(&queue_mu_);
+  for (RevokeJob& job : jobs) revokes_.push_back(std::move(job));
+  if (!jobs.empty()) {
+    wake_ = true;
+    wake_cv_.Signal();
+  }
+}
+
 void RotationEngine::Start() {
+  ResumeRevocations();
   absl::MutexLock lock(&queue_mu_);
   if (thread_.joinable()) return;
   stop_ = false;

@@ -442,6 +442,35 @@ TEST_F(RotationEngineTest, NinetyDaysOfMintedRotation) {
   EXPECT_THAT(Logs(), Not(HasSubstr(Keys().current->material->reveal())));
 }
 
+TEST_F(RotationEngineTest, RevocationOfARetiredMintedKeySurvivesARestart) {
+  Build(/*minted=*/true);
+  provider_.Issue(LmnKey("one"));
+  Stage("v1", LmnKey("one"));
+  Pass();
+  ASSERT_THAT(engine_->RotateNow("lumenfall", false), IsOk());  // w1
+  ASSERT_THAT(engine_->RotateNow("lumenfall", false), IsOk());  // w2; w1 PREVIOUS
+  clock_.Advance(absl::Hours(24 * 7 + 1));
+  ring_->Tick();    // w1 retires; its revocation is queued in this engine only...
+  engine_.reset();  // ...which stops before running it.
+  EXPECT_EQ(provider_.revocations(), 0);
+
+  RotationEngine restarted(
+      ring_.get(), &catalog_,
+      absl::flat_hash_map<std::string, secrets::SecretSource*>{{"lumenfall", &source_}}, &probe_,
+      &minter_, &store_, &clock_, &metrics_, RotationEngineOptions{});
+  restarted.ResumeRevocations();
+  restarted.RunOnce();
+  EXPECT_EQ(provider_.revocations(), 1);
+  // Not twice: it is REVOKED now.
+  RotationEngine again(
+      ring_.get(), &catalog_,
+      absl::flat_hash_map<std::string, secrets::SecretSource*>{{"lumenfall", &source_}}, &probe_,
+      &minter_, &store_, &clock_, &metrics_, RotationEngineOptions{});
+  again.ResumeRevocations();
+  again.RunOnce();
+  EXPECT_EQ(provider_.revocations(), 1);
+}
+
 TEST_F(RotationEngineTest, LyingProbeIsNotTrustedUntilAnOperatorForces) {
   Build(/*minted=*/false);
   provider_.SetLying(true);

@@ -115,6 +115,12 @@ class BrokerMetrics {
 
   void RpcCompleted(absl::string_view method, absl::string_view code, absl::Duration latency);
 
+  // Creates the provider's event counters at 0 (quarantines, suspected revocations, rejected
+  // versions, mint failures when `minted`, and an anomaly counter per (kind, action)), so that
+  // rate() and increase() see the first event instead of a series appearing at 1.
+  void InitProvider(absl::string_view provider, bool minted,
+                    const std::vector<std::pair<std::string, std::string>>& anomaly_kind_actions);
+
   // Rotation engine.
   // A key version entered `state` (PENDING, CURRENT, PREVIOUS, RETIRED, QUARANTINED, REVOKED).
   void KeyTransition(absl::string_view provider, absl::string_view state);

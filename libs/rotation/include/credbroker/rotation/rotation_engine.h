@@ -78,6 +78,11 @@ class RotationEngine {
 
   Calibration CalibrationOf(absl::string_view provider) const;
 
+  // Queues the revocation of keys the broker minted that left service but were not revoked at
+  // the provider yet (the broker stopped before it could): from the persisted key states. Start
+  // calls it; tests may call it directly.
+  void ResumeRevocations();
+
   // Runs RunOnce every check_interval, and at once after Wake or a new PENDING version.
   void Start();
   void Stop();
