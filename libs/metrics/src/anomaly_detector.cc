@@ -22,6 +22,16 @@ absl::flat_hash_map<std::string, S*>& LocalCache(uint64_t id) {
   return caches[id];
 }
 
+// "caller\x1fprovider" in a per-thread buffer (no allocation once warm); valid until the next
+// call on this thread.
+const std::string& SeriesKey(absl::string_view caller, absl::string_view provider) {
+  thread_local std::string key;
+  key.assign(caller.data(), caller.size());
+  key.push_back('\x1f');
+  key.append(provider.data(), provider.size());
+  return key;
+}
+
 // Exponentially weighted mean and variance (West's incremental form).
 void Fold(double x, double alpha, double* mean, double* var) {
   const double diff = x - *mean;
@@ -120,10 +130,7 @@ void AnomalyDetector::Known(absl::string_view caller, absl::string_view provider
 
 AnomalyDetector::Series& AnomalyDetector::Find(absl::string_view caller,
                                                absl::string_view provider) {
-  thread_local std::string key;
-  key.assign(caller.data(), caller.size());
-  key.push_back('\x1f');
-  key.append(provider.data(), provider.size());
+  const std::string& key = SeriesKey(caller, provider);
   auto& local = LocalCache<Series>(id_);
   if (auto it = local.find(key); it != local.end()) return *it->second;
   Series* series = nullptr;
@@ -207,10 +214,7 @@ absl::Time AnomalyDetector::SuspendedUntil(absl::string_view caller, absl::strin
 
 AnomalyDetector::Series* AnomalyDetector::Lookup(absl::string_view caller,
                                                  absl::string_view provider) {
-  thread_local std::string key;
-  key.assign(caller.data(), caller.size());
-  key.push_back('\x1f');
-  key.append(provider.data(), provider.size());
+  const std::string& key = SeriesKey(caller, provider);
   auto& local = LocalCache<Series>(id_);
   if (auto it = local.find(key); it != local.end()) return it->second;
   absl::MutexLock lock(&mu_);

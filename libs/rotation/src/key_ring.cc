@@ -88,6 +88,23 @@ std::string PersistKey(absl::string_view provider, absl::string_view version,
                        absl::string_view fingerprint) {
   return absl::StrCat(provider, "\x1f", version, "\x1f", fingerprint);
 }
+// The live version, or NOT_FOUND naming what is missing (UNKNOWN_PROVIDER, UNKNOWN_KEY_VERSION).
+absl::StatusOr<const KeyVersion*> FindLive(const KeySnapshot& snap, absl::string_view provider,
+                                           absl::string_view version) {
+  const ProviderKeys* keys = snap.Find(provider);
+  if (keys == nullptr) {
+    return core::WithReason(absl::NotFoundError(absl::StrCat("unknown provider ", provider)),
+                            "UNKNOWN_PROVIDER");
+  }
+  const KeyVersion* v = keys->Find(version);
+  if (v == nullptr) {
+    return core::WithReason(
+        absl::NotFoundError(absl::StrCat("no live version ", version, " of ", provider)),
+        "UNKNOWN_KEY_VERSION");
+  }
+  return v;
+}
+
 KeyEvent MakeEvent(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std::string reason) {
   KeyEvent e;
   e.type = type;
@@ -536,17 +553,8 @@ absl::Status KeyRing::Quarantine(absl::string_view provider, absl::string_view v
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
+  CB_ASSIGN_OR_RETURN(const KeyVersion* target, FindLive(*prev, provider, version));
   const ProviderKeys* before = prev->Find(provider);
-  if (before == nullptr) {
-    return core::WithReason(absl::NotFoundError(absl::StrCat("unknown provider ", provider)),
-                            "UNKNOWN_PROVIDER");
-  }
-  const KeyVersion* target = before->Find(version);
-  if (target == nullptr) {
-    return core::WithReason(
-        absl::NotFoundError(absl::StrCat("no live version ", version, " of ", provider)),
-        "UNKNOWN_KEY_VERSION");
-  }
   auto next = std::make_shared<KeySnapshot>(*prev);
   next->generation = prev->generation + 1;
   ProviderKeys& keys = next->providers[std::string(provider)];
@@ -609,17 +617,8 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> KeyRing::Promote(absl::string_
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
+  CB_ASSIGN_OR_RETURN(const KeyVersion* target, FindLive(*prev, provider, version));
   const ProviderKeys* before = prev->Find(provider);
-  if (before == nullptr) {
-    return core::WithReason(absl::NotFoundError(absl::StrCat("unknown provider ", provider)),
-                            "UNKNOWN_PROVIDER");
-  }
-  const KeyVersion* target = before->Find(version);
-  if (target == nullptr) {
-    return core::WithReason(
-        absl::NotFoundError(absl::StrCat("no live version ", version, " of ", provider)),
-        "UNKNOWN_KEY_VERSION");
-  }
   if (target->state != KeyState::kPending) {
     return core::WithReason(
         absl::FailedPreconditionError(absl::StrCat("version ", version, " of ", provider, " is ",
