@@ -1202,6 +1202,8 @@ identity:
       token: e2e-app-token-0123456789
     - service: newcomer
       token: newcomer-token-0123456789
+    - service: latecomer
+      token: latecomer-token-0123456789
 )");
   const absl::Time started = absl::Now();
   StartBroker();
@@ -1249,6 +1251,19 @@ identity:
   EXPECT_THAT(audit.str(), HasSubstr(R"("decision":"deny","reason":"CALLER_SUSPENDED")"));
   ctx.TryCancel();
   (void)reader->Finish();
+
+  // A restart (a deploy) keeps what was learned: no new learning window opens, so a caller never
+  // seen before is caught at once, and the known caller is not "new".
+  EXPECT_EQ(broker_->Stop(), 0);
+  broker_.reset();
+  StartBroker();
+  ASSERT_TRUE(Acquire("lumenfall", &again).ok()) << broker_->Logs();
+  grpc::Status late = Acquire("lumenfall", &again, "latecomer-token-0123456789");
+  EXPECT_EQ(late.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(late), "CALLER_SUSPENDED");
+  EXPECT_THAT(broker_->Logs(), HasSubstr("anomaly baselines restored"));
+  // And a suspension does not end with the process.
+  EXPECT_EQ(Reason(Acquire("lumenfall", &again, newcomer)), "CALLER_SUSPENDED");
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 #include "credbroker/identity/policy.h"
 #include "credbroker/leases/lease_store.h"
 #include "credbroker/leases/lease_table.h"
+#include "credbroker/metrics/anomaly_baseline_store.h"
 #include "credbroker/metrics/anomaly_detector.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
@@ -175,6 +176,7 @@ struct App::Components {
   std::unique_ptr<rotation::RotationEngine> engine;
   std::unique_ptr<rotation::RevocationDetector> detector;
   std::unique_ptr<metrics::AnomalyDetector> anomalies;
+  std::unique_ptr<metrics::AnomalyBaselineStore> anomaly_store;
   uint64_t audit_listener = 0;
   std::unique_ptr<leases::LeaseStore> store;
   std::unique_ptr<leases::LeaseTable> table;
@@ -193,6 +195,12 @@ struct App::Components {
   bool started = false;
   bool shut_down = false;
 };
+
+void App::SaveBaselines(Components& c) {
+  if (absl::Status s = c.anomaly_store->Save(c.anomalies->Baselines()); !s.ok()) {
+    core::LogError("cannot save anomaly baselines", {{"error", s.ToString()}});
+  }
+}
 
 App::App(std::unique_ptr<Components> c) : c_(std::move(c)) {}
 
@@ -351,6 +359,18 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
           ring->Announce({e});
         });
     c->broker->SetAnomalyDetector(c->anomalies.get());
+    // What earlier runs learned: no fresh warm-up or learning window after a restart.
+    CB_ASSIGN_OR_RETURN(
+        c->anomaly_store,
+        metrics::AnomalyBaselineStore::Open(
+            (std::filesystem::path(config.server().data_dir()) / "anomaly.db").string()));
+    CB_ASSIGN_OR_RETURN(absl::Time learning_until,
+                        c->anomaly_store->LearningUntil(c->anomalies->learning_until()));
+    CB_ASSIGN_OR_RETURN(std::vector<metrics::AnomalyBaseline> baselines, c->anomaly_store->Load());
+    c->anomalies->Restore(baselines, learning_until);
+    core::LogInfo("anomaly baselines restored",
+                  {{"pairs", absl::StrCat(baselines.size())},
+                   {"learning_until", absl::FormatTime(learning_until)}});
   }
   for (const providers::ProviderSpec& spec : c->catalog.providers()) {
     std::vector<std::pair<std::string, std::string>> kinds;
@@ -445,7 +465,7 @@ absl::Status App::Start() {
   c.sweeper = std::thread([&c, sweep] {
     while (!c.stop_sweeper.WaitForNotificationWithTimeout(sweep)) {
       size_t n = c.broker->SweepExpired();
-      if (c.anomalies) c.anomalies->Tick();
+      if (c.anomalies && c.anomalies->Tick()) SaveBaselines(c);
       if (n > 0) core::LogDebug("expired leases swept", {{"count", absl::StrCat(n)}});
     }
   });
@@ -485,6 +505,7 @@ void App::Shutdown() {
     c.stop_sweeper.Notify();
     c.sweeper.join();
   }
+  if (c.anomalies) SaveBaselines(c);
   c.engine->Stop();
   for (auto& r : c.refreshers) r->Stop();
   core::LogDebug("refreshers stopped");

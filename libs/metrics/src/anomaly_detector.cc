@@ -32,6 +32,11 @@ const std::string& SeriesKey(absl::string_view caller, absl::string_view provide
   return key;
 }
 
+absl::Time FromMicrosOrPast(int64_t us) {
+  return us == std::numeric_limits<int64_t>::min() ? absl::InfinitePast()
+                                                   : absl::FromUnixMicros(us);
+}
+
 // Exponentially weighted mean and variance (West's incremental form).
 void Fold(double x, double alpha, double* mean, double* var) {
   const double diff = x - *mean;
@@ -100,10 +105,11 @@ AnomalyDetector::AnomalyDetector(AnomalyOptions options, const core::Clock* cloc
       clock_(clock),
       metrics_(metrics),
       sink_(std::move(sink)),
-      started_(clock->Now()),
       id_(next_detector_id.fetch_add(1)) {
   absl::MutexLock lock(&mu_);
-  bucket_end_ = started_ + options_.bucket;
+  const absl::Time now = clock->Now();
+  bucket_end_ = now + options_.bucket;
+  learning_until_ = now + options_.learning_period;
 }
 
 AnomalyDetector::~AnomalyDetector() = default;
@@ -128,6 +134,43 @@ void AnomalyDetector::Known(absl::string_view caller, absl::string_view provider
   if (!slot) slot = std::make_unique<Series>(std::string(caller), std::string(provider));
 }
 
+void AnomalyDetector::Restore(const std::vector<AnomalyBaseline>& baselines,
+                              absl::Time learning_until) {
+  absl::MutexLock lock(&mu_);
+  learning_until_ = learning_until;
+  for (const AnomalyBaseline& b : baselines) {
+    auto& slot = series_[absl::StrCat(b.caller, "\x1f", b.provider)];
+    if (!slot) slot = std::make_unique<Series>(b.caller, b.provider);
+    slot->rate_mean = b.rate_mean;
+    slot->rate_var = b.rate_var;
+    slot->fail_mean = b.fail_mean;
+    slot->fail_var = b.fail_var;
+    slot->buckets = b.buckets;
+    if (b.suspended_until != absl::InfinitePast()) {
+      slot->suspended_until_us.store(absl::ToUnixMicros(b.suspended_until),
+                                     std::memory_order_relaxed);
+    }
+  }
+}
+
+std::vector<AnomalyBaseline> AnomalyDetector::Baselines() {
+  absl::MutexLock lock(&mu_);
+  std::vector<AnomalyBaseline> out;
+  out.reserve(series_.size());
+  for (const auto& entry : series_) {
+    const Series& s = *entry.second;
+    out.push_back({s.caller, s.provider, s.rate_mean, s.rate_var, s.fail_mean, s.fail_var,
+                   s.buckets,
+                   FromMicrosOrPast(s.suspended_until_us.load(std::memory_order_relaxed))});
+  }
+  return out;
+}
+
+absl::Time AnomalyDetector::learning_until() {
+  absl::MutexLock lock(&mu_);
+  return learning_until_;
+}
+
 AnomalyDetector::Series& AnomalyDetector::Find(absl::string_view caller,
                                                absl::string_view provider) {
   const std::string& key = SeriesKey(caller, provider);
@@ -135,6 +178,7 @@ AnomalyDetector::Series& AnomalyDetector::Find(absl::string_view caller,
   if (auto it = local.find(key); it != local.end()) return *it->second;
   Series* series = nullptr;
   bool created = false;
+  absl::Time learning_until;
   {
     absl::MutexLock lock(&mu_);
     auto& slot = series_[key];
@@ -143,10 +187,11 @@ AnomalyDetector::Series& AnomalyDetector::Find(absl::string_view caller,
       created = true;
     }
     series = slot.get();
+    learning_until = learning_until_;
   }
   local.emplace(key, series);
   const absl::Time now = clock_->Now();
-  if (created && now >= started_ + options_.learning_period) {
+  if (created && now >= learning_until) {
     Anomaly a;
     a.kind = AnomalyKind::kNewCaller;
     a.caller = std::string(caller);
@@ -193,13 +238,6 @@ void AnomalyDetector::RecordRetiredKeyUse(absl::string_view caller, absl::string
   a.at = now;
   Report(std::move(a));
 }
-
-namespace {
-absl::Time FromMicrosOrPast(int64_t us) {
-  return us == std::numeric_limits<int64_t>::min() ? absl::InfinitePast()
-                                                   : absl::FromUnixMicros(us);
-}
-}  // namespace
 
 absl::Time AnomalyDetector::Admit(absl::string_view caller, absl::string_view provider) {
   return FromMicrosOrPast(
@@ -248,12 +286,12 @@ void AnomalyDetector::Report(Anomaly a) {
   if (sink_) sink_(a);
 }
 
-void AnomalyDetector::Tick() {
+bool AnomalyDetector::Tick() {
   std::vector<Anomaly> found;
   {
     absl::MutexLock lock(&mu_);
     const absl::Time now = clock_->Now();
-    if (now < bucket_end_) return;
+    if (now < bucket_end_) return false;
     const double alpha =
         std::clamp(absl::FDivDuration(options_.bucket, options_.baseline_window), 0.001, 1.0);
     absl::flat_hash_map<std::string, int> suspended;
@@ -308,6 +346,7 @@ void AnomalyDetector::Tick() {
     bucket_end_ = std::max(bucket_end_ + options_.bucket, now);
   }
   for (Anomaly& a : found) Report(std::move(a));
+  return true;
 }
 
 }  // namespace credbroker::metrics

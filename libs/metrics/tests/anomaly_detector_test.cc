@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "credbroker/core/log.h"
+#include "credbroker/metrics/anomaly_baseline_store.h"
+#include "credbroker/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
@@ -159,6 +161,42 @@ TEST_F(AnomalyDetectorTest, SuspendActionSuspendsTheCallerForAWhile) {
       Scrape(),
       HasSubstr(
           R"(credbroker_anomalies_total{action="log",kind="new_caller",provider="lumenfall"} 1)"));
+}
+
+TEST_F(AnomalyDetectorTest, RestoredBaselinesJudgeAtOnceAndKeepTheLearningWindowClosed) {
+  Build();
+  for (int i = 0; i < 40; ++i) Bucket(10 + i % 3);
+  testing::TempDir dir;
+  {
+    auto store = AnomalyBaselineStore::Open(dir.Join("anomaly.db"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    // First run: the learning window is stored once and never moves.
+    auto until = (*store)->LearningUntil(detector_->learning_until());
+    ASSERT_TRUE(until.ok());
+    EXPECT_EQ(*until, detector_->learning_until());
+    ASSERT_TRUE((*store)->Save(detector_->Baselines()).ok());
+  }
+  // A restart: a new detector (new learning period) restores what the first one learned.
+  clock_.Advance(absl::Hours(5));
+  const absl::Time first_learning_until = detector_->learning_until();
+  Build();
+  auto store = AnomalyBaselineStore::Open(dir.Join("anomaly.db"));
+  ASSERT_TRUE(store.ok());
+  auto until = (*store)->LearningUntil(clock_.Now() + absl::Hours(1));
+  ASSERT_TRUE(until.ok());
+  EXPECT_EQ(*until, first_learning_until);
+  auto baselines = (*store)->Load();
+  ASSERT_TRUE(baselines.ok());
+  ASSERT_EQ(baselines->size(), 1u);
+  EXPECT_EQ((*baselines)[0].buckets, 40);
+  detector_->Restore(*baselines, *until);
+  // No warm-up: the first bucket after the restart is judged against the restored baseline.
+  Bucket(120);
+  EXPECT_EQ(Kinds(), std::vector<std::string>{"rate_spike"});
+  EXPECT_EQ((*baselines)[0].suspended_until, absl::InfinitePast());
+  // The learning window stayed closed: a caller never seen is new right away.
+  detector_->RecordLease("fresh/app", "lumenfall");
+  EXPECT_EQ(Kinds(), (std::vector<std::string>{"rate_spike", "new_caller"}));
 }
 
 TEST(AnomalyActionTest, Parses) {

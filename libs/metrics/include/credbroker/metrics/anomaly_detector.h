@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
@@ -67,6 +68,19 @@ struct AnomalyOptions {
   AnomalyAction retired_key_use = AnomalyAction::kAlert;
 };
 
+// What the detector has learned about one caller × provider, to survive restarts.
+struct AnomalyBaseline {
+  std::string caller;
+  std::string provider;
+  double rate_mean = 0;
+  double rate_var = 0;
+  double fail_mean = 0;
+  double fail_var = 0;
+  int buckets = 0;
+  // A suspension outlives a restart.
+  absl::Time suspended_until = absl::InfinitePast();
+};
+
 struct Anomaly {
   AnomalyKind kind;
   AnomalyAction action;
@@ -93,6 +107,14 @@ class AnomalyDetector {
   // of the baseline, never "new".
   void Known(absl::string_view caller, absl::string_view provider);
 
+  // Baselines saved by an earlier run (call before serving): their pairs are not new and their
+  // spikes are judged without a fresh warm-up. `learning_until` is when the first run's learning
+  // period ended, so a restart does not open a new window in which new callers go unnoticed.
+  void Restore(const std::vector<AnomalyBaseline>& baselines, absl::Time learning_until);
+  // A copy of every baseline, for saving.
+  std::vector<AnomalyBaseline> Baselines();
+  absl::Time learning_until();
+
   // A lease acquired or renewed.
   void RecordLease(absl::string_view caller, absl::string_view provider);
   // A reported provider auth failure (401 and 403 count; 429 is a rate limit, not a failure).
@@ -111,8 +133,8 @@ class AnomalyDetector {
   absl::Time SuspendedUntil(absl::string_view caller, absl::string_view provider);
 
   // Closes every bucket that ended by now: scores it against the baseline, reports spikes, then
-  // folds it into the baseline. Call at least once per bucket.
-  void Tick();
+  // folds it into the baseline. Call at least once per bucket. True when a bucket was closed.
+  bool Tick();
 
   const AnomalyOptions& options() const { return options_; }
 
@@ -128,7 +150,6 @@ class AnomalyDetector {
   const core::Clock* const clock_;
   BrokerMetrics* const metrics_;
   const std::function<void(const Anomaly&)> sink_;
-  const absl::Time started_;
   const uint64_t id_;  // process-unique, keys the per-thread caches
 
   absl::Mutex mu_;
@@ -136,6 +157,7 @@ class AnomalyDetector {
   absl::flat_hash_map<std::string, std::unique_ptr<Series>> series_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> retired_reported_ ABSL_GUARDED_BY(mu_);
   absl::Time bucket_end_ ABSL_GUARDED_BY(mu_);
+  absl::Time learning_until_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace credbroker::metrics
