@@ -179,7 +179,26 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::TryPromote(
                              {"next_attempt", absl::FormatTime(attempt.next)}});
     return core::WithReason(std::move(status), "PROBE_FAILED");
   };
+  // A single-key provider invalidated the old key when the new one was made: holding on to the
+  // old one only helps if the provider positively refuses the new one.
+  auto promote_unverified = [&](absl::string_view why) {
+    core::LogWarning(
+        "single-key provider: promoting the new version without a conclusive probe, "
+        "since the provider has already invalidated the old key",
+        {{"provider", spec.name},
+         {"key_version", pending->version_id},
+         {"fingerprint", pending->fingerprint},
+         {"probe", why}});
+    promote_attempts_.erase(id);
+    if (metrics_) metrics_->ProbeFailing(spec.name, false);
+    return ring_->Promote(spec.name, pending->version_id,
+                          absl::StrCat("single-key provider, probe inconclusive (", why, ")"));
+  };
   if (cal != Calibration::kTrusted) {
+    if (spec.single_key) {
+      return promote_unverified(cal == Calibration::kLying ? "probe untrusted"
+                                                           : "probe not calibrated");
+    }
     return fail(absl::FailedPreconditionError(absl::StrCat(
                     "the ", spec.name,
                     " probe is not calibrated (it accepted an invalid key, or the provider did "
@@ -189,6 +208,9 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::TryPromote(
                 nullptr);
   }
   ProbeResult r = RunProbe(spec, pending->material->reveal(), "promotion");
+  if (r.verdict == ProbeVerdict::kInconclusive && spec.single_key) {
+    return promote_unverified(r.detail);
+  }
   if (r.verdict != ProbeVerdict::kAccepted) {
     absl::Status s = r.verdict == ProbeVerdict::kRejected
                          ? absl::FailedPreconditionError(absl::StrCat(

@@ -46,7 +46,7 @@ class FakeProvider {
     absl::MutexLock lock(&mu_);
     std::string auth = testing::HeaderOf(r, "Authorization");
     std::string key = absl::StartsWith(auth, "Bearer ") ? auth.substr(7) : "";
-    if (absl::EndsWith(r.url, "/models")) {
+    if (absl::EndsWith(r.url, "/models") || absl::EndsWith(r.url, "/usage")) {
       ++probes_;
       if (down_) return FakeHttpClient::Answer(503);
       return FakeHttpClient::Answer(lying_ || live_.contains(key) ? 200 : 401);
@@ -506,6 +506,47 @@ TEST_F(RotationEngineTest, UnreachableProviderKeepsTheOldKeyAndRetries) {
   clock_.Advance(absl::Minutes(5));
   Pass();
   EXPECT_EQ(Current(), "v2");
+}
+
+// fluximage keeps one key per account: a new key means the old one is already dead.
+TEST_F(RotationEngineTest, SingleKeyProviderCutsOverUnlessTheProviderRefusesTheNewKey) {
+  v1::BrokerConfig config;
+  config.add_sources()->set_name("fake");
+  v1::ProviderConfig* p = config.add_providers();
+  p->set_name("fluximage");
+  p->set_base_url("https://fluximage.test/api");
+  catalog_ = *providers::ProviderCatalog::FromConfig(config);
+  ring_ = std::make_unique<KeyRing>(&catalog_, &clock_, &metrics_);
+  engine_ = std::make_unique<RotationEngine>(
+      ring_.get(), &catalog_,
+      absl::flat_hash_map<std::string, secrets::SecretSource*>{{"fluximage", &source_}}, &probe_,
+      nullptr, nullptr, &clock_, &metrics_, RotationEngineOptions{});
+  ring_->GatePromotions(engine_->GatedProviders());
+  const std::string k1 = "flx_live_" + std::string(40, '1');
+  const std::string k2 = "flx_live_" + std::string(40, '2');
+  const std::string k3 = "flx_live_" + std::string(40, '3');
+  auto current = [&] { return ring_->Snapshot()->Find("fluximage")->current->version_id; };
+  provider_.Issue(k1);
+  source_.Put("fluximage", "v1", k1);
+  ASSERT_THAT(ring_->RefreshProvider("fluximage", source_), IsOk());
+  engine_->RunOnce();
+  // The provider is down: the new key is promoted anyway, and the old one retired at once.
+  provider_.SetDown(true);
+  provider_.RevokeKey(k1);
+  provider_.Issue(k2);
+  source_.Put("fluximage", "v2", k2);
+  ASSERT_THAT(ring_->RefreshProvider("fluximage", source_), IsOk());
+  engine_->RunOnce();
+  EXPECT_EQ(current(), "v2");
+  EXPECT_EQ(ring_->Snapshot()->Find("fluximage")->versions.size(), 1u);
+  // A key the provider refuses is not promoted.
+  provider_.SetDown(false);
+  source_.Put("fluximage", "v3", k3);
+  ASSERT_THAT(ring_->RefreshProvider("fluximage", source_), IsOk());
+  clock_.Advance(absl::Minutes(10));
+  engine_->RunOnce();
+  EXPECT_EQ(current(), "v2");
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_probe_failing{provider="fluximage"} 1)"));
 }
 
 TEST_F(RotationEngineTest, ForcedRotation) {
