@@ -96,20 +96,15 @@ int64_t LeaseBroker::ActiveLeases(absl::string_view provider, absl::string_view 
 
 int64_t LeaseBroker::RevokeLeasesOn(absl::string_view provider, absl::string_view version,
                                     absl::string_view reason) {
-  auto revoked = table_->RevokeIf([&](const leases::LeaseRecord& l) {
-    return l.provider == provider && l.key_version == version;
-  });
-  if (!revoked.ok()) {
-    core::LogError(
-        "revoking leases on a retiring key version failed",
-        {{"provider", provider}, {"key_version", version}, {"error", revoked.status().ToString()}});
-    return 0;
-  }
-  Revoked(*revoked, reason);
+  std::vector<leases::LeaseRecord> revoked = RevokeMatching(
+      [&](const leases::LeaseRecord& l) {
+        return l.provider == provider && l.key_version == version;
+      },
+      reason);
   {
     // Remember why, so later use of these leases is recognised as use of a retired key.
     absl::MutexLock lock(&revoked_mu_);
-    for (const leases::LeaseRecord& l : *revoked) {
+    for (const leases::LeaseRecord& l : revoked) {
       revoked_for_key_[l.id] = {l.provider, l.key_version, std::string(reason)};
       revoked_order_.push_back(l.id);
     }
@@ -119,41 +114,47 @@ int64_t LeaseBroker::RevokeLeasesOn(absl::string_view provider, absl::string_vie
       revoked_order_.pop_front();
     }
   }
-  return static_cast<int64_t>(revoked->size());
+  return static_cast<int64_t>(revoked.size());
 }
 
-void LeaseBroker::Revoked(const std::vector<leases::LeaseRecord>& revoked,
-                          absl::string_view reason) {
-  for (const leases::LeaseRecord& l : revoked) {
-    ReleaseSlot(l.caller, l.provider);
-    CountLease(l, -1);
-    metrics_->LeaseRevoked(l.provider, Label(l.caller));
+void LeaseBroker::Unbook(const leases::LeaseRecord& l) {
+  ReleaseSlot(l.caller, l.provider);
+  CountLease(l, -1);
+  metrics_->LeaseRevoked(l.provider, Label(l.caller));
+}
+
+std::vector<leases::LeaseRecord> LeaseBroker::RevokeMatching(
+    const std::function<bool(const leases::LeaseRecord&)>& pred, absl::string_view reason) {
+  absl::StatusOr<std::vector<leases::LeaseRecord>> revoked = table_->RevokeIf(pred);
+  if (!revoked.ok()) {
+    core::LogError("revoking leases failed",
+                   {{"reason", reason}, {"error", revoked.status().ToString()}});
+    return {};
+  }
+  for (const leases::LeaseRecord& l : *revoked) {
+    Unbook(l);
     if (audit_) {
       audit_->Record({"RevokeLease", l.caller, l.provider, l.key_version, l.key_fingerprint, l.id,
                       "revoke", std::string(reason)});
     }
   }
+  return *std::move(revoked);
 }
 
 int64_t LeaseBroker::RevokeCallerLeases(absl::string_view caller_label, absl::string_view provider,
                                         absl::string_view reason) {
-  auto revoked = table_->RevokeIf([&](const leases::LeaseRecord& l) {
-    return l.provider == provider && Label(l.caller) == caller_label;
-  });
-  if (!revoked.ok()) {
-    core::LogError(
-        "revoking a suspended caller's leases failed",
-        {{"caller", caller_label}, {"provider", provider}, {"error", revoked.status().ToString()}});
-    return 0;
-  }
-  Revoked(*revoked, reason);
-  return static_cast<int64_t>(revoked->size());
+  return static_cast<int64_t>(RevokeMatching(
+                                  [&](const leases::LeaseRecord& l) {
+                                    return l.provider == provider &&
+                                           Label(l.caller) == caller_label;
+                                  },
+                                  reason)
+                                  .size());
 }
 
-absl::Status LeaseBroker::CheckSuspended(const identity::Identity& caller,
+absl::Status LeaseBroker::CheckSuspended(const identity::Identity& caller, absl::string_view label,
                                          absl::string_view provider, absl::Time now, bool admit) {
   if (anomalies_ == nullptr) return absl::OkStatus();
-  const std::string label = Label(caller.name);
   const absl::Time until =
       admit ? anomalies_->Admit(label, provider) : anomalies_->SuspendedUntil(label, provider);
   if (until <= now) return absl::OkStatus();
@@ -212,6 +213,7 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
                                                 const std::string& provider, absl::Duration ttl,
                                                 const std::string& purpose) {
   const absl::Time now = clock_->Now();
+  const std::string label = Label(caller.name);  // a policy scan: once per request
   LeaseGrant grant;
   grant.snapshot = ring_->Snapshot();
   absl::Status status = [&]() -> absl::Status {
@@ -236,7 +238,7 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     }
     // After the policy: only callers allowed to use the provider are judged by the detector (a
     // caller seen for the first time here may be suspended before it gets a key).
-    CB_RETURN_IF_ERROR(CheckSuspended(caller, provider, now, /*admit=*/true));
+    CB_RETURN_IF_ERROR(CheckSuspended(caller, label, provider, now, /*admit=*/true));
     if (!ReserveSlot(caller.name, provider, max_active)) {
       return Reason(absl::ResourceExhaustedError(absl::StrCat(
                         caller.name, " already holds ", max_active, " leases on ", provider,
@@ -259,12 +261,10 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     return inserted;
   }();
   if (!status.ok()) {
-    if (core::ReasonOf(status) == "RATE_LIMITED")
-      metrics_->RateLimitHit(Label(caller.name), provider);
+    if (core::ReasonOf(status) == "RATE_LIMITED") metrics_->RateLimitHit(label, provider);
     Denied("AcquireLease", caller, provider, status);
     return status;
   }
-  const std::string label = Label(caller.name);
   metrics_->LeaseIssued(provider, label);
   CountLease(grant.lease, 1);
   Audit("AcquireLease", caller, grant.lease);
@@ -275,6 +275,7 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
 absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
                                               const std::string& lease_id, absl::Duration ttl) {
   const absl::Time now = clock_->Now();
+  const std::string label = Label(caller.name);
   LeaseGrant grant;
   grant.snapshot = ring_->Snapshot();
   std::string retired_provider;  // set when the lease's key left service
@@ -290,7 +291,7 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
                               ServableProvider(*grant.snapshot, l.provider, now));
           // Inside the table's lock: a lookup only (an admission could run the anomaly sink,
           // which revokes leases through this table).
-          CB_RETURN_IF_ERROR(CheckSuspended(caller, l.provider, now, /*admit=*/false));
+          CB_RETURN_IF_ERROR(CheckSuspended(caller, label, l.provider, now, /*admit=*/false));
           retired_provider = l.provider;
           retired_version = l.key_version;
           const rotation::KeyVersion* key = keys->Find(l.key_version);
@@ -324,14 +325,13 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
   if (!status.ok()) {
     Denied("RenewLease", caller, "", status, lease_id);
     if (anomalies_ && core::ReasonOf(status) == "KEY_RETIRED") {
-      anomalies_->RecordRetiredKeyUse(Label(caller.name), retired_provider, retired_version,
+      anomalies_->RecordRetiredKeyUse(label, retired_provider, retired_version,
                                       "renewal of a lease after its key version's retire time");
     } else if (absl::IsNotFound(status)) {
       CheckRevokedForKey(caller, lease_id, "renewal of");
     }
     return status;
   }
-  const std::string label = Label(caller.name);
   metrics_->LeaseRenewed(grant.lease.provider, label);
   Audit("RenewLease", caller, grant.lease);
   if (anomalies_) anomalies_->RecordLease(label, grant.lease.provider);
@@ -371,19 +371,20 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
       return Reason(absl::InvalidArgumentError("lease_id is malformed"), "BAD_LEASE_ID");
     }
     CB_ASSIGN_OR_RETURN(leases::LeaseRecord lease, table_->Get(lease_id, caller.name));
-    metrics_->AuthFailureReported(lease.provider, lease.key_version, Label(caller.name),
-                                  http_status);
+    const std::string label = Label(caller.name);
+    const std::shared_ptr<const rotation::KeySnapshot> snap = ring_->Snapshot();
+    const rotation::ProviderKeys* keys = snap->Find(lease.provider);
+    metrics_->AuthFailureReported(lease.provider, lease.key_version, label, http_status);
     Audit("ReportAuthFailure", caller, lease, absl::StrCat("provider answered ", http_status));
     if (detector_ != nullptr && detector_->Record(lease.provider, lease.key_version, caller.name,
                                                   http_status, clock_->Now())) {
       suspect_(lease.provider, lease.key_version);
     }
     if (anomalies_) {
-      anomalies_->RecordAuthFailure(Label(caller.name), lease.provider, http_status);
-      const rotation::ProviderKeys* keys = ring_->Snapshot()->Find(lease.provider);
+      anomalies_->RecordAuthFailure(label, lease.provider, http_status);
       const rotation::KeyVersion* key = keys ? keys->Find(lease.key_version) : nullptr;
       if (key == nullptr || key->retires_at <= clock_->Now()) {
-        anomalies_->RecordRetiredKeyUse(Label(caller.name), lease.provider, lease.key_version,
+        anomalies_->RecordRetiredKeyUse(label, lease.provider, lease.key_version,
                                         "provider call with a key version past its retire time");
       }
     }
@@ -394,9 +395,7 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
                                                         {"http_status", absl::StrCat(http_status)},
                                                         {"error_code", error_code.substr(0, 64)}});
     AuthFailureOutcome out;
-    std::shared_ptr<const rotation::KeySnapshot> snap = ring_->Snapshot();
-    if (const rotation::ProviderKeys* keys = snap->Find(lease.provider);
-        keys != nullptr && keys->current != nullptr) {
+    if (keys != nullptr && keys->current != nullptr) {
       out.current_key_version = keys->current->version_id;
       out.newer_key_available = keys->current->version_id != lease.key_version;
     }
@@ -424,9 +423,7 @@ absl::StatusOr<size_t> LeaseBroker::Revoke(
     const std::function<bool(const leases::LeaseRecord&)>& pred) {
   CB_ASSIGN_OR_RETURN(std::vector<leases::LeaseRecord> revoked, table_->RevokeIf(pred));
   for (const leases::LeaseRecord& l : revoked) {
-    ReleaseSlot(l.caller, l.provider);
-    metrics_->LeaseRevoked(l.provider, Label(l.caller));
-    CountLease(l, -1);
+    Unbook(l);
     core::LogInfo("lease revoked",
                   {{"provider", l.provider}, {"caller", l.caller}, {"key_version", l.key_version}});
   }

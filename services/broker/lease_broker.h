@@ -114,12 +114,17 @@ class LeaseBroker final : public rotation::LeaseView {
   void ReleaseSlot(const std::string& caller, const std::string& provider);
   // Bookkeeping for a lease that now exists (+1) or no longer does (-1).
   void CountLease(const leases::LeaseRecord& lease, int delta);
-  // Bookkeeping and audit for leases just revoked.
-  void Revoked(const std::vector<leases::LeaseRecord>& revoked, absl::string_view reason);
-  // CALLER_SUSPENDED when the anomaly detector suspended the caller on the provider. `admit`
-  // (AcquireLease, outside every lock) also lets the detector see a new caller first.
-  absl::Status CheckSuspended(const identity::Identity& caller, absl::string_view provider,
-                              absl::Time now, bool admit);
+  // Bookkeeping for a lease just revoked: its slot, the active count, the revoked counter.
+  void Unbook(const leases::LeaseRecord& l);
+  // Revokes the leases matching `pred` with bookkeeping and one audit line each; on a store
+  // error logs it and revokes nothing.
+  std::vector<leases::LeaseRecord> RevokeMatching(
+      const std::function<bool(const leases::LeaseRecord&)>& pred, absl::string_view reason);
+  // CALLER_SUSPENDED when the anomaly detector suspended the caller (`label`, its metric label)
+  // on the provider. `admit` (AcquireLease, outside every lock) also lets the detector see a new
+  // caller first.
+  absl::Status CheckSuspended(const identity::Identity& caller, absl::string_view label,
+                              absl::string_view provider, absl::Time now, bool admit);
   // A NOT_FOUND lease that was revoked with its key version: report the use of a retired key.
   void CheckRevokedForKey(const identity::Identity& caller, const std::string& lease_id,
                           absl::string_view what);

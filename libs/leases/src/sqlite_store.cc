@@ -1,10 +1,10 @@
 #include <sqlite3.h>
 
-#include <filesystem>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "credbroker/core/status_macros.h"
 #include "credbroker/leases/lease_store.h"
+#include "credbroker/sqlite/database.h"
 
 namespace credbroker::leases {
 namespace {
@@ -57,32 +57,9 @@ SqliteLeaseStore::~SqliteLeaseStore() = default;
 
 absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> SqliteLeaseStore::Open(const std::string& path,
                                                                          bool synchronous_full) {
-  std::error_code ec;
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("sqlite lease store: cannot create ", parent.string(), ": ", ec.message()));
-  }
   auto impl = std::make_unique<Impl>();
-  if (sqlite3_open_v2(path.c_str(), &impl->db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("sqlite lease store: cannot open ", path, ": ",
-                     impl->db ? sqlite3_errmsg(impl->db) : "out of memory"));
-  }
-  sqlite3_busy_timeout(impl->db, 5000);
-  std::string pragmas = absl::StrCat(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=", synchronous_full ? "FULL" : "NORMAL", ";");
-  char* err = nullptr;
-  if (sqlite3_exec(impl->db, pragmas.c_str(), nullptr, nullptr, &err) != SQLITE_OK ||
-      sqlite3_exec(impl->db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    return absl::FailedPreconditionError(
-        absl::StrCat("sqlite lease store: cannot initialise ", path, ": ", msg));
-  }
+  CB_ASSIGN_OR_RETURN(impl->db,
+                      sqlite::OpenDatabase(path, kSchema, synchronous_full, "sqlite lease store"));
   auto prepare = [&](const char* sql, sqlite3_stmt** stmt) {
     return sqlite3_prepare_v2(impl->db, sql, -1, stmt, nullptr) == SQLITE_OK;
   };

@@ -2,10 +2,10 @@
 
 #include <sqlite3.h>
 
-#include <filesystem>
-
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "credbroker/core/status_macros.h"
+#include "credbroker/sqlite/database.h"
 
 namespace credbroker::metrics {
 namespace {
@@ -44,23 +44,9 @@ AnomalyBaselineStore::~AnomalyBaselineStore() = default;
 
 absl::StatusOr<std::unique_ptr<AnomalyBaselineStore>> AnomalyBaselineStore::Open(
     const std::string& path) {
-  std::error_code ec;
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   auto impl = std::make_unique<Impl>();
-  char* err = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &impl->db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK ||
-      sqlite3_exec(impl->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", nullptr,
-                   nullptr, &err) != SQLITE_OK ||
-      sqlite3_exec(impl->db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : (impl->db ? sqlite3_errmsg(impl->db) : "out of memory");
-    sqlite3_free(err);
-    return absl::FailedPreconditionError(
-        absl::StrCat("anomaly baseline store: cannot open ", path, ": ", msg));
-  }
-  sqlite3_busy_timeout(impl->db, 5000);
+  CB_ASSIGN_OR_RETURN(impl->db, sqlite::OpenDatabase(path, kSchema, /*synchronous_full=*/false,
+                                                     "anomaly baseline store"));
   return std::unique_ptr<AnomalyBaselineStore>(new AnomalyBaselineStore(std::move(impl)));
 }
 

@@ -42,7 +42,14 @@ typename ChildCache<T>::Local& ChildCache<T>::ThisThread() {
   // One map per thread and child type, keyed by cache id (never reused, so entries of destroyed
   // caches are never looked at again).
   thread_local absl::flat_hash_map<uint64_t, Local> locals;
-  return locals[id_];
+  Local& local = locals[id_];
+  // A removal since this thread's last lookup: its cached pointers may be stale.
+  const uint64_t epoch = epoch_.load(std::memory_order_acquire);
+  if (local.epoch != epoch) {
+    local.children.clear();
+    local.epoch = epoch;
+  }
+  return local;
 }
 
 template <typename T>
@@ -80,11 +87,6 @@ T& ChildCache<T>::Get(std::initializer_list<absl::string_view> values, Args&&...
   AppendKey(key, values);
   if (lookup_ == ChildLookup::kLocked) return GetLocked(key, values, std::forward<Args>(args)...);
   Local& local = ThisThread();
-  const uint64_t epoch = epoch_.load(std::memory_order_acquire);
-  if (local.epoch != epoch) {
-    local.children.clear();
-    local.epoch = epoch;
-  }
   if (auto it = local.children.find(key); it != local.children.end()) return *it->second;
   T& child = GetLocked(key, values, std::forward<Args>(args)...);
   local.children.emplace(key, &child);
@@ -98,11 +100,6 @@ T* ChildCache<T>::Find(std::initializer_list<absl::string_view> values) {
   AppendKey(key, values);
   if (lookup_ == ChildLookup::kPerThread) {
     Local& local = ThisThread();
-    const uint64_t epoch = epoch_.load(std::memory_order_acquire);
-    if (local.epoch != epoch) {
-      local.children.clear();
-      local.epoch = epoch;
-    }
     if (auto it = local.children.find(key); it != local.children.end()) return it->second;
   }
   absl::ReaderMutexLock lock(&mu_);

@@ -223,15 +223,8 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
   const providers::ProviderSpec& spec = *keys.spec;
   std::vector<KeyEvent> events;
   auto event = [&](KeyEvent::Type type, const KeyVersion& v, std::string reason = "") {
-    KeyEvent e;
-    e.type = type;
-    e.provider = provider;
-    e.version_id = v.version_id;
-    e.fingerprint = v.fingerprint;
-    e.state = v.state;
-    e.retires_at = v.retires_at;
-    e.at = now;
-    e.reason = std::move(reason);
+    KeyEvent e = MakeEvent(type, v, now, std::move(reason));
+    e.provider = provider;  // rejected versions are not KeyVersions of the ring: no provider set
     events.push_back(std::move(e));
   };
 
@@ -515,20 +508,10 @@ void KeyRing::Tick() {
       }
       waiting_.erase(id);
       retiring.insert(id);
-      KeyEvent e;
-      e.type = KeyEvent::Type::kRetired;
-      e.provider = name;
-      e.version_id = v->version_id;
-      e.fingerprint = v->fingerprint;
-      e.state = KeyState::kRetired;
-      e.at = now;
-      e.reason = reason;
-      events.push_back(e);
-      core::LogInfo("key version state", {{"provider", name},
-                                          {"key_version", v->version_id},
-                                          {"fingerprint", v->fingerprint},
-                                          {"state", "RETIRED"},
-                                          {"reason", e.reason}});
+      KeyVersion gone = *v;
+      gone.state = KeyState::kRetired;
+      gone.retires_at = absl::InfiniteFuture();
+      events.push_back(MakeEvent(KeyEvent::Type::kRetired, gone, now, reason));
       if (metrics_) metrics_->RemoveKeyVersion(name, v->version_id);
     }
   }
@@ -545,6 +528,7 @@ void KeyRing::Tick() {
     });
   }
   for (const auto& [name, keys] : next->providers) Persist(prev->Find(name), keys, events);
+  LogEvents(events);
   Publish(std::move(next), events);
 }
 
@@ -559,15 +543,10 @@ absl::Status KeyRing::Quarantine(absl::string_view provider, absl::string_view v
   next->generation = prev->generation + 1;
   ProviderKeys& keys = next->providers[std::string(provider)];
   std::vector<KeyEvent> events;
-  KeyEvent q;
-  q.type = KeyEvent::Type::kQuarantined;
-  q.provider = std::string(provider);
-  q.version_id = target->version_id;
-  q.fingerprint = target->fingerprint;
-  q.state = KeyState::kQuarantined;
-  q.at = now;
-  q.reason = std::string(reason);
-  events.push_back(q);
+  KeyVersion quarantined = *target;
+  quarantined.state = KeyState::kQuarantined;
+  quarantined.retires_at = absl::InfiniteFuture();
+  events.push_back(MakeEvent(KeyEvent::Type::kQuarantined, quarantined, now, std::string(reason)));
   const bool was_current = keys.current != nullptr && keys.current->version_id == version;
   keys.retired.insert(absl::StrCat(target->version_id, "\x1f", target->fingerprint));
   std::erase_if(keys.versions, [&](const auto& v) { return v->version_id == version; });

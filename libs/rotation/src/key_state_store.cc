@@ -2,10 +2,10 @@
 
 #include <sqlite3.h>
 
-#include <filesystem>
-
 #include "absl/strings/str_cat.h"
+#include "credbroker/core/status_macros.h"
 #include "credbroker/rotation/key_ring.h"
+#include "credbroker/sqlite/database.h"
 
 namespace credbroker::rotation {
 namespace {
@@ -90,25 +90,14 @@ SqliteKeyStateStore::~SqliteKeyStateStore() = default;
 
 absl::StatusOr<std::unique_ptr<SqliteKeyStateStore>> SqliteKeyStateStore::Open(
     const std::string& path) {
-  std::error_code ec;
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   auto impl = std::make_unique<Impl>();
-  char* err = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &impl->db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK ||
-      sqlite3_exec(impl->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", nullptr,
-                   nullptr, &err) != SQLITE_OK ||
-      sqlite3_exec(impl->db, kSchema, nullptr, nullptr, &err) != SQLITE_OK ||
-      sqlite3_prepare_v2(impl->db, "INSERT OR REPLACE INTO key_versions VALUES (?,?,?,?,?,?)", -1,
+  CB_ASSIGN_OR_RETURN(
+      impl->db, sqlite::OpenDatabase(path, kSchema, /*synchronous_full=*/false, "key state store"));
+  if (sqlite3_prepare_v2(impl->db, "INSERT OR REPLACE INTO key_versions VALUES (?,?,?,?,?,?)", -1,
                          &impl->save, nullptr) != SQLITE_OK) {
-    std::string msg = err ? err : (impl->db ? sqlite3_errmsg(impl->db) : "out of memory");
-    sqlite3_free(err);
     return absl::FailedPreconditionError(
-        absl::StrCat("key state store: cannot open ", path, ": ", msg));
+        absl::StrCat("key state store: cannot open ", path, ": ", sqlite3_errmsg(impl->db)));
   }
-  sqlite3_busy_timeout(impl->db, 5000);
   return std::unique_ptr<SqliteKeyStateStore>(new SqliteKeyStateStore(std::move(impl)));
 }
 

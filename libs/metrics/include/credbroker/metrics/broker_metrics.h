@@ -63,6 +63,7 @@ class ChildCache {
     absl::flat_hash_map<std::string, T*> children;
   };
   static void AppendKey(std::string& out, std::initializer_list<absl::string_view> values);
+  // This thread's cache, emptied first if a child was removed since its last use.
   Local& ThisThread();
   template <typename... Args>
   T& GetLocked(const std::string& key, std::initializer_list<absl::string_view> values,
