@@ -5,8 +5,11 @@
 #include <benchmark/benchmark.h>
 
 #include "credbroker/core/log.h"
-#include "credbroker/leases/lease_store.h"
+#include "credbroker/leasing/lease_counts.h"
+#include "credbroker/leasing/lease_table.h"
 #include "credbroker/metrics/anomaly_detector.h"
+#include "credbroker/state/in_memory_lease_store.h"
+#include "credbroker/state/sqlite/state.h"
 #include "credbroker/testing/fake_secret_source.h"
 #include "credbroker/testing/temp_dir.h"
 #include "lease_broker.h"
@@ -26,13 +29,17 @@ struct Rig {
     ring = std::make_unique<rotation::KeyRing>(&catalog, core::SystemClock::Get(), metrics.get());
     source.Put("lumenfall", "v1", "lmnfl_bench.0123456789abcdef");
     (void)ring->RefreshProvider("lumenfall", source);
+    state::LeaseStore* store = &memory;
     if (sqlite) {
-      store = std::move(*leases::SqliteLeaseStore::Open(dir.Join("leases.db")));
-    } else {
-      store = std::make_unique<leases::InMemoryLeaseStore>();
+      v1::SqliteStoreConfig config;
+      config.set_path(dir.Join("state.db"));
+      sqlite_state = std::move(*state::sqlite::SqliteState::Open(config));
+      store = &sqlite_state->leases();
     }
-    table = std::make_unique<leases::LeaseTable>(store.get(), core::SystemClock::Get());
-    broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), metrics.get(),
+    table = *leasing::LeaseTable::Create(
+        store, core::SystemClock::Get(),
+        {[this](const leasing::LeaseRecord& l, int delta) { counts.Apply(l, delta); }});
+    broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), &counts, metrics.get(),
                                            core::SystemClock::Get(), TtlPolicy{});
   }
   testing::TempDir dir;
@@ -41,8 +48,10 @@ struct Rig {
   std::unique_ptr<metrics::BrokerMetrics> metrics;
   testing::FakeSecretSource source;
   std::unique_ptr<rotation::KeyRing> ring;
-  std::unique_ptr<leases::LeaseStore> store;
-  std::unique_ptr<leases::LeaseTable> table;
+  state::InMemoryLeaseStore memory;
+  std::unique_ptr<state::sqlite::SqliteState> sqlite_state;
+  leasing::LeaseCounts counts;
+  std::unique_ptr<leasing::LeaseTable> table;
   std::unique_ptr<LeaseBroker> broker;
   identity::Identity caller{"bench", false};
 };

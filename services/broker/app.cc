@@ -27,8 +27,8 @@
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/identity/jwt_verifier.h"
 #include "credbroker/identity/policy.h"
-#include "credbroker/leases/lease_store.h"
-#include "credbroker/leases/lease_table.h"
+#include "credbroker/leasing/lease_counts.h"
+#include "credbroker/leasing/lease_table.h"
 #include "credbroker/metrics/anomaly_baseline_store.h"
 #include "credbroker/metrics/anomaly_detector.h"
 #include "credbroker/metrics/broker_metrics.h"
@@ -40,6 +40,7 @@
 #include "credbroker/rotation/revocation_detector.h"
 #include "credbroker/rotation/rotation_engine.h"
 #include "credbroker/secrets/secret_source.h"
+#include "credbroker/state/sqlite/state.h"
 #include "grpc_services.h"
 #include "lease_broker.h"
 #include "prometheus/exposer.h"
@@ -178,8 +179,9 @@ struct App::Components {
   std::unique_ptr<metrics::AnomalyDetector> anomalies;
   std::unique_ptr<metrics::AnomalyBaselineStore> anomaly_store;
   uint64_t audit_listener = 0;
-  std::unique_ptr<leases::LeaseStore> store;
-  std::unique_ptr<leases::LeaseTable> table;
+  std::unique_ptr<state::sqlite::SqliteState> state;
+  std::unique_ptr<leasing::LeaseCounts> counts;
+  std::unique_ptr<leasing::LeaseTable> table;
   std::unique_ptr<identity::Authenticator> auth;
   std::unique_ptr<identity::Policy> policy;
   std::unique_ptr<identity::AuditLog> audit;
@@ -270,8 +272,20 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
       c->key_state.get(), c->clock, c->metrics.get(), engine_options);
   // New versions of providers with a probe wait in PENDING until the engine has probed them.
   c->ring->GatePromotions(c->engine->GatedProviders());
-  CB_ASSIGN_OR_RETURN(c->store, leases::MakeLeaseStore(config.lease_store()));
-  c->table = std::make_unique<leases::LeaseTable>(c->store.get(), c->clock);
+  CB_ASSIGN_OR_RETURN(c->state, state::sqlite::SqliteState::Open(config.state().sqlite()));
+  c->counts = std::make_unique<leasing::LeaseCounts>();
+  {
+    leasing::LeaseCounts* counts = c->counts.get();
+    metrics::BrokerMetrics* m = c->metrics.get();
+    CB_ASSIGN_OR_RETURN(
+        c->table,
+        leasing::LeaseTable::Create(
+            &c->state->leases(), c->clock,
+            {[counts](const leasing::LeaseRecord& l, int delta) { counts->Apply(l, delta); },
+             [m](const leasing::LeaseRecord& l, int delta) {
+               m->ActiveLeasesAdd(l.provider, l.key_version, delta);
+             }}));
+  }
   CB_ASSIGN_OR_RETURN(auto static_tokens,
                       identity::StaticTokenAuthenticator::Create(config.identity()));
   std::unique_ptr<identity::Authenticator> jwt;
@@ -305,8 +319,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   TtlPolicy ttl{core::FromProtoDuration(config.leases().default_ttl()),
                 core::FromProtoDuration(config.leases().min_ttl()),
                 core::FromProtoDuration(config.leases().max_ttl())};
-  c->broker = std::make_unique<LeaseBroker>(c->ring.get(), c->table.get(), c->metrics.get(),
-                                            c->clock, ttl, c->policy.get(), c->audit.get());
+  c->broker = std::make_unique<LeaseBroker>(c->ring.get(), c->table.get(), c->counts.get(),
+                                            c->metrics.get(), c->clock, ttl, c->policy.get(),
+                                            c->audit.get());
   // Retirement of replaced key versions waits for their leases (and revokes them at the deadline).
   c->ring->SetLeaseView(c->broker.get());
   if (!rc.revocation_detection().disabled()) {
@@ -422,11 +437,9 @@ absl::Status App::Start() {
   // Keys first, so the first request is served from a loaded ring.
   for (auto& r : c.refreshers) r->Start();
   c.engine->Start();
-  absl::StatusOr<std::vector<leases::LeaseRecord>> loaded = c.table->LoadFromStore();
-  if (!loaded.ok()) return core::Annotate(loaded.status(), "loading leases");
-  c.broker->RestoreLoaded(*loaded);
-  core::LogInfo("leases restored", {{"count", absl::StrCat(loaded->size())},
-                                    {"store", c.config.lease_store().sqlite().path()}});
+  c.broker->RestoreLoaded(c.table->List([](const leasing::LeaseRecord&) { return true; }));
+  core::LogInfo("leases restored", {{"count", absl::StrCat(c.table->size())},
+                                    {"store", c.config.state().sqlite().path()}});
 
   try {
     c.exposer = std::make_unique<prometheus::Exposer>(c.config.server().metrics_listen());

@@ -482,8 +482,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListKeyVersions(grpc::CallbackServer
           "UNKNOWN_PROVIDER");
     }
     absl::flat_hash_map<std::string, int64_t> active;
-    for (const leases::LeaseRecord& l :
-         broker_->table().List([](const leases::LeaseRecord&) { return true; })) {
+    for (const leasing::LeaseRecord& l :
+         broker_->table().List([](const leasing::LeaseRecord&) { return true; })) {
       active[absl::StrCat(l.provider, "\x1f", l.key_version)]++;
     }
     for (const providers::ProviderSpec& spec : catalog_->providers()) {
@@ -553,15 +553,15 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListLeases(grpc::CallbackServerConte
                                                        v1::ListLeasesResponse* resp) {
   return Unary(ctx, metrics_, "ListLeases", [&]() -> absl::Status {
     CB_RETURN_IF_ERROR(Admin(ctx, "ListLeases", req->provider()).status());
-    std::vector<leases::LeaseRecord> found =
-        broker_->table().List([req](const leases::LeaseRecord& l) {
+    std::vector<leasing::LeaseRecord> found =
+        broker_->table().List([req](const leasing::LeaseRecord& l) {
           return (req->provider().empty() || l.provider == req->provider()) &&
                  (req->caller().empty() || l.caller == req->caller()) &&
                  (req->key_version().empty() || l.key_version == req->key_version());
         });
     std::sort(found.begin(), found.end(),
               [](const auto& a, const auto& b) { return a.issued_at < b.issued_at; });
-    for (const leases::LeaseRecord& l : found) {
+    for (const leasing::LeaseRecord& l : found) {
       v1::LeaseInfo* info = resp->add_leases();
       info->set_lease_id(l.id);
       info->set_caller(l.caller);
@@ -588,7 +588,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RevokeLeases(grpc::CallbackServerCon
           absl::InvalidArgumentError("set at least one of lease_id, provider, caller, key_version"),
           "MISSING_FILTER");
     }
-    CB_ASSIGN_OR_RETURN(size_t n, broker_->Revoke([req](const leases::LeaseRecord& l) {
+    CB_ASSIGN_OR_RETURN(size_t n, broker_->Revoke([req](const leasing::LeaseRecord& l) {
       return (req->lease_id().empty() || l.id == req->lease_id()) &&
              (req->provider().empty() || l.provider == req->provider()) &&
              (req->caller().empty() || l.caller == req->caller()) &&

@@ -40,71 +40,43 @@ absl::StatusOr<const rotation::ProviderKeys*> ServableProvider(const rotation::K
 
 }  // namespace
 
-LeaseBroker::LeaseBroker(rotation::KeyRing* ring, leases::LeaseTable* table,
-                         metrics::BrokerMetrics* metrics, const core::Clock* clock, TtlPolicy ttl,
-                         identity::Policy* policy, identity::AuditLog* audit)
+LeaseBroker::LeaseBroker(rotation::KeyRing* ring, leasing::LeaseTable* table,
+                         leasing::LeaseCounts* counts, metrics::BrokerMetrics* metrics,
+                         const core::Clock* clock, TtlPolicy ttl, identity::Policy* policy,
+                         identity::AuditLog* audit)
     : ring_(ring),
       table_(table),
+      counts_(counts),
       metrics_(metrics),
       clock_(clock),
       ttl_(ttl),
       policy_(policy),
       audit_(audit) {}
 
-void LeaseBroker::RestoreLoaded(const std::vector<leases::LeaseRecord>& loaded) {
-  for (const leases::LeaseRecord& l : loaded) {
-    CountLease(l, 1);
-    ReserveSlot(l.caller, l.provider, 0);
-    if (anomalies_) anomalies_->Known(Label(l.caller), l.provider);
-  }
+void LeaseBroker::RestoreLoaded(const std::vector<leasing::LeaseRecord>& loaded) {
+  if (anomalies_ == nullptr) return;
+  for (const leasing::LeaseRecord& l : loaded) anomalies_->Known(Label(l.caller), l.provider);
 }
 
 std::string LeaseBroker::Label(absl::string_view caller) const {
   return policy_ ? policy_->MetricLabel(caller) : std::string(caller);
 }
 
-bool LeaseBroker::ReserveSlot(const std::string& caller, const std::string& provider,
-                              int32_t limit) {
-  absl::MutexLock lock(&slots_mu_);
-  int64_t& n = active_by_caller_[absl::StrCat(caller, "\x1f", provider)];
-  if (limit > 0 && n >= limit) return false;
-  ++n;
-  return true;
-}
-
-void LeaseBroker::ReleaseSlot(const std::string& caller, const std::string& provider) {
-  absl::MutexLock lock(&slots_mu_);
-  auto it = active_by_caller_.find(absl::StrCat(caller, "\x1f", provider));
-  if (it == active_by_caller_.end()) return;
-  if (--it->second <= 0) active_by_caller_.erase(it);
-}
-
-void LeaseBroker::CountLease(const leases::LeaseRecord& lease, int delta) {
-  metrics_->ActiveLeasesAdd(lease.provider, lease.key_version, delta);
-  absl::MutexLock lock(&slots_mu_);
-  std::string key = absl::StrCat(lease.provider, "\x1f", lease.key_version);
-  int64_t& n = active_by_version_[key];
-  n += delta;
-  if (n <= 0) active_by_version_.erase(key);
-}
-
 int64_t LeaseBroker::ActiveLeases(absl::string_view provider, absl::string_view version) const {
-  absl::MutexLock lock(&slots_mu_);
-  auto it = active_by_version_.find(absl::StrCat(provider, "\x1f", version));
-  return it == active_by_version_.end() ? 0 : it->second;
+  return counts_->ByVersion(provider, version);
 }
 
 int64_t LeaseBroker::RevokeLeasesOn(absl::string_view provider, absl::string_view version,
                                     absl::string_view reason) {
-  std::vector<leases::LeaseRecord> revoked = RevokeMatching(
-      [&](const leases::LeaseRecord& l) {
+  std::vector<leasing::LeaseRecord> revoked = RevokeMatching(
+      [&](const leasing::LeaseRecord& l) {
         return l.provider == provider && l.key_version == version;
       },
       reason);
   {
     // Remember why, so later use of these leases is recognised as use of a retired key.
     absl::MutexLock lock(&revoked_mu_);
-    for (const leases::LeaseRecord& l : revoked) {
+    for (const leasing::LeaseRecord& l : revoked) {
       revoked_for_key_[l.id] = {l.provider, l.key_version, std::string(reason)};
       revoked_order_.push_back(l.id);
     }
@@ -117,21 +89,19 @@ int64_t LeaseBroker::RevokeLeasesOn(absl::string_view provider, absl::string_vie
   return static_cast<int64_t>(revoked.size());
 }
 
-void LeaseBroker::Unbook(const leases::LeaseRecord& l) {
-  ReleaseSlot(l.caller, l.provider);
-  CountLease(l, -1);
+void LeaseBroker::Unbook(const leasing::LeaseRecord& l) {
   metrics_->LeaseRevoked(l.provider, Label(l.caller));
 }
 
-std::vector<leases::LeaseRecord> LeaseBroker::RevokeMatching(
-    const std::function<bool(const leases::LeaseRecord&)>& pred, absl::string_view reason) {
-  absl::StatusOr<std::vector<leases::LeaseRecord>> revoked = table_->RevokeIf(pred);
+std::vector<leasing::LeaseRecord> LeaseBroker::RevokeMatching(
+    const std::function<bool(const leasing::LeaseRecord&)>& pred, absl::string_view reason) {
+  absl::StatusOr<std::vector<leasing::LeaseRecord>> revoked = table_->RevokeIf(pred);
   if (!revoked.ok()) {
     core::LogError("revoking leases failed",
                    {{"reason", reason}, {"error", revoked.status().ToString()}});
     return {};
   }
-  for (const leases::LeaseRecord& l : *revoked) {
+  for (const leasing::LeaseRecord& l : *revoked) {
     Unbook(l);
     if (audit_) {
       audit_->Record({"RevokeLease", l.caller, l.provider, l.key_version, l.key_fingerprint, l.id,
@@ -144,7 +114,7 @@ std::vector<leases::LeaseRecord> LeaseBroker::RevokeMatching(
 int64_t LeaseBroker::RevokeCallerLeases(absl::string_view caller_label, absl::string_view provider,
                                         absl::string_view reason) {
   return static_cast<int64_t>(RevokeMatching(
-                                  [&](const leases::LeaseRecord& l) {
+                                  [&](const leasing::LeaseRecord& l) {
                                     return l.provider == provider &&
                                            Label(l.caller) == caller_label;
                                   },
@@ -195,7 +165,7 @@ void LeaseBroker::Denied(absl::string_view method, const identity::Identity& cal
 }
 
 void LeaseBroker::Audit(absl::string_view method, const identity::Identity& caller,
-                        const leases::LeaseRecord& lease, absl::string_view note) {
+                        const leasing::LeaseRecord& lease, absl::string_view note) {
   if (!audit_) return;
   audit_->Record({std::string(method), caller.name, lease.provider, lease.key_version,
                   lease.key_fingerprint, lease.id, "allow", std::string(note)});
@@ -239,7 +209,9 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     // After the policy: only callers allowed to use the provider are judged by the detector (a
     // caller seen for the first time here may be suspended before it gets a key).
     CB_RETURN_IF_ERROR(CheckSuspended(caller, label, provider, now, /*admit=*/true));
-    if (!ReserveSlot(caller.name, provider, max_active)) {
+    leasing::LeaseRecord& l = grant.lease;
+    l.id = core::NewLeaseId();
+    if (!counts_->Reserve(l.id, caller.name, provider, max_active)) {
       return Reason(absl::ResourceExhaustedError(absl::StrCat(
                         caller.name, " already holds ", max_active, " leases on ", provider,
                         " (the policy's max_active_leases); release one first")),
@@ -247,8 +219,6 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     }
     grant.key = keys->current.get();
     grant.spec = keys->spec;
-    leases::LeaseRecord& l = grant.lease;
-    l.id = core::NewLeaseId();
     l.caller = caller.name;
     l.provider = provider;
     l.key_version = grant.key->version_id;
@@ -257,7 +227,7 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     l.issued_at = now;
     l.expires_at = now + lifetime;
     absl::Status inserted = table_->Insert(l);
-    if (!inserted.ok()) ReleaseSlot(caller.name, provider);
+    if (!inserted.ok()) counts_->Cancel(l.id);
     return inserted;
   }();
   if (!status.ok()) {
@@ -266,7 +236,6 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     return status;
   }
   metrics_->LeaseIssued(provider, label);
-  CountLease(grant.lease, 1);
   Audit("AcquireLease", caller, grant.lease);
   if (anomalies_) anomalies_->RecordLease(label, provider);
   return grant;
@@ -286,7 +255,7 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
     }
     CB_ASSIGN_OR_RETURN(absl::Duration lifetime, EffectiveTtl(ttl));
     auto renewed = table_->Renew(
-        lease_id, caller.name, [&](const leases::LeaseRecord& l) -> absl::StatusOr<absl::Time> {
+        lease_id, caller.name, [&](const leasing::LeaseRecord& l) -> absl::StatusOr<absl::Time> {
           CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
                               ServableProvider(*grant.snapshot, l.provider, now));
           // Inside the table's lock: a lookup only (an admission could run the anomaly sink,
@@ -344,16 +313,13 @@ absl::Status LeaseBroker::Release(const identity::Identity& caller, const std::s
     Denied("ReleaseLease", caller, "", s);
     return s;
   }
-  absl::StatusOr<leases::LeaseRecord> released = table_->Release(lease_id, caller.name);
+  absl::StatusOr<leasing::LeaseRecord> released = table_->Release(lease_id, caller.name);
   if (!released.ok()) {
     Denied("ReleaseLease", caller, "", released.status(), lease_id);
     return released.status();
   }
-  ReleaseSlot(released->caller, released->provider);
   metrics_->LeaseReleased(released->provider, Label(caller.name));
   Audit("ReleaseLease", caller, *released);
-  // Removed from the table here, so the sweeper will not count it again.
-  CountLease(*released, -1);
   return absl::OkStatus();
 }
 
@@ -370,7 +336,7 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
     if (!core::LooksLikeLeaseId(lease_id)) {
       return Reason(absl::InvalidArgumentError("lease_id is malformed"), "BAD_LEASE_ID");
     }
-    CB_ASSIGN_OR_RETURN(leases::LeaseRecord lease, table_->Get(lease_id, caller.name));
+    CB_ASSIGN_OR_RETURN(leasing::LeaseRecord lease, table_->Get(lease_id, caller.name));
     const std::string label = Label(caller.name);
     const std::shared_ptr<const rotation::KeySnapshot> snap = ring_->Snapshot();
     const rotation::ProviderKeys* keys = snap->Find(lease.provider);
@@ -410,19 +376,22 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
 }
 
 size_t LeaseBroker::SweepExpired() {
-  std::vector<leases::LeaseRecord> expired = table_->SweepExpired();
-  for (const leases::LeaseRecord& l : expired) {
-    ReleaseSlot(l.caller, l.provider);
-    metrics_->LeaseExpired(l.provider, Label(l.caller));
-    CountLease(l, -1);
+  absl::StatusOr<std::vector<leasing::LeaseRecord>> expired = table_->SweepExpired();
+  if (!expired.ok()) {
+    // The rows stay; the next sweep removes them (expired leases are refused meanwhile).
+    core::LogError("sweeping expired leases failed", {{"error", expired.status().ToString()}});
+    return 0;
   }
-  return expired.size();
+  for (const leasing::LeaseRecord& l : *expired) {
+    metrics_->LeaseExpired(l.provider, Label(l.caller));
+  }
+  return expired->size();
 }
 
 absl::StatusOr<size_t> LeaseBroker::Revoke(
-    const std::function<bool(const leases::LeaseRecord&)>& pred) {
-  CB_ASSIGN_OR_RETURN(std::vector<leases::LeaseRecord> revoked, table_->RevokeIf(pred));
-  for (const leases::LeaseRecord& l : revoked) {
+    const std::function<bool(const leasing::LeaseRecord&)>& pred) {
+  CB_ASSIGN_OR_RETURN(std::vector<leasing::LeaseRecord> revoked, table_->RevokeIf(pred));
+  for (const leasing::LeaseRecord& l : revoked) {
     Unbook(l);
     core::LogInfo("lease revoked",
                   {{"provider", l.provider}, {"caller", l.caller}, {"key_version", l.key_version}});

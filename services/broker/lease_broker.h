@@ -25,7 +25,8 @@
 #include "credbroker/identity/audit_log.h"
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/identity/policy.h"
-#include "credbroker/leases/lease_table.h"
+#include "credbroker/leasing/lease_counts.h"
+#include "credbroker/leasing/lease_table.h"
 #include "credbroker/metrics/anomaly_detector.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_ring.h"
@@ -41,7 +42,7 @@ struct TtlPolicy {
 
 // A lease together with the key it grants. `snapshot` keeps `key` alive.
 struct LeaseGrant {
-  leases::LeaseRecord lease;
+  leasing::LeaseRecord lease;
   std::shared_ptr<const rotation::KeySnapshot> snapshot;
   const rotation::KeyVersion* key = nullptr;
   const providers::ProviderSpec* spec = nullptr;
@@ -55,12 +56,14 @@ struct AuthFailureOutcome {
 class LeaseBroker final : public rotation::LeaseView {
  public:
   // `policy` and `audit` may be null: everyone may lease everything, nothing is audited.
-  LeaseBroker(rotation::KeyRing* ring, leases::LeaseTable* table, metrics::BrokerMetrics* metrics,
-              const core::Clock* clock, TtlPolicy ttl, identity::Policy* policy = nullptr,
-              identity::AuditLog* audit = nullptr);
+  // `counts` must be fed by `table`'s changes (see LeaseCounts).
+  LeaseBroker(rotation::KeyRing* ring, leasing::LeaseTable* table, leasing::LeaseCounts* counts,
+              metrics::BrokerMetrics* metrics, const core::Clock* clock, TtlPolicy ttl,
+              identity::Policy* policy = nullptr, identity::AuditLog* audit = nullptr);
 
-  // Restores bookkeeping (active-lease gauges) for leases loaded from the store at start.
-  void RestoreLoaded(const std::vector<leases::LeaseRecord>& loaded);
+  // Tells the anomaly detector which caller × provider pairs already hold leases (at start), so
+  // they are not reported as new callers.
+  void RestoreLoaded(const std::vector<leasing::LeaseRecord>& loaded);
 
   absl::StatusOr<LeaseGrant> Acquire(const identity::Identity& caller, const std::string& provider,
                                      absl::Duration ttl, const std::string& purpose);
@@ -73,14 +76,14 @@ class LeaseBroker final : public rotation::LeaseView {
   // Removes expired leases; returns how many.
   size_t SweepExpired();
   // Administrative revocation of every lease matching `pred`.
-  absl::StatusOr<size_t> Revoke(const std::function<bool(const leases::LeaseRecord&)>& pred);
+  absl::StatusOr<size_t> Revoke(const std::function<bool(const leasing::LeaseRecord&)>& pred);
 
   // rotation::LeaseView: leases per key version, and revocation at a retirement deadline.
   int64_t ActiveLeases(absl::string_view provider, absl::string_view version) const override;
   int64_t RevokeLeasesOn(absl::string_view provider, absl::string_view version,
                          absl::string_view reason) override;
 
-  leases::LeaseTable& table() { return *table_; }
+  leasing::LeaseTable& table() { return *table_; }
   rotation::KeyRing& ring() { return *ring_; }
 
   // 401 reports feed `detector`; when one completes a burst, `suspect(provider, version)` runs
@@ -108,18 +111,13 @@ class LeaseBroker final : public rotation::LeaseView {
               absl::string_view provider, const absl::Status& status,
               absl::string_view lease_id = "");
   void Audit(absl::string_view method, const identity::Identity& caller,
-             const leases::LeaseRecord& lease, absl::string_view note = "");
-  // Reserves one of the caller's active-lease slots on `provider`; false when at `limit`.
-  bool ReserveSlot(const std::string& caller, const std::string& provider, int32_t limit);
-  void ReleaseSlot(const std::string& caller, const std::string& provider);
-  // Bookkeeping for a lease that now exists (+1) or no longer does (-1).
-  void CountLease(const leases::LeaseRecord& lease, int delta);
-  // Bookkeeping for a lease just revoked: its slot, the active count, the revoked counter.
-  void Unbook(const leases::LeaseRecord& l);
+             const leasing::LeaseRecord& lease, absl::string_view note = "");
+  // Bookkeeping for a lease just revoked: the revoked counter.
+  void Unbook(const leasing::LeaseRecord& l);
   // Revokes the leases matching `pred` with bookkeeping and one audit line each; on a store
   // error logs it and revokes nothing.
-  std::vector<leases::LeaseRecord> RevokeMatching(
-      const std::function<bool(const leases::LeaseRecord&)>& pred, absl::string_view reason);
+  std::vector<leasing::LeaseRecord> RevokeMatching(
+      const std::function<bool(const leasing::LeaseRecord&)>& pred, absl::string_view reason);
   // CALLER_SUSPENDED when the anomaly detector suspended the caller (`label`, its metric label)
   // on the provider. `admit` (AcquireLease, outside every lock) also lets the detector see a new
   // caller first.
@@ -130,7 +128,8 @@ class LeaseBroker final : public rotation::LeaseView {
                           absl::string_view what);
 
   rotation::KeyRing* const ring_;
-  leases::LeaseTable* const table_;
+  leasing::LeaseTable* const table_;
+  leasing::LeaseCounts* const counts_;
   metrics::BrokerMetrics* const metrics_;
   const core::Clock* const clock_;
   const TtlPolicy ttl_;
@@ -149,9 +148,6 @@ class LeaseBroker final : public rotation::LeaseView {
   absl::Mutex revoked_mu_;
   absl::flat_hash_map<std::string, RevokedForKey> revoked_for_key_ ABSL_GUARDED_BY(revoked_mu_);
   std::deque<std::string> revoked_order_ ABSL_GUARDED_BY(revoked_mu_);
-  mutable absl::Mutex slots_mu_;
-  absl::flat_hash_map<std::string, int64_t> active_by_caller_ ABSL_GUARDED_BY(slots_mu_);
-  absl::flat_hash_map<std::string, int64_t> active_by_version_ ABSL_GUARDED_BY(slots_mu_);
 };
 
 }  // namespace credbroker::broker

@@ -282,10 +282,15 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
 
   ValidateTtl(c.leases(), errors);
 
-  if (c.lease_store().has_sqlite()) {
-    const std::string& sync = c.lease_store().sqlite().synchronous();
+  if (c.has_lease_store()) {
+    errors.Add("lease_store",
+               "replaced by state.sqlite (path, synchronous): one state file, default "
+               "<data_dir>/state.db");
+  }
+  if (c.state().has_sqlite()) {
+    const std::string& sync = c.state().sqlite().synchronous();
     if (!sync.empty() && sync != "normal" && sync != "full") {
-      errors.Add("lease_store.sqlite.synchronous",
+      errors.Add("state.sqlite.synchronous",
                  "must be \"normal\" or \"full\", got \"" + sync + "\"");
     }
   }
@@ -464,10 +469,10 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
   if (!l->has_min_ttl()) SetDuration(l->mutable_min_ttl(), absl::Seconds(30));
   if (!l->has_sweep_interval()) SetDuration(l->mutable_sweep_interval(), absl::Seconds(10));
 
-  if (!c.lease_store().has_sqlite()) c.mutable_lease_store()->mutable_sqlite();
-  v1::SqliteStoreConfig* sq = c.mutable_lease_store()->mutable_sqlite();
+  if (!c.state().has_sqlite()) c.mutable_state()->mutable_sqlite();
+  v1::SqliteStoreConfig* sq = c.mutable_state()->mutable_sqlite();
   if (sq->path().empty()) {
-    sq->set_path((fs::path(server->data_dir()) / "leases.db").string());
+    sq->set_path((fs::path(server->data_dir()) / "state.db").string());
   } else {
     resolve(sq->mutable_path());
   }

@@ -45,8 +45,8 @@ TEST(ConfigTest, MinimalConfigIsValidAndGetsDefaults) {
   EXPECT_EQ(c.server().metrics_listen(), "127.0.0.1:9464");
   EXPECT_EQ(c.server().data_dir(), "/etc/credbroker/credbroker-data");
   EXPECT_EQ(c.sources(0).file().root(), "/etc/credbroker/keys");
-  EXPECT_EQ(c.lease_store().sqlite().path(), "/etc/credbroker/credbroker-data/leases.db");
-  EXPECT_EQ(c.lease_store().sqlite().synchronous(), "normal");
+  EXPECT_EQ(c.state().sqlite().path(), "/etc/credbroker/credbroker-data/state.db");
+  EXPECT_EQ(c.state().sqlite().synchronous(), "normal");
   EXPECT_EQ(c.leases().default_ttl().seconds(), 15 * 60);
   EXPECT_EQ(c.leases().max_ttl().seconds(), 3600);
   EXPECT_EQ(c.sources(0).max_staleness().seconds(), 24 * 3600);
@@ -115,6 +115,24 @@ TEST(ConfigTest, SourceNeedsABackend) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("t.yaml:2"), HasSubstr("sources[0]"),
                              HasSubstr("one backend must be set"))));
+}
+
+TEST(ConfigTest, StateBlockIsCheckedAndTheOldLeaseStoreKeySaysWhatReplacedIt) {
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) + "state: {sqlite: {synchronous: fast}}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("test.yaml:11"), HasSubstr("state.sqlite.synchronous"),
+                             HasSubstr("\"normal\" or \"full\""))));
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) + "lease_store: {sqlite: {path: l.db}}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("lease_store"), HasSubstr("replaced by state.sqlite"))));
+  auto parsed = ParseYaml(
+      std::string(kMinimal) + "state: {sqlite: {path: s/x.db, synchronous: full}}\n", "test.yaml");
+  ASSERT_THAT(parsed, IsOk());
+  ASSERT_THAT(Validate(*parsed, "test.yaml"), IsOk());
+  v1::BrokerConfig c = parsed->config;
+  ApplyDefaults(c, "/etc/credbroker");
+  EXPECT_EQ(c.state().sqlite().path(), "/etc/credbroker/s/x.db");
+  EXPECT_EQ(c.state().sqlite().synchronous(), "full");
 }
 
 TEST(ConfigTest, RotationPeriodMustBe30To90Days) {

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "credbroker/core/status_macros.h"
-#include "credbroker/sqlite/database.h"
+#include "credbroker/state/sqlite/open.h"
 
 namespace credbroker::metrics {
 namespace {
@@ -45,8 +45,9 @@ AnomalyBaselineStore::~AnomalyBaselineStore() = default;
 absl::StatusOr<std::unique_ptr<AnomalyBaselineStore>> AnomalyBaselineStore::Open(
     const std::string& path) {
   auto impl = std::make_unique<Impl>();
-  CB_ASSIGN_OR_RETURN(impl->db, sqlite::OpenDatabase(path, kSchema, /*synchronous_full=*/false,
-                                                     "anomaly baseline store"));
+  CB_ASSIGN_OR_RETURN(impl->db,
+                      state::sqlite::OpenDatabase(path, kSchema, /*synchronous_full=*/false,
+                                                  "anomaly baseline store"));
   return std::unique_ptr<AnomalyBaselineStore>(new AnomalyBaselineStore(std::move(impl)));
 }
 

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/rotation/key_ring.h"
-#include "credbroker/sqlite/database.h"
+#include "credbroker/state/sqlite/open.h"
 
 namespace credbroker::rotation {
 namespace {
@@ -91,8 +91,8 @@ SqliteKeyStateStore::~SqliteKeyStateStore() = default;
 absl::StatusOr<std::unique_ptr<SqliteKeyStateStore>> SqliteKeyStateStore::Open(
     const std::string& path) {
   auto impl = std::make_unique<Impl>();
-  CB_ASSIGN_OR_RETURN(
-      impl->db, sqlite::OpenDatabase(path, kSchema, /*synchronous_full=*/false, "key state store"));
+  CB_ASSIGN_OR_RETURN(impl->db, state::sqlite::OpenDatabase(
+                                    path, kSchema, /*synchronous_full=*/false, "key state store"));
   if (sqlite3_prepare_v2(impl->db, "INSERT OR REPLACE INTO key_versions VALUES (?,?,?,?,?,?)", -1,
                          &impl->save, nullptr) != SQLITE_OK) {
     return absl::FailedPreconditionError(

@@ -7,11 +7,12 @@
 
 #include "credbroker/core/clock.h"
 #include "credbroker/identity/authenticator.h"
-#include "credbroker/leases/lease_store.h"
-#include "credbroker/leases/lease_table.h"
+#include "credbroker/leasing/lease_counts.h"
+#include "credbroker/leasing/lease_table.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/key_ring.h"
+#include "credbroker/state/in_memory_lease_store.h"
 #include "credbroker/testing/fake_secret_source.h"
 #include "lease_broker.h"
 #include "prometheus/text_serializer.h"
@@ -35,9 +36,14 @@ class BrokerFixture {
         &catalog, &clock, metrics.get(),
         absl::flat_hash_map<std::string, absl::Duration>{{"lumenfall", absl::Hours(1)},
                                                          {"fluximage", absl::Hours(1)}});
-    table = std::make_unique<leases::LeaseTable>(&store, &clock);
-    broker =
-        std::make_unique<LeaseBroker>(ring.get(), table.get(), metrics.get(), &clock, TtlPolicy{});
+    table = *leasing::LeaseTable::Create(
+        &store, &clock,
+        {[this](const leasing::LeaseRecord& l, int delta) { counts.Apply(l, delta); },
+         [this](const leasing::LeaseRecord& l, int delta) {
+           metrics->ActiveLeasesAdd(l.provider, l.key_version, delta);
+         }});
+    broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), &counts, metrics.get(), &clock,
+                                           TtlPolicy{});
     source.Put("lumenfall", "v1", kLmnV1);
     (void)ring->RefreshProvider("lumenfall", source);
   }
@@ -50,8 +56,9 @@ class BrokerFixture {
   std::unique_ptr<metrics::BrokerMetrics> metrics;
   testing::FakeSecretSource source;
   std::unique_ptr<rotation::KeyRing> ring;
-  leases::InMemoryLeaseStore store;
-  std::unique_ptr<leases::LeaseTable> table;
+  state::InMemoryLeaseStore store;
+  leasing::LeaseCounts counts;
+  std::unique_ptr<leasing::LeaseTable> table;
   std::unique_ptr<LeaseBroker> broker;
   identity::Identity app{"billing", false};
   identity::Identity other{"search", false};

@@ -305,7 +305,7 @@ class LeaseBrokerPolicyTest : public ::testing::Test, public BrokerFixture {
     policy = std::make_unique<identity::Policy>(config, &clock);
     audit = identity::AuditLog::ToSink(
         [this](absl::string_view line) { audit_lines.emplace_back(line); }, &clock);
-    broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), metrics.get(), &clock,
+    broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), &counts, metrics.get(), &clock,
                                            TtlPolicy{}, policy.get(), audit.get());
   }
   std::unique_ptr<identity::Policy> policy;

@@ -1,0 +1,182 @@
+#include "credbroker/leasing/lease_table.h"
+
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "credbroker/core/status_macros.h"
+
+namespace credbroker::leasing {
+namespace {
+
+absl::Status NotFound() {
+  return core::WithReason(absl::NotFoundError("no such lease"), "LEASE_NOT_FOUND");
+}
+absl::Status Expired() {
+  return core::WithReason(absl::NotFoundError("lease has expired; acquire a new one"),
+                          "LEASE_EXPIRED");
+}
+
+}  // namespace
+
+LeaseTable::LeaseTable(state::LeaseStore* store, const core::Clock* clock,
+                       std::vector<Listener> listeners)
+    : store_(store), clock_(clock), listeners_(std::move(listeners)) {}
+
+LeaseTable::~LeaseTable() { watch_.reset(); }
+
+absl::StatusOr<std::unique_ptr<LeaseTable>> LeaseTable::Create(state::LeaseStore* store,
+                                                               const core::Clock* clock,
+                                                               std::vector<Listener> listeners) {
+  std::unique_ptr<LeaseTable> table(new LeaseTable(store, clock, std::move(listeners)));
+  CB_ASSIGN_OR_RETURN(state::LeaseListing listing, store->List());
+  for (state::VersionedLease& v : listing.leases) {
+    Shard& shard = table->ShardFor(v.lease.id);
+    table->Tell(v.lease, +1);
+    absl::MutexLock lock(&shard.mu);
+    shard.leases.emplace(v.lease.id, std::move(v));
+  }
+  LeaseTable* t = table.get();
+  CB_ASSIGN_OR_RETURN(table->watch_,
+                      store->Watch(listing.revision,
+                                   [t](const std::vector<state::LeaseChange>& c) { t->Apply(c); }));
+  return table;
+}
+
+LeaseTable::Shard& LeaseTable::ShardFor(const std::string& id) const {
+  return shards_[absl::Hash<std::string>{}(id) % kShards];
+}
+
+void LeaseTable::Tell(const LeaseRecord& lease, int delta) const {
+  for (const Listener& l : listeners_) l(lease, delta);
+}
+
+void LeaseTable::Apply(const std::vector<state::LeaseChange>& changes) {
+  for (const state::LeaseChange& c : changes) {
+    Shard& shard = ShardFor(c.lease.id);
+    int delta = 0;
+    {
+      absl::MutexLock lock(&shard.mu);
+      auto it = shard.leases.find(c.lease.id);
+      if (it != shard.leases.end() && it->second.revision >= c.revision) continue;  // seen
+      if (c.type == state::LeaseChange::Type::kPut) {
+        if (it == shard.leases.end()) {
+          shard.leases.emplace(c.lease.id, state::VersionedLease{c.lease, c.revision});
+          delta = +1;
+        } else {
+          it->second = state::VersionedLease{c.lease, c.revision};
+        }
+      } else if (it != shard.leases.end()) {
+        shard.leases.erase(it);
+        delta = -1;
+      }
+    }
+    if (delta != 0) Tell(c.lease, delta);
+  }
+}
+
+absl::Status LeaseTable::Insert(const LeaseRecord& lease) {
+  absl::StatusOr<int64_t> rev = store_->Create(lease);
+  if (absl::IsAlreadyExists(rev.status())) return absl::AlreadyExistsError("lease id collision");
+  return rev.status();
+}
+
+absl::StatusOr<state::VersionedLease> LeaseTable::Find(const std::string& id,
+                                                       const std::string& caller) const {
+  std::optional<state::VersionedLease> found;
+  {
+    Shard& shard = ShardFor(id);
+    absl::MutexLock lock(&shard.mu);
+    auto it = shard.leases.find(id);
+    if (it != shard.leases.end()) found = it->second;
+  }
+  if (!found) {
+    // Not applied here yet (written by another replica a moment ago): ask the store.
+    absl::StatusOr<state::VersionedLease> stored = store_->Get(id);
+    if (absl::IsNotFound(stored.status())) return NotFound();
+    if (!stored.ok()) return stored.status();
+    found = *std::move(stored);
+  }
+  if (found->lease.caller != caller) return NotFound();
+  return *std::move(found);
+}
+
+absl::StatusOr<LeaseRecord> LeaseTable::Get(const std::string& id,
+                                            const std::string& caller) const {
+  CB_ASSIGN_OR_RETURN(state::VersionedLease v, Find(id, caller));
+  if (v.lease.Expired(clock_->Now())) return Expired();
+  return std::move(v.lease);
+}
+
+absl::StatusOr<LeaseRecord> LeaseTable::Renew(
+    const std::string& id, const std::string& caller,
+    absl::FunctionRef<absl::StatusOr<absl::Time>(const LeaseRecord&)> next_expiry) {
+  absl::Status last;
+  for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
+    CB_ASSIGN_OR_RETURN(state::VersionedLease v, Find(id, caller));
+    if (v.lease.Expired(clock_->Now())) return Expired();
+    CB_ASSIGN_OR_RETURN(absl::Time expiry, next_expiry(v.lease));
+    LeaseRecord updated = std::move(v.lease);
+    updated.expires_at = expiry;
+    updated.renew_count++;
+    absl::StatusOr<int64_t> rev = store_->Update(updated, v.revision);
+    if (rev.ok()) return updated;
+    if (absl::IsNotFound(rev.status())) return NotFound();  // released meanwhile
+    if (!absl::IsAborted(rev.status())) return rev.status();
+    last = rev.status();  // renewed or changed concurrently: look again
+  }
+  return last;
+}
+
+absl::StatusOr<LeaseRecord> LeaseTable::Release(const std::string& id, const std::string& caller) {
+  absl::Status last;
+  for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
+    CB_ASSIGN_OR_RETURN(state::VersionedLease v, Find(id, caller));
+    absl::StatusOr<LeaseRecord> gone = store_->Delete({id, v.revision});
+    if (gone.ok() || !absl::IsAborted(gone.status())) {
+      if (absl::IsNotFound(gone.status())) return NotFound();
+      return gone;
+    }
+    last = gone.status();
+  }
+  return last;
+}
+
+absl::StatusOr<std::vector<LeaseRecord>> LeaseTable::RevokeIf(
+    const std::function<bool(const LeaseRecord&)>& pred) {
+  std::vector<state::LeaseDelete> targets;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& [id, v] : shard.leases) {
+      if (pred(v.lease)) targets.push_back({id, 0});
+    }
+  }
+  if (targets.empty()) return std::vector<LeaseRecord>{};
+  return store_->DeleteAll(targets);
+}
+
+absl::StatusOr<std::vector<LeaseRecord>> LeaseTable::SweepExpired() {
+  return store_->DeleteExpired(clock_->Now());
+}
+
+std::vector<LeaseRecord> LeaseTable::List(
+    const std::function<bool(const LeaseRecord&)>& pred) const {
+  std::vector<LeaseRecord> out;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& [id, v] : shard.leases) {
+      if (pred(v.lease)) out.push_back(v.lease);
+    }
+  }
+  return out;
+}
+
+size_t LeaseTable::size() const {
+  size_t n = 0;
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    n += shard.leases.size();
+  }
+  return n;
+}
+
+}  // namespace credbroker::leasing

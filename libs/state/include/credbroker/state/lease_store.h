@@ -1,0 +1,103 @@
+// LeaseStore is the truth about leases: every replica's lease table is a cache of it, fed by its
+// watch. Each committed change gets the next store-wide revision (as in etcd), and every lease
+// carries the revision of its last change, so writers can compare-and-swap.
+//
+// Errors: ALREADY_EXISTS (Create of an existing id), NOT_FOUND (no such lease), ABORTED (the
+// lease changed since `expected_revision`), OUT_OF_RANGE (Watch from a revision the store no
+// longer remembers: reload with List), UNAVAILABLE / DATA_LOSS / INTERNAL from storage. A write
+// that returns an error changed nothing.
+// Thread-safety: implementations are safe for concurrent use.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace credbroker::state {
+
+// Who holds which provider key version until when. Holds no key material: the key is looked up
+// in the KeyRing by version when the lease is handed out.
+struct LeaseRecord {
+  std::string id;
+  std::string caller;
+  std::string provider;
+  std::string key_version;
+  std::string key_fingerprint;
+  std::string purpose;
+  absl::Time issued_at;
+  absl::Time expires_at;
+  int64_t renew_count = 0;
+
+  bool Expired(absl::Time now) const { return expires_at <= now; }
+};
+
+// A lease with the store revision of its last change.
+struct VersionedLease {
+  LeaseRecord lease;
+  int64_t revision = 0;
+};
+
+// One committed change. For kDelete, `lease` is the lease as it was before it was deleted.
+struct LeaseChange {
+  enum class Type { kPut, kDelete };
+  Type type = Type::kPut;
+  int64_t revision = 0;
+  LeaseRecord lease;
+};
+
+struct LeaseListing {
+  std::vector<VersionedLease> leases;
+  // The store revision the listing reflects: watch from here to miss nothing.
+  int64_t revision = 0;
+};
+
+struct LeaseDelete {
+  std::string id;
+  // 0: whatever the lease's revision.
+  int64_t expected_revision = 0;
+};
+
+// Receives committed changes in revision order, one call per committed batch. Runs on the thread
+// that committed the batch, before that batch's writers return: it must not block or call back
+// into the store.
+using LeaseWatchFn = std::function<void(const std::vector<LeaseChange>& changes)>;
+
+// A registered watch; destroying it stops delivery (never from inside its own callback).
+class LeaseWatch {
+ public:
+  virtual ~LeaseWatch() = default;
+};
+
+class LeaseStore {
+ public:
+  virtual ~LeaseStore() = default;
+
+  // Adds a lease; returns its revision. ALREADY_EXISTS when the id is taken.
+  virtual absl::StatusOr<int64_t> Create(const LeaseRecord& lease) = 0;
+  // Replaces the lease with this id if its revision is still `expected_revision`; returns the new
+  // revision. NOT_FOUND, ABORTED.
+  virtual absl::StatusOr<int64_t> Update(const LeaseRecord& lease, int64_t expected_revision) = 0;
+  // Deletes one lease; returns it. NOT_FOUND, ABORTED.
+  virtual absl::StatusOr<LeaseRecord> Delete(const LeaseDelete& request) = 0;
+  // Deletes, in one write, every requested lease that exists with the expected revision; returns
+  // the ones deleted (the others are skipped).
+  virtual absl::StatusOr<std::vector<LeaseRecord>> DeleteAll(
+      const std::vector<LeaseDelete>& requests) = 0;
+  // Deletes every lease that expired at or before `now`; returns them.
+  virtual absl::StatusOr<std::vector<LeaseRecord>> DeleteExpired(absl::Time now) = 0;
+
+  virtual absl::StatusOr<VersionedLease> Get(const std::string& id) = 0;
+  virtual absl::StatusOr<LeaseListing> List() = 0;
+  // Delivers every change after `after_revision`: first those already committed, then each new
+  // batch. OUT_OF_RANGE when changes after `after_revision` are no longer remembered.
+  virtual absl::StatusOr<std::unique_ptr<LeaseWatch>> Watch(int64_t after_revision,
+                                                            LeaseWatchFn fn) = 0;
+};
+
+}  // namespace credbroker::state

@@ -1,0 +1,153 @@
+#include "credbroker/state/sqlite/database.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "credbroker/core/status_macros.h"
+#include "credbroker/state/sqlite/open.h"
+
+namespace credbroker::state::sqlite {
+namespace {
+
+// Results of a single write that leave the rest of the batch alone.
+bool IsWriteResult(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+      return true;
+    default:
+      return false;
+  }
+}
+
+template <typename Fn>
+void AddOnce(std::vector<std::pair<const void*, Fn>>& hooks, const void* tag, Fn fn) {
+  for (const auto& [t, f] : hooks) {
+    if (t == tag) return;
+  }
+  hooks.emplace_back(tag, std::move(fn));
+}
+
+}  // namespace
+
+void Database::Txn::BeforeCommit(const void* tag, std::function<absl::Status(sqlite3*)> fn) {
+  AddOnce(before_, tag, std::move(fn));
+}
+void Database::Txn::AfterCommit(const void* tag, std::function<void()> fn) {
+  AddOnce(after_commit_, tag, std::move(fn));
+}
+void Database::Txn::AfterRollback(const void* tag, std::function<void()> fn) {
+  AddOnce(after_rollback_, tag, std::move(fn));
+}
+
+Database::Database(sqlite3* db, DatabaseOptions options, std::string what)
+    : path_(std::move(options.path)),
+      what_(std::move(what)),
+      max_batch_(std::max<size_t>(1, options.max_batch)),
+      db_(db) {}
+
+Database::~Database() { sqlite3_close(db_); }
+
+absl::StatusOr<std::unique_ptr<Database>> Database::Open(const DatabaseOptions& options,
+                                                         const char* schema,
+                                                         absl::string_view what) {
+  CB_ASSIGN_OR_RETURN(sqlite3 * db,
+                      OpenDatabase(options.path, schema, options.synchronous_full, what));
+  return std::unique_ptr<Database>(new Database(db, options, std::string(what)));
+}
+
+absl::Status Database::Error(sqlite3* db, absl::string_view what) const {
+  const int code = sqlite3_errcode(db) & 0xff;
+  std::string msg = absl::StrCat(what_, ": ", what, ": ", sqlite3_errmsg(db));
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return absl::DataLossError(msg);
+  if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_FULL || code == SQLITE_IOERR ||
+      code == SQLITE_CANTOPEN || code == SQLITE_READONLY) {
+    return absl::UnavailableError(msg);
+  }
+  return absl::InternalError(msg);
+}
+
+absl::Status Database::Write(WriteFn fn) {
+  Op op{&fn, absl::OkStatus(), false};
+  queue_mu_.Lock();
+  queue_.push_back(&op);
+  while (!op.done) {
+    if (committing_) {
+      queue_cv_.Wait(&queue_mu_);
+      continue;
+    }
+    // No commit is running: this writer commits everything queued (its own write included, or
+    // it loops and commits the next batch).
+    committing_ = true;
+    const size_t n = std::min(queue_.size(), max_batch_);
+    std::vector<Op*> batch(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+    queue_mu_.Unlock();
+    Commit(batch);
+    queue_mu_.Lock();
+    committing_ = false;
+    ++batches_;
+    writes_ += batch.size();
+    for (Op* o : batch) o->done = true;
+    queue_cv_.SignalAll();
+  }
+  queue_mu_.Unlock();
+  return op.status;
+}
+
+void Database::Commit(const std::vector<Op*>& batch) {
+  absl::MutexLock lock(&db_mu_);
+  Txn txn(db_);
+  absl::Status failure;
+  if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    failure = Error(db_, "begin");
+  }
+  for (size_t i = 0; failure.ok() && i < batch.size(); ++i) {
+    absl::Status s = (*batch[i]->fn)(txn);
+    if (IsWriteResult(s)) {
+      batch[i]->status = std::move(s);
+    } else {
+      failure = std::move(s);
+    }
+  }
+  for (auto& [tag, hook] : txn.before_) {
+    if (!failure.ok()) break;
+    failure = hook(db_);
+  }
+  if (failure.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    failure = Error(db_, "commit");
+  }
+  if (failure.ok()) {
+    for (auto& [tag, hook] : txn.after_commit_) hook();
+    return;
+  }
+  if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  for (auto& [tag, hook] : txn.after_rollback_) hook();
+  for (Op* o : batch) o->status = failure;
+}
+
+absl::Status Database::Read(ReadFn fn) {
+  absl::MutexLock lock(&db_mu_);
+  return fn(db_);
+}
+
+uint64_t Database::batches() const {
+  absl::MutexLock lock(&queue_mu_);
+  return batches_;
+}
+
+size_t Database::queued() const {
+  absl::MutexLock lock(&queue_mu_);
+  return queue_.size();
+}
+
+uint64_t Database::writes() const {
+  absl::MutexLock lock(&queue_mu_);
+  return writes_;
+}
+
+}  // namespace credbroker::state::sqlite

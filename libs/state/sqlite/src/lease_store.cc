@@ -1,0 +1,346 @@
+#include "credbroker/state/sqlite/lease_store.h"
+
+#include <sqlite3.h>
+
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "credbroker/core/status_macros.h"
+#include "credbroker/state/lease_errors.h"
+
+namespace credbroker::state::sqlite {
+namespace {
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS leases (
+  id TEXT PRIMARY KEY,
+  caller TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  key_version TEXT NOT NULL,
+  key_fingerprint TEXT NOT NULL,
+  purpose TEXT NOT NULL,
+  issued_at_us INTEGER NOT NULL,
+  expires_at_us INTEGER NOT NULL,
+  renew_count INTEGER NOT NULL,
+  revision INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_expires ON leases(expires_at_us);
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+)sql";
+
+constexpr char kColumns[] =
+    "id, caller, provider, key_version, key_fingerprint, purpose, issued_at_us, expires_at_us, "
+    "renew_count, revision";
+
+void BindText(sqlite3_stmt* s, int col, const std::string& v) {
+  sqlite3_bind_text(s, col, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+}
+
+// Binds columns 1..9 (everything but the revision).
+void BindLease(sqlite3_stmt* s, const LeaseRecord& l) {
+  BindText(s, 1, l.id);
+  BindText(s, 2, l.caller);
+  BindText(s, 3, l.provider);
+  BindText(s, 4, l.key_version);
+  BindText(s, 5, l.key_fingerprint);
+  BindText(s, 6, l.purpose);
+  sqlite3_bind_int64(s, 7, absl::ToUnixMicros(l.issued_at));
+  sqlite3_bind_int64(s, 8, absl::ToUnixMicros(l.expires_at));
+  sqlite3_bind_int64(s, 9, l.renew_count);
+}
+
+// Reads a row selected with kColumns.
+VersionedLease ReadLease(sqlite3_stmt* s) {
+  auto text = [s](int col) {
+    const unsigned char* t = sqlite3_column_text(s, col);
+    return t ? std::string(reinterpret_cast<const char*>(t),
+                           static_cast<size_t>(sqlite3_column_bytes(s, col)))
+             : std::string();
+  };
+  VersionedLease v;
+  v.lease.id = text(0);
+  v.lease.caller = text(1);
+  v.lease.provider = text(2);
+  v.lease.key_version = text(3);
+  v.lease.key_fingerprint = text(4);
+  v.lease.purpose = text(5);
+  v.lease.issued_at = absl::FromUnixMicros(sqlite3_column_int64(s, 6));
+  v.lease.expires_at = absl::FromUnixMicros(sqlite3_column_int64(s, 7));
+  v.lease.renew_count = sqlite3_column_int64(s, 8);
+  v.revision = sqlite3_column_int64(s, 9);
+  return v;
+}
+
+// A prepared statement, reset and unbound when the scope ends.
+class Use {
+ public:
+  explicit Use(sqlite3_stmt* s) : s_(s) {}
+  ~Use() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+  sqlite3_stmt* get() const { return s_; }
+
+ private:
+  sqlite3_stmt* const s_;
+};
+
+}  // namespace
+
+struct SqliteLeaseStore::Impl {
+  explicit Impl(Database* database) : db(database) {}
+  ~Impl() {
+    for (sqlite3_stmt* s :
+         {insert, update, remove, remove_expired, get, list, revision_of, save_revision}) {
+      sqlite3_finalize(s);
+    }
+  }
+
+  Database* const db;
+  // Everything below is used only under the database's connection lock (inside Write/Read).
+  std::unique_ptr<ChangeLog> log;
+  int64_t revision = 0;
+  // Revision before the batch being written, and its changes.
+  int64_t batch_start = 0;
+  std::vector<LeaseChange> pending;
+  sqlite3_stmt* insert = nullptr;
+  sqlite3_stmt* update = nullptr;
+  sqlite3_stmt* remove = nullptr;
+  sqlite3_stmt* remove_expired = nullptr;
+  sqlite3_stmt* get = nullptr;
+  sqlite3_stmt* list = nullptr;
+  sqlite3_stmt* revision_of = nullptr;
+  sqlite3_stmt* save_revision = nullptr;
+
+  // Registers the batch hooks and returns the revision for the next change.
+  int64_t NextRevision(Database::Txn& txn) {
+    if (pending.empty()) {
+      batch_start = revision;
+      txn.BeforeCommit(this, [this](sqlite3* h) -> absl::Status {
+        Use s(save_revision);
+        sqlite3_bind_int64(s.get(), 1, revision);
+        if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(h, "save lease revision");
+        return absl::OkStatus();
+      });
+      txn.AfterCommit(this, [this] { log->Publish(std::exchange(pending, {})); });
+      txn.AfterRollback(this, [this] {
+        revision = batch_start;
+        pending.clear();
+      });
+    }
+    return ++revision;
+  }
+
+  // NOT_FOUND or ABORTED for a lease whose conditional write matched no row.
+  absl::Status Missed(sqlite3* h, const std::string& id, int64_t expected) {
+    Use s(revision_of);
+    BindText(s.get(), 1, id);
+    const int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_DONE) return LeaseMissing();
+    if (rc != SQLITE_ROW) return db->Error(h, "read lease revision");
+    return LeaseChanged(expected, sqlite3_column_int64(s.get(), 0));
+  }
+
+  // Deletes one lease (any revision when expected is 0) and records the change.
+  absl::StatusOr<LeaseRecord> DeleteOne(Database::Txn& txn, const LeaseDelete& r) {
+    sqlite3* h = txn.db();
+    std::optional<VersionedLease> gone;
+    {
+      Use s(remove);
+      BindText(s.get(), 1, r.id);
+      sqlite3_bind_int64(s.get(), 2, r.expected_revision);
+      const int rc = sqlite3_step(s.get());
+      if (rc == SQLITE_ROW) {
+        gone = ReadLease(s.get());
+        if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(h, "delete lease");
+      } else if (rc != SQLITE_DONE) {
+        return db->Error(h, "delete lease");
+      }
+    }
+    if (!gone) return Missed(h, r.id, r.expected_revision);
+    pending.push_back(LeaseChange{LeaseChange::Type::kDelete, NextRevision(txn), gone->lease});
+    return std::move(gone->lease);
+  }
+};
+
+const char* SqliteLeaseStore::Schema() { return kSchema; }
+
+SqliteLeaseStore::SqliteLeaseStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteLeaseStore::~SqliteLeaseStore() = default;
+
+absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> SqliteLeaseStore::Open(Database* db) {
+  auto impl = std::make_unique<Impl>(db);
+  Impl* p = impl.get();
+  CB_RETURN_IF_ERROR(db->Read([p](sqlite3* h) -> absl::Status {
+    const std::string returning = absl::StrCat(" RETURNING ", kColumns);
+    const std::pair<std::string, sqlite3_stmt**> statements[] = {
+        {"INSERT INTO leases VALUES (?,?,?,?,?,?,?,?,?,?)", &p->insert},
+        {"UPDATE leases SET caller=?2, provider=?3, key_version=?4, key_fingerprint=?5, "
+         "purpose=?6, issued_at_us=?7, expires_at_us=?8, renew_count=?9, revision=?10 "
+         "WHERE id=?1 AND revision=?11",
+         &p->update},
+        {"DELETE FROM leases WHERE id=?1 AND (?2=0 OR revision=?2)" + returning, &p->remove},
+        {"DELETE FROM leases WHERE expires_at_us <= ?" + returning, &p->remove_expired},
+        {absl::StrCat("SELECT ", kColumns, " FROM leases WHERE id=?"), &p->get},
+        {absl::StrCat("SELECT ", kColumns, " FROM leases"), &p->list},
+        {"SELECT revision FROM leases WHERE id=?", &p->revision_of},
+        {"INSERT OR REPLACE INTO store_meta VALUES ('lease_revision', ?)", &p->save_revision},
+    };
+    for (const auto& [sql, stmt] : statements) {
+      if (sqlite3_prepare_v2(h, sql.c_str(), -1, stmt, nullptr) != SQLITE_OK) {
+        return p->db->Error(h, "prepare");
+      }
+    }
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(h,
+                           "SELECT max(coalesce((SELECT value FROM store_meta WHERE "
+                           "key='lease_revision'), 0), coalesce((SELECT max(revision) FROM "
+                           "leases), 0))",
+                           -1, &s, nullptr) != SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+      sqlite3_finalize(s);
+      return p->db->Error(h, "read lease revision");
+    }
+    p->revision = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return absl::OkStatus();
+  }));
+  // Changes committed before this process started are not remembered: watchers start from List.
+  impl->log = std::make_unique<ChangeLog>(impl->revision);
+  return std::unique_ptr<SqliteLeaseStore>(new SqliteLeaseStore(std::move(impl)));
+}
+
+absl::StatusOr<int64_t> SqliteLeaseStore::Create(const LeaseRecord& lease) {
+  Impl& m = *impl_;
+  int64_t rev = 0;
+  CB_RETURN_IF_ERROR(m.db->Write([&](Database::Txn& txn) -> absl::Status {
+    Use s(m.insert);
+    BindLease(s.get(), lease);
+    sqlite3_bind_int64(s.get(), 10, m.revision + 1);
+    const int rc = sqlite3_step(s.get());
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) return LeaseExists();
+    if (rc != SQLITE_DONE) return m.db->Error(txn.db(), "insert lease");
+    rev = m.NextRevision(txn);
+    m.pending.push_back(LeaseChange{LeaseChange::Type::kPut, rev, lease});
+    return absl::OkStatus();
+  }));
+  return rev;
+}
+
+absl::StatusOr<int64_t> SqliteLeaseStore::Update(const LeaseRecord& lease,
+                                                 int64_t expected_revision) {
+  Impl& m = *impl_;
+  int64_t rev = 0;
+  CB_RETURN_IF_ERROR(m.db->Write([&](Database::Txn& txn) -> absl::Status {
+    {
+      Use s(m.update);
+      BindLease(s.get(), lease);
+      sqlite3_bind_int64(s.get(), 10, m.revision + 1);
+      sqlite3_bind_int64(s.get(), 11, expected_revision);
+      if (sqlite3_step(s.get()) != SQLITE_DONE) return m.db->Error(txn.db(), "update lease");
+    }
+    if (sqlite3_changes(txn.db()) == 0) return m.Missed(txn.db(), lease.id, expected_revision);
+    rev = m.NextRevision(txn);
+    m.pending.push_back(LeaseChange{LeaseChange::Type::kPut, rev, lease});
+    return absl::OkStatus();
+  }));
+  return rev;
+}
+
+absl::StatusOr<LeaseRecord> SqliteLeaseStore::Delete(const LeaseDelete& request) {
+  Impl& m = *impl_;
+  absl::StatusOr<LeaseRecord> out;
+  CB_RETURN_IF_ERROR(m.db->Write([&](Database::Txn& txn) -> absl::Status {
+    out = m.DeleteOne(txn, request);
+    return out.status();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteAll(
+    const std::vector<LeaseDelete>& requests) {
+  Impl& m = *impl_;
+  std::vector<LeaseRecord> out;
+  CB_RETURN_IF_ERROR(m.db->Write([&](Database::Txn& txn) -> absl::Status {
+    out.clear();
+    for (const LeaseDelete& r : requests) {
+      absl::StatusOr<LeaseRecord> gone = m.DeleteOne(txn, r);
+      if (gone.ok()) {
+        out.push_back(*std::move(gone));
+      } else if (!absl::IsNotFound(gone.status()) && !absl::IsAborted(gone.status())) {
+        return gone.status();
+      }
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteExpired(absl::Time now) {
+  Impl& m = *impl_;
+  std::vector<LeaseRecord> out;
+  CB_RETURN_IF_ERROR(m.db->Write([&](Database::Txn& txn) -> absl::Status {
+    out.clear();
+    Use s(m.remove_expired);
+    sqlite3_bind_int64(s.get(), 1, absl::ToUnixMicros(now));
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(ReadLease(s.get()).lease);
+    if (rc != SQLITE_DONE) return m.db->Error(txn.db(), "delete expired leases");
+    for (const LeaseRecord& l : out) {
+      m.pending.push_back(LeaseChange{LeaseChange::Type::kDelete, m.NextRevision(txn), l});
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<VersionedLease> SqliteLeaseStore::Get(const std::string& id) {
+  Impl& m = *impl_;
+  absl::StatusOr<VersionedLease> out;
+  CB_RETURN_IF_ERROR(m.db->Read([&](sqlite3* h) -> absl::Status {
+    Use s(m.get);
+    BindText(s.get(), 1, id);
+    const int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) {
+      out = ReadLease(s.get());
+    } else if (rc == SQLITE_DONE) {
+      out = LeaseMissing();
+    } else {
+      return m.db->Error(h, "read lease");
+    }
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<LeaseListing> SqliteLeaseStore::List() {
+  Impl& m = *impl_;
+  LeaseListing out;
+  CB_RETURN_IF_ERROR(m.db->Read([&](sqlite3* h) -> absl::Status {
+    Use s(m.list);
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.leases.push_back(ReadLease(s.get()));
+    if (rc != SQLITE_DONE) return m.db->Error(h, "list leases");
+    out.revision = m.revision;
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<LeaseWatch>> SqliteLeaseStore::Watch(int64_t after_revision,
+                                                                    LeaseWatchFn fn) {
+  Impl& m = *impl_;
+  absl::StatusOr<std::unique_ptr<LeaseWatch>> out;
+  // Under the connection lock, so no batch is published between the replay and the registration.
+  CB_RETURN_IF_ERROR(m.db->Read([&](sqlite3*) -> absl::Status {
+    out = m.log->Watch(after_revision, std::move(fn));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+}  // namespace credbroker::state::sqlite
