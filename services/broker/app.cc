@@ -519,6 +519,9 @@ void App::Shutdown() {
     c.sweeper.join();
   }
   if (c.anomalies) SaveBaselines(c);
+  core::LogInfo("state store: group commit",
+                {{"writes", absl::StrCat(c.state->database().writes())},
+                 {"commits", absl::StrCat(c.state->database().batches())}});
   c.engine->Stop();
   for (auto& r : c.refreshers) r->Stop();
   core::LogDebug("refreshers stopped");

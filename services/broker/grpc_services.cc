@@ -338,38 +338,58 @@ LeaseServiceImpl::~LeaseServiceImpl() = default;
 
 void LeaseServiceImpl::CloseWatchers() { watchers_->CloseAll(); }
 
+// The lease writes answer from the store's commit (group commit): the handler thread returns at
+// once and the reactor is finished when the write is durable.
 grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerContext* ctx,
                                                          const v1::AcquireLeaseRequest* req,
                                                          v1::Lease* resp) {
-  return Unary(ctx, metrics_, "AcquireLease", [&]() -> absl::Status {
-    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "AcquireLease"));
-    CB_ASSIGN_OR_RETURN(
-        LeaseGrant grant,
-        broker_->Acquire(who, req->provider(), FromProtoDuration(req->ttl()), req->purpose()));
-    FillLease(grant, resp);
-    return absl::OkStatus();
-  });
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  RpcScope scope(metrics_, "AcquireLease");
+  absl::StatusOr<identity::Identity> who = Authenticate(ctx, edge_, "AcquireLease");
+  if (!who.ok()) {
+    reactor->Finish(scope.Finish(who.status()));
+    return reactor;
+  }
+  broker_->AcquireAsync(*who, req->provider(), FromProtoDuration(req->ttl()), req->purpose(),
+                        [reactor, scope, resp](absl::StatusOr<LeaseGrant> grant) mutable {
+                          if (grant.ok()) FillLease(*grant, resp);
+                          reactor->Finish(scope.Finish(grant.status()));
+                        });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* LeaseServiceImpl::RenewLease(grpc::CallbackServerContext* ctx,
                                                        const v1::RenewLeaseRequest* req,
                                                        v1::Lease* resp) {
-  return Unary(ctx, metrics_, "RenewLease", [&]() -> absl::Status {
-    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "RenewLease"));
-    CB_ASSIGN_OR_RETURN(LeaseGrant grant,
-                        broker_->Renew(who, req->lease_id(), FromProtoDuration(req->ttl())));
-    FillLease(grant, resp);
-    return absl::OkStatus();
-  });
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  RpcScope scope(metrics_, "RenewLease");
+  absl::StatusOr<identity::Identity> who = Authenticate(ctx, edge_, "RenewLease");
+  if (!who.ok()) {
+    reactor->Finish(scope.Finish(who.status()));
+    return reactor;
+  }
+  broker_->RenewAsync(*who, req->lease_id(), FromProtoDuration(req->ttl()),
+                      [reactor, scope, resp](absl::StatusOr<LeaseGrant> grant) mutable {
+                        if (grant.ok()) FillLease(*grant, resp);
+                        reactor->Finish(scope.Finish(grant.status()));
+                      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* LeaseServiceImpl::ReleaseLease(grpc::CallbackServerContext* ctx,
                                                          const v1::ReleaseLeaseRequest* req,
                                                          v1::ReleaseLeaseResponse*) {
-  return Unary(ctx, metrics_, "ReleaseLease", [&]() -> absl::Status {
-    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "ReleaseLease"));
-    return broker_->Release(who, req->lease_id());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  RpcScope scope(metrics_, "ReleaseLease");
+  absl::StatusOr<identity::Identity> who = Authenticate(ctx, edge_, "ReleaseLease");
+  if (!who.ok()) {
+    reactor->Finish(scope.Finish(who.status()));
+    return reactor;
+  }
+  broker_->ReleaseAsync(*who, req->lease_id(), [reactor, scope](const absl::Status& s) mutable {
+    reactor->Finish(scope.Finish(s));
   });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* LeaseServiceImpl::ReportAuthFailure(

@@ -1,7 +1,10 @@
 #include "lease_broker.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/notification.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
@@ -179,13 +182,62 @@ absl::StatusOr<absl::Duration> LeaseBroker::EffectiveTtl(absl::Duration requeste
   return std::clamp(requested, ttl_.min_ttl, ttl_.max_ttl);
 }
 
+namespace {
+
+// Runs an asynchronous call to completion on this thread.
+template <typename T, typename Start>
+T Await(Start start) {
+  absl::Notification finished;
+  std::optional<T> out;
+  start([&](T result) {
+    out.emplace(std::move(result));
+    finished.Notify();
+  });
+  finished.WaitForNotification();
+  return *std::move(out);
+}
+
+}  // namespace
+
 absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller,
                                                 const std::string& provider, absl::Duration ttl,
                                                 const std::string& purpose) {
+  return Await<absl::StatusOr<LeaseGrant>>(
+      [&](GrantDone done) { AcquireAsync(caller, provider, ttl, purpose, std::move(done)); });
+}
+
+absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
+                                              const std::string& lease_id, absl::Duration ttl) {
+  return Await<absl::StatusOr<LeaseGrant>>(
+      [&](GrantDone done) { RenewAsync(caller, lease_id, ttl, std::move(done)); });
+}
+
+absl::Status LeaseBroker::Release(const identity::Identity& caller, const std::string& lease_id) {
+  return Await<absl::Status>(
+      [&](StatusDone done) { ReleaseAsync(caller, lease_id, std::move(done)); });
+}
+
+void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::string& provider,
+                               absl::Duration ttl, const std::string& purpose, GrantDone done) {
   const absl::Time now = clock_->Now();
-  const std::string label = Label(caller.name);  // a policy scan: once per request
-  LeaseGrant grant;
-  grant.snapshot = ring_->Snapshot();
+  // What the completion needs, kept alive until the store answered.
+  struct Call {
+    identity::Identity caller;
+    std::string provider;
+    std::string label;
+    LeaseGrant grant;
+  };
+  auto call = std::make_shared<Call>();
+  call->caller = caller;
+  call->provider = provider;
+  call->label = Label(caller.name);  // a policy scan: once per request
+  call->grant.snapshot = ring_->Snapshot();
+  LeaseGrant& grant = call->grant;
+  auto denied = [this, call](const absl::Status& status) {
+    if (core::ReasonOf(status) == "RATE_LIMITED")
+      metrics_->RateLimitHit(call->label, call->provider);
+    Denied("AcquireLease", call->caller, call->provider, status);
+  };
   absl::Status status = [&]() -> absl::Status {
     CB_ASSIGN_OR_RETURN(absl::Duration lifetime, EffectiveTtl(ttl));
     CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
@@ -208,7 +260,7 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     }
     // After the policy: only callers allowed to use the provider are judged by the detector (a
     // caller seen for the first time here may be suspended before it gets a key).
-    CB_RETURN_IF_ERROR(CheckSuspended(caller, label, provider, now, /*admit=*/true));
+    CB_RETURN_IF_ERROR(CheckSuspended(caller, call->label, provider, now, /*admit=*/true));
     leasing::LeaseRecord& l = grant.lease;
     l.id = core::NewLeaseId();
     if (!counts_->Reserve(l.id, caller.name, provider, max_active)) {
@@ -226,101 +278,125 @@ absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller
     l.purpose = purpose;
     l.issued_at = now;
     l.expires_at = now + lifetime;
-    absl::Status inserted = table_->Insert(l);
-    if (!inserted.ok()) counts_->Cancel(l.id);
-    return inserted;
-  }();
-  if (!status.ok()) {
-    if (core::ReasonOf(status) == "RATE_LIMITED") metrics_->RateLimitHit(label, provider);
-    Denied("AcquireLease", caller, provider, status);
-    return status;
-  }
-  metrics_->LeaseIssued(provider, label);
-  Audit("AcquireLease", caller, grant.lease);
-  if (anomalies_) anomalies_->RecordLease(label, provider);
-  return grant;
-}
-
-absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
-                                              const std::string& lease_id, absl::Duration ttl) {
-  const absl::Time now = clock_->Now();
-  const std::string label = Label(caller.name);
-  LeaseGrant grant;
-  grant.snapshot = ring_->Snapshot();
-  std::string retired_provider;  // set when the lease's key left service
-  std::string retired_version;
-  absl::Status status = [&]() -> absl::Status {
-    if (!core::LooksLikeLeaseId(lease_id)) {
-      return Reason(absl::InvalidArgumentError("lease_id is malformed"), "BAD_LEASE_ID");
-    }
-    CB_ASSIGN_OR_RETURN(absl::Duration lifetime, EffectiveTtl(ttl));
-    auto renewed = table_->Renew(
-        lease_id, caller.name, [&](const leasing::LeaseRecord& l) -> absl::StatusOr<absl::Time> {
-          CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
-                              ServableProvider(*grant.snapshot, l.provider, now));
-          // Inside the table's lock: a lookup only (an admission could run the anomaly sink,
-          // which revokes leases through this table).
-          CB_RETURN_IF_ERROR(CheckSuspended(caller, label, l.provider, now, /*admit=*/false));
-          retired_provider = l.provider;
-          retired_version = l.key_version;
-          const rotation::KeyVersion* key = keys->Find(l.key_version);
-          if (key == nullptr || key->fingerprint != l.key_fingerprint ||
-              (key->state != KeyState::kCurrent && key->state != KeyState::kPrevious)) {
-            return Reason(absl::FailedPreconditionError(
-                              absl::StrCat("key version ", l.key_version,
-                                           " of this lease has been retired; acquire a new lease")),
-                          "KEY_RETIRED");
-          }
-          grant.key = key;
-          grant.spec = keys->spec;
-          absl::Duration allowed_lifetime = lifetime;
-          if (policy_) {
-            CB_ASSIGN_OR_RETURN(identity::PolicyGrant allowed,
-                                policy_->AuthorizeRenew(caller, l.provider));
-            allowed_lifetime = std::min(allowed_lifetime, allowed.max_ttl);
-          }
-          absl::Time expiry = std::min(now + allowed_lifetime, key->retires_at);
-          if (expiry <= now) {
-            return Reason(
-                absl::FailedPreconditionError("key version is retiring now; acquire a new lease"),
-                "KEY_RETIRED");
-          }
-          return expiry;
-        });
-    if (!renewed.ok()) return renewed.status();
-    grant.lease = *std::move(renewed);
     return absl::OkStatus();
   }();
   if (!status.ok()) {
-    Denied("RenewLease", caller, "", status, lease_id);
-    if (anomalies_ && core::ReasonOf(status) == "KEY_RETIRED") {
-      anomalies_->RecordRetiredKeyUse(label, retired_provider, retired_version,
-                                      "renewal of a lease after its key version's retire time");
-    } else if (absl::IsNotFound(status)) {
-      CheckRevokedForKey(caller, lease_id, "renewal of");
-    }
-    return status;
+    denied(status);
+    return done(status);
   }
-  metrics_->LeaseRenewed(grant.lease.provider, label);
-  Audit("RenewLease", caller, grant.lease);
-  if (anomalies_) anomalies_->RecordLease(label, grant.lease.provider);
-  return grant;
+  table_->InsertAsync(grant.lease,
+                      [this, call, denied, done = std::move(done)](const absl::Status& inserted) {
+                        if (!inserted.ok()) {
+                          counts_->Cancel(call->grant.lease.id);
+                          denied(inserted);
+                          return done(inserted);
+                        }
+                        metrics_->LeaseIssued(call->provider, call->label);
+                        Audit("AcquireLease", call->caller, call->grant.lease);
+                        if (anomalies_) anomalies_->RecordLease(call->label, call->provider);
+                        done(std::move(call->grant));
+                      });
 }
 
-absl::Status LeaseBroker::Release(const identity::Identity& caller, const std::string& lease_id) {
+void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string& lease_id,
+                             absl::Duration ttl, GrantDone done) {
+  struct Call {
+    identity::Identity caller;
+    std::string lease_id;
+    std::string label;
+    absl::Time now;
+    absl::Duration lifetime;
+    LeaseGrant grant;
+    std::string retired_provider;  // set when the lease's key left service
+    std::string retired_version;
+  };
+  auto call = std::make_shared<Call>();
+  call->caller = caller;
+  call->lease_id = lease_id;
+  call->label = Label(caller.name);
+  call->now = clock_->Now();
+  call->grant.snapshot = ring_->Snapshot();
+  // Failure bookkeeping, then `done`.
+  auto fail = [this, call](const absl::Status& status, const GrantDone& done) {
+    Denied("RenewLease", call->caller, "", status, call->lease_id);
+    if (anomalies_ && core::ReasonOf(status) == "KEY_RETIRED") {
+      anomalies_->RecordRetiredKeyUse(call->label, call->retired_provider, call->retired_version,
+                                      "renewal of a lease after its key version's retire time");
+    } else if (absl::IsNotFound(status)) {
+      CheckRevokedForKey(call->caller, call->lease_id, "renewal of");
+    }
+    done(status);
+  };
+  if (!core::LooksLikeLeaseId(lease_id)) {
+    return fail(Reason(absl::InvalidArgumentError("lease_id is malformed"), "BAD_LEASE_ID"), done);
+  }
+  absl::StatusOr<absl::Duration> lifetime = EffectiveTtl(ttl);
+  if (!lifetime.ok()) return fail(lifetime.status(), done);
+  call->lifetime = *lifetime;
+  table_->RenewAsync(
+      lease_id, caller.name,
+      [this, call](const leasing::LeaseRecord& l) -> absl::StatusOr<absl::Time> {
+        const absl::Time now = call->now;
+        LeaseGrant& grant = call->grant;
+        CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
+                            ServableProvider(*grant.snapshot, l.provider, now));
+        // A lookup only (an admission could run the anomaly sink, which revokes leases).
+        CB_RETURN_IF_ERROR(CheckSuspended(call->caller, call->label, l.provider, now,
+                                          /*admit=*/false));
+        call->retired_provider = l.provider;
+        call->retired_version = l.key_version;
+        const rotation::KeyVersion* key = keys->Find(l.key_version);
+        if (key == nullptr || key->fingerprint != l.key_fingerprint ||
+            (key->state != KeyState::kCurrent && key->state != KeyState::kPrevious)) {
+          return Reason(absl::FailedPreconditionError(
+                            absl::StrCat("key version ", l.key_version,
+                                         " of this lease has been retired; acquire a new lease")),
+                        "KEY_RETIRED");
+        }
+        grant.key = key;
+        grant.spec = keys->spec;
+        absl::Duration allowed_lifetime = call->lifetime;
+        if (policy_) {
+          CB_ASSIGN_OR_RETURN(identity::PolicyGrant allowed,
+                              policy_->AuthorizeRenew(call->caller, l.provider));
+          allowed_lifetime = std::min(allowed_lifetime, allowed.max_ttl);
+        }
+        absl::Time expiry = std::min(now + allowed_lifetime, key->retires_at);
+        if (expiry <= now) {
+          return Reason(
+              absl::FailedPreconditionError("key version is retiring now; acquire a new lease"),
+              "KEY_RETIRED");
+        }
+        return expiry;
+      },
+      [this, call, fail, done = std::move(done)](absl::StatusOr<leasing::LeaseRecord> renewed) {
+        if (!renewed.ok()) return fail(renewed.status(), done);
+        call->grant.lease = *std::move(renewed);
+        metrics_->LeaseRenewed(call->grant.lease.provider, call->label);
+        Audit("RenewLease", call->caller, call->grant.lease);
+        if (anomalies_) anomalies_->RecordLease(call->label, call->grant.lease.provider);
+        done(std::move(call->grant));
+      });
+}
+
+void LeaseBroker::ReleaseAsync(const identity::Identity& caller, const std::string& lease_id,
+                               StatusDone done) {
   if (!core::LooksLikeLeaseId(lease_id)) {
     absl::Status s = Reason(absl::InvalidArgumentError("lease_id is malformed"), "BAD_LEASE_ID");
     Denied("ReleaseLease", caller, "", s);
-    return s;
+    return done(s);
   }
-  absl::StatusOr<leasing::LeaseRecord> released = table_->Release(lease_id, caller.name);
-  if (!released.ok()) {
-    Denied("ReleaseLease", caller, "", released.status(), lease_id);
-    return released.status();
-  }
-  metrics_->LeaseReleased(released->provider, Label(caller.name));
-  Audit("ReleaseLease", caller, *released);
-  return absl::OkStatus();
+  table_->ReleaseAsync(lease_id, caller.name,
+                       [this, caller, lease_id,
+                        done = std::move(done)](absl::StatusOr<leasing::LeaseRecord> released) {
+                         if (!released.ok()) {
+                           Denied("ReleaseLease", caller, "", released.status(), lease_id);
+                           return done(released.status());
+                         }
+                         metrics_->LeaseReleased(released->provider, Label(caller.name));
+                         Audit("ReleaseLease", caller, *released);
+                         done(absl::OkStatus());
+                       });
 }
 
 absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity::Identity& caller,

@@ -65,6 +65,18 @@ class LeaseBroker final : public rotation::LeaseView {
   // they are not reported as new callers.
   void RestoreLoaded(const std::vector<leasing::LeaseRecord>& loaded);
 
+  // The lease calls: `done` gets the outcome once the lease store committed the change, possibly
+  // on the store's committer thread (it must not block). The gRPC handlers use these, so no
+  // request thread waits for a commit.
+  using GrantDone = std::function<void(absl::StatusOr<LeaseGrant>)>;
+  using StatusDone = std::function<void(absl::Status)>;
+  void AcquireAsync(const identity::Identity& caller, const std::string& provider,
+                    absl::Duration ttl, const std::string& purpose, GrantDone done);
+  void RenewAsync(const identity::Identity& caller, const std::string& lease_id, absl::Duration ttl,
+                  GrantDone done);
+  void ReleaseAsync(const identity::Identity& caller, const std::string& lease_id, StatusDone done);
+
+  // The same, blocking (tests, benchmarks, tools). Never from a store callback.
   absl::StatusOr<LeaseGrant> Acquire(const identity::Identity& caller, const std::string& provider,
                                      absl::Duration ttl, const std::string& purpose);
   absl::StatusOr<LeaseGrant> Renew(const identity::Identity& caller, const std::string& lease_id,

@@ -64,12 +64,23 @@ void AuditLog::Record(const AuditRecord& r) {
     return;
   }
   line += "\n";
-  size_t off = 0;
-  while (off < line.size()) {
-    ssize_t n = ::write(fd_, line.data() + off, line.size() - off);
-    if (n <= 0) break;
-    off += static_cast<size_t>(n);
+  pending_ += line;
+  if (writing_) return;  // the thread writing now takes this line with its next write
+  writing_ = true;
+  std::string batch;
+  while (!pending_.empty()) {
+    batch.clear();
+    batch.swap(pending_);
+    mu_.Unlock();
+    size_t off = 0;
+    while (off < batch.size()) {
+      ssize_t n = ::write(fd_, batch.data() + off, batch.size() - off);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    mu_.Lock();
   }
+  writing_ = false;
 }
 
 }  // namespace credbroker::identity

@@ -12,11 +12,8 @@ void LeaseCounts::Add(absl::flat_hash_map<CallerProvider, int64_t>& m, const Cal
 void LeaseCounts::Apply(const state::LeaseRecord& lease, int delta) {
   absl::MutexLock lock(&mu_);
   // A lease this process reserved a slot for is already in by_caller_.
-  if (delta > 0 && reserved_.erase(lease.id) == 0) {
-    Add(by_caller_, {lease.caller, lease.provider}, delta);
-  } else if (delta < 0) {
-    Add(by_caller_, {lease.caller, lease.provider}, delta);
-  }
+  const bool was_reserved = delta > 0 && reserved_.erase(lease.id) > 0;
+  if (!was_reserved) Add(by_caller_, {lease.caller, lease.provider}, delta);
   auto it = by_version_.try_emplace({lease.provider, lease.key_version}, 0).first;
   it->second += delta;
   if (it->second <= 0) by_version_.erase(it);

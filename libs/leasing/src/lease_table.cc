@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/hash/hash.h"
+#include "absl/synchronization/notification.h"
 #include "credbroker/core/status_macros.h"
 
 namespace credbroker::leasing {
@@ -110,35 +111,86 @@ absl::StatusOr<LeaseRecord> LeaseTable::Get(const std::string& id,
 absl::StatusOr<LeaseRecord> LeaseTable::Renew(
     const std::string& id, const std::string& caller,
     absl::FunctionRef<absl::StatusOr<absl::Time>(const LeaseRecord&)> next_expiry) {
-  absl::Status last;
-  for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
-    CB_ASSIGN_OR_RETURN(state::VersionedLease v, Find(id, caller));
-    if (v.lease.Expired(clock_->Now())) return Expired();
-    CB_ASSIGN_OR_RETURN(absl::Time expiry, next_expiry(v.lease));
-    LeaseRecord updated = std::move(v.lease);
-    updated.expires_at = expiry;
-    updated.renew_count++;
-    absl::StatusOr<int64_t> rev = store_->Update(updated, v.revision);
-    if (rev.ok()) return updated;
-    if (absl::IsNotFound(rev.status())) return NotFound();  // released meanwhile
-    if (!absl::IsAborted(rev.status())) return rev.status();
-    last = rev.status();  // renewed or changed concurrently: look again
-  }
-  return last;
+  absl::Notification finished;
+  absl::StatusOr<LeaseRecord> out;
+  RenewAsync(
+      id, caller, [next_expiry](const LeaseRecord& l) { return next_expiry(l); },
+      [&](absl::StatusOr<LeaseRecord> r) {
+        out = std::move(r);
+        finished.Notify();
+      });
+  finished.WaitForNotification();
+  return out;
 }
 
 absl::StatusOr<LeaseRecord> LeaseTable::Release(const std::string& id, const std::string& caller) {
-  absl::Status last;
-  for (int attempt = 0; attempt < kCasAttempts; ++attempt) {
-    CB_ASSIGN_OR_RETURN(state::VersionedLease v, Find(id, caller));
-    absl::StatusOr<LeaseRecord> gone = store_->Delete({id, v.revision});
-    if (gone.ok() || !absl::IsAborted(gone.status())) {
-      if (absl::IsNotFound(gone.status())) return NotFound();
-      return gone;
+  absl::Notification finished;
+  absl::StatusOr<LeaseRecord> out;
+  ReleaseAsync(id, caller, [&](absl::StatusOr<LeaseRecord> r) {
+    out = std::move(r);
+    finished.Notify();
+  });
+  finished.WaitForNotification();
+  return out;
+}
+
+void LeaseTable::InsertAsync(const LeaseRecord& lease, std::function<void(absl::Status)> done) {
+  store_->CreateAsync(lease, [done = std::move(done)](const absl::StatusOr<int64_t>& rev) {
+    if (absl::IsAlreadyExists(rev.status())) {
+      done(absl::AlreadyExistsError("lease id collision"));
+    } else {
+      done(rev.status());
     }
-    last = gone.status();
-  }
-  return last;
+  });
+}
+
+void LeaseTable::RenewAsync(const std::string& id, const std::string& caller,
+                            NextExpiry next_expiry, Done<LeaseRecord> done) {
+  RenewAttempt(id, caller, std::move(next_expiry), std::move(done), 0);
+}
+
+void LeaseTable::RenewAttempt(const std::string& id, const std::string& caller,
+                              NextExpiry next_expiry, Done<LeaseRecord> done, int attempt) {
+  absl::StatusOr<state::VersionedLease> v = Find(id, caller);
+  if (!v.ok()) return done(v.status());
+  if (v->lease.Expired(clock_->Now())) return done(Expired());
+  absl::StatusOr<absl::Time> expiry = next_expiry(v->lease);
+  if (!expiry.ok()) return done(expiry.status());
+  LeaseRecord updated = std::move(v->lease);
+  updated.expires_at = *expiry;
+  updated.renew_count++;
+  const int64_t revision = v->revision;
+  store_->UpdateAsync(
+      updated, revision,
+      [this, id, caller, next_expiry = std::move(next_expiry), done = std::move(done), attempt,
+       updated](const absl::StatusOr<int64_t>& rev) mutable {
+        if (rev.ok()) return done(std::move(updated));
+        if (absl::IsNotFound(rev.status())) return done(NotFound());  // released meanwhile
+        if (absl::IsAborted(rev.status()) && attempt + 1 < kCasAttempts) {
+          // Renewed or changed concurrently: look again.
+          return RenewAttempt(id, caller, std::move(next_expiry), std::move(done), attempt + 1);
+        }
+        done(rev.status());
+      });
+}
+
+void LeaseTable::ReleaseAsync(const std::string& id, const std::string& caller,
+                              Done<LeaseRecord> done) {
+  ReleaseAttempt(id, caller, std::move(done), 0);
+}
+
+void LeaseTable::ReleaseAttempt(const std::string& id, const std::string& caller,
+                                Done<LeaseRecord> done, int attempt) {
+  absl::StatusOr<state::VersionedLease> v = Find(id, caller);
+  if (!v.ok()) return done(v.status());
+  store_->DeleteAsync({id, v->revision}, [this, id, caller, done = std::move(done),
+                                          attempt](absl::StatusOr<LeaseRecord> gone) mutable {
+    if (absl::IsNotFound(gone.status())) return done(NotFound());
+    if (absl::IsAborted(gone.status()) && attempt + 1 < kCasAttempts) {
+      return ReleaseAttempt(id, caller, std::move(done), attempt + 1);
+    }
+    done(std::move(gone));
+  });
 }
 
 absl::StatusOr<std::vector<LeaseRecord>> LeaseTable::RevokeIf(

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/state/sqlite/open.h"
 
@@ -48,9 +49,17 @@ Database::Database(sqlite3* db, DatabaseOptions options, std::string what)
     : path_(std::move(options.path)),
       what_(std::move(what)),
       max_batch_(std::max<size_t>(1, options.max_batch)),
-      db_(db) {}
+      db_(db),
+      committer_([this] { Run(); }) {}
 
-Database::~Database() { sqlite3_close(db_); }
+Database::~Database() {
+  {
+    absl::MutexLock lock(&queue_mu_);
+    stop_ = true;
+  }
+  committer_.join();  // commits what is still queued first
+  sqlite3_close(db_);
+}
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const DatabaseOptions& options,
                                                          const char* schema,
@@ -71,35 +80,65 @@ absl::Status Database::Error(sqlite3* db, absl::string_view what) const {
   return absl::InternalError(msg);
 }
 
+namespace {
+// The database whose committer runs on this thread (a done callback that writes runs its write
+// inline instead of waiting for itself).
+thread_local const Database* committer_of = nullptr;
+}  // namespace
+
 absl::Status Database::Write(WriteFn fn) {
-  Op op{&fn, absl::OkStatus(), false};
-  queue_mu_.Lock();
-  queue_.push_back(&op);
-  while (!op.done) {
-    if (committing_) {
-      queue_cv_.Wait(&queue_mu_);
-      continue;
-    }
-    // No commit is running: this writer commits everything queued (its own write included, or
-    // it loops and commits the next batch).
-    committing_ = true;
-    const size_t n = std::min(queue_.size(), max_batch_);
-    std::vector<Op*> batch(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-    queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-    queue_mu_.Unlock();
-    Commit(batch);
-    queue_mu_.Lock();
-    committing_ = false;
-    ++batches_;
-    writes_ += batch.size();
-    for (Op* o : batch) o->done = true;
-    queue_cv_.SignalAll();
+  if (committer_of == this) {
+    std::vector<Op> one(1);
+    one[0].fn = [fn](Txn& txn) { return fn(txn); };
+    Commit(one);
+    return one[0].status;
   }
-  queue_mu_.Unlock();
-  return op.status;
+  absl::Notification committed;
+  absl::Status result;
+  WriteAsync([fn](Txn& txn) { return fn(txn); },
+             [&](absl::Status s) {
+               result = std::move(s);
+               committed.Notify();
+             });
+  committed.WaitForNotification();
+  return result;
 }
 
-void Database::Commit(const std::vector<Op*>& batch) {
+void Database::WriteAsync(AsyncWriteFn fn, DoneFn done) {
+  absl::MutexLock lock(&queue_mu_);
+  queue_.push_back(Op{std::move(fn), std::move(done), absl::OkStatus()});
+}
+
+void Database::Run() {
+  committer_of = this;
+  std::vector<Op> batch;
+  while (true) {
+    {
+      absl::MutexLock lock(&queue_mu_);
+      queue_mu_.Await(absl::Condition(
+          +[](Database* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->queue_mu_) {
+            return d->stop_ || !d->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // stopping, and everything queued is committed
+      const size_t n = std::min(queue_.size(), max_batch_);
+      batch.clear();
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    Commit(batch);
+    {
+      absl::MutexLock lock(&queue_mu_);
+      ++batches_;
+      writes_ += batch.size();
+    }
+    for (Op& op : batch) op.done(std::move(op.status));
+  }
+}
+
+void Database::Commit(std::vector<Op>& batch) {
   absl::MutexLock lock(&db_mu_);
   Txn txn(db_);
   absl::Status failure;
@@ -107,9 +146,9 @@ void Database::Commit(const std::vector<Op*>& batch) {
     failure = Error(db_, "begin");
   }
   for (size_t i = 0; failure.ok() && i < batch.size(); ++i) {
-    absl::Status s = (*batch[i]->fn)(txn);
+    absl::Status s = batch[i].fn(txn);
     if (IsWriteResult(s)) {
-      batch[i]->status = std::move(s);
+      batch[i].status = std::move(s);
     } else {
       failure = std::move(s);
     }
@@ -127,7 +166,7 @@ void Database::Commit(const std::vector<Op*>& batch) {
   }
   if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   for (auto& [tag, hook] : txn.after_rollback_) hook();
-  for (Op* o : batch) o->status = failure;
+  for (Op& o : batch) o.status = failure;
 }
 
 absl::Status Database::Read(ReadFn fn) {

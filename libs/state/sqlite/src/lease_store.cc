@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS leases (
   expires_at_us INTEGER NOT NULL,
   renew_count INTEGER NOT NULL,
   revision INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS leases_expires ON leases(expires_at_us);
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 )sql";
@@ -135,8 +135,35 @@ struct SqliteLeaseStore::Impl {
     return ++revision;
   }
 
+  absl::Status DoCreate(Database::Txn& txn, const LeaseRecord& lease, int64_t* rev) {
+    Use s(insert);
+    BindLease(s.get(), lease);
+    sqlite3_bind_int64(s.get(), 10, revision + 1);
+    const int rc = sqlite3_step(s.get());
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) return LeaseExists();
+    if (rc != SQLITE_DONE) return db->Error(txn.db(), "insert lease");
+    *rev = NextRevision(txn);
+    pending.push_back(LeaseChange{LeaseChange::Type::kPut, *rev, lease});
+    return absl::OkStatus();
+  }
+
+  absl::Status DoUpdate(Database::Txn& txn, const LeaseRecord& lease, int64_t expected_revision,
+                        int64_t* rev) {
+    {
+      Use s(update);
+      BindLease(s.get(), lease);
+      sqlite3_bind_int64(s.get(), 10, revision + 1);
+      sqlite3_bind_int64(s.get(), 11, expected_revision);
+      if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(txn.db(), "update lease");
+    }
+    if (sqlite3_changes(txn.db()) == 0) return Missed(txn.db(), lease.id, expected_revision);
+    *rev = NextRevision(txn);
+    pending.push_back(LeaseChange{LeaseChange::Type::kPut, *rev, lease});
+    return absl::OkStatus();
+  }
+
   // NOT_FOUND or ABORTED for a lease whose conditional write matched no row.
-  absl::Status Missed(sqlite3* h, const std::string& id, int64_t expected) {
+  absl::Status Missed(sqlite3* h, const std::string& id, int64_t expected) const {
     Use s(revision_of);
     BindText(s.get(), 1, id);
     const int rc = sqlite3_step(s.get());
@@ -215,50 +242,75 @@ absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> SqliteLeaseStore::Open(Databas
 }
 
 absl::StatusOr<int64_t> SqliteLeaseStore::Create(const LeaseRecord& lease) {
-  Impl& m = *impl_;
   int64_t rev = 0;
-  CB_RETURN_IF_ERROR(m.db->Write([&](Database::Txn& txn) -> absl::Status {
-    Use s(m.insert);
-    BindLease(s.get(), lease);
-    sqlite3_bind_int64(s.get(), 10, m.revision + 1);
-    const int rc = sqlite3_step(s.get());
-    if ((rc & 0xff) == SQLITE_CONSTRAINT) return LeaseExists();
-    if (rc != SQLITE_DONE) return m.db->Error(txn.db(), "insert lease");
-    rev = m.NextRevision(txn);
-    m.pending.push_back(LeaseChange{LeaseChange::Type::kPut, rev, lease});
-    return absl::OkStatus();
-  }));
+  CB_RETURN_IF_ERROR(
+      impl_->db->Write([&](Database::Txn& txn) { return impl_->DoCreate(txn, lease, &rev); }));
   return rev;
+}
+
+void SqliteLeaseStore::CreateAsync(const LeaseRecord& lease, Done<int64_t> done) {
+  auto rev = std::make_shared<int64_t>(0);
+  Impl* m = impl_.get();
+  m->db->WriteAsync(
+      [m, lease, rev](Database::Txn& txn) { return m->DoCreate(txn, lease, rev.get()); },
+      [rev, done = std::move(done)](absl::Status s) {
+        if (s.ok()) {
+          done(*rev);
+        } else {
+          done(std::move(s));
+        }
+      });
 }
 
 absl::StatusOr<int64_t> SqliteLeaseStore::Update(const LeaseRecord& lease,
                                                  int64_t expected_revision) {
-  Impl& m = *impl_;
   int64_t rev = 0;
-  CB_RETURN_IF_ERROR(m.db->Write([&](Database::Txn& txn) -> absl::Status {
-    {
-      Use s(m.update);
-      BindLease(s.get(), lease);
-      sqlite3_bind_int64(s.get(), 10, m.revision + 1);
-      sqlite3_bind_int64(s.get(), 11, expected_revision);
-      if (sqlite3_step(s.get()) != SQLITE_DONE) return m.db->Error(txn.db(), "update lease");
-    }
-    if (sqlite3_changes(txn.db()) == 0) return m.Missed(txn.db(), lease.id, expected_revision);
-    rev = m.NextRevision(txn);
-    m.pending.push_back(LeaseChange{LeaseChange::Type::kPut, rev, lease});
-    return absl::OkStatus();
-  }));
+  CB_RETURN_IF_ERROR(impl_->db->Write(
+      [&](Database::Txn& txn) { return impl_->DoUpdate(txn, lease, expected_revision, &rev); }));
   return rev;
 }
 
+void SqliteLeaseStore::UpdateAsync(const LeaseRecord& lease, int64_t expected_revision,
+                                   Done<int64_t> done) {
+  auto rev = std::make_shared<int64_t>(0);
+  Impl* m = impl_.get();
+  m->db->WriteAsync(
+      [m, lease, expected_revision, rev](Database::Txn& txn) {
+        return m->DoUpdate(txn, lease, expected_revision, rev.get());
+      },
+      [rev, done = std::move(done)](absl::Status s) {
+        if (s.ok()) {
+          done(*rev);
+        } else {
+          done(std::move(s));
+        }
+      });
+}
+
 absl::StatusOr<LeaseRecord> SqliteLeaseStore::Delete(const LeaseDelete& request) {
-  Impl& m = *impl_;
   absl::StatusOr<LeaseRecord> out;
-  CB_RETURN_IF_ERROR(m.db->Write([&](Database::Txn& txn) -> absl::Status {
-    out = m.DeleteOne(txn, request);
+  CB_RETURN_IF_ERROR(impl_->db->Write([&](Database::Txn& txn) {
+    out = impl_->DeleteOne(txn, request);
     return out.status();
   }));
   return out;
+}
+
+void SqliteLeaseStore::DeleteAsync(const LeaseDelete& request, Done<LeaseRecord> done) {
+  auto out = std::make_shared<absl::StatusOr<LeaseRecord>>();
+  Impl* m = impl_.get();
+  m->db->WriteAsync(
+      [m, request, out](Database::Txn& txn) {
+        *out = m->DeleteOne(txn, request);
+        return out->status();
+      },
+      [out, done = std::move(done)](absl::Status s) {
+        if (s.ok()) {
+          done(std::move(*out));
+        } else {
+          done(std::move(s));
+        }
+      });
 }
 
 absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteAll(

@@ -1,7 +1,11 @@
 // The audit log: one JSON object per line for every lease decision (allowed or denied) and every
 // admin action — time, action, caller, provider, key version and fingerprint, lease id,
 // decision, reason. Never key material. Written to stdout or appended to a file.
-// Thread-safety: safe for concurrent use; each line is one write().
+// Lines recorded while another thread is writing are appended to a buffer that this writer
+// writes next, so concurrent requests share write() calls instead of taking one each; a line is
+// in the file once the writer that took it returned (a crash loses at most the lines of one
+// write in flight). Each line is written whole.
+// Thread-safety: safe for concurrent use.
 #pragma once
 
 #include <functional>
@@ -46,6 +50,8 @@ class AuditLog {
   std::function<void(absl::string_view)> sink_;
   const core::Clock* const clock_;
   absl::Mutex mu_;
+  std::string pending_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace credbroker::identity

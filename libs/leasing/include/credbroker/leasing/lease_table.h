@@ -44,6 +44,10 @@ class LeaseTable {
   LeaseTable& operator=(const LeaseTable&) = delete;
   ~LeaseTable();
 
+  template <typename T>
+  using Done = std::function<void(absl::StatusOr<T>)>;
+  using NextExpiry = std::function<absl::StatusOr<absl::Time>(const LeaseRecord&)>;
+
   // Writes a new lease. ALREADY_EXISTS on an id collision.
   absl::Status Insert(const LeaseRecord& lease);
 
@@ -59,6 +63,14 @@ class LeaseTable {
 
   // Removes the caller's lease (expired or not, so a late release is not an error).
   absl::StatusOr<LeaseRecord> Release(const std::string& id, const std::string& caller);
+
+  // Insert, Renew and Release for callers that must not block a thread on the store's commit:
+  // `done` gets the outcome, possibly on the store's committer thread; it must not block. Never
+  // call the blocking forms from a `done` callback.
+  void InsertAsync(const LeaseRecord& lease, std::function<void(absl::Status)> done);
+  void RenewAsync(const std::string& id, const std::string& caller, NextExpiry next_expiry,
+                  Done<LeaseRecord> done);
+  void ReleaseAsync(const std::string& id, const std::string& caller, Done<LeaseRecord> done);
 
   // Removes every lease matching `pred`, regardless of owner (administrative revocation), in one
   // store write.
@@ -83,6 +95,10 @@ class LeaseTable {
   // Applies committed changes in revision order (the watch callback).
   void Apply(const std::vector<state::LeaseChange>& changes);
   void Tell(const LeaseRecord& lease, int delta) const;
+  void RenewAttempt(const std::string& id, const std::string& caller, NextExpiry next_expiry,
+                    Done<LeaseRecord> done, int attempt);
+  void ReleaseAttempt(const std::string& id, const std::string& caller, Done<LeaseRecord> done,
+                      int attempt);
   // The caller's lease with its revision, from the cache or read through from the store.
   absl::StatusOr<state::VersionedLease> Find(const std::string& id,
                                              const std::string& caller) const;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -76,6 +77,9 @@ class LeaseWatch {
 
 class LeaseStore {
  public:
+  template <typename T>
+  using Done = std::function<void(absl::StatusOr<T>)>;
+
   virtual ~LeaseStore() = default;
 
   // Adds a lease; returns its revision. ALREADY_EXISTS when the id is taken.
@@ -85,6 +89,23 @@ class LeaseStore {
   virtual absl::StatusOr<int64_t> Update(const LeaseRecord& lease, int64_t expected_revision) = 0;
   // Deletes one lease; returns it. NOT_FOUND, ABORTED.
   virtual absl::StatusOr<LeaseRecord> Delete(const LeaseDelete& request) = 0;
+
+  // The same three writes for callers that must not block a thread on a commit (the gRPC
+  // handlers): `done` gets the outcome, possibly on another thread once the write committed (the
+  // watch has delivered the change by then). By default they run the blocking form inline.
+  virtual void CreateAsync(const LeaseRecord& lease, Done<int64_t> done) {
+    Done<int64_t> finish = std::move(done);
+    finish(Create(lease));
+  }
+  virtual void UpdateAsync(const LeaseRecord& lease, int64_t expected_revision,
+                           Done<int64_t> done) {
+    Done<int64_t> finish = std::move(done);
+    finish(Update(lease, expected_revision));
+  }
+  virtual void DeleteAsync(const LeaseDelete& request, Done<LeaseRecord> done) {
+    Done<LeaseRecord> finish = std::move(done);
+    finish(Delete(request));
+  }
   // Deletes, in one write, every requested lease that exists with the expected revision; returns
   // the ones deleted (the others are skipped).
   virtual absl::StatusOr<std::vector<LeaseRecord>> DeleteAll(

@@ -36,6 +36,7 @@ class BrokerProcess {
   std::string metrics_address() const { return "127.0.0.1:" + std::to_string(metrics_port_); }
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
+  pid_t pid() const { return pid_; }
 
   // SIGKILL, no cleanup: simulates a crash.
   void Kill();

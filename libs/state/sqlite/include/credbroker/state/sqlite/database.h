@@ -1,17 +1,22 @@
 // Database is one SQLite state file owned by this process (exclusive locking, WAL) with group
-// commit: concurrent Write calls are batched into one transaction, so a burst of N lease writes
-// costs one commit instead of N. A writer returns only after the transaction holding its write
-// committed (or failed, in which case nothing of the batch was written).
+// commit: writes are queued and a committer thread commits everything queued (up to `max_batch`)
+// in one transaction, so a burst of N lease writes costs one commit instead of N. A write is
+// acknowledged (its `done` runs, or Write returns) only after the transaction holding it
+// committed, or failed, in which case nothing of the batch was written.
 //
-// Batches form by themselves: the first writer to find no commit running commits everything
-// queued up to `max_batch`; writers arriving meanwhile queue for the next batch. So a lone
-// request never waits for company, and under load a batch grows to what arrived during one
-// commit (bounded by max_batch).
+// Batches form by themselves: while one commit runs, the writes arriving meanwhile queue for the
+// next, so a lone write never waits for company and under load a batch grows to what arrived
+// during one commit. Callers never block a thread on a commit with WriteAsync (the gRPC handlers
+// use it); Write is the blocking form.
 //
 // A write function returns OK, or a result of its own that left nothing written (NOT_FOUND,
 // ALREADY_EXISTS, ABORTED, INVALID_ARGUMENT, FAILED_PRECONDITION): only that write fails. Any
 // other code (UNAVAILABLE, DATA_LOSS, INTERNAL, ...) is a storage failure: the whole batch is
 // rolled back and every writer in it gets that error.
+//
+// `done` callbacks run on the committer thread, after the batch's AfterCommit hooks; they must not
+// block for long. A Write (blocking) from a `done` callback runs at once in a transaction of its
+// own.
 // Thread-safety: safe for concurrent use.
 #pragma once
 
@@ -22,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -63,6 +69,8 @@ class Database {
     std::vector<std::pair<const void*, std::function<void()>>> after_rollback_;
   };
   using WriteFn = absl::FunctionRef<absl::Status(Txn&)>;
+  using AsyncWriteFn = std::function<absl::Status(Txn&)>;
+  using DoneFn = std::function<void(absl::Status)>;
   using ReadFn = absl::FunctionRef<absl::Status(sqlite3*)>;
 
   // Opens the file (see OpenDatabase) and applies `schema`. `what` names the store in errors.
@@ -74,6 +82,8 @@ class Database {
 
   // Runs `fn` inside a batched transaction and returns once that transaction committed.
   absl::Status Write(WriteFn fn) ABSL_LOCKS_EXCLUDED(queue_mu_, db_mu_);
+  // Queues `fn` for the next batch; `done` gets the outcome once the batch committed (or failed).
+  void WriteAsync(AsyncWriteFn fn, DoneFn done) ABSL_LOCKS_EXCLUDED(queue_mu_);
   // Runs `fn` on the connection, between batches (reads; no transaction is open).
   absl::Status Read(ReadFn fn) ABSL_LOCKS_EXCLUDED(db_mu_);
 
@@ -90,13 +100,14 @@ class Database {
 
  private:
   struct Op {
-    WriteFn* fn;
+    AsyncWriteFn fn;
+    DoneFn done;
     absl::Status status;
-    bool done = false;
   };
   Database(sqlite3* db, DatabaseOptions options, std::string what);
   // Runs one batch in one transaction and sets every op's status.
-  void Commit(const std::vector<Op*>& batch) ABSL_LOCKS_EXCLUDED(db_mu_);
+  void Commit(std::vector<Op>& batch) ABSL_LOCKS_EXCLUDED(db_mu_);
+  void Run() ABSL_LOCKS_EXCLUDED(queue_mu_);
 
   const std::string path_;
   const std::string what_;
@@ -104,13 +115,14 @@ class Database {
 
   mutable absl::Mutex queue_mu_;
   absl::CondVar queue_cv_;
-  std::deque<Op*> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool committing_ ABSL_GUARDED_BY(queue_mu_) = false;
+  std::deque<Op> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool stop_ ABSL_GUARDED_BY(queue_mu_) = false;
   uint64_t batches_ ABSL_GUARDED_BY(queue_mu_) = 0;
   uint64_t writes_ ABSL_GUARDED_BY(queue_mu_) = 0;
 
   absl::Mutex db_mu_ ABSL_ACQUIRED_AFTER(queue_mu_);
   sqlite3* const db_;
+  std::thread committer_;
 };
 
 }  // namespace credbroker::state::sqlite

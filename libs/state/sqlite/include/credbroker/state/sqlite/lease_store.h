@@ -28,6 +28,10 @@ class SqliteLeaseStore final : public LeaseStore {
   absl::StatusOr<int64_t> Create(const LeaseRecord& lease) override;
   absl::StatusOr<int64_t> Update(const LeaseRecord& lease, int64_t expected_revision) override;
   absl::StatusOr<LeaseRecord> Delete(const LeaseDelete& request) override;
+  void CreateAsync(const LeaseRecord& lease, Done<int64_t> done) override;
+  void UpdateAsync(const LeaseRecord& lease, int64_t expected_revision,
+                   Done<int64_t> done) override;
+  void DeleteAsync(const LeaseDelete& request, Done<LeaseRecord> done) override;
   absl::StatusOr<std::vector<LeaseRecord>> DeleteAll(
       const std::vector<LeaseDelete>& requests) override;
   absl::StatusOr<std::vector<LeaseRecord>> DeleteExpired(absl::Time now) override;

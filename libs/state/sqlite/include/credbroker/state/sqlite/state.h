@@ -17,6 +17,9 @@ namespace credbroker::state::sqlite {
 
 class SqliteState {
  public:
+  // Opens the state file. A new file next to a `leases.db` of an earlier version (that kept leases
+  // in a file of their own) takes its leases over, and the old file is renamed
+  // `leases.db.imported`, so an upgrade loses no lease.
   static absl::StatusOr<std::unique_ptr<SqliteState>> Open(const v1::SqliteStoreConfig& config);
 
   LeaseStore& leases() { return *leases_; }

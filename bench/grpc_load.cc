@@ -1,0 +1,421 @@
+// grpc_load: the gRPC-level load generator of shared/BENCHMARKS.md. It starts the real
+// `credbroker` binary on a loopback port (file source, SQLite state, static token, audit log to a
+// file: the embedded default's shape) and drives it with a callback client, `channels` × `inflight`
+// calls in flight, closed loop. Each round measures the baseline (`grpc.health.v1.Health/Check`
+// with the same metadata) and then each subject workload on the same server, so every figure is a
+// ratio measured in one run; the report gives the median of the per-round ratios with min/max,
+// QPS, latency percentiles, CPU steal and the server's CPU seconds per 1k requests.
+//
+// Workloads: check (baseline), acquire_release (AcquireLease then ReleaseLease, each RPC
+// counted), renew (RenewLease over a pool of leases).
+//
+//   grpc_load [--rounds 5] [--warmup 3] [--seconds 10] [--channels 2] [--inflight 32]
+//             [--broker PATH] [--synchronous normal|full] [--state-store sqlite]
+//
+// Bounded by construction: rounds × workloads × (warmup + seconds), then it stops the broker.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "credbroker/testing/broker_process.h"
+#include "credbroker/testing/temp_dir.h"
+#include "credbroker/v1/lease.grpc.pb.h"
+
+namespace credbroker::bench {
+namespace {
+
+constexpr char kToken[] = "bench-token-0123456789";
+
+struct Options {
+  int rounds = 5;
+  int warmup_s = 3;
+  int seconds = 10;
+  int channels = 2;
+  int inflight = 32;
+  std::string broker = CREDBROKER_BIN;
+  std::string synchronous = "normal";
+};
+
+enum class Workload { kCheck, kAcquireRelease, kRenew };
+const char* Name(Workload w) {
+  switch (w) {
+    case Workload::kCheck:
+      return "check";
+    case Workload::kAcquireRelease:
+      return "acquire_release";
+    case Workload::kRenew:
+      return "renew";
+  }
+  return "?";
+}
+
+// CPU ticks from /proc/stat: total and steal.
+struct CpuTicks {
+  uint64_t total = 0;
+  uint64_t steal = 0;
+};
+CpuTicks ReadCpu() {
+  std::ifstream in("/proc/stat");
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
+  CpuTicks t;
+  for (size_t i = 1; i < parts.size(); ++i) {
+    uint64_t v = 0;
+    if (!absl::SimpleAtoi(parts[i], &v)) continue;
+    if (i <= 8) t.total += v;  // user nice system idle iowait irq softirq steal
+    if (i == 8) t.steal = v;
+  }
+  return t;
+}
+
+// utime + stime of a process, in seconds.
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = all.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> f = absl::StrSplit(all.substr(close + 2), ' ');
+  // Fields after "(comm)": state is f[0]; utime is field 14 overall -> f[11], stime f[12].
+  uint64_t ut = 0;
+  uint64_t st = 0;
+  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &ut) || !absl::SimpleAtoi(f[12], &st)) return 0;
+  return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+struct Result {
+  Workload workload;
+  double qps = 0;
+  uint64_t requests = 0;
+  uint64_t errors = 0;
+  std::vector<int64_t> latencies_ns;  // sorted
+  double steal_pct = 0;
+  double server_cpu_per_1k = 0;
+  double Percentile(double p) const {
+    if (latencies_ns.empty()) return 0;
+    size_t i = std::min(latencies_ns.size() - 1,
+                        static_cast<size_t>(p * static_cast<double>(latencies_ns.size())));
+    return static_cast<double>(latencies_ns[i]) / 1e3;  // µs
+  }
+};
+
+// One closed-loop caller: issues its next RPC from the completion of the previous one.
+class Driver;
+struct Slot {
+  Driver* driver = nullptr;
+  size_t index = 0;
+  v1::LeaseService::Stub* stub = nullptr;
+  grpc::GenericStub* generic = nullptr;
+  std::unique_ptr<grpc::ClientContext> ctx;
+  v1::AcquireLeaseRequest acquire;
+  v1::Lease lease;
+  v1::ReleaseLeaseRequest release;
+  v1::ReleaseLeaseResponse released;
+  v1::RenewLeaseRequest renew;
+  grpc::ByteBuffer check_req;
+  grpc::ByteBuffer check_resp;
+  absl::Time sent;
+  bool releasing = false;
+  size_t renew_cursor = 0;
+  std::vector<int64_t> latencies;
+  uint64_t errors = 0;
+  uint64_t done = 0;
+};
+
+class Driver {
+ public:
+  Driver(Workload w, std::vector<std::unique_ptr<v1::LeaseService::Stub>>& stubs,
+         std::vector<std::unique_ptr<grpc::GenericStub>>& generics, int inflight,
+         const std::vector<std::string>* renew_pool)
+      : workload_(w), renew_pool_(renew_pool) {
+    for (size_t c = 0; c < stubs.size(); ++c) {
+      for (int i = 0; i < inflight; ++i) {
+        auto s = std::make_unique<Slot>();
+        s->driver = this;
+        s->index = slots_.size();
+        s->stub = stubs[c].get();
+        s->generic = generics[c].get();
+        s->acquire.set_provider("lumenfall");
+        s->acquire.mutable_ttl()->set_seconds(600);
+        s->renew.mutable_ttl()->set_seconds(600);
+        s->renew_cursor = s->index;
+        slots_.push_back(std::move(s));
+      }
+    }
+  }
+
+  // Runs warmup then the measured window; returns what was measured.
+  Result Run(absl::Duration warmup, absl::Duration window, pid_t server) {
+    active_ = static_cast<int>(slots_.size());
+    for (auto& s : slots_) Next(s.get());
+    absl::SleepFor(warmup);
+    const CpuTicks cpu0 = ReadCpu();
+    const double server0 = ProcessCpuSeconds(server);
+    const absl::Time t0 = absl::Now();
+    measuring_.store(true);
+    absl::SleepFor(window);
+    measuring_.store(false);
+    const absl::Time t1 = absl::Now();
+    const double server1 = ProcessCpuSeconds(server);
+    const CpuTicks cpu1 = ReadCpu();
+    stop_.store(true);
+    drained_.WaitForNotification();
+    Result r;
+    r.workload = workload_;
+    for (auto& s : slots_) {
+      r.requests += s->done;
+      r.errors += s->errors;
+      r.latencies_ns.insert(r.latencies_ns.end(), s->latencies.begin(), s->latencies.end());
+    }
+    std::sort(r.latencies_ns.begin(), r.latencies_ns.end());
+    r.qps = static_cast<double>(r.requests) / absl::ToDoubleSeconds(t1 - t0);
+    const uint64_t total = cpu1.total - cpu0.total;
+    r.steal_pct = total == 0 ? 0
+                             : 100.0 * static_cast<double>(cpu1.steal - cpu0.steal) /
+                                   static_cast<double>(total);
+    r.server_cpu_per_1k =
+        r.requests == 0 ? 0 : (server1 - server0) * 1000.0 / static_cast<double>(r.requests);
+    return r;
+  }
+
+ private:
+  void Finish(Slot* s, const grpc::Status& status) {
+    const absl::Time now = absl::Now();
+    if (measuring_.load(std::memory_order_relaxed)) {
+      ++s->done;
+      if (!status.ok()) ++s->errors;
+      s->latencies.push_back(absl::ToInt64Nanoseconds(now - s->sent));
+    }
+    if (stop_.load(std::memory_order_relaxed)) {
+      if (--active_ == 0) drained_.Notify();
+      return;
+    }
+    Next(s);
+  }
+
+  void Next(Slot* s) {
+    s->ctx = std::make_unique<grpc::ClientContext>();
+    s->ctx->AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
+    s->sent = absl::Now();
+    switch (workload_) {
+      case Workload::kCheck: {
+        grpc::Slice empty("");
+        s->check_req = grpc::ByteBuffer(&empty, 1);
+        s->generic->UnaryCall(s->ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(),
+                              &s->check_req, &s->check_resp,
+                              [this, s](grpc::Status st) { Finish(s, st); });
+        return;
+      }
+      case Workload::kAcquireRelease:
+        if (s->releasing) {
+          s->release.set_lease_id(s->lease.lease_id());
+          s->releasing = false;
+          s->stub->async()->ReleaseLease(s->ctx.get(), &s->release, &s->released,
+                                         [this, s](grpc::Status st) { Finish(s, st); });
+        } else {
+          s->stub->async()->AcquireLease(s->ctx.get(), &s->acquire, &s->lease,
+                                         [this, s](grpc::Status st) {
+                                           s->releasing = st.ok();
+                                           Finish(s, st);
+                                         });
+        }
+        return;
+      case Workload::kRenew:
+        s->renew.set_lease_id((*renew_pool_)[s->renew_cursor % renew_pool_->size()]);
+        s->renew_cursor += slots_.size();
+        s->stub->async()->RenewLease(s->ctx.get(), &s->renew, &s->lease,
+                                     [this, s](grpc::Status st) { Finish(s, st); });
+        return;
+    }
+  }
+
+  const Workload workload_;
+  const std::vector<std::string>* const renew_pool_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::atomic<bool> measuring_{false};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> active_{0};
+  absl::Notification drained_;
+};
+
+std::string Config(const Options& o) {
+  return absl::StrCat(R"(server:
+  listen: 127.0.0.1:0
+  metrics_listen: 127.0.0.1:0
+  data_dir: data
+  shutdown_grace: 2s
+sources:
+  - name: local
+    file: {root: keys}
+providers:
+  - name: lumenfall
+    probe: {disabled: true}
+leases: {default_ttl: 10m, max_ttl: 1h}
+logging: {level: info}
+audit: {path: audit.log}
+state:
+  sqlite: {synchronous: )",
+                      o.synchronous, R"(}
+identity:
+  static_tokens:
+    - service: bench
+      token: )",
+                      kToken, "\n");
+}
+
+bool ParseFlags(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (i + 1 >= argc) return false;
+    std::string value = argv[++i];
+    int* num = flag == "--rounds"     ? &o->rounds
+               : flag == "--warmup"   ? &o->warmup_s
+               : flag == "--seconds"  ? &o->seconds
+               : flag == "--channels" ? &o->channels
+               : flag == "--inflight" ? &o->inflight
+                                      : nullptr;
+    if (num != nullptr) {
+      if (!absl::SimpleAtoi(value, num) || *num <= 0) return false;
+    } else if (flag == "--broker") {
+      o->broker = value;
+    } else if (flag == "--synchronous") {
+      o->synchronous = value;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+int Main(int argc, char** argv) {
+  Options o;
+  if (!ParseFlags(argc, argv, &o)) {
+    std::cerr << "usage: grpc_load [--rounds N] [--warmup S] [--seconds S] [--channels N] "
+                 "[--inflight N] [--broker PATH] [--synchronous normal|full]\n";
+    return 2;
+  }
+  testing::TempDir dir;
+  testing::WriteK8sSecretDir(dir.Join("keys/lumenfall"),
+                             {{"v1", "lmnfl_bench.0123456789abcdef0123"}});
+  testing::WriteFile(dir.Join("broker.yaml"), Config(o));
+  auto broker =
+      testing::BrokerProcess::Start(o.broker, {"--config", dir.Join("broker.yaml")}, dir.path());
+  if (!broker.ok()) {
+    std::cerr << "cannot start the broker: " << broker.status() << "\n";
+    return 1;
+  }
+  std::vector<std::unique_ptr<v1::LeaseService::Stub>> stubs;
+  std::vector<std::unique_ptr<grpc::GenericStub>> generics;
+  for (int c = 0; c < o.channels; ++c) {
+    grpc::ChannelArguments args;
+    args.SetInt("credbroker.bench.channel", c);  // a connection of its own
+    auto ch =
+        grpc::CreateCustomChannel(broker->grpc_address(), grpc::InsecureChannelCredentials(), args);
+    stubs.push_back(v1::LeaseService::NewStub(ch));
+    generics.push_back(std::make_unique<grpc::GenericStub>(ch));
+  }
+  // Leases to renew: one per caller slot and a few more.
+  std::vector<std::string> pool;
+  for (int i = 0; i < o.channels * o.inflight * 2; ++i) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
+    v1::AcquireLeaseRequest req;
+    req.set_provider("lumenfall");
+    req.mutable_ttl()->set_seconds(3600);
+    v1::Lease lease;
+    grpc::Status s = stubs[0]->AcquireLease(&ctx, req, &lease);
+    if (!s.ok()) {
+      std::cerr << "acquire for the renew pool failed: " << s.error_message() << "\n";
+      return 1;
+    }
+    pool.push_back(lease.lease_id());
+  }
+
+  std::map<Workload, std::vector<Result>> results;
+  std::map<Workload, std::vector<double>> ratios;
+  for (int round = 0; round < o.rounds; ++round) {
+    double baseline = 0;
+    for (Workload w : {Workload::kCheck, Workload::kAcquireRelease, Workload::kRenew}) {
+      Driver d(w, stubs, generics, o.inflight, &pool);
+      Result r = d.Run(absl::Seconds(o.warmup_s), absl::Seconds(o.seconds), broker->pid());
+      if (w == Workload::kCheck) baseline = r.qps;
+      if (w != Workload::kCheck && baseline > 0) ratios[w].push_back(r.qps / baseline);
+      std::cerr << absl::StrFormat("round %d %-16s %9.0f rpc/s  p99 %8.0f us  steal %4.1f%%%s\n",
+                                   round + 1, Name(w), r.qps, r.Percentile(0.99), r.steal_pct,
+                                   r.errors ? absl::StrCat("  ERRORS ", r.errors) : "");
+      results[w].push_back(std::move(r));
+    }
+  }
+  broker->Stop();
+  if (getenv("GRPC_LOAD_SHOW_LOGS") != nullptr) std::cerr << broker->Logs();
+
+  std::cout << absl::StrFormat(
+      "- Command: `grpc_load --rounds %d --warmup %d --seconds %d --channels %d --inflight %d "
+      "--synchronous %s`\n\n",
+      o.rounds, o.warmup_s, o.seconds, o.channels, o.inflight, o.synchronous);
+  std::cout << "| workload | median QPS | ratio to Check (median [min, max] of rounds) | p50 µs | "
+               "p90 µs | p99 µs | p99.9 µs | server CPU s / 1k req | steal % (max) | errors |\n"
+               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+  for (Workload w : {Workload::kCheck, Workload::kAcquireRelease, Workload::kRenew}) {
+    const std::vector<Result>& rs = results[w];
+    std::vector<double> qps;
+    std::vector<double> cpu;
+    double steal = 0;
+    uint64_t errors = 0;
+    for (const Result& r : rs) {
+      qps.push_back(r.qps);
+      cpu.push_back(r.server_cpu_per_1k);
+      steal = std::max(steal, r.steal_pct);
+      errors += r.errors;
+    }
+    // Percentiles from the median round (by QPS).
+    std::vector<const Result*> by_qps;
+    for (const Result& r : rs) by_qps.push_back(&r);
+    std::sort(by_qps.begin(), by_qps.end(),
+              [](const Result* a, const Result* b) { return a->qps < b->qps; });
+    const Result& mid = *by_qps[by_qps.size() / 2];
+    std::string ratio = "1 (baseline)";
+    if (w != Workload::kCheck) {
+      const std::vector<double>& rr = ratios[w];
+      ratio = absl::StrFormat("**%.2f** [%.2f, %.2f]", Median(rr),
+                              *std::min_element(rr.begin(), rr.end()),
+                              *std::max_element(rr.begin(), rr.end()));
+    }
+    std::cout << absl::StrFormat(
+        "| %s | %.0f | %s | %.0f | %.0f | %.0f | %.0f | %.3f | %.1f | %d |\n", Name(w), Median(qps),
+        ratio, mid.Percentile(0.5), mid.Percentile(0.9), mid.Percentile(0.99),
+        mid.Percentile(0.999), Median(cpu), steal, errors);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace credbroker::bench
+
+int main(int argc, char** argv) { return credbroker::bench::Main(argc, argv); }

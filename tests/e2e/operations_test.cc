@@ -1,0 +1,215 @@
+// End to end: Running the broker: graceful stop, health, reflection, credctl, bad config, ports,
+// the example.
+#include "e2e_fixture.h"
+
+namespace credbroker::e2e {
+namespace {
+
+TEST_F(EndToEndTest, GracefulStopExitsZeroEvenWithAWatcherOpen) {
+  StartBroker();
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + kAppToken);
+  auto reader = lease_->WatchKeys(&ctx, v1::WatchKeysRequest());
+  v1::KeyEvent e;
+  ASSERT_TRUE(reader->Read(&e));
+  EXPECT_EQ(broker_->Stop(), 0);
+  EXPECT_THAT(broker_->Logs(), HasSubstr("credbroker stopped"));
+  broker_.reset();
+  while (reader->Read(&e)) {
+  }
+  // Watchers are told at once, so they can reconnect to another replica.
+  grpc::Status end = reader->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
+}
+
+// Raw-bytes unary call through the generic stub (no generated health stubs are installed).
+grpc::Status RawUnary(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                      const std::string& request, std::string* response) {
+  grpc::GenericStub generic(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1);
+  grpc::ByteBuffer resp;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  generic.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> lock(mu);
+    status = s;
+    done = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  std::vector<grpc::Slice> slices;
+  if (status.ok() && resp.Dump(&slices).ok()) {
+    for (auto& s : slices) response->append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return status;
+}
+
+TEST_F(EndToEndTest, HealthCheckAnswersWithoutAToken) {
+  StartBroker();
+  // HealthCheckRequest{service: ""} is the empty message; SERVING is field 1 = 1.
+  std::string response;
+  grpc::Status s = RawUnary(channel_, "/grpc.health.v1.Health/Check", "", &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response, std::string("\x08\x01", 2));
+  // HealthCheckRequest{service: "readiness"}.
+  response.clear();
+  s = RawUnary(channel_, "/grpc.health.v1.Health/Check", std::string("\x0a\x09readiness"),
+               &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response, std::string("\x08\x01", 2));
+}
+
+TEST_F(EndToEndTest, ReflectionListsTheServices) {
+  StartBroker();
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::CompletionQueue cq;
+  auto call = generic.PrepareCall(
+      &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  // ServerReflectionRequest{list_services: ""}: field 7, length-delimited, empty.
+  grpc::Slice slice(std::string("\x3a\x00", 2));
+  grpc::ByteBuffer req(&slice, 1);
+  call->Write(req, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  grpc::ByteBuffer resp;
+  call->Read(&resp, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(resp.Dump(&slices).ok());
+  std::string bytes;
+  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_THAT(bytes, HasSubstr("credbroker.v1.LeaseService"));
+  EXPECT_THAT(bytes, HasSubstr("credbroker.v1.AdminService"));
+  ctx.TryCancel();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  while (cq.Next(&tag, &ok) && tag != reinterpret_cast<void*>(4)) {
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+TEST_F(EndToEndTest, CredctlWorksForHumansAndScripts) {
+  StartBroker();
+  auto acquired = Credctl({"--json", "lease", "acquire", "lumenfall", "--ttl", "5m"});
+  ASSERT_EQ(acquired.exit_code, 0) << acquired.output;
+  EXPECT_THAT(acquired.output, HasSubstr("\"key_version\":\"v1\""));
+  EXPECT_THAT(acquired.output, Not(HasSubstr(kLmnV1))) << "no key without --reveal-key";
+  std::string id = acquired.output.substr(acquired.output.find("\"lease_id\":\"") + 12, 22);
+  auto renewed = Credctl({"lease", "renew", id});
+  ASSERT_EQ(renewed.exit_code, 0) << renewed.output;
+  EXPECT_THAT(renewed.output, HasSubstr("renew_count:  1"));
+  auto revealed = Credctl({"--json", "--reveal-key", "lease", "renew", id});
+  ASSERT_EQ(revealed.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(revealed.output, kLmnV1)) << "--reveal-key prints the key";
+  auto released = Credctl({"lease", "release", id});
+  EXPECT_EQ(released.exit_code, 0);
+  auto again = Credctl({"lease", "release", id});
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_THAT(again.output, HasSubstr("NOT_FOUND"));
+  EXPECT_THAT(again.output, HasSubstr("LEASE_NOT_FOUND"));
+
+  auto keys = Credctl({"keys"}, kAdminToken);
+  ASSERT_EQ(keys.exit_code, 0) << keys.output;
+  EXPECT_THAT(keys.output, HasSubstr(core::Fingerprint(kLmnV1)));
+  EXPECT_THAT(keys.output, HasSubstr("CURRENT"));
+  EXPECT_THAT(keys.output, HasSubstr("DUE"));
+  auto providers = Credctl({"--json", "providers"}, kAdminToken);
+  ASSERT_EQ(providers.exit_code, 0);
+  EXPECT_THAT(providers.output, HasSubstr("\"name\":\"fluximage\""));
+  EXPECT_THAT(providers.output, HasSubstr("\"single_key\":true"));
+  auto denied = Credctl({"providers"});
+  EXPECT_NE(denied.exit_code, 0);
+  EXPECT_THAT(denied.output, HasSubstr("PERMISSION_DENIED"));
+
+  auto not_admin = Credctl({"quarantine", "lumenfall", "v1"});
+  EXPECT_NE(not_admin.exit_code, 0);
+  auto quarantined =
+      Credctl({"quarantine", "fluximage", "v1", "--reason", "leaked in CI logs"}, kAdminToken);
+  ASSERT_EQ(quarantined.exit_code, 0) << quarantined.output;
+  auto gone = Credctl({"lease", "acquire", "fluximage"});
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_THAT(gone.output, HasSubstr("NO_KEY")) << "its only key is quarantined";
+  EXPECT_THAT(broker_->Logs(), HasSubstr("key version quarantined"));
+
+  auto watch = Credctl({"--json", "watch", "lumenfall", "--count", "2"});
+  ASSERT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output, HasSubstr("\"type\":\"SNAPSHOT\""));
+  EXPECT_THAT(watch.output, HasSubstr("\"type\":\"SYNCED\""));
+}
+
+TEST_F(EndToEndTest, BadConfigExitsNonZeroNamingTheField) {
+  WriteFile(dir_.Join("bad.yaml"), std::string(kConfig) + "      rotation_period: 7d\n");
+  // The appended line lands under the last static token: an unknown field there.
+  const int line = static_cast<int>(std::count(kConfig, kConfig + sizeof(kConfig), '\n')) + 1;
+  auto r = RunCommand({binary_, "--config", dir_.Join("bad.yaml")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.output, HasSubstr(absl::StrCat("bad.yaml:", line, ":")));
+  EXPECT_THAT(r.output, HasSubstr("identity.static_tokens[1].rotation_period"));
+
+  WriteFile(dir_.Join("bad2.yaml"), R"(sources: [{name: local, file: {root: keys}}]
+providers:
+  - name: lumenfall
+    rotation_period: 120d
+)");
+  auto check = RunCommand({binary_, "--check-config", dir_.Join("bad2.yaml")});
+  EXPECT_EQ(check.exit_code, 2);
+  EXPECT_THAT(check.output,
+              HasSubstr("bad2.yaml:4: providers[0].rotation_period: must be between 30d and 90d"));
+  auto ok = RunCommand({binary_, "--check-config", dir_.Join("broker.yaml")});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  auto ctl = RunCommand({credctl_, "check-config", dir_.Join("bad2.yaml")});
+  EXPECT_NE(ctl.exit_code, 0);
+  EXPECT_THAT(ctl.output, HasSubstr("rotation_period"));
+  auto missing = RunCommand({binary_, "--config", dir_.Join("nope.yaml")});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.output, HasSubstr("nope.yaml"));
+  auto flag = RunCommand({binary_, "--bogus"});
+  EXPECT_EQ(flag.exit_code, 2);
+}
+
+TEST_F(EndToEndTest, PortInUseIsAClearStartupError) {
+  StartBroker();
+  auto second = RunCommand({binary_, "--config", dir_.Join("broker.yaml"), "--listen",
+                            broker_->grpc_address(), "--data-dir", dir_.Join("data2")});
+  EXPECT_EQ(second.exit_code, 1);
+  EXPECT_THAT(second.output, HasSubstr("cannot listen"));
+}
+
+TEST_F(EndToEndTest, ShippedExampleConfigServesDemoKeys) {
+  const std::string src = CB_SOURCE_DIR;
+  auto proc = BrokerProcess::Start(
+      binary_,
+      {"--config", src + "/examples/local.yaml", "--listen", "127.0.0.1:0", "--metrics-listen",
+       "127.0.0.1:0", "--data-dir", dir_.Join("demo-data")},
+      dir_.path());
+  ASSERT_THAT(proc.status(), testing::IsOk());
+  auto channel = grpc::CreateChannel(proc->grpc_address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::LeaseService::NewStub(channel);
+  for (const char* provider : {"fluximage", "lumenfall", "firemoon", "magichour", "example-ai"}) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer demo-app-token-change-me");
+    v1::AcquireLeaseRequest req;
+    req.set_provider(provider);
+    v1::Lease lease;
+    grpc::Status s = stub->AcquireLease(&ctx, req, &lease);
+    EXPECT_TRUE(s.ok()) << provider << ": " << s.error_message();
+  }
+}
+
+// The broker with a Vault source, against the Vault stand-in (tests/fixtures/vault_fixture.py).
+
+}  // namespace
+}  // namespace credbroker::e2e

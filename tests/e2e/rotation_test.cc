@@ -1,0 +1,266 @@
+// End to end: Rotation end to end against the fake provider: probes, revocation detection, minting.
+#include "e2e_fixture.h"
+
+namespace credbroker::e2e {
+namespace {
+
+class ProbeEndToEndTest : public EndToEndTest {
+ protected:
+  void SetUp() override {
+    EndToEndTest::SetUp();
+    WriteFile(dir_.Join("provider-admin.token"), "provider-admin-session-0123\n");
+    auto provider = testing::ChildProcess::Start(
+        {"/usr/bin/python3", CB_FAKE_PROVIDER_FIXTURE, "--port-file", dir_.Join("provider.port"),
+         "--admin-token-file", dir_.Join("provider-admin.token")},
+        dir_.Join("provider.port"), dir_.Join("provider.log"));
+    ASSERT_THAT(provider.status(), testing::IsOk());
+    provider_.emplace(std::move(*provider));
+    provider_url_ = absl::StrCat("http://127.0.0.1:", provider_->port());
+    Control("/__fixture/issue", kLmnV1);
+  }
+
+  // Staged rotation with the fake provider's probe; `extra` is appended to the lumenfall entry.
+  void WriteConfig(const std::string& source_root, const std::string& extra = "") {
+    WriteFile(dir_.Join("broker.yaml"), absl::StrCat(R"(server:
+  listen: 127.0.0.1:0
+  metrics_listen: 127.0.0.1:0
+  data_dir: data
+  shutdown_grace: 1s
+sources:
+  - name: local
+    file:
+      root: )",
+                                                     source_root, R"(
+    refresh_interval: 1s
+providers:
+  - name: lumenfall
+    base_url: )",
+                                                     provider_url_, R"(/openai/v1
+    overlap: 2s
+    retire_grace: 1h
+)",
+                                                     extra, R"(
+rotation:
+  check_interval: 200ms
+  probe_retry_interval: 1s
+  revocation_detection: {min_callers: 3, window: 1m}
+audit:
+  path: audit.log
+identity:
+  static_tokens:
+    - service: e2e-app
+      token: e2e-app-token-0123456789
+    - service: billing
+      token: billing-token-0123456789
+    - service: search
+      token: search-token-0123456789
+    - service: e2e-admin
+      token_file: admin.token
+      admin: true
+)"));
+  }
+
+  void Control(const std::string& path, const std::string& key) {
+    auto r =
+        RunCommand({"/usr/bin/curl", "-sf", "-X", "POST", "-H", "Content-Type: application/json",
+                    "-d", absl::StrCat(R"({"key":")", key, R"("})"), provider_url_ + path});
+    ASSERT_EQ(r.exit_code, 0) << path;
+  }
+  std::string ProviderState() {
+    auto body = HttpGet(absl::StrCat("127.0.0.1:", provider_->port()), "/__fixture/state");
+    return body.ok() ? *body : "";
+  }
+  grpc::Status Report(const std::string& lease_id, int status, const std::string& token) {
+    v1::ReportAuthFailureRequest req;
+    req.set_lease_id(lease_id);
+    req.set_http_status(status);
+    v1::ReportAuthFailureResponse resp;
+    return lease_->ReportAuthFailure(Ctx(token).get(), req, &resp);
+  }
+  std::string Audit() {
+    std::ifstream in(dir_.Join("audit.log"));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  std::optional<testing::ChildProcess> provider_;
+  std::string provider_url_;
+};
+
+TEST_F(ProbeEndToEndTest, StagedVersionIsPromotedOnlyOnceTheProviderAcceptsIt) {
+  WriteConfig("keys");
+  StartBroker();
+  // Calibrated: the provider refused the broker's deliberately invalid key.
+  ASSERT_TRUE(Eventually([&] {
+    return absl::StrContains(Metrics(), R"(credbroker_probe_calibrated{provider="lumenfall"} 1)");
+  })) << broker_->Logs();
+  v1::Lease old_lease;
+  ASSERT_TRUE(Acquire("lumenfall", &old_lease).ok());
+  EXPECT_EQ(old_lease.key_version(), "v1");
+
+  // The operator stages v2 before the provider has activated it: PENDING, the probe fails,
+  // v1 keeps serving and the alert metric is raised.
+  WriteK8sSecretDir(dir_.Join("keys/lumenfall"), {{"v1", kLmnV1}, {"v2", kLmnV2}});
+  ASSERT_TRUE(Eventually([&] {
+    return absl::StrContains(Metrics(), R"(credbroker_probe_failing{provider="lumenfall"} 1)");
+  })) << broker_->Logs();
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire("lumenfall", &lease).ok());
+  EXPECT_EQ(lease.key_version(), "v1");
+  auto keys = Credctl({"keys", "lumenfall"}, kAdminToken);
+  EXPECT_THAT(keys.output, HasSubstr("PENDING"));
+
+  // Activated at the provider: promoted at the next probe.
+  Control("/__fixture/issue", kLmnV2);
+  ASSERT_TRUE(Eventually([&] {
+    return absl::StrContains(
+        Metrics(),
+        R"(credbroker_key_version_info{key_version="v2",provider="lumenfall",state="CURRENT"} 1)");
+  })) << broker_->Logs();
+  v1::Lease fresh;
+  ASSERT_TRUE(Acquire("lumenfall", &fresh).ok());
+  EXPECT_EQ(fresh.key_version(), "v2");
+  EXPECT_THAT(Metrics(), HasSubstr(R"(credbroker_probe_failing{provider="lumenfall"} 0)"));
+
+  // The old lease stays valid on the now-PREVIOUS v1 (renewable up to its retire time)...
+  v1::Lease renewed;
+  ASSERT_TRUE(Renew(old_lease.lease_id(), &renewed).ok()) << broker_->Logs();
+  EXPECT_EQ(renewed.key_version(), "v1");
+  EXPECT_EQ(renewed.key_state(), v1::KEY_STATE_PREVIOUS);
+  EXPECT_TRUE(renewed.has_key_retires_at());
+  // ...and past the overlap (2s) v1 does not retire while the leases hold it.
+  absl::SleepFor(absl::Seconds(3));
+  keys = Credctl({"keys", "lumenfall"}, kAdminToken);
+  EXPECT_THAT(keys.output, HasSubstr("PREVIOUS"));
+  EXPECT_THAT(Audit(), Not(HasSubstr(R"("decision":"RETIRED")")));
+  for (const std::string& id : {old_lease.lease_id(), lease.lease_id()}) {
+    v1::ReleaseLeaseRequest rel;
+    rel.set_lease_id(id);
+    v1::ReleaseLeaseResponse resp;
+    ASSERT_TRUE(lease_->ReleaseLease(Ctx().get(), rel, &resp).ok());
+  }
+  ASSERT_TRUE(Eventually([&] {
+    return absl::StrContains(Audit(), R"("key_version":"v1")") &&
+           absl::StrContains(Audit(), R"("decision":"RETIRED")");
+  })) << Audit();
+  // Every transition was audited.
+  for (const char* state : {"PENDING", "CURRENT", "PREVIOUS", "RETIRED"}) {
+    EXPECT_THAT(Audit(), HasSubstr(absl::StrCat(R"("action":"KeyTransition")")));
+    EXPECT_THAT(Audit(), HasSubstr(absl::StrCat(R"("decision":")", state, R"(")")));
+  }
+  EXPECT_THAT(broker_->Logs(), Not(HasSubstr(kLmnV2)));
+  EXPECT_THAT(Audit(), Not(HasSubstr(kLmnV2)));
+}
+
+TEST_F(ProbeEndToEndTest, KeyRevokedAtTheProviderIsQuarantinedAfterReportsFromSeveralCallers) {
+  Control("/__fixture/issue", kLmnV2);
+  WriteConfig("keys");
+  StartBroker();
+  WriteK8sSecretDir(dir_.Join("keys/lumenfall"), {{"v1", kLmnV1}, {"v2", kLmnV2}});
+  ASSERT_TRUE(Eventually([&] {
+    v1::Lease fresh;
+    return Acquire("lumenfall", &fresh).ok() && fresh.key_version() == "v2";
+  })) << broker_->Logs();
+
+  grpc::ClientContext watch_ctx;
+  watch_ctx.AddMetadata("authorization", "Bearer " + kAppToken);
+  watch_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::WatchKeysRequest watch_req;
+  auto reader = lease_->WatchKeys(&watch_ctx, watch_req);
+
+  const std::vector<std::string> tokens = {kAppToken, "billing-token-0123456789",
+                                           "search-token-0123456789"};
+  std::vector<std::string> leases;
+  for (const std::string& t : tokens) {
+    v1::Lease l;
+    ASSERT_TRUE(Acquire("lumenfall", &l, t).ok());
+    leases.push_back(l.lease_id());
+  }
+  // The provider revokes v2. 403 and 429 from everyone change nothing.
+  Control("/__fixture/revoke", kLmnV2);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    ASSERT_TRUE(Report(leases[i], 403, tokens[i]).ok());
+    ASSERT_TRUE(Report(leases[i], 429, tokens[i]).ok());
+  }
+  absl::SleepFor(absl::Milliseconds(600));
+  v1::Lease still;
+  ASSERT_TRUE(Acquire("lumenfall", &still).ok());
+  EXPECT_EQ(still.key_version(), "v2");
+  // 401s from three distinct callers: probed, refused, quarantined; v1 serves again.
+  for (size_t i = 0; i < tokens.size(); ++i) ASSERT_TRUE(Report(leases[i], 401, tokens[i]).ok());
+  bool quarantined = false;
+  v1::KeyEvent e;
+  while (!quarantined && reader->Read(&e)) {
+    quarantined = e.type() == v1::KeyEvent::QUARANTINED && e.key_version() == "v2";
+  }
+  ASSERT_TRUE(quarantined) << broker_->Logs();
+  v1::Lease after;
+  ASSERT_TRUE(Acquire("lumenfall", &after).ok());
+  EXPECT_EQ(after.key_version(), "v1");
+  v1::Lease renewed;
+  EXPECT_EQ(Renew(leases[0], &renewed).error_code(), grpc::StatusCode::NOT_FOUND);
+  // ...and a caller still renewing a lease revoked with the quarantined key is an anomaly.
+  std::string metrics = Metrics();
+  EXPECT_THAT(
+      metrics,
+      HasSubstr(
+          R"(credbroker_anomalies_total{action="alert",kind="retired_key_use",provider="lumenfall"} 1)"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr(
+          R"(credbroker_key_quarantines_total{provider="lumenfall",reason="revoked_at_provider"} 1)"));
+  EXPECT_THAT(metrics,
+              HasSubstr(R"(credbroker_revocation_suspected_total{provider="lumenfall"} 1)"));
+  watch_ctx.TryCancel();
+  (void)reader->Finish();
+}
+
+TEST_F(ProbeEndToEndTest, MintedRotationCreatesStoresPromotesAndRevokesKeys) {
+  // A writable folder (a mounted Secret is read-only), and the provider's key API.
+  WriteFile(dir_.Join("minted/lumenfall/v1"), kLmnV1);
+  WriteConfig("minted", absl::StrCat(R"(    mint:
+      base_url: )",
+                                     provider_url_, R"(
+      create: {method: POST, path: /v1/keys, body: '{"name":"credbroker-{provider}-{timestamp}"}'}
+      revoke: {method: DELETE, path: "/v1/keys/{key_id}"}
+      key_pointer: /key
+      key_id_pointer: /id
+      admin_key_file: provider-admin.token
+)"));
+  StartBroker();
+  auto providers = Credctl({"providers"}, kAdminToken);
+  EXPECT_THAT(providers.output, HasSubstr("minted"));
+
+  auto rotated = Credctl({"rotate", "lumenfall"}, kAdminToken);
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.output << broker_->Logs();
+  EXPECT_THAT(rotated.output, HasSubstr("rotated lumenfall: v2"));
+  struct stat st;
+  ASSERT_EQ(::stat(dir_.Join("minted/lumenfall/v2").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire("lumenfall", &lease).ok());
+  EXPECT_EQ(lease.key_version(), "v2");
+
+  // Rotating again: v2, which the broker minted, retires after the 2s overlap (no lease holds
+  // it once released) and is revoked at the provider.
+  v1::ReleaseLeaseRequest rel;
+  rel.set_lease_id(lease.lease_id());
+  v1::ReleaseLeaseResponse resp;
+  ASSERT_TRUE(lease_->ReleaseLease(Ctx().get(), rel, &resp).ok());
+  rotated = Credctl({"rotate", "lumenfall"}, kAdminToken);
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.output;
+  ASSERT_TRUE(Eventually([&] {
+    return absl::StrContains(ProviderState(), R"("revoked": ["key_1"])");
+  })) << ProviderState()
+      << broker_->Logs();
+  EXPECT_THAT(Audit(), HasSubstr(R"("decision":"REVOKED")"));
+  // v1 was not minted by the broker: left for the operator, and said so.
+  EXPECT_THAT(broker_->Logs(), HasSubstr("retired key was not minted by the broker"));
+  auto denied = Credctl({"rotate", "lumenfall"});
+  EXPECT_NE(denied.exit_code, 0);
+  EXPECT_THAT(denied.output, HasSubstr("PERMISSION_DENIED"));
+}
+
+}  // namespace
+}  // namespace credbroker::e2e

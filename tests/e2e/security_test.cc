@@ -1,0 +1,250 @@
+// End to end: Caller identity end to end: mTLS, JWTs, policy, audit, certificate reloads.
+#include "e2e_fixture.h"
+
+namespace credbroker::e2e {
+namespace {
+
+void MakeCa(const std::string& dir, const std::string& name) {
+  auto r = RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                       "ec_paramgen_curve:P-256", "-nodes", "-keyout", dir + "/" + name + ".key",
+                       "-out", dir + "/" + name + ".crt", "-subj", "/CN=" + name, "-days", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+}
+
+void MakeLeaf(const std::string& dir, const std::string& name, const std::string& ca,
+              const std::string& san, const std::string& usage) {
+  WriteFile(dir + "/" + name + ".ext", absl::StrCat("basicConstraints=CA:FALSE\nsubjectAltName=",
+                                                    san, "\nextendedKeyUsage=", usage, "\n"));
+  auto csr = RunCommand({"/usr/bin/openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                         "ec_paramgen_curve:P-256", "-nodes", "-keyout", dir + "/" + name + ".key",
+                         "-out", dir + "/" + name + ".csr", "-subj", "/CN=" + name});
+  ASSERT_EQ(csr.exit_code, 0) << csr.output;
+  auto sign = RunCommand({"/usr/bin/openssl", "x509", "-req", "-in", dir + "/" + name + ".csr",
+                          "-CA", dir + "/" + ca + ".crt", "-CAkey", dir + "/" + ca + ".key",
+                          "-CAcreateserial", "-out", dir + "/" + name + ".crt", "-days", "2",
+                          "-extfile", dir + "/" + name + ".ext"});
+  ASSERT_EQ(sign.exit_code, 0) << sign.output;
+}
+
+// TLS, client certificates, Kubernetes JWTs, policy and the audit log, through the real binary.
+class SecurityEndToEndTest : public EndToEndTest {
+ protected:
+  void SetUp() override {
+    EndToEndTest::SetUp();
+    const std::string d = dir_.path();
+    MakeCa(d, "ca");
+    MakeCa(d, "ca2");
+    MakeCa(d, "rogue-ca");
+    MakeLeaf(d, "server", "ca", "DNS:localhost,IP:127.0.0.1", "serverAuth");
+    MakeLeaf(d, "server2", "ca2", "DNS:localhost,IP:127.0.0.1", "serverAuth");
+    MakeLeaf(d, "billing", "ca", "URI:spiffe://cluster.local/ns/billing/sa/api", "clientAuth");
+    MakeLeaf(d, "foreign", "ca", "URI:spiffe://evil.example/ns/billing/sa/api", "clientAuth");
+    MakeLeaf(d, "rogue", "rogue-ca", "URI:spiffe://cluster.local/ns/billing/sa/api", "clientAuth");
+    std::filesystem::copy_file(dir_.Join("server.crt"), dir_.Join("tls.crt"));
+    std::filesystem::copy_file(dir_.Join("server.key"), dir_.Join("tls.key"));
+    jwt_key_ = testing::JwtKey::NewRsa("k8s-1");
+    WriteFile(dir_.Join("jwks.json"), testing::Jwks({jwt_key_.get()}));
+    WriteFile(dir_.Join("broker.yaml"), R"(server:
+  listen: 127.0.0.1:0
+  metrics_listen: 127.0.0.1:0
+  data_dir: data
+  shutdown_grace: 1s
+  tls:
+    cert_file: tls.crt
+    key_file: tls.key
+    client_ca_file: ca.crt
+    reload_interval: 1s
+sources:
+  - name: local
+    file: {root: keys}
+providers:
+  # Fake keys: no provider to probe (ProbeEndToEndTest covers probes).
+  - name: lumenfall
+    probe: {disabled: true}
+  - name: fluximage
+    probe: {disabled: true}
+identity:
+  mtls: {trust_domain: cluster.local}
+  kubernetes:
+    issuer: https://kubernetes.default.svc.cluster.local
+    audience: credbroker
+    jwks_file: jwks.json
+policy:
+  rules:
+    - identities: ["billing/*"]
+      providers: [lumenfall]
+    - identities: [search/indexer]
+      providers: ["*"]
+      max_active_leases: 1
+  admins: ["ops/*"]
+audit:
+  path: audit.log
+)");
+  }
+
+  std::shared_ptr<grpc::Channel> Channel(const std::string& ca, const std::string& client) {
+    grpc::SslCredentialsOptions opts;
+    opts.pem_root_certs = testing::ReadFile(dir_.Join(ca + ".crt"));
+    if (!client.empty()) {
+      opts.pem_private_key = testing::ReadFile(dir_.Join(client + ".key"));
+      opts.pem_cert_chain = testing::ReadFile(dir_.Join(client + ".crt"));
+    }
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    return grpc::CreateCustomChannel(broker_->grpc_address(), grpc::SslCredentials(opts), args);
+  }
+
+  grpc::Status AcquireOn(const std::shared_ptr<grpc::Channel>& ch, const std::string& provider,
+                         const std::string& bearer = "", v1::Lease* out = nullptr) {
+    auto stub = v1::LeaseService::NewStub(ch);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    if (!bearer.empty()) ctx.AddMetadata("authorization", "Bearer " + bearer);
+    v1::AcquireLeaseRequest req;
+    req.set_provider(provider);
+    v1::Lease lease;
+    grpc::Status s = stub->AcquireLease(&ctx, req, &lease);
+    if (out) *out = lease;
+    return s;
+  }
+
+  std::string Jwt(const std::string& ns, const std::string& sa, int64_t exp_in) {
+    int64_t now = absl::ToUnixSeconds(absl::Now());
+    return jwt_key_->Sign(R"({"alg":"RS256","kid":"k8s-1"})",
+                          testing::K8sClaims("https://kubernetes.default.svc.cluster.local",
+                                             "credbroker", ns, sa, now + exp_in, now - 5));
+  }
+
+  std::unique_ptr<testing::JwtKey> jwt_key_;
+};
+
+TEST_F(SecurityEndToEndTest, ClientCertificatesJwtsPolicyAndAudit) {
+  StartBroker();
+  // A SPIFFE client certificate is the identity billing/api.
+  auto billing = Channel("ca", "billing");
+  v1::Lease lease;
+  grpc::Status s = AcquireOn(billing, "lumenfall", "", &lease);
+  ASSERT_TRUE(s.ok()) << s.error_message() << broker_->Logs();
+  grpc::Status no_rule = AcquireOn(billing, "fluximage");
+  EXPECT_EQ(no_rule.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(no_rule), "NO_RULE");
+
+  // A Kubernetes service-account JWT over TLS (no client certificate).
+  auto plain_tls = Channel("ca", "");
+  std::string indexer = Jwt("search", "indexer", 600);
+  ASSERT_TRUE(AcquireOn(plain_tls, "fluximage", indexer).ok());
+  grpc::Status too_many = AcquireOn(plain_tls, "fluximage", indexer);
+  EXPECT_EQ(too_many.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Reason(too_many), "TOO_MANY_LEASES");
+  grpc::Status expired = AcquireOn(plain_tls, "fluximage", Jwt("search", "indexer", -600));
+  EXPECT_EQ(expired.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Reason(expired), "TOKEN_EXPIRED");
+  grpc::Status stranger = AcquireOn(plain_tls, "lumenfall", Jwt("random", "sa", 600));
+  EXPECT_EQ(stranger.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // Certificates from the wrong trust domain or an untrusted CA, and plaintext, get nowhere.
+  grpc::Status foreign = AcquireOn(Channel("ca", "foreign"), "lumenfall");
+  EXPECT_EQ(foreign.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Reason(foreign), "UNTRUSTED_DOMAIN");
+  EXPECT_EQ(AcquireOn(Channel("ca", "rogue"), "lumenfall").error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(
+      AcquireOn(grpc::CreateChannel(broker_->grpc_address(), grpc::InsecureChannelCredentials()),
+                "lumenfall")
+          .error_code(),
+      grpc::StatusCode::UNAVAILABLE);
+
+  std::string m = Metrics();
+  EXPECT_THAT(m, HasSubstr(R"(credbroker_caller_auth_failures_total{reason="expired"} 1)"));
+  EXPECT_THAT(
+      m,
+      HasSubstr(
+          R"(credbroker_policy_denials_total{caller="billing/api",provider="fluximage",reason="NO_RULE"} 1)"));
+  EXPECT_THAT(
+      m,
+      HasSubstr(
+          R"(credbroker_policy_denials_total{caller="unknown",provider="lumenfall",reason="NO_RULE"} 1)"));
+  EXPECT_THAT(
+      m,
+      HasSubstr(R"(credbroker_leases_issued_total{caller="billing/api",provider="lumenfall"} 1)"));
+
+  std::string audit = testing::ReadFile(dir_.Join("audit.log"));
+  EXPECT_THAT(
+      audit,
+      HasSubstr(absl::StrCat(
+          R"("action":"AcquireLease","caller":"billing/api","provider":"lumenfall","key_version":"v1","key_fingerprint":")",
+          core::Fingerprint(kLmnV1), R"(","lease_id":")", lease.lease_id(),
+          R"(","decision":"allow"})")));
+  EXPECT_THAT(
+      audit,
+      HasSubstr(
+          R"("caller":"billing/api","provider":"fluximage","decision":"deny","reason":"NO_RULE")"));
+  EXPECT_THAT(audit, HasSubstr(R"("decision":"deny","reason":"TOKEN_EXPIRED")"));
+  EXPECT_THAT(
+      audit,
+      HasSubstr(
+          R"("caller":"search/indexer","provider":"fluximage","decision":"deny","reason":"TOO_MANY_LEASES")"));
+  EXPECT_THAT(audit, Not(HasSubstr(kLmnV1)));
+  EXPECT_THAT(audit, Not(HasSubstr(kFlxV1)));
+  EXPECT_THAT(audit + broker_->Logs(), Not(HasSubstr(indexer.substr(0, 40))));
+}
+
+TEST_F(SecurityEndToEndTest, ServerCertificateIsReloadedWithoutRestart) {
+  StartBroker();
+  ASSERT_TRUE(AcquireOn(Channel("ca", "billing"), "lumenfall").ok());
+  EXPECT_EQ(AcquireOn(Channel("ca2", "billing"), "lumenfall").error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  // cert-manager style renewal: new files under the same names.
+  WriteFile(dir_.Join("tls.key"), testing::ReadFile(dir_.Join("server2.key")));
+  WriteFile(dir_.Join("tls.crt"), testing::ReadFile(dir_.Join("server2.crt")));
+  EXPECT_TRUE(Eventually([&] { return AcquireOn(Channel("ca2", "billing"), "lumenfall").ok(); }))
+      << broker_->Logs();
+}
+
+TEST_F(SecurityEndToEndTest, JwksFromTheApiServerUrlWithItsBearerToken) {
+  WriteFile(dir_.Join("sa.token"), "broker-own-sa-token");
+  auto jwks = testing::ChildProcess::Start(
+      {"/usr/bin/python3", CB_STATIC_HTTP_FIXTURE, "--file", dir_.Join("jwks.json"), "--port-file",
+       dir_.Join("jwks.port"), "--token-file", dir_.Join("sa.token")},
+      dir_.Join("jwks.port"), dir_.Join("jwks.log"));
+  ASSERT_THAT(jwks.status(), testing::IsOk());
+  std::string config = testing::ReadFile(dir_.Join("broker.yaml"));
+  std::string url = absl::StrCat("http://127.0.0.1:", jwks->port(), "/openid/v1/jwks");
+  config.replace(config.find("jwks_file: jwks.json"), 20,
+                 absl::StrCat("jwks_url: ", url, "\n    jwks_bearer_token_file: sa.token"));
+  WriteFile(dir_.Join("broker.yaml"), config);
+  StartBroker();
+  auto tls = Channel("ca", "");
+  ASSERT_TRUE(AcquireOn(tls, "fluximage", Jwt("search", "indexer", 600)).ok()) << broker_->Logs();
+  // The cluster rotates its signing key: a token with the new kid triggers a re-fetch.
+  auto next = testing::JwtKey::NewEc("k8s-2");
+  WriteFile(dir_.Join("jwks.json"), testing::Jwks({jwt_key_.get(), next.get()}));
+  int64_t now = absl::ToUnixSeconds(absl::Now());
+  std::string rotated =
+      next->Sign(R"({"alg":"ES256","kid":"k8s-2"})",
+                 testing::K8sClaims("https://kubernetes.default.svc.cluster.local", "credbroker",
+                                    "billing", "api", now + 600, now - 5));
+  EXPECT_TRUE(AcquireOn(tls, "lumenfall", rotated).ok());
+}
+
+TEST_F(SecurityEndToEndTest, UnreachableJwksUrlFailsTheStart) {
+  std::string config = testing::ReadFile(dir_.Join("broker.yaml"));
+  config.replace(config.find("jwks_file: jwks.json"), 20, "jwks_url: http://127.0.0.1:1/jwks");
+  WriteFile(dir_.Join("broker.yaml"), config);
+  auto r = RunCommand({binary_, "--config", dir_.Join("broker.yaml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("identity.kubernetes: fetching JWKS"));
+}
+
+TEST_F(SecurityEndToEndTest, BadTlsFilesFailTheStartNamingTheFile) {
+  WriteFile(dir_.Join("tls.crt"), "not a certificate");
+  auto r = RunCommand({binary_, "--config", dir_.Join("broker.yaml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("tls.crt is not a PEM certificate"));
+}
+
+// A fake provider (tests/fixtures/fake_provider.py) answers the probes and runs a key API: the
+// broker's probe-before-promotion, revocation detection and minted rotation, end to end.
+
+}  // namespace
+}  // namespace credbroker::e2e
