@@ -16,6 +16,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "credbroker/anomaly/anomaly_detector.h"
+#include "credbroker/anomaly/baseline_store.h"
 #include "credbroker/backends/file/file_source.h"
 #include "credbroker/backends/vault/vault_source.h"
 #include "credbroker/core/clock.h"
@@ -29,8 +31,6 @@
 #include "credbroker/identity/policy.h"
 #include "credbroker/leasing/lease_counts.h"
 #include "credbroker/leasing/lease_table.h"
-#include "credbroker/metrics/anomaly_baseline_store.h"
-#include "credbroker/metrics/anomaly_detector.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/key_minter.h"
@@ -166,8 +166,9 @@ struct App::Components {
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<metrics::BrokerMetrics> metrics;
   providers::ProviderCatalog catalog;
+  // Declared early so that it is destroyed last: everything below may write to it until then.
+  std::unique_ptr<state::sqlite::SqliteState> state;
   std::vector<std::unique_ptr<secrets::SecretSource>> sources;
-  std::unique_ptr<rotation::KeyStateStore> key_state;
   std::unique_ptr<rotation::KeyRing> ring;
   std::vector<std::unique_ptr<rotation::KeyRefresher>> refreshers;
   // Probes and key APIs of the providers (system CA store).
@@ -176,10 +177,8 @@ struct App::Components {
   std::unique_ptr<rotation::HttpKeyMinter> minter;
   std::unique_ptr<rotation::RotationEngine> engine;
   std::unique_ptr<rotation::RevocationDetector> detector;
-  std::unique_ptr<metrics::AnomalyDetector> anomalies;
-  std::unique_ptr<metrics::AnomalyBaselineStore> anomaly_store;
+  std::unique_ptr<anomaly::AnomalyDetector> anomalies;
   uint64_t audit_listener = 0;
-  std::unique_ptr<state::sqlite::SqliteState> state;
   std::unique_ptr<leasing::LeaseCounts> counts;
   std::unique_ptr<leasing::LeaseTable> table;
   std::unique_ptr<identity::Authenticator> auth;
@@ -199,7 +198,7 @@ struct App::Components {
 };
 
 void App::SaveBaselines(Components& c) {
-  if (absl::Status s = c.anomaly_store->Save(c.anomalies->Baselines()); !s.ok()) {
+  if (absl::Status s = c.state->anomaly_baselines().Save(c.anomalies->Baselines()); !s.ok()) {
     core::LogError("cannot save anomaly baselines", {{"error", s.ToString()}});
   }
 }
@@ -237,10 +236,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   }
   c->ring = std::make_unique<rotation::KeyRing>(&c->catalog, c->clock, c->metrics.get(),
                                                 std::move(staleness));
-  CB_ASSIGN_OR_RETURN(
-      c->key_state, rotation::SqliteKeyStateStore::Open(
-                        (std::filesystem::path(config.server().data_dir()) / "keys.db").string()));
-  CB_RETURN_IF_ERROR(c->ring->UsePersistedState(c->key_state.get()));
+  // The state file first: a second broker on the same data dir stops here, before doing anything.
+  CB_ASSIGN_OR_RETURN(c->state, state::sqlite::SqliteState::Open(config.state().sqlite()));
+  CB_RETURN_IF_ERROR(c->ring->UsePersistedState(&c->state->key_states()));
   for (size_t i = 0; i < c->sources.size(); ++i) {
     const v1::SourceConfig& sc = config.sources(static_cast<int>(i));
     std::vector<std::string> names;
@@ -269,10 +267,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   engine_options.probe_retry_interval = core::FromProtoDuration(rc.probe_retry_interval());
   c->engine = std::make_unique<rotation::RotationEngine>(
       c->ring.get(), &c->catalog, std::move(source_of), c->probe.get(), c->minter.get(),
-      c->key_state.get(), c->clock, c->metrics.get(), engine_options);
+      &c->state->key_states(), c->clock, c->metrics.get(), engine_options);
   // New versions of providers with a probe wait in PENDING until the engine has probed them.
   c->ring->GatePromotions(c->engine->GatedProviders());
-  CB_ASSIGN_OR_RETURN(c->state, state::sqlite::SqliteState::Open(config.state().sqlite()));
   c->counts = std::make_unique<leasing::LeaseCounts>();
   {
     leasing::LeaseCounts* counts = c->counts.get();
@@ -336,7 +333,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   }
   if (!config.anomaly_detection().disabled()) {
     const v1::AnomalyConfig& ac = config.anomaly_detection();
-    metrics::AnomalyOptions o;
+    anomaly::AnomalyOptions o;
     o.bucket = core::FromProtoDuration(ac.bucket());
     o.baseline_window = core::FromProtoDuration(ac.baseline_window());
     o.threshold = ac.threshold();
@@ -346,23 +343,23 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
     o.learning_period = core::FromProtoDuration(ac.learning_period());
     o.suspend_for = core::FromProtoDuration(ac.suspend_for());
     // Validated: each is "log", "alert" or "suspend".
-    metrics::ParseAnomalyAction(ac.rate_spike_action(), &o.rate_spike);
-    metrics::ParseAnomalyAction(ac.failure_spike_action(), &o.failure_spike);
-    metrics::ParseAnomalyAction(ac.new_caller_action(), &o.new_caller);
-    metrics::ParseAnomalyAction(ac.retired_key_use_action(), &o.retired_key_use);
+    anomaly::ParseAnomalyAction(ac.rate_spike_action(), &o.rate_spike);
+    anomaly::ParseAnomalyAction(ac.failure_spike_action(), &o.failure_spike);
+    anomaly::ParseAnomalyAction(ac.new_caller_action(), &o.new_caller);
+    anomaly::ParseAnomalyAction(ac.retired_key_use_action(), &o.retired_key_use);
     rotation::KeyRing* ring = c->ring.get();
     LeaseBroker* broker = c->broker.get();
     identity::AuditLog* audit_log = c->audit.get();
-    c->anomalies = std::make_unique<metrics::AnomalyDetector>(
-        o, c->clock, c->metrics.get(), [ring, broker, audit_log](const metrics::Anomaly& a) {
-          std::string what = absl::StrCat(metrics::AnomalyKindName(a.kind), ": ", a.detail);
-          if (a.action == metrics::AnomalyAction::kSuspend) {
+    c->anomalies = std::make_unique<anomaly::AnomalyDetector>(
+        o, c->clock, c->metrics.get(), [ring, broker, audit_log](const anomaly::Anomaly& a) {
+          std::string what = absl::StrCat(anomaly::AnomalyKindName(a.kind), ": ", a.detail);
+          if (a.action == anomaly::AnomalyAction::kSuspend) {
             int64_t n = broker->RevokeCallerLeases(a.caller, a.provider, "CALLER_SUSPENDED");
             absl::StrAppend(&what, "; caller suspended until ", absl::FormatTime(a.suspended_until),
                             ", ", n, " leases revoked");
           }
           audit_log->Record({"Anomaly", a.caller, a.provider, a.key_version, "", "",
-                             std::string(metrics::AnomalyActionName(a.action)), what});
+                             std::string(anomaly::AnomalyActionName(a.action)), what});
           rotation::KeyEvent e;
           e.type = rotation::KeyEvent::Type::kAnomaly;
           e.provider = a.provider;
@@ -370,18 +367,15 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
           e.at = a.at;
           e.reason = what;
           e.caller = a.caller;
-          e.anomaly_kind = std::string(metrics::AnomalyKindName(a.kind));
+          e.anomaly_kind = std::string(anomaly::AnomalyKindName(a.kind));
           ring->Announce({e});
         });
     c->broker->SetAnomalyDetector(c->anomalies.get());
     // What earlier runs learned: no fresh warm-up or learning window after a restart.
-    CB_ASSIGN_OR_RETURN(
-        c->anomaly_store,
-        metrics::AnomalyBaselineStore::Open(
-            (std::filesystem::path(config.server().data_dir()) / "anomaly.db").string()));
+    anomaly::AnomalyBaselineStore& store = c->state->anomaly_baselines();
     CB_ASSIGN_OR_RETURN(absl::Time learning_until,
-                        c->anomaly_store->LearningUntil(c->anomalies->learning_until()));
-    CB_ASSIGN_OR_RETURN(std::vector<metrics::AnomalyBaseline> baselines, c->anomaly_store->Load());
+                        store.LearningUntil(c->anomalies->learning_until()));
+    CB_ASSIGN_OR_RETURN(std::vector<anomaly::AnomalyBaseline> baselines, store.Load());
     c->anomalies->Restore(baselines, learning_until);
     core::LogInfo("anomaly baselines restored",
                   {{"pairs", absl::StrCat(baselines.size())},
@@ -390,13 +384,13 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   for (const providers::ProviderSpec& spec : c->catalog.providers()) {
     std::vector<std::pair<std::string, std::string>> kinds;
     if (c->anomalies) {
-      const metrics::AnomalyOptions& o = c->anomalies->options();
+      const anomaly::AnomalyOptions& o = c->anomalies->options();
       for (const auto& [kind, action] :
-           {std::pair{metrics::AnomalyKind::kRateSpike, o.rate_spike},
-            std::pair{metrics::AnomalyKind::kFailureSpike, o.failure_spike},
-            std::pair{metrics::AnomalyKind::kNewCaller, o.new_caller},
-            std::pair{metrics::AnomalyKind::kRetiredKeyUse, o.retired_key_use}}) {
-        kinds.emplace_back(metrics::AnomalyKindName(kind), metrics::AnomalyActionName(action));
+           {std::pair{anomaly::AnomalyKind::kRateSpike, o.rate_spike},
+            std::pair{anomaly::AnomalyKind::kFailureSpike, o.failure_spike},
+            std::pair{anomaly::AnomalyKind::kNewCaller, o.new_caller},
+            std::pair{anomaly::AnomalyKind::kRetiredKeyUse, o.retired_key_use}}) {
+        kinds.emplace_back(anomaly::AnomalyKindName(kind), anomaly::AnomalyActionName(action));
       }
     }
     c->metrics->InitProvider(spec.name, spec.mint != nullptr, kinds);

@@ -37,7 +37,7 @@ class App {
  private:
   struct Components;
   explicit App(std::unique_ptr<Components> c);
-  // Writes the anomaly detector's baselines to <data_dir>/anomaly.db (errors are logged).
+  // Writes the anomaly detector's baselines to the state store (errors are logged).
   static void SaveBaselines(Components& c);
   std::unique_ptr<Components> c_;
 };

@@ -21,13 +21,13 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "credbroker/anomaly/anomaly_detector.h"
 #include "credbroker/core/clock.h"
 #include "credbroker/identity/audit_log.h"
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/identity/policy.h"
 #include "credbroker/leasing/lease_counts.h"
 #include "credbroker/leasing/lease_table.h"
-#include "credbroker/metrics/anomaly_detector.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_ring.h"
 #include "credbroker/rotation/revocation_detector.h"
@@ -107,7 +107,7 @@ class LeaseBroker final : public rotation::LeaseView {
   }
   // Leases, renewals and failure reports feed `anomalies`; callers it suspends are refused
   // (PERMISSION_DENIED, CALLER_SUSPENDED). Set once, before serving.
-  void SetAnomalyDetector(metrics::AnomalyDetector* anomalies) { anomalies_ = anomalies; }
+  void SetAnomalyDetector(anomaly::AnomalyDetector* anomalies) { anomalies_ = anomalies; }
 
   // Revokes every lease the caller (a metric label, as the anomaly detector knows callers) holds
   // on the provider; returns how many.
@@ -149,7 +149,7 @@ class LeaseBroker final : public rotation::LeaseView {
   identity::AuditLog* const audit_;
   rotation::RevocationDetector* detector_ = nullptr;
   SuspectFn suspect_;
-  metrics::AnomalyDetector* anomalies_ = nullptr;
+  anomaly::AnomalyDetector* anomalies_ = nullptr;
   // Leases revoked because their key version left service, by id (bounded, oldest dropped):
   // a caller still using one is using a retired or quarantined key.
   struct RevokedForKey {

@@ -398,48 +398,6 @@ TEST_F(KeyRingTest, RestartMidOverlapKeepsTheRetireTime) {
   EXPECT_EQ(v1->retires_at, retires) << "no fresh overlap after a restart";
 }
 
-TEST(SqliteKeyStateStoreTest, RoundTripsRecords) {
-  testing::TempDir dir;
-  const absl::Time t = absl::FromUnixMicros(1'800'000'000'000'001);
-  {
-    auto store = SqliteKeyStateStore::Open(dir.Join("data/keys.db"));
-    ASSERT_THAT(store, IsOk());
-    ASSERT_THAT((*store)->Save({"lumenfall", "v1", "aaaaaaaaaaaa", KeyState::kPrevious, t,
-                                t + absl::Hours(1)}),
-                IsOk());
-    ASSERT_THAT((*store)->Save({"lumenfall", "v2", "bbbbbbbbbbbb", KeyState::kCurrent, t,
-                                absl::InfiniteFuture()}),
-                IsOk());
-    ASSERT_THAT((*store)->Save({"lumenfall", "v1", "aaaaaaaaaaaa", KeyState::kRetired, t,
-                                absl::InfiniteFuture()}),
-                IsOk());
-  }
-  auto store = SqliteKeyStateStore::Open(dir.Join("data/keys.db"));
-  ASSERT_THAT(store, IsOk());
-  auto all = (*store)->LoadAll();
-  ASSERT_THAT(all, IsOk());
-  ASSERT_EQ(all->size(), 2u);
-  for (const PersistedKeyVersion& r : *all) {
-    EXPECT_EQ(r.created_at, t);
-    EXPECT_EQ(r.retires_at, absl::InfiniteFuture());
-    EXPECT_EQ(r.state, r.version_id == "v1" ? KeyState::kRetired : KeyState::kCurrent);
-  }
-}
-
-TEST(SqliteKeyStateStoreTest, RemembersMintedKeyIdsAcrossReopen) {
-  testing::TempDir dir;
-  {
-    auto store = SqliteKeyStateStore::Open(dir.Join("keys.db"));
-    ASSERT_THAT(store, IsOk());
-    ASSERT_THAT((*store)->SaveMintedKeyId("lumenfall", "aaaaaaaaaaaa", "key_42"), IsOk());
-  }
-  auto store = SqliteKeyStateStore::Open(dir.Join("keys.db"));
-  ASSERT_THAT(store, IsOk());
-  EXPECT_EQ(*(*store)->MintedKeyId("lumenfall", "aaaaaaaaaaaa"), "key_42");
-  EXPECT_THAT((*store)->MintedKeyId("lumenfall", "bbbbbbbbbbbb"),
-              StatusIs(absl::StatusCode::kNotFound));
-}
-
 TEST_F(KeyRingTest, GatedProviderKeepsNewVersionPendingUntilPromoted) {
   ring_->GatePromotions({"lumenfall"});
   source_.Put("lumenfall", "v1", kLmnV1);

@@ -227,25 +227,25 @@ TEST_F(LeaseBrokerTest, SweepExpiresAndCounts) {
 // The broker's hooks into the anomaly detector: what it records, and suspensions.
 class LeaseBrokerAnomalyTest : public ::testing::Test, public BrokerFixture {
  protected:
-  void Build(metrics::AnomalyOptions options) {
+  void Build(anomaly::AnomalyOptions options) {
     options.learning_period = absl::Minutes(5);
-    detector = std::make_unique<metrics::AnomalyDetector>(
-        options, &clock, metrics.get(), [this](const metrics::Anomaly& a) {
+    detector = std::make_unique<anomaly::AnomalyDetector>(
+        options, &clock, metrics.get(), [this](const anomaly::Anomaly& a) {
           found.push_back(a);
-          if (a.action == metrics::AnomalyAction::kSuspend) {
+          if (a.action == anomaly::AnomalyAction::kSuspend) {
             revoked += broker->RevokeCallerLeases(a.caller, a.provider, "CALLER_SUSPENDED");
           }
         });
     broker->SetAnomalyDetector(detector.get());
   }
-  std::unique_ptr<metrics::AnomalyDetector> detector;
-  std::vector<metrics::Anomaly> found;
+  std::unique_ptr<anomaly::AnomalyDetector> detector;
+  std::vector<anomaly::Anomaly> found;
   int64_t revoked = 0;
 };
 
 TEST_F(LeaseBrokerAnomalyTest, RenewalOfARetiredKeyIsRetiredKeyUseAndSuspends) {
-  metrics::AnomalyOptions options;
-  options.retired_key_use = metrics::AnomalyAction::kSuspend;
+  anomaly::AnomalyOptions options;
+  options.retired_key_use = anomaly::AnomalyAction::kSuspend;
   Build(options);
   auto held = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
   auto other = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
@@ -258,7 +258,7 @@ TEST_F(LeaseBrokerAnomalyTest, RenewalOfARetiredKeyIsRetiredKeyUseAndSuspends) {
   auto r = broker->Renew(app, held->lease.id, absl::ZeroDuration());
   EXPECT_EQ(core::ReasonOf(r.status()), "KEY_RETIRED");
   ASSERT_EQ(found.size(), 1u);
-  EXPECT_EQ(found[0].kind, metrics::AnomalyKind::kRetiredKeyUse);
+  EXPECT_EQ(found[0].kind, anomaly::AnomalyKind::kRetiredKeyUse);
   EXPECT_EQ(found[0].key_version, "v1");
   EXPECT_EQ(found[0].caller, "billing");
   // Suspended: both of its leases are revoked and new ones refused; other callers are not.
@@ -273,7 +273,7 @@ TEST_F(LeaseBrokerAnomalyTest, RenewalOfARetiredKeyIsRetiredKeyUseAndSuspends) {
 }
 
 TEST_F(LeaseBrokerAnomalyTest, UseOfALeaseRevokedWithItsQuarantinedKeyIsRetiredKeyUse) {
-  Build(metrics::AnomalyOptions{});
+  Build(anomaly::AnomalyOptions{});
   ring->SetLeaseView(broker.get());
   auto g = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
   ASSERT_THAT(g, IsOk());
@@ -284,7 +284,7 @@ TEST_F(LeaseBrokerAnomalyTest, UseOfALeaseRevokedWithItsQuarantinedKeyIsRetiredK
   EXPECT_THAT(broker->ReportAuthFailure(app, g->lease.id, 401, ""),
               StatusIs(absl::StatusCode::kNotFound));
   ASSERT_EQ(found.size(), 1u);
-  EXPECT_EQ(found[0].kind, metrics::AnomalyKind::kRetiredKeyUse);
+  EXPECT_EQ(found[0].kind, anomaly::AnomalyKind::kRetiredKeyUse);
   EXPECT_THAT(found[0].detail, HasSubstr("KEY_QUARANTINED"));
   // A report on a live key counts toward the failure baseline and is no anomaly.
   ASSERT_THAT(broker->ReportAuthFailure(app, on_v2->lease.id, 401, ""), IsOk());

@@ -1,6 +1,7 @@
 #include "credbroker/state/sqlite/open.h"
 
 #include <filesystem>
+#include <mutex>
 #include <system_error>
 
 #include "absl/status/status.h"
@@ -10,6 +11,10 @@ namespace credbroker::state::sqlite {
 
 absl::StatusOr<sqlite3*> OpenDatabase(const std::string& path, const char* schema,
                                       bool synchronous_full, absl::string_view what) {
+  // SQLite's memory statistics take a process-wide mutex on every allocation; nothing reads them.
+  // Must be set before SQLite initializes, so once, before the first open.
+  static std::once_flag configured;
+  std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
   auto fail = [&](absl::string_view why) {
     return absl::FailedPreconditionError(absl::StrCat(what, ": cannot open ", path, ": ", why));
   };

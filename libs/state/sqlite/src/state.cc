@@ -6,56 +6,67 @@
 #include "absl/strings/str_cat.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
+#include "statement.h"
 
 namespace credbroker::state::sqlite {
 namespace {
 
-// Copies the leases of an earlier version's leases.db into a state file that has none yet.
-absl::StatusOr<int64_t> ImportLegacyLeases(Database& db, const std::string& legacy) {
-  int64_t imported = 0;
+// A file of an earlier version and how its rows move into the state file (`legacy` is the
+// attached file). Imported only while the state file's `empty_when` query counts nothing.
+struct LegacyFile {
+  const char* name;
+  const char* empty_when;
+  const char* copy;
+};
+
+constexpr LegacyFile kLegacyFiles[] = {
+    {"leases.db", "SELECT (SELECT count(*) FROM leases) + (SELECT count(*) FROM store_meta)",
+     // Every imported lease gets revision 1; the next write is revision 2.
+     "INSERT OR IGNORE INTO main.leases SELECT id, caller, provider, key_version, "
+     "key_fingerprint, purpose, issued_at_us, expires_at_us, renew_count, 1 FROM legacy.leases;"
+     "INSERT OR REPLACE INTO main.store_meta VALUES ('lease_revision', 1);"},
+    {"keys.db", "SELECT (SELECT count(*) FROM key_versions) + (SELECT count(*) FROM minted_keys)",
+     "INSERT OR IGNORE INTO main.key_versions SELECT * FROM legacy.key_versions;"
+     "INSERT OR IGNORE INTO main.minted_keys SELECT * FROM legacy.minted_keys;"},
+    {"anomaly.db",
+     "SELECT (SELECT count(*) FROM anomaly_baselines) + (SELECT count(*) FROM anomaly_meta)",
+     "INSERT OR IGNORE INTO main.anomaly_baselines SELECT * FROM legacy.baselines;"
+     "INSERT OR IGNORE INTO main.anomaly_meta SELECT * FROM legacy.meta;"},
+};
+
+// Copies an earlier version's file into a state file that has none of its rows yet. Returns
+// whether anything was imported.
+absl::StatusOr<bool> Import(Database& db, const LegacyFile& file, const std::string& path) {
+  bool imported = false;
   CB_RETURN_IF_ERROR(db.Read([&](sqlite3* h) -> absl::Status {
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(h,
-                           "SELECT (SELECT count(*) FROM leases) + (SELECT count(*) FROM "
-                           "store_meta)",
-                           -1, &s, nullptr) != SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_ROW) {
-      sqlite3_finalize(s);
-      return db.Error(h, "check for earlier leases");
+    {
+      Statement count(h, file.empty_when);
+      if (!count.ok() || sqlite3_step(count.get()) != SQLITE_ROW) {
+        return db.Error(h, absl::StrCat("check before importing ", path));
+      }
+      if (sqlite3_column_int64(count.get(), 0) != 0) return absl::OkStatus();
     }
-    const bool fresh = sqlite3_column_int64(s, 0) == 0;
-    sqlite3_finalize(s);
-    if (!fresh) return absl::OkStatus();
-    s = nullptr;
-    if (sqlite3_prepare_v2(h, "ATTACH ? AS legacy", -1, &s, nullptr) != SQLITE_OK) {
-      return db.Error(h, "attach " + legacy);
+    {
+      // Finalized before DETACH, which refuses while a statement on the file is open.
+      Statement attach(h, "ATTACH ? AS legacy");
+      if (!attach.ok()) return db.Error(h, "attach " + path);
+      attach.Bind(1, path);
+      if (sqlite3_step(attach.get()) != SQLITE_DONE) return db.Error(h, "attach " + path);
     }
-    sqlite3_bind_text(s, 1, legacy.c_str(), -1, SQLITE_TRANSIENT);
-    const int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE) return db.Error(h, "attach " + legacy);
-    // Every imported lease gets revision 1; the next write is revision 2.
-    const char* copy =
-        "BEGIN;"
-        "INSERT OR IGNORE INTO main.leases SELECT id, caller, provider, key_version, "
-        "key_fingerprint, purpose, issued_at_us, expires_at_us, renew_count, 1 "
-        "FROM legacy.leases;"
-        "INSERT OR REPLACE INTO main.store_meta VALUES ('lease_revision', 1);"
-        "COMMIT;";
+    const std::string copy = absl::StrCat("BEGIN;", file.copy, "COMMIT;");
     absl::Status result;
     char* err = nullptr;
-    if (sqlite3_exec(h, copy, nullptr, nullptr, &err) != SQLITE_OK) {
+    if (sqlite3_exec(h, copy.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
       result = absl::FailedPreconditionError(
-          absl::StrCat("state store: cannot import the leases of ", legacy, ": ", err ? err : ""));
+          absl::StrCat("state store: cannot import ", path, ": ", err ? err : ""));
       sqlite3_free(err);
       if (!sqlite3_get_autocommit(h)) sqlite3_exec(h, "ROLLBACK", nullptr, nullptr, nullptr);
     } else {
-      sqlite3_stmt* n = nullptr;
-      sqlite3_prepare_v2(h, "SELECT count(*) FROM main.leases", -1, &n, nullptr);
-      if (sqlite3_step(n) == SQLITE_ROW) imported = sqlite3_column_int64(n, 0);
-      sqlite3_finalize(n);
+      imported = true;
     }
-    sqlite3_exec(h, "DETACH legacy", nullptr, nullptr, nullptr);
+    if (sqlite3_exec(h, "DETACH legacy", nullptr, nullptr, nullptr) != SQLITE_OK && result.ok()) {
+      result = db.Error(h, "detach " + path);
+    }
     return result;
   }));
   return imported;
@@ -68,21 +79,21 @@ absl::StatusOr<std::unique_ptr<SqliteState>> SqliteState::Open(
   DatabaseOptions options;
   options.path = config.path();
   options.synchronous_full = config.synchronous() == "full";
+  const std::string schema = absl::StrCat(SqliteLeaseStore::Schema(), SqliteKeyStateStore::Schema(),
+                                          SqliteAnomalyBaselineStore::Schema());
   CB_ASSIGN_OR_RETURN(std::unique_ptr<Database> db,
-                      Database::Open(options, SqliteLeaseStore::Schema(), "state store"));
-  const std::filesystem::path legacy =
-      std::filesystem::path(config.path()).parent_path() / "leases.db";
-  std::error_code ec;
-  if (std::filesystem::exists(legacy, ec)) {
-    CB_ASSIGN_OR_RETURN(int64_t imported, ImportLegacyLeases(*db, legacy.string()));
-    std::filesystem::rename(legacy, legacy.string() + ".imported", ec);
-    for (const char* suffix : {"-wal", "-shm"}) {
-      std::filesystem::remove(legacy.string() + suffix, ec);
-    }
-    core::LogInfo("leases imported from an earlier version's file",
-                  {{"from", legacy.string()},
-                   {"leases", absl::StrCat(imported)},
-                   {"renamed_to", legacy.string() + ".imported"}});
+                      Database::Open(options, schema.c_str(), "state store"));
+  const std::filesystem::path folder = std::filesystem::path(config.path()).parent_path();
+  for (const LegacyFile& file : kLegacyFiles) {
+    const std::string legacy = (folder / file.name).string();
+    std::error_code ec;
+    if (!std::filesystem::exists(legacy, ec)) continue;
+    CB_ASSIGN_OR_RETURN(bool imported, Import(*db, file, legacy));
+    std::filesystem::rename(legacy, legacy + ".imported", ec);
+    for (const char* suffix : {"-wal", "-shm"}) std::filesystem::remove(legacy + suffix, ec);
+    core::LogInfo(imported ? "state imported from an earlier version's file"
+                           : "earlier version's file set aside (the state file has its data)",
+                  {{"from", legacy}, {"renamed_to", legacy + ".imported"}});
   }
   CB_ASSIGN_OR_RETURN(std::unique_ptr<SqliteLeaseStore> leases, SqliteLeaseStore::Open(db.get()));
   return std::unique_ptr<SqliteState>(new SqliteState(std::move(db), std::move(leases)));

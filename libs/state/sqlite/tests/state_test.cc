@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "credbroker/rotation/key_ring.h"
 #include "credbroker/testing/status_matchers.h"
 #include "credbroker/testing/temp_dir.h"
 #include "gmock/gmock.h"
@@ -11,7 +12,16 @@ namespace credbroker::state::sqlite {
 namespace {
 
 using ::credbroker::testing::IsOk;
+using ::credbroker::testing::StatusIs;
 using ::credbroker::testing::TempDir;
+using rotation::KeyState;
+using rotation::PersistedKeyVersion;
+
+absl::StatusOr<std::unique_ptr<SqliteState>> OpenState(const std::string& path) {
+  v1::SqliteStoreConfig config;
+  config.set_path(path);
+  return SqliteState::Open(config);
+}
 
 // The lease file of the previous version, as it wrote it.
 void WriteLegacyLeases(const std::string& path) {
@@ -53,6 +63,121 @@ TEST(SqliteStateTest, AnUpgradeTakesOverTheLeasesOfTheEarlierLeaseFile) {
   auto reopened = SqliteState::Open(config);
   ASSERT_THAT(reopened, IsOk());
   EXPECT_EQ((*reopened)->leases().Get("old-lease")->lease.renew_count, 3);
+}
+
+TEST(SqliteKeyStateStoreTest, RoundTripsRecords) {
+  testing::TempDir dir;
+  const absl::Time t = absl::FromUnixMicros(1'800'000'000'000'001);
+  {
+    auto store = OpenState(dir.Join("data/state.db"));
+    ASSERT_THAT(store, IsOk());
+    ASSERT_THAT((*store)->key_states().Save({"lumenfall", "v1", "aaaaaaaaaaaa", KeyState::kPrevious,
+                                             t, t + absl::Hours(1)}),
+                IsOk());
+    ASSERT_THAT((*store)->key_states().Save({"lumenfall", "v2", "bbbbbbbbbbbb", KeyState::kCurrent,
+                                             t, absl::InfiniteFuture()}),
+                IsOk());
+    ASSERT_THAT((*store)->key_states().Save({"lumenfall", "v1", "aaaaaaaaaaaa", KeyState::kRetired,
+                                             t, absl::InfiniteFuture()}),
+                IsOk());
+  }
+  auto store = OpenState(dir.Join("data/state.db"));
+  ASSERT_THAT(store, IsOk());
+  auto all = (*store)->key_states().LoadAll();
+  ASSERT_THAT(all, IsOk());
+  ASSERT_EQ(all->size(), 2u);
+  for (const PersistedKeyVersion& r : *all) {
+    EXPECT_EQ(r.created_at, t);
+    EXPECT_EQ(r.retires_at, absl::InfiniteFuture());
+    EXPECT_EQ(r.state, r.version_id == "v1" ? KeyState::kRetired : KeyState::kCurrent);
+  }
+}
+
+TEST(SqliteKeyStateStoreTest, RemembersMintedKeyIdsAcrossReopen) {
+  testing::TempDir dir;
+  {
+    auto store = OpenState(dir.Join("state.db"));
+    ASSERT_THAT(store, IsOk());
+    ASSERT_THAT((*store)->key_states().SaveMintedKeyId("lumenfall", "aaaaaaaaaaaa", "key_42"),
+                IsOk());
+  }
+  auto store = OpenState(dir.Join("state.db"));
+  ASSERT_THAT(store, IsOk());
+  EXPECT_EQ(*(*store)->key_states().MintedKeyId("lumenfall", "aaaaaaaaaaaa"), "key_42");
+  EXPECT_THAT((*store)->key_states().MintedKeyId("lumenfall", "bbbbbbbbbbbb"),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST(SqliteAnomalyBaselineStoreTest, KeepsTheFirstLearningPeriodAndTheBaselines) {
+  TempDir dir;
+  const absl::Time first = absl::FromUnixSeconds(1'800'000'000);
+  anomaly::AnomalyBaseline b;
+  b.caller = "billing/api";
+  b.provider = "lumenfall";
+  b.rate_mean = 12.5;
+  b.rate_var = 3.25;
+  b.fail_mean = 0.01;
+  b.fail_var = 0.001;
+  b.buckets = 40;
+  b.suspended_until = first + absl::Minutes(15);
+  {
+    auto state = OpenState(dir.Join("state.db"));
+    ASSERT_THAT(state, IsOk());
+    EXPECT_EQ(*(*state)->anomaly_baselines().LearningUntil(first), first);
+    ASSERT_THAT((*state)->anomaly_baselines().Save({b}), IsOk());
+  }
+  auto state = OpenState(dir.Join("state.db"));
+  ASSERT_THAT(state, IsOk());
+  EXPECT_EQ(*(*state)->anomaly_baselines().LearningUntil(first + absl::Hours(5)), first);
+  auto loaded = (*state)->anomaly_baselines().Load();
+  ASSERT_THAT(loaded, IsOk());
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ((*loaded)[0].caller, "billing/api");
+  EXPECT_EQ((*loaded)[0].rate_var, 3.25);
+  EXPECT_EQ((*loaded)[0].buckets, 40);
+  EXPECT_EQ((*loaded)[0].suspended_until, first + absl::Minutes(15));
+  ASSERT_THAT((*state)->anomaly_baselines().Save({}), IsOk());  // replaces everything
+  EXPECT_TRUE((*state)->anomaly_baselines().Load()->empty());
+}
+
+TEST(SqliteStateTest, AnUpgradeTakesOverKeyStatesAndBaselinesOfTheEarlierFiles) {
+  TempDir dir;
+  auto exec = [](const std::string& path, const char* sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  // As the previous version wrote them.
+  exec(dir.Join("keys.db"),
+       "CREATE TABLE key_versions (provider TEXT NOT NULL, version TEXT NOT NULL, fingerprint "
+       "TEXT NOT NULL, state TEXT NOT NULL, created_at_us INTEGER NOT NULL, retires_at_us "
+       "INTEGER, PRIMARY KEY (provider, version, fingerprint));"
+       "CREATE TABLE minted_keys (provider TEXT NOT NULL, fingerprint TEXT NOT NULL, key_id TEXT "
+       "NOT NULL, PRIMARY KEY (provider, fingerprint));"
+       "INSERT INTO key_versions VALUES ('lumenfall', 'v1', 'aaaaaaaaaaaa', 'PREVIOUS', "
+       "1800000000000000, 1800000600000000);"
+       "INSERT INTO minted_keys VALUES ('lumenfall', 'aaaaaaaaaaaa', 'key_7');");
+  exec(dir.Join("anomaly.db"),
+       "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+       "CREATE TABLE baselines (caller TEXT NOT NULL, provider TEXT NOT NULL, rate_mean REAL NOT "
+       "NULL, rate_var REAL NOT NULL, fail_mean REAL NOT NULL, fail_var REAL NOT NULL, buckets "
+       "INTEGER NOT NULL, suspended_until_us INTEGER, PRIMARY KEY (caller, provider));"
+       "INSERT INTO meta VALUES ('learning_until_us', 1800000000000000);"
+       "INSERT INTO baselines VALUES ('billing/api', 'lumenfall', 10, 2, 0, 0, 30, NULL);");
+  auto state = OpenState(dir.Join("state.db"));
+  ASSERT_THAT(state, IsOk());
+  auto keys = (*state)->key_states().LoadAll();
+  ASSERT_THAT(keys, IsOk());
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].state, KeyState::kPrevious);
+  EXPECT_EQ((*keys)[0].retires_at, absl::FromUnixSeconds(1'800'000'600));
+  EXPECT_EQ(*(*state)->key_states().MintedKeyId("lumenfall", "aaaaaaaaaaaa"), "key_7");
+  EXPECT_EQ(*(*state)->anomaly_baselines().LearningUntil(absl::InfiniteFuture()),
+            absl::FromUnixSeconds(1'800'000'000));
+  EXPECT_EQ((*state)->anomaly_baselines().Load()->size(), 1u);
+  EXPECT_TRUE(std::filesystem::exists(dir.Join("keys.db.imported")));
+  EXPECT_TRUE(std::filesystem::exists(dir.Join("anomaly.db.imported")));
 }
 
 }  // namespace

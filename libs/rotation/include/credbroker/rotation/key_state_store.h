@@ -3,6 +3,7 @@
 // retired ones. Keyed by (provider, version id, fingerprint): a version id reused for different
 // material is a different key.
 // Errors: UNAVAILABLE / INTERNAL from storage; DATA_LOSS for unreadable rows.
+// The broker's implementation is state::sqlite::SqliteKeyStateStore (its state file).
 // Thread-safety: implementations are safe for concurrent use.
 #pragma once
 
@@ -57,24 +58,6 @@ class InMemoryKeyStateStore final : public KeyStateStore {
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, PersistedKeyVersion> records_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::string> minted_ ABSL_GUARDED_BY(mu_);
-};
-
-// SQLite (WAL) file of its own, next to the lease database.
-class SqliteKeyStateStore final : public KeyStateStore {
- public:
-  static absl::StatusOr<std::unique_ptr<SqliteKeyStateStore>> Open(const std::string& path);
-  ~SqliteKeyStateStore() override;
-  absl::StatusOr<std::vector<PersistedKeyVersion>> LoadAll() override;
-  absl::Status Save(const PersistedKeyVersion& record) override;
-  absl::Status SaveMintedKeyId(const std::string& provider, const std::string& fingerprint,
-                               const std::string& key_id) override;
-  absl::StatusOr<std::string> MintedKeyId(const std::string& provider,
-                                          const std::string& fingerprint) override;
-
- private:
-  struct Impl;
-  explicit SqliteKeyStateStore(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace credbroker::rotation

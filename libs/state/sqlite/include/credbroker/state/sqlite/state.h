@@ -1,5 +1,6 @@
 // SqliteState: the state stores of a single broker (state.sqlite), in one SQLite file that this
-// process owns. Built from the `state.sqlite` configuration block.
+// process owns: leases, key-version states and minted key ids, anomaly baselines and suspensions.
+// Built from the `state.sqlite` configuration block.
 // Errors: FAILED_PRECONDITION naming the file when it cannot be opened (also when another
 // process holds it).
 // Thread-safety: the stores are safe for concurrent use.
@@ -9,7 +10,9 @@
 
 #include "absl/status/statusor.h"
 #include "credbroker/state/lease_store.h"
+#include "credbroker/state/sqlite/anomaly_baseline_store.h"
 #include "credbroker/state/sqlite/database.h"
+#include "credbroker/state/sqlite/key_state_store.h"
 #include "credbroker/state/sqlite/lease_store.h"
 #include "credbroker/v1/config.pb.h"
 
@@ -17,19 +20,27 @@ namespace credbroker::state::sqlite {
 
 class SqliteState {
  public:
-  // Opens the state file. A new file next to a `leases.db` of an earlier version (that kept leases
-  // in a file of their own) takes its leases over, and the old file is renamed
-  // `leases.db.imported`, so an upgrade loses no lease.
+  // Opens the state file. A new file takes over the files of an earlier version that kept each
+  // store in a file of its own (leases.db, keys.db, anomaly.db in the same folder): their rows
+  // are copied in and each is renamed `<name>.imported`, so an upgrade loses no lease, no retire
+  // time and no baseline.
   static absl::StatusOr<std::unique_ptr<SqliteState>> Open(const v1::SqliteStoreConfig& config);
 
   LeaseStore& leases() { return *leases_; }
+  rotation::KeyStateStore& key_states() { return key_states_; }
+  anomaly::AnomalyBaselineStore& anomaly_baselines() { return anomaly_; }
   Database& database() { return *db_; }
 
  private:
   SqliteState(std::unique_ptr<Database> db, std::unique_ptr<SqliteLeaseStore> leases)
-      : db_(std::move(db)), leases_(std::move(leases)) {}
+      : db_(std::move(db)),
+        leases_(std::move(leases)),
+        key_states_(db_.get()),
+        anomaly_(db_.get()) {}
   std::unique_ptr<Database> db_;
   std::unique_ptr<SqliteLeaseStore> leases_;
+  SqliteKeyStateStore key_states_;
+  SqliteAnomalyBaselineStore anomaly_;
 };
 
 }  // namespace credbroker::state::sqlite

@@ -1,4 +1,4 @@
-#include "credbroker/metrics/anomaly_detector.h"
+#include "credbroker/anomaly/anomaly_detector.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "credbroker/core/log.h"
 
-namespace credbroker::metrics {
+namespace credbroker::anomaly {
 namespace {
 
 std::atomic<uint64_t> next_detector_id{1};
@@ -100,7 +100,8 @@ struct AnomalyDetector::Series {
 };
 
 AnomalyDetector::AnomalyDetector(AnomalyOptions options, const core::Clock* clock,
-                                 BrokerMetrics* metrics, std::function<void(const Anomaly&)> sink)
+                                 metrics::BrokerMetrics* metrics,
+                                 std::function<void(const Anomaly&)> sink)
     : options_(options),
       clock_(clock),
       metrics_(metrics),
@@ -349,4 +350,4 @@ bool AnomalyDetector::Tick() {
   return true;
 }
 
-}  // namespace credbroker::metrics
+}  // namespace credbroker::anomaly

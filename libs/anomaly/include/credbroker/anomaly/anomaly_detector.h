@@ -31,7 +31,7 @@
 #include "credbroker/core/clock.h"
 #include "credbroker/metrics/broker_metrics.h"
 
-namespace credbroker::metrics {
+namespace credbroker::anomaly {
 
 enum class AnomalyKind { kRateSpike, kFailureSpike, kNewCaller, kRetiredKeyUse };
 // "rate_spike", "failure_spike", "new_caller", "retired_key_use".
@@ -97,7 +97,7 @@ class AnomalyDetector {
  public:
   // `sink` gets every anomaly after it was counted and logged (audit log, WatchKeys); it runs on
   // the thread that found the anomaly and must not block.
-  AnomalyDetector(AnomalyOptions options, const core::Clock* clock, BrokerMetrics* metrics,
+  AnomalyDetector(AnomalyOptions options, const core::Clock* clock, metrics::BrokerMetrics* metrics,
                   std::function<void(const Anomaly&)> sink);
   ~AnomalyDetector();
   AnomalyDetector(const AnomalyDetector&) = delete;
@@ -148,7 +148,7 @@ class AnomalyDetector {
 
   const AnomalyOptions options_;
   const core::Clock* const clock_;
-  BrokerMetrics* const metrics_;
+  metrics::BrokerMetrics* const metrics_;
   const std::function<void(const Anomaly&)> sink_;
   const uint64_t id_;  // process-unique, keys the per-thread caches
 
@@ -160,4 +160,4 @@ class AnomalyDetector {
   absl::Time learning_until_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace credbroker::metrics
+}  // namespace credbroker::anomaly

@@ -1,16 +1,16 @@
-#include "credbroker/metrics/anomaly_detector.h"
+#include "credbroker/anomaly/anomaly_detector.h"
 
 #include <random>
 #include <vector>
 
+#include "credbroker/anomaly/baseline_store.h"
 #include "credbroker/core/log.h"
-#include "credbroker/metrics/anomaly_baseline_store.h"
 #include "credbroker/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
 
-namespace credbroker::metrics {
+namespace credbroker::anomaly {
 namespace {
 
 using ::testing::HasSubstr;
@@ -45,7 +45,7 @@ class AnomalyDetectorTest : public ::testing::Test {
 
   core::FakeClock clock_;
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
-  BrokerMetrics metrics_{registry_};
+  metrics::BrokerMetrics metrics_{registry_};
   std::unique_ptr<AnomalyDetector> detector_;
   std::vector<Anomaly> found_;
   std::string logs_;
@@ -166,26 +166,23 @@ TEST_F(AnomalyDetectorTest, SuspendActionSuspendsTheCallerForAWhile) {
 TEST_F(AnomalyDetectorTest, RestoredBaselinesJudgeAtOnceAndKeepTheLearningWindowClosed) {
   Build();
   for (int i = 0; i < 40; ++i) Bucket(10 + i % 3);
-  testing::TempDir dir;
+  // (The SQLite store's round trip across a reopen is tested with it, in libs/state/sqlite.)
+  InMemoryAnomalyBaselineStore store;
   {
-    auto store = AnomalyBaselineStore::Open(dir.Join("anomaly.db"));
-    ASSERT_TRUE(store.ok()) << store.status();
     // First run: the learning window is stored once and never moves.
-    auto until = (*store)->LearningUntil(detector_->learning_until());
+    auto until = store.LearningUntil(detector_->learning_until());
     ASSERT_TRUE(until.ok());
     EXPECT_EQ(*until, detector_->learning_until());
-    ASSERT_TRUE((*store)->Save(detector_->Baselines()).ok());
+    ASSERT_TRUE(store.Save(detector_->Baselines()).ok());
   }
   // A restart: a new detector (new learning period) restores what the first one learned.
   clock_.Advance(absl::Hours(5));
   const absl::Time first_learning_until = detector_->learning_until();
   Build();
-  auto store = AnomalyBaselineStore::Open(dir.Join("anomaly.db"));
-  ASSERT_TRUE(store.ok());
-  auto until = (*store)->LearningUntil(clock_.Now() + absl::Hours(1));
+  auto until = store.LearningUntil(clock_.Now() + absl::Hours(1));
   ASSERT_TRUE(until.ok());
   EXPECT_EQ(*until, first_learning_until);
-  auto baselines = (*store)->Load();
+  auto baselines = store.Load();
   ASSERT_TRUE(baselines.ok());
   ASSERT_EQ(baselines->size(), 1u);
   EXPECT_EQ((*baselines)[0].buckets, 40);
@@ -207,4 +204,4 @@ TEST(AnomalyActionTest, Parses) {
 }
 
 }  // namespace
-}  // namespace credbroker::metrics
+}  // namespace credbroker::anomaly
