@@ -39,6 +39,7 @@
 #include "credbroker/rotation/probe.h"
 #include "credbroker/rotation/revocation_detector.h"
 #include "credbroker/rotation/rotation_engine.h"
+#include "credbroker/rotation/rotation_scheduler.h"
 #include "credbroker/secrets/secret_source.h"
 #include "credbroker/state/sqlite/state.h"
 #include "grpc_services.h"
@@ -175,7 +176,10 @@ struct App::Components {
   std::unique_ptr<http::CurlHttpClient> provider_http;
   std::unique_ptr<rotation::HttpProviderProbe> probe;
   std::unique_ptr<rotation::HttpKeyMinter> minter;
+  // Wakes the scheduler early (a new PENDING version, a suspected revocation).
+  core::Wakeup wakeup;
   std::unique_ptr<rotation::RotationEngine> engine;
+  std::unique_ptr<rotation::RotationScheduler> scheduler;
   std::unique_ptr<rotation::RevocationDetector> detector;
   std::unique_ptr<anomaly::AnomalyDetector> anomalies;
   uint64_t audit_listener = 0;
@@ -191,8 +195,6 @@ struct App::Components {
   std::unique_ptr<prometheus::Exposer> exposer;
   int grpc_port = 0;
   int metrics_port = 0;
-  absl::Notification stop_sweeper;
-  std::thread sweeper;
   bool started = false;
   bool shut_down = false;
 };
@@ -263,11 +265,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   c->minter = std::make_unique<rotation::HttpKeyMinter>(c->provider_http.get(), c->clock);
   const v1::RotationConfig& rc = config.rotation();
   rotation::RotationEngineOptions engine_options;
-  engine_options.check_interval = core::FromProtoDuration(rc.check_interval());
   engine_options.probe_retry_interval = core::FromProtoDuration(rc.probe_retry_interval());
   c->engine = std::make_unique<rotation::RotationEngine>(
       c->ring.get(), &c->catalog, std::move(source_of), c->probe.get(), c->minter.get(),
-      &c->state->key_states(), c->clock, c->metrics.get(), engine_options);
+      &c->state->key_states(), c->clock, c->metrics.get(), engine_options, &c->wakeup);
   // New versions of providers with a probe wait in PENDING until the engine has probed them.
   c->ring->GatePromotions(c->engine->GatedProviders());
   c->counts = std::make_unique<leasing::LeaseCounts>();
@@ -419,6 +420,26 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
         }
       },
       &c->audit_listener);
+  // The loops of rotation and lease expiry: leader work only while this replica leads.
+  rotation::RotationSchedulerOptions scheduling;
+  scheduling.check_interval = core::FromProtoDuration(rc.check_interval());
+  scheduling.sweep_interval = core::FromProtoDuration(config.leases().sweep_interval());
+  LeaseBroker* broker = c->broker.get();
+  Components* components = c.get();
+  c->scheduler = std::make_unique<rotation::RotationScheduler>(
+      &c->state->leadership(), &c->wakeup,
+      rotation::RotationScheduler::Work{
+          c->engine.get(), c->ring.get(),
+          [broker] {
+            size_t n = broker->SweepExpired();
+            if (n > 0) core::LogDebug("expired leases swept", {{"count", absl::StrCat(n)}});
+          },
+          [components] {
+            if (components->anomalies && components->anomalies->Tick()) {
+              SaveBaselines(*components);
+            }
+          }},
+      scheduling);
   Edge edge{c->auth.get(), c->metrics.get(), c->policy.get(), c->audit.get()};
   c->lease_service = std::make_unique<LeaseServiceImpl>(c->broker.get(), edge);
   c->admin_service =
@@ -430,7 +451,7 @@ absl::Status App::Start() {
   Components& c = *c_;
   // Keys first, so the first request is served from a loaded ring.
   for (auto& r : c.refreshers) r->Start();
-  c.engine->Start();
+  c.scheduler->Start();
   c.broker->RestoreLoaded(c.table->List([](const leasing::LeaseRecord&) { return true; }));
   core::LogInfo("leases restored", {{"count", absl::StrCat(c.table->size())},
                                     {"store", c.config.state().sqlite().path()}});
@@ -468,14 +489,6 @@ absl::Status App::Start() {
     health->SetServingStatus(service, true);
   }
 
-  absl::Duration sweep = core::FromProtoDuration(c.config.leases().sweep_interval());
-  c.sweeper = std::thread([&c, sweep] {
-    while (!c.stop_sweeper.WaitForNotificationWithTimeout(sweep)) {
-      size_t n = c.broker->SweepExpired();
-      if (c.anomalies && c.anomalies->Tick()) SaveBaselines(c);
-      if (n > 0) core::LogDebug("expired leases swept", {{"count", absl::StrCat(n)}});
-    }
-  });
   c.started = true;
 
   std::vector<std::string> names;
@@ -508,15 +521,11 @@ void App::Shutdown() {
     c.server->Wait();
   }
   core::LogDebug("grpc server stopped");
-  if (c.sweeper.joinable()) {
-    c.stop_sweeper.Notify();
-    c.sweeper.join();
-  }
+  c.scheduler->Stop();
   if (c.anomalies) SaveBaselines(c);
   core::LogInfo("state store: group commit",
                 {{"writes", absl::StrCat(c.state->database().writes())},
                  {"commits", absl::StrCat(c.state->database().batches())}});
-  c.engine->Stop();
   for (auto& r : c.refreshers) r->Stop();
   core::LogDebug("refreshers stopped");
   c.ring->Unsubscribe(c.audit_listener);

@@ -10,7 +10,7 @@ namespace credbroker::rotation {
 namespace {
 // The kubelet's atomic update is several file operations; let it finish before re-reading.
 constexpr absl::Duration kDebounce = absl::Milliseconds(50);
-// Retirement deadlines are checked at least this often even with a long refresh interval.
+// How long one wait lasts at most (a change notification wakes it sooner).
 constexpr absl::Duration kMaxSleep = absl::Seconds(5);
 }  // namespace
 
@@ -31,7 +31,7 @@ absl::Status KeyRefresher::RefreshAll() {
     absl::Status s = ring_->RefreshProvider(p, *source_);
     if (first.ok() && !s.ok()) first = s;
   }
-  ring_->Tick();
+  ring_->RefreshGauges();
   return first;
 }
 
@@ -64,8 +64,6 @@ void KeyRefresher::Run() {
     if (changed || absl::Now() >= next_refresh) {
       (void)RefreshAll();
       next_refresh = absl::Now() + interval_;
-    } else {
-      ring_->Tick();
     }
   }
 }

@@ -449,7 +449,7 @@ void KeyRing::RecordState(const KeyVersion& v) {
   metrics_->KeyVersionState(v.provider, v.version_id, KeyStateName(v.state));
 }
 
-void KeyRing::Tick() {
+void KeyRing::TickImpl(bool retire) {
   // Series of retired versions leave the scrape once no request thread can still hold them.
   if (metrics_) metrics_->PurgeRemoved();
   absl::MutexLock lock(&mu_);
@@ -477,7 +477,7 @@ void KeyRing::Tick() {
       }
     }
     for (const auto& v : keys.versions) {
-      if (v->state != KeyState::kPrevious || v->retires_at > now) continue;
+      if (!retire || v->state != KeyState::kPrevious || v->retires_at > now) continue;
       const std::string id = absl::StrCat(name, "\x1f", v->version_id);
       std::string reason = "overlap ended";
       if (leases_ != nullptr) {

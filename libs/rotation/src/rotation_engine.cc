@@ -30,7 +30,7 @@ RotationEngine::RotationEngine(KeyRing* ring, const providers::ProviderCatalog* 
                                absl::flat_hash_map<std::string, secrets::SecretSource*> sources,
                                ProviderProbe* probe, KeyMinter* minter, KeyStateStore* key_ids,
                                const core::Clock* clock, metrics::BrokerMetrics* metrics,
-                               RotationEngineOptions options)
+                               RotationEngineOptions options, core::Wakeup* wakeup)
     : ring_(ring),
       catalog_(catalog),
       sources_(std::move(sources)),
@@ -39,7 +39,8 @@ RotationEngine::RotationEngine(KeyRing* ring, const providers::ProviderCatalog* 
       key_ids_(key_ids),
       clock_(clock),
       metrics_(metrics),
-      options_(options) {
+      options_(options),
+      wakeup_(wakeup) {
   {
     absl::MutexLock lock(&queue_mu_);
     for (const providers::ProviderSpec& spec : catalog_->providers()) {
@@ -52,10 +53,7 @@ RotationEngine::RotationEngine(KeyRing* ring, const providers::ProviderCatalog* 
                    &listener_id_);
 }
 
-RotationEngine::~RotationEngine() {
-  Stop();
-  ring_->Unsubscribe(listener_id_);
-}
+RotationEngine::~RotationEngine() { ring_->Unsubscribe(listener_id_); }
 
 absl::flat_hash_set<std::string> RotationEngine::GatedProviders() const {
   absl::flat_hash_set<std::string> out;
@@ -72,28 +70,30 @@ Calibration RotationEngine::CalibrationOf(absl::string_view provider) const {
 }
 
 void RotationEngine::OnKeyEvents(const std::vector<KeyEvent>& events) {
+  bool wake = false;
   absl::MutexLock lock(&queue_mu_);
   for (const KeyEvent& e : events) {
-    if (e.type == KeyEvent::Type::kAdded && e.state == KeyState::kPending) wake_ = true;
+    if (e.type == KeyEvent::Type::kAdded && e.state == KeyState::kPending) wake = true;
     const bool gone = e.type == KeyEvent::Type::kRetired || e.type == KeyEvent::Type::kQuarantined;
     if (!gone || e.fingerprint.empty()) continue;
     const providers::ProviderSpec* spec = catalog_->Find(e.provider);
     if (spec == nullptr || spec->mint == nullptr || !spec->mint->has_revoke()) continue;
     // A key the broker minted is revoked at the provider once nothing may use it any more.
     revokes_.push_back({e.provider, e.version_id, e.fingerprint, absl::InfinitePast()});
-    wake_ = true;
+    wake = true;
   }
-  if (wake_) wake_cv_.Signal();
+  if (wake) Wake();
 }
 
 void RotationEngine::SuspectRevoked(absl::string_view provider, absl::string_view version) {
   if (metrics_) metrics_->RevocationSuspected(provider);
   core::LogWarning("suspected revocation at the provider: checking the key",
                    {{"provider", provider}, {"key_version", version}});
-  absl::MutexLock lock(&queue_mu_);
-  suspects_.emplace_back(std::string(provider), std::string(version));
-  wake_ = true;
-  wake_cv_.Signal();
+  {
+    absl::MutexLock lock(&queue_mu_);
+    suspects_.emplace_back(std::string(provider), std::string(version));
+  }
+  Wake();
 }
 
 ProbeResult RotationEngine::RunProbe(const providers::ProviderSpec& spec, absl::string_view key,
@@ -468,51 +468,15 @@ void RotationEngine::ResumeRevocations() {
         {{"provider", r.provider}, {"key_version", r.version_id}, {"fingerprint", r.fingerprint}});
     jobs.push_back({r.provider, r.version_id, r.fingerprint, absl::InfinitePast()});
   }
-  absl::MutexLock lock(&queue_mu_);
-  for (RevokeJob& job : jobs) revokes_.push_back(std::move(job));
-  if (!jobs.empty()) {
-    wake_ = true;
-    wake_cv_.Signal();
-  }
-}
-
-void RotationEngine::Start() {
-  ResumeRevocations();
-  absl::MutexLock lock(&queue_mu_);
-  if (thread_.joinable()) return;
-  stop_ = false;
-  wake_ = true;  // a first pass at once: calibrate, and promote what is pending
-  thread_ = std::thread([this] { Loop(); });
-}
-
-void RotationEngine::Stop() {
   {
     absl::MutexLock lock(&queue_mu_);
-    stop_ = true;
-    wake_cv_.Signal();
+    for (RevokeJob& job : jobs) revokes_.push_back(std::move(job));
   }
-  if (thread_.joinable()) thread_.join();
+  if (!jobs.empty()) Wake();
 }
 
 void RotationEngine::Wake() {
-  absl::MutexLock lock(&queue_mu_);
-  wake_ = true;
-  wake_cv_.Signal();
-}
-
-void RotationEngine::Loop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&queue_mu_);
-      const absl::Time deadline = absl::Now() + options_.check_interval;
-      while (!wake_ && !stop_) {
-        if (wake_cv_.WaitWithDeadline(&queue_mu_, deadline)) break;
-      }
-      if (stop_) return;
-      wake_ = false;
-    }
-    RunOnce();
-  }
+  if (wakeup_ != nullptr) wakeup_->Notify();
 }
 
 }  // namespace credbroker::rotation

@@ -3,6 +3,7 @@
 // injected clock: whole 90-day lives of a key run in milliseconds.
 #include "credbroker/rotation/rotation_engine.h"
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <set>
@@ -13,6 +14,8 @@
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/rotation/revocation_detector.h"
+#include "credbroker/rotation/rotation_scheduler.h"
+#include "credbroker/state/leadership.h"
 #include "credbroker/testing/fake_http_client.h"
 #include "credbroker/testing/fake_secret_source.h"
 #include "credbroker/testing/status_matchers.h"
@@ -213,7 +216,7 @@ class RotationEngineTest : public ::testing::Test {
     return std::make_unique<RotationEngine>(
         ring_.get(), &catalog_,
         absl::flat_hash_map<std::string, secrets::SecretSource*>{{"lumenfall", &source_}}, &probe_,
-        &minter_, &store_, &clock_, &metrics_, options);
+        &minter_, &store_, &clock_, &metrics_, options, &wakeup_);
   }
   void Day(double d) { clock_.Set(start_ + absl::Hours(24 * d)); }
   // What the refresher and the engine thread do, once.
@@ -259,6 +262,7 @@ class RotationEngineTest : public ::testing::Test {
   RevocationDetector detector_{3, absl::Minutes(5)};
   providers::ProviderCatalog catalog_;
   std::unique_ptr<KeyRing> ring_;
+  core::Wakeup wakeup_;
   std::unique_ptr<RotationEngine> engine_;
   std::vector<std::string> history_;
   uint64_t sub_ = 0;
@@ -590,16 +594,49 @@ TEST_F(RotationEngineTest, ForcedMintedRotationAndBrokenKeyApi) {
   EXPECT_EQ(Current(), "w1");
 }
 
-TEST_F(RotationEngineTest, BackgroundThreadPromotesAStagedVersionWithoutWaitingForTheInterval) {
+TEST_F(RotationEngineTest, SchedulerPromotesAStagedVersionWithoutWaitingForTheInterval) {
   Build(/*minted=*/false);
   provider_.Issue(LmnKey("one"));
   Stage("v1", LmnKey("one"));
-  engine_->Start();
+  state::SingleNodeLeadership leadership(1);
+  RotationSchedulerOptions options;
+  options.check_interval = absl::Hours(1);  // only the wake-up can explain a prompt promotion
+  RotationScheduler scheduler(&leadership, &wakeup_, {engine_.get(), ring_.get(), {}, {}}, options);
+  scheduler.Start();
   provider_.Issue(LmnKey("two"));
-  Stage("v2", LmnKey("two"));  // the PENDING event wakes the engine
-  for (int i = 0; i < 200 && Current() != "v2"; ++i) absl::SleepFor(absl::Milliseconds(10));
+  Stage("v2", LmnKey("two"));  // the PENDING event wakes the scheduler
+  for (int i = 0; i < 1000 && Current() != "v2"; ++i) absl::SleepFor(absl::Milliseconds(10));
   EXPECT_EQ(Current(), "v2");
-  engine_->Stop();
+  scheduler.Stop();
+}
+
+TEST_F(RotationEngineTest, OnlyTheLeaderRotatesAndANewLeaderStartsAtOnce) {
+  Build(/*minted=*/false);
+  provider_.Issue(LmnKey("one"));
+  Stage("v1", LmnKey("one"));
+  state::ManualLeadership leadership;  // a follower to begin with
+  RotationSchedulerOptions options;
+  options.check_interval = absl::Hours(1);
+  std::atomic<int> sweeps{0};
+  std::atomic<int> replica_ticks{0};
+  options.sweep_interval = absl::Milliseconds(10);
+  RotationScheduler scheduler(
+      &leadership, &wakeup_,
+      {engine_.get(), ring_.get(), [&] { ++sweeps; }, [&] { ++replica_ticks; }}, options);
+  scheduler.Start();
+  provider_.Issue(LmnKey("two"));
+  Stage("v2", LmnKey("two"));
+  // Every replica's work runs; the leader's does not: v2 stays PENDING and nothing is swept.
+  for (int i = 0; i < 1000 && replica_ticks < 3; ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_GE(replica_ticks.load(), 3);
+  EXPECT_EQ(Current(), "v1");
+  EXPECT_EQ(sweeps.load(), 0);
+  leadership.Set(1);  // gained: the first pass runs at once, not after check_interval
+  for (int i = 0; i < 1000 && Current() != "v2"; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(Current(), "v2");
+  for (int i = 0; i < 1000 && sweeps == 0; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_GT(sweeps.load(), 0);
+  scheduler.Stop();
 }
 
 }  // namespace

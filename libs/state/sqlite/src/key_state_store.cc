@@ -1,5 +1,6 @@
 #include "credbroker/state/sqlite/key_state_store.h"
 
+#include "absl/strings/str_cat.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/rotation/key_ring.h"
 #include "statement.h"
@@ -43,6 +44,39 @@ bool StateFromName(absl::string_view name, KeyState* out) {
 
 const char* SqliteKeyStateStore::Schema() { return kSchema; }
 
+absl::Status SqliteKeyStateStore::Fence(Database::Txn& txn, int64_t epoch) const {
+  if (epoch <= 0) {
+    return core::WithReason(
+        absl::FailedPreconditionError(
+            "not the leader: key-version decisions are written by the leading replica only"),
+        "NOT_LEADER");
+  }
+  int64_t newest = 0;
+  {
+    Statement s(txn.db(), "SELECT value FROM store_meta WHERE key = 'leader_epoch'");
+    if (!s.ok()) return db_->Error(txn.db(), "read the leader epoch");
+    const int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_ROW) {
+      newest = sqlite3_column_int64(s.get(), 0);
+    } else if (rc != SQLITE_DONE) {
+      return db_->Error(txn.db(), "read the leader epoch");
+    }
+  }
+  if (epoch < newest) {
+    return core::WithReason(absl::FailedPreconditionError(absl::StrCat(
+                                "fenced: leader epoch ", epoch, " is older than epoch ", newest,
+                                ", which has written since; this replica no longer leads")),
+                            "FENCED");
+  }
+  if (epoch > newest) {
+    Statement s(txn.db(), "INSERT OR REPLACE INTO store_meta VALUES ('leader_epoch', ?)");
+    if (!s.ok()) return db_->Error(txn.db(), "save the leader epoch");
+    sqlite3_bind_int64(s.get(), 1, epoch);
+    if (sqlite3_step(s.get()) != SQLITE_DONE) return db_->Error(txn.db(), "save the leader epoch");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<PersistedKeyVersion>> SqliteKeyStateStore::LoadAll() {
   std::vector<PersistedKeyVersion> out;
   CB_RETURN_IF_ERROR(db_->Read([&](sqlite3* h) -> absl::Status {
@@ -71,7 +105,9 @@ absl::StatusOr<std::vector<PersistedKeyVersion>> SqliteKeyStateStore::LoadAll() 
 
 absl::Status SqliteKeyStateStore::Save(const PersistedKeyVersion& r) {
   const std::string state(rotation::KeyStateName(r.state));
+  const int64_t epoch = leadership_->Epoch();
   return db_->Write([&](Database::Txn& txn) -> absl::Status {
+    CB_RETURN_IF_ERROR(Fence(txn, epoch));
     Statement s(txn.db(), "INSERT OR REPLACE INTO key_versions VALUES (?,?,?,?,?,?)");
     if (!s.ok()) return db_->Error(txn.db(), "save key version");
     s.Bind(1, r.provider);
@@ -92,7 +128,9 @@ absl::Status SqliteKeyStateStore::Save(const PersistedKeyVersion& r) {
 absl::Status SqliteKeyStateStore::SaveMintedKeyId(const std::string& provider,
                                                   const std::string& fingerprint,
                                                   const std::string& key_id) {
+  const int64_t epoch = leadership_->Epoch();
   return db_->Write([&](Database::Txn& txn) -> absl::Status {
+    CB_RETURN_IF_ERROR(Fence(txn, epoch));
     Statement s(txn.db(), "INSERT OR REPLACE INTO minted_keys VALUES (?,?,?)");
     if (!s.ok()) return db_->Error(txn.db(), "save minted key id");
     s.Bind(1, provider);

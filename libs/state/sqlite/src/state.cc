@@ -95,8 +95,25 @@ absl::StatusOr<std::unique_ptr<SqliteState>> SqliteState::Open(
                            : "earlier version's file set aside (the state file has its data)",
                   {{"from", legacy}, {"renamed_to", legacy + ".imported"}});
   }
+  // A new term: whatever an earlier process (or a second opener that got the file meanwhile)
+  // decided under an older epoch can no longer be overwritten by it.
+  int64_t epoch = 0;
+  CB_RETURN_IF_ERROR(db->Write([&](Database::Txn& txn) -> absl::Status {
+    if (sqlite3_exec(txn.db(),
+                     "INSERT INTO store_meta VALUES ('leader_epoch', 1) ON CONFLICT(key) DO "
+                     "UPDATE SET value = value + 1",
+                     nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return db->Error(txn.db(), "raise the leader epoch");
+    }
+    Statement s(txn.db(), "SELECT value FROM store_meta WHERE key = 'leader_epoch'");
+    if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW) {
+      return db->Error(txn.db(), "read the leader epoch");
+    }
+    epoch = sqlite3_column_int64(s.get(), 0);
+    return absl::OkStatus();
+  }));
   CB_ASSIGN_OR_RETURN(std::unique_ptr<SqliteLeaseStore> leases, SqliteLeaseStore::Open(db.get()));
-  return std::unique_ptr<SqliteState>(new SqliteState(std::move(db), std::move(leases)));
+  return std::unique_ptr<SqliteState>(new SqliteState(std::move(db), std::move(leases), epoch));
 }
 
 }  // namespace credbroker::state::sqlite

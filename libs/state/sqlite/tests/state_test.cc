@@ -180,5 +180,54 @@ TEST(SqliteStateTest, AnUpgradeTakesOverKeyStatesAndBaselinesOfTheEarlierFiles) 
   EXPECT_TRUE(std::filesystem::exists(dir.Join("anomaly.db.imported")));
 }
 
+TEST(SqliteKeyStateStoreTest, WritesAreFencedByTheLeaderEpoch) {
+  TempDir dir;
+  const std::string schema =
+      std::string(SqliteLeaseStore::Schema()) + SqliteKeyStateStore::Schema();
+  auto db = Database::Open({dir.Join("state.db")}, schema.c_str(), "state store");
+  ASSERT_THAT(db, IsOk());
+  ManualLeadership first;
+  ManualLeadership second;
+  first.Set(1);
+  SqliteKeyStateStore deposed(db->get(), &first);
+  SqliteKeyStateStore successor(db->get(), &second);
+  const absl::Time t = absl::FromUnixSeconds(1'800'000'000);
+  PersistedKeyVersion v1{"lumenfall",        "v1", "aaaaaaaaaaaa",
+                         KeyState::kCurrent, t,    absl::InfiniteFuture()};
+  ASSERT_THAT(deposed.Save(v1), IsOk());
+  // Not leading: refused.
+  EXPECT_THAT(successor.Save(v1), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                           ::testing::HasSubstr("not the leader")));
+  // A new term writes; the old leader, which has not noticed, can no longer.
+  second.Set(2);
+  PersistedKeyVersion previous = v1;
+  previous.state = KeyState::kPrevious;
+  previous.retires_at = t + absl::Hours(1);
+  ASSERT_THAT(successor.Save(previous), IsOk());
+  EXPECT_THAT(deposed.Save(v1),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::HasSubstr("fenced")));
+  EXPECT_THAT(deposed.SaveMintedKeyId("lumenfall", "aaaaaaaaaaaa", "key_1"),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  auto all = successor.LoadAll();
+  ASSERT_THAT(all, IsOk());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].state, KeyState::kPrevious);  // the successor's decision stands
+}
+
+TEST(SqliteStateTest, EveryOpenIsANewLeaderTerm) {
+  TempDir dir;
+  int64_t first = 0;
+  {
+    auto state = OpenState(dir.Join("state.db"));
+    ASSERT_THAT(state, IsOk());
+    EXPECT_TRUE((*state)->leadership().IsLeader());
+    first = (*state)->leadership().Epoch();
+    EXPECT_GT(first, 0);
+  }
+  auto state = OpenState(dir.Join("state.db"));
+  ASSERT_THAT(state, IsOk());
+  EXPECT_EQ((*state)->leadership().Epoch(), first + 1);
+}
+
 }  // namespace
 }  // namespace credbroker::state::sqlite

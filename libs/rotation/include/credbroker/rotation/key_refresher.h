@@ -1,6 +1,7 @@
 // KeyRefresher keeps a KeyRing up to date from one SecretSource: it refreshes every provider
 // that uses the source at start, whenever the source signals a change (inotify for files), and
-// every `interval` otherwise; it also retires versions whose overlap has ended.
+// every `interval` otherwise. It runs on every replica (each needs the key material); retirement
+// is the RotationScheduler's (leader) work.
 // Thread-safety: Start/Stop from one thread; the work runs on an owned background thread.
 #pragma once
 

@@ -132,8 +132,11 @@ class KeyRing {
 
   // Retires PREVIOUS versions whose overlap has ended and that no lease holds any more — or,
   // at the hard deadline (overlap + retire_grace), revokes the remaining leases and retires them
-  // anyway. Also refreshes the servable gauge.
-  void Tick();
+  // anyway (leader work). Also does what RefreshGauges does.
+  void Tick() { TickImpl(/*retire=*/true); }
+  // Refreshes the servable, key-age and rotation-due gauges and logs keys that became due (every
+  // replica).
+  void RefreshGauges() { TickImpl(/*retire=*/false); }
 
   // Takes a version out of service at once (compromised or revoked at the provider): it is never
   // served again (also after restarts), leases on it are revoked, and if it was CURRENT another
@@ -187,6 +190,7 @@ class KeyRing {
   void Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEvent>& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void LogEvents(const std::vector<KeyEvent>& events);
+  void TickImpl(bool retire) ABSL_LOCKS_EXCLUDED(mu_);
   void RecordState(const KeyVersion& v);
   // Moves the CURRENT version `v` out of the way of a new CURRENT: PREVIOUS until now + overlap,
   // or RETIRED at once for single-key providers. Appends to `live` unless retired.

@@ -9,14 +9,15 @@
 //  - confirms suspected revocations (bursts of 401s) with a probe and quarantines the version,
 //    promoting the newest version the provider still accepts.
 // Network calls never run on a request thread or under the KeyRing's lock: RunOnce does them on
-// the engine's thread (or a test's), RotateNow on the admin RPC's thread.
+// the RotationScheduler's thread (only while this replica leads) or a test's, RotateNow on the
+// admin RPC's thread. Events that call for a pass soon (a new PENDING version, a suspected
+// revocation, a retired minted key) notify `wakeup`.
 // Thread-safety: all methods are safe for concurrent use; RunOnce and RotateNow are serialized.
 #pragma once
 
 #include <deque>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -25,6 +26,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "credbroker/core/clock.h"
+#include "credbroker/core/wakeup.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/key_minter.h"
@@ -36,8 +38,6 @@
 namespace credbroker::rotation {
 
 struct RotationEngineOptions {
-  // How often the background thread runs a pass when nothing wakes it.
-  absl::Duration check_interval = absl::Seconds(30);
   // After a failed or inconclusive probe (or mint), wait this long before trying again.
   absl::Duration probe_retry_interval = absl::Minutes(5);
 };
@@ -47,12 +47,13 @@ enum class Calibration { kUnknown, kTrusted, kLying };
 class RotationEngine {
  public:
   // Everything must outlive the engine. `sources` maps provider name → its source. `minter` and
-  // `key_ids` may be null when no provider is minted.
+  // `key_ids` may be null when no provider is minted; `wakeup` may be null (tests that call
+  // RunOnce themselves).
   RotationEngine(KeyRing* ring, const providers::ProviderCatalog* catalog,
                  absl::flat_hash_map<std::string, secrets::SecretSource*> sources,
                  ProviderProbe* probe, KeyMinter* minter, KeyStateStore* key_ids,
                  const core::Clock* clock, metrics::BrokerMetrics* metrics,
-                 RotationEngineOptions options);
+                 RotationEngineOptions options, core::Wakeup* wakeup = nullptr);
   ~RotationEngine();
   RotationEngine(const RotationEngine&) = delete;
   RotationEngine& operator=(const RotationEngine&) = delete;
@@ -79,14 +80,9 @@ class RotationEngine {
   Calibration CalibrationOf(absl::string_view provider) const;
 
   // Queues the revocation of keys the broker minted that left service but were not revoked at
-  // the provider yet (the broker stopped before it could): from the persisted key states. Start
-  // calls it; tests may call it directly.
+  // the provider yet (the broker, or the previous leader, stopped before it could): from the
+  // persisted key states. The scheduler calls it when this replica starts leading.
   void ResumeRevocations();
-
-  // Runs RunOnce every check_interval, and at once after Wake or a new PENDING version.
-  void Start();
-  void Stop();
-  void Wake();
 
  private:
   struct Attempt {
@@ -116,7 +112,7 @@ class RotationEngine {
   absl::StatusOr<std::string> KeyApiCredential(const providers::ProviderSpec& spec);
   ProbeResult RunProbe(const providers::ProviderSpec& spec, absl::string_view key,
                        absl::string_view purpose);
-  void Loop();
+  void Wake();
 
   KeyRing* const ring_;
   const providers::ProviderCatalog* const catalog_;
@@ -127,6 +123,7 @@ class RotationEngine {
   const core::Clock* const clock_;
   metrics::BrokerMetrics* const metrics_;
   const RotationEngineOptions options_;
+  core::Wakeup* const wakeup_;
   uint64_t listener_id_ = 0;
 
   // Serializes passes and forced rotations (they call providers and write to sources).
@@ -141,10 +138,6 @@ class RotationEngine {
   absl::flat_hash_map<std::string, Calibration> calibration_ ABSL_GUARDED_BY(queue_mu_);
   std::deque<std::pair<std::string, std::string>> suspects_ ABSL_GUARDED_BY(queue_mu_);
   std::deque<RevokeJob> revokes_ ABSL_GUARDED_BY(queue_mu_);
-  bool wake_ ABSL_GUARDED_BY(queue_mu_) = false;
-  bool stop_ ABSL_GUARDED_BY(queue_mu_) = false;
-  absl::CondVar wake_cv_;
-  std::thread thread_;
 };
 
 }  // namespace credbroker::rotation

@@ -1,6 +1,8 @@
 // SqliteKeyStateStore: rotation::KeyStateStore in the broker's SQLite state file — what the broker
 // decided about each key version (state, first-seen and retire times) and the provider ids of
-// keys it minted. Writes go through the Database's group commit.
+// keys it minted. Writes go through the Database's group commit. They are leader-only: each
+// carries the Leadership's epoch and is refused (FAILED_PRECONDITION, reason NOT_LEADER or FENCED)
+// when this replica does not lead or a newer epoch has written to the file.
 // Thread-safety: safe for concurrent use.
 #pragma once
 
@@ -10,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "credbroker/rotation/key_state_store.h"
+#include "credbroker/state/leadership.h"
 #include "credbroker/state/sqlite/database.h"
 
 namespace credbroker::state::sqlite {
@@ -17,8 +20,10 @@ namespace credbroker::state::sqlite {
 class SqliteKeyStateStore final : public rotation::KeyStateStore {
  public:
   static const char* Schema();
-  // `db` must outlive the store and have been opened with Schema().
-  explicit SqliteKeyStateStore(Database* db) : db_(db) {}
+  // `db` and `leadership` must outlive the store; `db` was opened with Schema() and the lease
+  // store's schema (its store_meta table holds the newest epoch).
+  SqliteKeyStateStore(Database* db, const Leadership* leadership)
+      : db_(db), leadership_(leadership) {}
 
   absl::StatusOr<std::vector<rotation::PersistedKeyVersion>> LoadAll() override;
   absl::Status Save(const rotation::PersistedKeyVersion& record) override;
@@ -28,7 +33,11 @@ class SqliteKeyStateStore final : public rotation::KeyStateStore {
                                           const std::string& fingerprint) override;
 
  private:
+  // Refuses the write unless this replica leads an epoch no older than the newest seen.
+  absl::Status Fence(Database::Txn& txn, int64_t epoch) const;
+
   Database* const db_;
+  const Leadership* const leadership_;
 };
 
 }  // namespace credbroker::state::sqlite

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "credbroker/state/leadership.h"
 #include "credbroker/state/lease_store.h"
 #include "credbroker/state/sqlite/anomaly_baseline_store.h"
 #include "credbroker/state/sqlite/database.h"
@@ -27,18 +28,22 @@ class SqliteState {
   static absl::StatusOr<std::unique_ptr<SqliteState>> Open(const v1::SqliteStoreConfig& config);
 
   LeaseStore& leases() { return *leases_; }
+  // Always the leader: one broker owns the file. Its epoch is raised at every open.
+  Leadership& leadership() { return leadership_; }
   rotation::KeyStateStore& key_states() { return key_states_; }
   anomaly::AnomalyBaselineStore& anomaly_baselines() { return anomaly_; }
   Database& database() { return *db_; }
 
  private:
-  SqliteState(std::unique_ptr<Database> db, std::unique_ptr<SqliteLeaseStore> leases)
+  SqliteState(std::unique_ptr<Database> db, std::unique_ptr<SqliteLeaseStore> leases, int64_t epoch)
       : db_(std::move(db)),
         leases_(std::move(leases)),
-        key_states_(db_.get()),
+        leadership_(epoch),
+        key_states_(db_.get(), &leadership_),
         anomaly_(db_.get()) {}
   std::unique_ptr<Database> db_;
   std::unique_ptr<SqliteLeaseStore> leases_;
+  SingleNodeLeadership leadership_;
   SqliteKeyStateStore key_states_;
   SqliteAnomalyBaselineStore anomaly_;
 };
