@@ -33,6 +33,7 @@
 #include "credbroker/leasing/lease_table.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
+#include "credbroker/rotation/key_event_subscribers.h"
 #include "credbroker/rotation/key_minter.h"
 #include "credbroker/rotation/key_refresher.h"
 #include "credbroker/rotation/key_ring.h"
@@ -42,6 +43,7 @@
 #include "credbroker/rotation/rotation_scheduler.h"
 #include "credbroker/secrets/secret_source.h"
 #include "credbroker/state/sqlite/state.h"
+#include "event_responses.h"
 #include "grpc_services.h"
 #include "lease_broker.h"
 #include "prometheus/exposer.h"
@@ -171,6 +173,7 @@ struct App::Components {
   std::unique_ptr<state::sqlite::SqliteState> state;
   std::vector<std::unique_ptr<secrets::SecretSource>> sources;
   std::unique_ptr<rotation::KeyRing> ring;
+  std::vector<std::unique_ptr<rotation::KeyEventSubscription>> key_event_subscriptions;
   std::vector<std::unique_ptr<rotation::KeyRefresher>> refreshers;
   // Probes and key APIs of the providers (system CA store).
   std::unique_ptr<http::CurlHttpClient> provider_http;
@@ -182,7 +185,6 @@ struct App::Components {
   std::unique_ptr<rotation::RotationScheduler> scheduler;
   std::unique_ptr<rotation::RevocationDetector> detector;
   std::unique_ptr<anomaly::AnomalyDetector> anomalies;
-  uint64_t audit_listener = 0;
   std::unique_ptr<leasing::LeaseCounts> counts;
   std::unique_ptr<leasing::LeaseTable> table;
   std::unique_ptr<identity::Authenticator> auth;
@@ -348,29 +350,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
     anomaly::ParseAnomalyAction(ac.failure_spike_action(), &o.failure_spike);
     anomaly::ParseAnomalyAction(ac.new_caller_action(), &o.new_caller);
     anomaly::ParseAnomalyAction(ac.retired_key_use_action(), &o.retired_key_use);
-    rotation::KeyRing* ring = c->ring.get();
-    LeaseBroker* broker = c->broker.get();
-    identity::AuditLog* audit_log = c->audit.get();
     c->anomalies = std::make_unique<anomaly::AnomalyDetector>(
-        o, c->clock, c->metrics.get(), [ring, broker, audit_log](const anomaly::Anomaly& a) {
-          std::string what = absl::StrCat(anomaly::AnomalyKindName(a.kind), ": ", a.detail);
-          if (a.action == anomaly::AnomalyAction::kSuspend) {
-            int64_t n = broker->RevokeCallerLeases(a.caller, a.provider, "CALLER_SUSPENDED");
-            absl::StrAppend(&what, "; caller suspended until ", absl::FormatTime(a.suspended_until),
-                            ", ", n, " leases revoked");
-          }
-          audit_log->Record({"Anomaly", a.caller, a.provider, a.key_version, "", "",
-                             std::string(anomaly::AnomalyActionName(a.action)), what});
-          rotation::KeyEvent e;
-          e.type = rotation::KeyEvent::Type::kAnomaly;
-          e.provider = a.provider;
-          e.version_id = a.key_version;
-          e.at = a.at;
-          e.reason = what;
-          e.caller = a.caller;
-          e.anomaly_kind = std::string(anomaly::AnomalyKindName(a.kind));
-          ring->Announce({e});
-        });
+        o, c->clock, c->metrics.get(),
+        AnomalyResponder(c->broker.get(), c->audit.get(), c->ring.get()));
     c->broker->SetAnomalyDetector(c->anomalies.get());
     // What earlier runs learned: no fresh warm-up or learning window after a restart.
     anomaly::AnomalyBaselineStore& store = c->state->anomaly_baselines();
@@ -396,30 +378,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
     }
     c->metrics->InitProvider(spec.name, spec.mint != nullptr, kinds);
   }
-  // Every key-version transition is an audit event too.
-  identity::AuditLog* audit = c->audit.get();
-  c->ring->Subscribe(
-      [audit](const std::vector<rotation::KeyEvent>& events) {
-        for (const rotation::KeyEvent& e : events) {
-          if (e.type == rotation::KeyEvent::Type::kSnapshot ||
-              e.type == rotation::KeyEvent::Type::kSynced ||
-              e.type == rotation::KeyEvent::Type::kAnomaly) {
-            continue;
-          }
-          identity::AuditRecord r;
-          r.action = "KeyTransition";
-          r.caller = "credbroker";
-          r.provider = e.provider;
-          r.key_version = e.version_id;
-          r.key_fingerprint = e.fingerprint;
-          r.decision = e.type == rotation::KeyEvent::Type::kRejected
-                           ? "REJECTED"
-                           : std::string(rotation::KeyStateName(e.state));
-          r.reason = e.reason;
-          audit->Record(r);
-        }
-      },
-      &c->audit_listener);
+  // Cross-cutting work on key events: each concern its own subscriber.
+  for (rotation::KeyRing::Listener listener :
+       {rotation::KeyRing::Listener(rotation::KeyTransitionLogger()),
+        rotation::KeyRing::Listener(rotation::KeyTransitionCounter(c->metrics.get())),
+        rotation::KeyRing::Listener(KeyTransitionAuditor(c->audit.get()))}) {
+    c->key_event_subscriptions.push_back(
+        std::make_unique<rotation::KeyEventSubscription>(c->ring.get(), std::move(listener)));
+  }
   // The loops of rotation and lease expiry: leader work only while this replica leads.
   rotation::RotationSchedulerOptions scheduling;
   scheduling.check_interval = core::FromProtoDuration(rc.check_interval());
@@ -528,7 +494,7 @@ void App::Shutdown() {
                  {"commits", absl::StrCat(c.state->database().batches())}});
   for (auto& r : c.refreshers) r->Stop();
   core::LogDebug("refreshers stopped");
-  c.ring->Unsubscribe(c.audit_listener);
+  c.key_event_subscriptions.clear();
   c.exposer.reset();
   if (c.started) core::LogInfo("credbroker stopped");
 }

@@ -413,7 +413,6 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     metrics_->ProviderServable(provider, current != nullptr);
     for (const auto& v : keys.versions) RecordState(*v);
   }
-  LogEvents(events);
   Publish(std::move(next), events);
 }
 
@@ -528,7 +527,6 @@ void KeyRing::TickImpl(bool retire) {
     });
   }
   for (const auto& [name, keys] : next->providers) Persist(prev->Find(name), keys, events);
-  LogEvents(events);
   Publish(std::move(next), events);
 }
 
@@ -638,7 +636,6 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> KeyRing::Promote(absl::string_
     metrics_->ProviderServable(provider, !keys.Stale(now));
     for (const auto& v : keys.versions) RecordState(*v);
   }
-  LogEvents(events);
   Publish(std::move(next), events);
   return promoted;
 }
@@ -664,7 +661,6 @@ void KeyRing::RecordRevokedAtProvider(absl::string_view provider, absl::string_v
     }
     persisted_[PersistKey(provider, version, fingerprint)] = std::move(r);
   }
-  LogEvents(events);
   Publish(nullptr, events);
 }
 
@@ -678,27 +674,9 @@ void KeyRing::GatePromotions(absl::flat_hash_set<std::string> providers) {
   gated_ = std::move(providers);
 }
 
-void KeyRing::LogEvents(const std::vector<KeyEvent>& events) {
-  for (const KeyEvent& e : events) {
-    core::LogInfo("key version state", {{"provider", e.provider},
-                                        {"key_version", e.version_id},
-                                        {"fingerprint", e.fingerprint},
-                                        {"state", KeyStateName(e.state)},
-                                        {"reason", e.reason}});
-  }
-}
-
 void KeyRing::Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEvent>& events) {
   if (next != nullptr) snapshot_.store(std::move(next));
   if (events.empty()) return;
-  if (metrics_) {
-    for (const KeyEvent& e : events) {
-      if (e.type != KeyEvent::Type::kRejected && e.type != KeyEvent::Type::kSnapshot &&
-          e.type != KeyEvent::Type::kSynced && e.type != KeyEvent::Type::kAnomaly) {
-        metrics_->KeyTransition(e.provider, KeyStateName(e.state));
-      }
-    }
-  }
   for (const auto& [id, listener] : listeners_) listener(events);
 }
 

@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
+#include "credbroker/rotation/key_event_subscribers.h"
 #include "credbroker/rotation/key_refresher.h"
 #include "credbroker/testing/fake_secret_source.h"
 #include "credbroker/testing/status_matchers.h"
@@ -45,6 +46,8 @@ class KeyRingTest : public ::testing::Test {
           events_.insert(events_.end(), ev.begin(), ev.end());
         },
         &sub_);
+    counter_ =
+        std::make_unique<KeyEventSubscription>(ring_.get(), KeyTransitionCounter(metrics_.get()));
   }
   ~KeyRingTest() override { core::SetLogSinkForTest(nullptr); }
 
@@ -65,6 +68,7 @@ class KeyRingTest : public ::testing::Test {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<metrics::BrokerMetrics> metrics_;
   std::unique_ptr<KeyRing> ring_;
+  std::unique_ptr<KeyEventSubscription> counter_;
   FakeSecretSource source_;
   std::vector<KeyEvent> events_;
   std::string logs_;

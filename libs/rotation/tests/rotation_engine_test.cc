@@ -13,6 +13,7 @@
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
+#include "credbroker/rotation/key_event_subscribers.h"
 #include "credbroker/rotation/revocation_detector.h"
 #include "credbroker/rotation/rotation_scheduler.h"
 #include "credbroker/state/leadership.h"
@@ -196,7 +197,15 @@ class RotationEngineTest : public ::testing::Test {
       m->set_admin_key_file(dir_.Join("admin-token"));
     }
     catalog_ = *providers::ProviderCatalog::FromConfig(config);
+    counter_.reset();
+    engine_.reset();
     ring_ = std::make_unique<KeyRing>(&catalog_, &clock_, &metrics_);
+    // As the broker wires it: transitions are counted and logged by subscribers.
+    counter_ = std::make_unique<KeyEventSubscription>(
+        ring_.get(), [counter = KeyTransitionCounter(&metrics_)](const auto& events) {
+          counter(events);
+          KeyTransitionLogger()(events);
+        });
     ASSERT_THAT(ring_->UsePersistedState(&store_), IsOk());
     ring_->SetLeaseView(&leases_);
     RotationEngineOptions options;
@@ -262,6 +271,7 @@ class RotationEngineTest : public ::testing::Test {
   RevocationDetector detector_{3, absl::Minutes(5)};
   providers::ProviderCatalog catalog_;
   std::unique_ptr<KeyRing> ring_;
+  std::unique_ptr<KeyEventSubscription> counter_;  // after ring_: unsubscribes first
   core::Wakeup wakeup_;
   std::unique_ptr<RotationEngine> engine_;
   std::vector<std::string> history_;
@@ -520,6 +530,8 @@ TEST_F(RotationEngineTest, SingleKeyProviderCutsOverUnlessTheProviderRefusesTheN
   p->set_name("fluximage");
   p->set_base_url("https://fluximage.test/api");
   catalog_ = *providers::ProviderCatalog::FromConfig(config);
+  counter_.reset();
+  engine_.reset();
   ring_ = std::make_unique<KeyRing>(&catalog_, &clock_, &metrics_);
   engine_ = std::make_unique<RotationEngine>(
       ring_.get(), &catalog_,

@@ -10,8 +10,10 @@
 // replaced CURRENT becomes PREVIOUS until its overlap ends — or RETIRED at once for single-key
 // providers, whose old key the provider has already invalidated. Versions that fail the provider's
 // key format are rejected (metric, log line with fingerprint, REJECTED event) and the last good
-// version keeps serving. When a backend cannot be read the cached versions keep serving until
-// `max_staleness` has passed. Thread-safety: all methods are safe for concurrent use.
+// version keeps serving. Every change is published to the subscribers (WatchKeys, audit, the
+// transition log and counter: key_event_subscribers.h). When a backend cannot be read the cached
+// versions keep serving until `max_staleness` has passed. Thread-safety: all methods are safe for
+// concurrent use.
 #pragma once
 
 #include <atomic>
@@ -189,7 +191,6 @@ class KeyRing {
   // Swaps in `next` (unless null: events only) and tells the listeners.
   void Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEvent>& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static void LogEvents(const std::vector<KeyEvent>& events);
   void TickImpl(bool retire) ABSL_LOCKS_EXCLUDED(mu_);
   void RecordState(const KeyVersion& v);
   // Moves the CURRENT version `v` out of the way of a new CURRENT: PREVIOUS until now + overlap,

@@ -1,0 +1,39 @@
+#include "credbroker/rotation/key_event_subscribers.h"
+
+#include "credbroker/core/log.h"
+
+namespace credbroker::rotation {
+
+bool IsTransition(const KeyEvent& e) {
+  switch (e.type) {
+    case KeyEvent::Type::kSnapshot:
+    case KeyEvent::Type::kSynced:
+    case KeyEvent::Type::kRejected:
+    case KeyEvent::Type::kAnomaly:
+      return false;
+    default:
+      return true;
+  }
+}
+
+void KeyTransitionLogger::operator()(const std::vector<KeyEvent>& events) const {
+  for (const KeyEvent& e : events) {
+    if (e.type == KeyEvent::Type::kAnomaly || e.type == KeyEvent::Type::kSnapshot ||
+        e.type == KeyEvent::Type::kSynced) {
+      continue;
+    }
+    core::LogInfo("key version state", {{"provider", e.provider},
+                                        {"key_version", e.version_id},
+                                        {"fingerprint", e.fingerprint},
+                                        {"state", KeyStateName(e.state)},
+                                        {"reason", e.reason}});
+  }
+}
+
+void KeyTransitionCounter::operator()(const std::vector<KeyEvent>& events) const {
+  for (const KeyEvent& e : events) {
+    if (IsTransition(e)) metrics_->KeyTransition(e.provider, KeyStateName(e.state));
+  }
+}
+
+}  // namespace credbroker::rotation
