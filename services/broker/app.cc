@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "admin_service.h"
 #include "credbroker/anomaly/anomaly_detector.h"
 #include "credbroker/anomaly/baseline_store.h"
 #include "credbroker/backends/file/file_source.h"
@@ -44,8 +45,8 @@
 #include "credbroker/secrets/secret_source.h"
 #include "credbroker/state/sqlite/state.h"
 #include "event_responses.h"
-#include "grpc_services.h"
 #include "lease_broker.h"
+#include "lease_service.h"
 #include "prometheus/exposer.h"
 
 namespace credbroker::broker {

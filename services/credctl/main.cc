@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -18,10 +17,10 @@
 #include "absl/time/time.h"
 #include "credbroker/config/config.h"
 #include "credbroker/core/duration.h"
+#include "credbroker/rpc/status.h"
 #include "credbroker/v1/admin.grpc.pb.h"
 #include "credbroker/v1/lease.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
-#include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 
 namespace {
@@ -69,28 +68,9 @@ int Fail(const std::string& message) {
 }
 
 int FailRpc(const grpc::Status& s) {
-  std::string reason;
-  if (!s.error_details().empty()) {
-    google::rpc::Status details;
-    if (details.ParseFromString(s.error_details())) {
-      for (const auto& any : details.details()) {
-        google::rpc::ErrorInfo info;
-        if (any.UnpackTo(&info)) reason = info.reason();
-      }
-    }
-  }
-  static const std::map<int, const char*> kNames = {
-      {1, "CANCELLED"},           {2, "UNKNOWN"},
-      {3, "INVALID_ARGUMENT"},    {4, "DEADLINE_EXCEEDED"},
-      {5, "NOT_FOUND"},           {6, "ALREADY_EXISTS"},
-      {7, "PERMISSION_DENIED"},   {8, "RESOURCE_EXHAUSTED"},
-      {9, "FAILED_PRECONDITION"}, {10, "ABORTED"},
-      {11, "OUT_OF_RANGE"},       {12, "UNIMPLEMENTED"},
-      {13, "INTERNAL"},           {14, "UNAVAILABLE"},
-      {15, "DATA_LOSS"},          {16, "UNAUTHENTICATED"}};
-  auto it = kNames.find(s.error_code());
   std::string msg =
-      absl::StrCat(it == kNames.end() ? "ERROR" : it->second, ": ", s.error_message());
+      absl::StrCat(credbroker::rpc::GrpcCodeName(s.error_code()), ": ", s.error_message());
+  const std::string reason = credbroker::rpc::ErrorReason(s);
   if (!reason.empty()) absl::StrAppend(&msg, " [", reason, "]");
   return Fail(msg);
 }

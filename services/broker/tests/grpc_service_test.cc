@@ -2,14 +2,15 @@
 // LeaseBroker, KeyRing and LeaseTable over fakes for the secret source and the clock.
 #include <grpcpp/grpcpp.h>
 
+#include "admin_service.h"
 #include "broker_fixture.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/rotation/rotation_engine.h"
 #include "credbroker/testing/fake_http_client.h"
 #include "credbroker/testing/grpc_status.h"
 #include "gmock/gmock.h"
-#include "grpc_services.h"
 #include "gtest/gtest.h"
+#include "lease_service.h"
 
 namespace credbroker::broker {
 namespace {

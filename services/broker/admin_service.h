@@ -1,62 +1,15 @@
-// The gRPC edge: LeaseService and AdminService on gRPC's callback API. Handlers authenticate
-// the caller, call LeaseBroker / KeyRing, convert to protos, and map statuses with
-// ToGrpcStatus. WatchKeys streams are reactors fed by KeyRing subscriptions.
+// credbroker.v1.AdminService on gRPC's callback API, for identities with the admin role: every
+// call is authenticated, authorized and audited (allowed or denied) before it touches anything.
+// Thread-safety: safe for concurrent use, as gRPC calls it.
 #pragma once
 
-#include "credbroker/identity/audit_log.h"
-#include "credbroker/identity/authenticator.h"
-#include "credbroker/identity/policy.h"
-#include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/rotation_engine.h"
 #include "credbroker/v1/admin.grpc.pb.h"
-#include "credbroker/v1/lease.grpc.pb.h"
 #include "lease_broker.h"
+#include "rpc_edge.h"
 
 namespace credbroker::broker {
-
-// What every handler needs to authenticate, authorize admin calls, count and audit.
-struct Edge {
-  const identity::Authenticator* auth = nullptr;
-  metrics::BrokerMetrics* metrics = nullptr;
-  // Admin role beyond admin static tokens; may be null.
-  const identity::Policy* policy = nullptr;
-  // May be null (nothing audited).
-  identity::AuditLog* audit = nullptr;
-};
-
-// Open WatchKeys streams, so shutdown can end them at once instead of waiting out the grace
-// period.
-class WatchRegistry;
-
-class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
- public:
-  LeaseServiceImpl(LeaseBroker* broker, Edge edge);
-  ~LeaseServiceImpl() override;
-
-  // Ends every open WatchKeys stream with UNAVAILABLE (the broker is going away).
-  void CloseWatchers();
-
-  grpc::ServerUnaryReactor* AcquireLease(grpc::CallbackServerContext* ctx,
-                                         const v1::AcquireLeaseRequest* req,
-                                         v1::Lease* resp) override;
-  grpc::ServerUnaryReactor* RenewLease(grpc::CallbackServerContext* ctx,
-                                       const v1::RenewLeaseRequest* req, v1::Lease* resp) override;
-  grpc::ServerUnaryReactor* ReleaseLease(grpc::CallbackServerContext* ctx,
-                                         const v1::ReleaseLeaseRequest* req,
-                                         v1::ReleaseLeaseResponse* resp) override;
-  grpc::ServerUnaryReactor* ReportAuthFailure(grpc::CallbackServerContext* ctx,
-                                              const v1::ReportAuthFailureRequest* req,
-                                              v1::ReportAuthFailureResponse* resp) override;
-  grpc::ServerWriteReactor<v1::KeyEvent>* WatchKeys(grpc::CallbackServerContext* ctx,
-                                                    const v1::WatchKeysRequest* req) override;
-
- private:
-  LeaseBroker* const broker_;
-  const Edge edge_;
-  metrics::BrokerMetrics* const metrics_;
-  std::unique_ptr<WatchRegistry> watchers_;
-};
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:

@@ -1,4 +1,4 @@
-#include "status_mapping.h"
+#include "credbroker/rpc/status.h"
 
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
@@ -7,7 +7,7 @@
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
 
-namespace credbroker::broker {
+namespace credbroker::rpc {
 namespace {
 
 using ::testing::HasSubstr;
@@ -57,5 +57,20 @@ TEST(StatusMappingTest, InternalErrorsHideDetailsBehindACorrelationId) {
   EXPECT_THAT(logged, HasSubstr("sqlite"));
 }
 
+TEST(StatusMappingTest, AClientGetsTheCodeMessageAndReasonBack) {
+  absl::Status sent =
+      core::WithReason(absl::ResourceExhaustedError("rate limited: retry in 2s"), "RATE_LIMITED");
+  grpc::Status wire = ToGrpcStatus(sent);
+  EXPECT_EQ(ErrorReason(wire), "RATE_LIMITED");
+  absl::Status got = FromGrpcStatus(wire);
+  EXPECT_EQ(got.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(got.message(), "rate limited: retry in 2s");
+  EXPECT_EQ(core::ReasonOf(got), "RATE_LIMITED");
+  EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
+  EXPECT_EQ(core::ReasonOf(FromGrpcStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE, "down"))),
+            "");
+  EXPECT_EQ(GrpcCodeName(grpc::StatusCode::FAILED_PRECONDITION), "FAILED_PRECONDITION");
+}
+
 }  // namespace
-}  // namespace credbroker::broker
+}  // namespace credbroker::rpc

@@ -1,0 +1,108 @@
+#include "lease_service.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "credbroker/core/log.h"
+#include "credbroker/core/proto_time.h"
+#include "credbroker/core/status_macros.h"
+#include "proto_conversion.h"
+
+namespace credbroker::broker {
+
+using core::FromProtoDuration;
+
+LeaseServiceImpl::LeaseServiceImpl(LeaseBroker* broker, Edge edge)
+    : broker_(broker), edge_(edge), metrics_(edge.metrics), watchers_(new WatchRegistry()) {}
+
+LeaseServiceImpl::~LeaseServiceImpl() = default;
+
+void LeaseServiceImpl::CloseWatchers() { watchers_->CloseAll(); }
+
+// The lease writes answer from the store's commit (group commit): the handler thread returns at
+// once and the reactor is finished when the write is durable.
+grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerContext* ctx,
+                                                         const v1::AcquireLeaseRequest* req,
+                                                         v1::Lease* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  RpcScope scope(metrics_, "AcquireLease");
+  absl::StatusOr<identity::Identity> who = Authenticate(ctx, edge_, "AcquireLease");
+  if (!who.ok()) {
+    reactor->Finish(scope.Finish(who.status()));
+    return reactor;
+  }
+  broker_->AcquireAsync(*who, req->provider(), FromProtoDuration(req->ttl()), req->purpose(),
+                        [reactor, scope, resp](absl::StatusOr<LeaseGrant> grant) mutable {
+                          if (grant.ok()) FillLease(*grant, resp);
+                          reactor->Finish(scope.Finish(grant.status()));
+                        });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* LeaseServiceImpl::RenewLease(grpc::CallbackServerContext* ctx,
+                                                       const v1::RenewLeaseRequest* req,
+                                                       v1::Lease* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  RpcScope scope(metrics_, "RenewLease");
+  absl::StatusOr<identity::Identity> who = Authenticate(ctx, edge_, "RenewLease");
+  if (!who.ok()) {
+    reactor->Finish(scope.Finish(who.status()));
+    return reactor;
+  }
+  broker_->RenewAsync(*who, req->lease_id(), FromProtoDuration(req->ttl()),
+                      [reactor, scope, resp](absl::StatusOr<LeaseGrant> grant) mutable {
+                        if (grant.ok()) FillLease(*grant, resp);
+                        reactor->Finish(scope.Finish(grant.status()));
+                      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* LeaseServiceImpl::ReleaseLease(grpc::CallbackServerContext* ctx,
+                                                         const v1::ReleaseLeaseRequest* req,
+                                                         v1::ReleaseLeaseResponse*) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  RpcScope scope(metrics_, "ReleaseLease");
+  absl::StatusOr<identity::Identity> who = Authenticate(ctx, edge_, "ReleaseLease");
+  if (!who.ok()) {
+    reactor->Finish(scope.Finish(who.status()));
+    return reactor;
+  }
+  broker_->ReleaseAsync(*who, req->lease_id(), [reactor, scope](const absl::Status& s) mutable {
+    reactor->Finish(scope.Finish(s));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* LeaseServiceImpl::ReportAuthFailure(
+    grpc::CallbackServerContext* ctx, const v1::ReportAuthFailureRequest* req,
+    v1::ReportAuthFailureResponse* resp) {
+  return Unary(ctx, metrics_, "ReportAuthFailure", [&]() -> absl::Status {
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "ReportAuthFailure"));
+    CB_ASSIGN_OR_RETURN(
+        AuthFailureOutcome out,
+        broker_->ReportAuthFailure(who, req->lease_id(), req->http_status(), req->error_code()));
+    resp->set_newer_key_available(out.newer_key_available);
+    resp->set_current_key_version(out.current_key_version);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<v1::KeyEvent>* LeaseServiceImpl::WatchKeys(
+    grpc::CallbackServerContext* ctx, const v1::WatchKeysRequest* req) {
+  RpcScope scope(metrics_, "WatchKeys");
+  absl::StatusOr<identity::Identity> who = Authenticate(ctx, edge_, "WatchKeys");
+  if (!who.ok()) return FailedWatch(scope.Finish(who.status()));
+  absl::flat_hash_set<std::string> providers;
+  std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
+  for (const std::string& p : req->providers()) {
+    if (snap->Find(p) == nullptr) {
+      return FailedWatch(scope.Finish(core::WithReason(
+          absl::NotFoundError(absl::StrCat("unknown provider \"", p, "\"")), "UNKNOWN_PROVIDER")));
+    }
+    providers.insert(p);
+  }
+  (void)scope.Finish(absl::OkStatus());  // latency of the subscribe; the stream lives on
+  return StartWatch(&broker_->ring(), watchers_.get(), std::move(providers));
+}
+
+}  // namespace credbroker::broker

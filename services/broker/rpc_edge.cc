@@ -1,0 +1,37 @@
+#include "rpc_edge.h"
+
+#include <string>
+
+#include "credbroker/core/status_macros.h"
+
+namespace credbroker::broker {
+
+absl::StatusOr<identity::Identity> Authenticate(grpc::CallbackServerContext* ctx, const Edge& edge,
+                                                absl::string_view method) {
+  identity::RequestCredentials creds;
+  const auto& md = ctx->client_metadata();
+  auto it = md.find("authorization");
+  if (it != md.end()) creds.authorization = absl::string_view(it->second.data(), it->second.size());
+  // Set by gRPC only for a client certificate that verified against the client CA bundle.
+  std::shared_ptr<const grpc::AuthContext> auth_ctx = ctx->auth_context();
+  if (auth_ctx && auth_ctx->IsPeerAuthenticated()) {
+    for (const auto& v : auth_ctx->FindPropertyValues("peer_spiffe_id")) {
+      creds.peer_spiffe_ids.emplace_back(v.data(), v.size());
+    }
+    for (const auto& v : auth_ctx->FindPropertyValues("peer_dns")) {
+      creds.peer_dns_names.emplace_back(v.data(), v.size());
+    }
+  }
+  absl::StatusOr<identity::Identity> who = edge.auth->Authenticate(creds);
+  if (!who.ok()) {
+    std::string reason = core::ReasonOf(who.status());
+    edge.metrics->CallerAuthFailure(identity::AuthFailureLabel(reason));
+    if (edge.audit) {
+      edge.audit->Record({std::string(method), "", "", "", "", "", "deny",
+                          reason.empty() ? "UNAUTHENTICATED" : reason});
+    }
+  }
+  return who;
+}
+
+}  // namespace credbroker::broker
