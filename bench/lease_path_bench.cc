@@ -1,7 +1,7 @@
-// Handler work alone (no gRPC): Acquire+Release and Renew through LeaseBroker with the in-memory
-// and the SQLite lease store, and the cost of the metric and anomaly recording one request does.
-// Report ratios from one run (see shared/BENCHMARKS.md), e.g. SQLite/in-memory for the same
-// operation, per-thread/locked metric lookups.
+// Handler work alone (no gRPC): Acquire+Release and Renew through leasing::LeaseBroker with the
+// in-memory and the SQLite lease store, and the cost of the metric and anomaly recording one
+// request does. Report ratios from one run (see shared/BENCHMARKS.md), e.g. SQLite/in-memory for
+// the same operation, per-thread/locked metric lookups.
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -10,13 +10,13 @@
 #include "absl/synchronization/mutex.h"
 #include "credbroker/anomaly/anomaly_detector.h"
 #include "credbroker/core/log.h"
+#include "credbroker/leasing/lease_broker.h"
 #include "credbroker/leasing/lease_counts.h"
 #include "credbroker/leasing/lease_table.h"
 #include "credbroker/state/in_memory_lease_store.h"
 #include "credbroker/state/sqlite/state.h"
 #include "credbroker/testing/fake_secret_source.h"
 #include "credbroker/testing/temp_dir.h"
-#include "lease_broker.h"
 
 namespace credbroker::broker {
 namespace {
@@ -43,8 +43,8 @@ struct Rig {
     table = *leasing::LeaseTable::Create(
         store, core::SystemClock::Get(),
         {[this](const leasing::LeaseRecord& l, int delta) { counts.Apply(l, delta); }});
-    broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), &counts, metrics.get(),
-                                           core::SystemClock::Get(), TtlPolicy{});
+    broker = std::make_unique<leasing::LeaseBroker>(ring.get(), table.get(), &counts, metrics.get(),
+                                                    core::SystemClock::Get(), leasing::TtlPolicy{});
   }
   testing::TempDir dir;
   providers::ProviderCatalog catalog;
@@ -56,7 +56,7 @@ struct Rig {
   std::unique_ptr<state::sqlite::SqliteState> sqlite_state;
   leasing::LeaseCounts counts;
   std::unique_ptr<leasing::LeaseTable> table;
-  std::unique_ptr<LeaseBroker> broker;
+  std::unique_ptr<leasing::LeaseBroker> broker;
   identity::Identity caller{"bench", false};
 };
 
@@ -97,7 +97,7 @@ void AcquireReleasePipelined(benchmark::State& state, bool sqlite) {
                                    [&](const absl::Status& s) { finished(s.ok()); });
         } else {
           rig.broker->AcquireAsync(rig.caller, "lumenfall", absl::ZeroDuration(), "",
-                                   [&, i](absl::StatusOr<LeaseGrant> g) {
+                                   [&, i](absl::StatusOr<leasing::LeaseGrant> g) {
                                      if (g.ok()) ids[i] = g->lease.id;
                                      finished(g.ok());
                                    });

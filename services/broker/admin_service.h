@@ -3,10 +3,10 @@
 // Thread-safety: safe for concurrent use, as gRPC calls it.
 #pragma once
 
+#include "credbroker/leasing/lease_broker.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/rotation_engine.h"
 #include "credbroker/v1/admin.grpc.pb.h"
-#include "lease_broker.h"
 #include "rpc_edge.h"
 
 namespace credbroker::broker {
@@ -14,8 +14,8 @@ namespace credbroker::broker {
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
   // `engine` may be null (RotateKey is then UNAVAILABLE).
-  AdminServiceImpl(LeaseBroker* broker, Edge edge, const providers::ProviderCatalog* catalog,
-                   rotation::RotationEngine* engine)
+  AdminServiceImpl(leasing::LeaseBroker* broker, Edge edge,
+                   const providers::ProviderCatalog* catalog, rotation::RotationEngine* engine)
       : broker_(broker), edge_(edge), metrics_(edge.metrics), catalog_(catalog), engine_(engine) {}
 
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
@@ -42,7 +42,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   absl::StatusOr<identity::Identity> Admin(grpc::CallbackServerContext* ctx,
                                            absl::string_view action, absl::string_view target = "");
 
-  LeaseBroker* const broker_;
+  leasing::LeaseBroker* const broker_;
   const Edge edge_;
   metrics::BrokerMetrics* const metrics_;
   const providers::ProviderCatalog* const catalog_;

@@ -30,6 +30,7 @@
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/identity/jwt_verifier.h"
 #include "credbroker/identity/policy.h"
+#include "credbroker/leasing/lease_broker.h"
 #include "credbroker/leasing/lease_counts.h"
 #include "credbroker/leasing/lease_table.h"
 #include "credbroker/metrics/broker_metrics.h"
@@ -45,7 +46,6 @@
 #include "credbroker/secrets/secret_source.h"
 #include "credbroker/state/sqlite/state.h"
 #include "event_responses.h"
-#include "lease_broker.h"
 #include "lease_service.h"
 #include "prometheus/exposer.h"
 
@@ -191,7 +191,7 @@ struct App::Components {
   std::unique_ptr<identity::Authenticator> auth;
   std::unique_ptr<identity::Policy> policy;
   std::unique_ptr<identity::AuditLog> audit;
-  std::unique_ptr<LeaseBroker> broker;
+  std::unique_ptr<leasing::LeaseBroker> broker;
   std::unique_ptr<LeaseServiceImpl> lease_service;
   std::unique_ptr<AdminServiceImpl> admin_service;
   std::unique_ptr<grpc::Server> server;
@@ -317,12 +317,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   if (config.server().has_tls()) {
     CB_RETURN_IF_ERROR(core::Annotate(CheckTlsFiles(config.server().tls()), "server.tls"));
   }
-  TtlPolicy ttl{core::FromProtoDuration(config.leases().default_ttl()),
-                core::FromProtoDuration(config.leases().min_ttl()),
-                core::FromProtoDuration(config.leases().max_ttl())};
-  c->broker = std::make_unique<LeaseBroker>(c->ring.get(), c->table.get(), c->counts.get(),
-                                            c->metrics.get(), c->clock, ttl, c->policy.get(),
-                                            c->audit.get());
+  leasing::TtlPolicy ttl{core::FromProtoDuration(config.leases().default_ttl()),
+                         core::FromProtoDuration(config.leases().min_ttl()),
+                         core::FromProtoDuration(config.leases().max_ttl())};
+  c->broker = std::make_unique<leasing::LeaseBroker>(c->ring.get(), c->table.get(), c->counts.get(),
+                                                     c->metrics.get(), c->clock, ttl,
+                                                     c->policy.get(), c->audit.get());
   // Retirement of replaced key versions waits for their leases (and revokes them at the deadline).
   c->ring->SetLeaseView(c->broker.get());
   if (!rc.revocation_detection().disabled()) {
@@ -391,7 +391,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   rotation::RotationSchedulerOptions scheduling;
   scheduling.check_interval = core::FromProtoDuration(rc.check_interval());
   scheduling.sweep_interval = core::FromProtoDuration(config.leases().sweep_interval());
-  LeaseBroker* broker = c->broker.get();
+  leasing::LeaseBroker* broker = c->broker.get();
   Components* components = c.get();
   c->scheduler = std::make_unique<rotation::RotationScheduler>(
       &c->state->leadership(), &c->wakeup,

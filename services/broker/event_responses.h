@@ -10,8 +10,8 @@
 
 #include "credbroker/anomaly/anomaly_detector.h"
 #include "credbroker/identity/audit_log.h"
+#include "credbroker/leasing/lease_broker.h"
 #include "credbroker/rotation/key_ring.h"
-#include "lease_broker.h"
 
 namespace credbroker::broker {
 
@@ -27,12 +27,12 @@ class KeyTransitionAuditor {
 class AnomalyResponder {
  public:
   // All must outlive the responder.
-  AnomalyResponder(LeaseBroker* broker, identity::AuditLog* audit, rotation::KeyRing* ring)
+  AnomalyResponder(leasing::LeaseBroker* broker, identity::AuditLog* audit, rotation::KeyRing* ring)
       : broker_(broker), audit_(audit), ring_(ring) {}
   void operator()(const anomaly::Anomaly& a) const;
 
  private:
-  LeaseBroker* const broker_;
+  leasing::LeaseBroker* const broker_;
   identity::AuditLog* const audit_;
   rotation::KeyRing* const ring_;
 };

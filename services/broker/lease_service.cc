@@ -12,7 +12,7 @@ namespace credbroker::broker {
 
 using core::FromProtoDuration;
 
-LeaseServiceImpl::LeaseServiceImpl(LeaseBroker* broker, Edge edge)
+LeaseServiceImpl::LeaseServiceImpl(leasing::LeaseBroker* broker, Edge edge)
     : broker_(broker), edge_(edge), metrics_(edge.metrics), watchers_(new WatchRegistry()) {}
 
 LeaseServiceImpl::~LeaseServiceImpl() = default;
@@ -32,7 +32,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
     return reactor;
   }
   broker_->AcquireAsync(*who, req->provider(), FromProtoDuration(req->ttl()), req->purpose(),
-                        [reactor, scope, resp](absl::StatusOr<LeaseGrant> grant) mutable {
+                        [reactor, scope, resp](absl::StatusOr<leasing::LeaseGrant> grant) mutable {
                           if (grant.ok()) FillLease(*grant, resp);
                           reactor->Finish(scope.Finish(grant.status()));
                         });
@@ -50,7 +50,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::RenewLease(grpc::CallbackServerConte
     return reactor;
   }
   broker_->RenewAsync(*who, req->lease_id(), FromProtoDuration(req->ttl()),
-                      [reactor, scope, resp](absl::StatusOr<LeaseGrant> grant) mutable {
+                      [reactor, scope, resp](absl::StatusOr<leasing::LeaseGrant> grant) mutable {
                         if (grant.ok()) FillLease(*grant, resp);
                         reactor->Finish(scope.Finish(grant.status()));
                       });
@@ -79,7 +79,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::ReportAuthFailure(
   return Unary(ctx, metrics_, "ReportAuthFailure", [&]() -> absl::Status {
     CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "ReportAuthFailure"));
     CB_ASSIGN_OR_RETURN(
-        AuthFailureOutcome out,
+        leasing::AuthFailureOutcome out,
         broker_->ReportAuthFailure(who, req->lease_id(), req->http_status(), req->error_code()));
     resp->set_newer_key_available(out.newer_key_available);
     resp->set_current_key_version(out.current_key_version);

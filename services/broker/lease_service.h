@@ -1,13 +1,13 @@
 // credbroker.v1.LeaseService on gRPC's callback API: each handler authenticates the caller, calls
-// LeaseBroker and converts the result. The lease writes finish from the store's commit, so no
-// handler thread waits for one; WatchKeys streams are reactors (watch_reactor.h).
-// Thread-safety: safe for concurrent use, as gRPC calls it.
+// leasing::LeaseBroker and converts the result. The lease writes finish from the store's commit, so
+// no handler thread waits for one; WatchKeys streams are reactors (watch_reactor.h). Thread-safety:
+// safe for concurrent use, as gRPC calls it.
 #pragma once
 
 #include <memory>
 
+#include "credbroker/leasing/lease_broker.h"
 #include "credbroker/v1/lease.grpc.pb.h"
-#include "lease_broker.h"
 #include "rpc_edge.h"
 #include "watch_reactor.h"
 
@@ -15,7 +15,7 @@ namespace credbroker::broker {
 
 class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
  public:
-  LeaseServiceImpl(LeaseBroker* broker, Edge edge);
+  LeaseServiceImpl(leasing::LeaseBroker* broker, Edge edge);
   ~LeaseServiceImpl() override;
 
   // Ends every open WatchKeys stream with UNAVAILABLE (the broker is going away).
@@ -36,7 +36,7 @@ class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
                                                     const v1::WatchKeysRequest* req) override;
 
  private:
-  LeaseBroker* const broker_;
+  leasing::LeaseBroker* const broker_;
   const Edge edge_;
   metrics::BrokerMetrics* const metrics_;
   std::unique_ptr<WatchRegistry> watchers_;

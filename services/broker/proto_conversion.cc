@@ -64,7 +64,7 @@ void FillKeyVersion(const providers::ProviderSpec& spec, const rotation::KeyVers
   }
 }
 
-void FillLease(const LeaseGrant& g, v1::Lease* out) {
+void FillLease(const leasing::LeaseGrant& g, v1::Lease* out) {
   out->set_lease_id(g.lease.id);
   out->set_provider(g.lease.provider);
   out->set_api_key(std::string(g.key->material->reveal()));

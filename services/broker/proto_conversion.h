@@ -2,11 +2,11 @@
 // stream use them).
 #pragma once
 
+#include "credbroker/leasing/lease_broker.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/key_ring.h"
 #include "credbroker/v1/admin.pb.h"
 #include "credbroker/v1/lease.pb.h"
-#include "lease_broker.h"
 
 namespace credbroker::broker {
 
@@ -16,6 +16,6 @@ v1::KeyEvent::Type ToProto(rotation::KeyEvent::Type t);
 v1::KeyEvent ToProto(const rotation::KeyEvent& ev);
 void FillKeyVersion(const providers::ProviderSpec& spec, const rotation::KeyVersion& v,
                     v1::KeyVersionInfo* info);
-void FillLease(const LeaseGrant& g, v1::Lease* out);
+void FillLease(const leasing::LeaseGrant& g, v1::Lease* out);
 
 }  // namespace credbroker::broker

@@ -1,17 +1,19 @@
 // The subscribers that turn key events and anomalies into audit lines, revocations and WatchKeys
-// events, on the real LeaseBroker over an in-memory lease store.
+// events, on the real leasing::LeaseBroker over an in-memory lease store.
 #include "event_responses.h"
 
 #include <string>
 #include <vector>
 
-#include "broker_fixture.h"
+#include "broker_fixture.h"  // libs/leasing/tests
 #include "credbroker/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace credbroker::broker {
 namespace {
+
+using leasing::BrokerFixture;
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;

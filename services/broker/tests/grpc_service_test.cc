@@ -1,9 +1,9 @@
 // Service tier: the real gRPC services on an in-process server (loopback, port 0), with the real
-// LeaseBroker, KeyRing and LeaseTable over fakes for the secret source and the clock.
+// leasing::LeaseBroker, KeyRing and LeaseTable over fakes for the secret source and the clock.
 #include <grpcpp/grpcpp.h>
 
 #include "admin_service.h"
-#include "broker_fixture.h"
+#include "broker_fixture.h"  // libs/leasing/tests
 #include "credbroker/core/ids.h"
 #include "credbroker/rotation/rotation_engine.h"
 #include "credbroker/testing/fake_http_client.h"
@@ -14,6 +14,10 @@
 
 namespace credbroker::broker {
 namespace {
+
+using leasing::BrokerFixture;
+using leasing::kLmnV1;
+using leasing::kLmnV2;
 
 using ::testing::HasSubstr;
 

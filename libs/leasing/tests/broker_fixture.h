@@ -7,6 +7,7 @@
 
 #include "credbroker/core/clock.h"
 #include "credbroker/identity/authenticator.h"
+#include "credbroker/leasing/lease_broker.h"
 #include "credbroker/leasing/lease_counts.h"
 #include "credbroker/leasing/lease_table.h"
 #include "credbroker/metrics/broker_metrics.h"
@@ -14,10 +15,9 @@
 #include "credbroker/rotation/key_ring.h"
 #include "credbroker/state/in_memory_lease_store.h"
 #include "credbroker/testing/fake_secret_source.h"
-#include "lease_broker.h"
 #include "prometheus/text_serializer.h"
 
-namespace credbroker::broker {
+namespace credbroker::leasing {
 
 inline const std::string kLmnV1 = "lmnfl_one.aaaaaaaaaaaaaaaa";
 inline const std::string kLmnV2 = "lmnfl_two.bbbbbbbbbbbbbbbb";
@@ -36,12 +36,12 @@ class BrokerFixture {
         &catalog, &clock, metrics.get(),
         absl::flat_hash_map<std::string, absl::Duration>{{"lumenfall", absl::Hours(1)},
                                                          {"fluximage", absl::Hours(1)}});
-    table = *leasing::LeaseTable::Create(
-        &store, &clock,
-        {[this](const leasing::LeaseRecord& l, int delta) { counts.Apply(l, delta); },
-         [this](const leasing::LeaseRecord& l, int delta) {
-           metrics->ActiveLeasesAdd(l.provider, l.key_version, delta);
-         }});
+    table =
+        *LeaseTable::Create(&store, &clock,
+                            {[this](const LeaseRecord& l, int delta) { counts.Apply(l, delta); },
+                             [this](const LeaseRecord& l, int delta) {
+                               metrics->ActiveLeasesAdd(l.provider, l.key_version, delta);
+                             }});
     broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), &counts, metrics.get(), &clock,
                                            TtlPolicy{});
     source.Put("lumenfall", "v1", kLmnV1);
@@ -57,12 +57,12 @@ class BrokerFixture {
   testing::FakeSecretSource source;
   std::unique_ptr<rotation::KeyRing> ring;
   state::InMemoryLeaseStore store;
-  leasing::LeaseCounts counts;
-  std::unique_ptr<leasing::LeaseTable> table;
+  LeaseCounts counts;
+  std::unique_ptr<LeaseTable> table;
   std::unique_ptr<LeaseBroker> broker;
   identity::Identity app{"billing", false};
   identity::Identity other{"search", false};
   identity::Identity& other_identity = other;
 };
 
-}  // namespace credbroker::broker
+}  // namespace credbroker::leasing

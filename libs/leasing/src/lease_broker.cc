@@ -1,4 +1,4 @@
-#include "lease_broker.h"
+#include "credbroker/leasing/lease_broker.h"
 
 #include <optional>
 
@@ -9,7 +9,7 @@
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
 
-namespace credbroker::broker {
+namespace credbroker::leasing {
 namespace {
 
 using rotation::KeyState;
@@ -43,10 +43,9 @@ absl::StatusOr<const rotation::ProviderKeys*> ServableProvider(const rotation::K
 
 }  // namespace
 
-LeaseBroker::LeaseBroker(rotation::KeyRing* ring, leasing::LeaseTable* table,
-                         leasing::LeaseCounts* counts, metrics::BrokerMetrics* metrics,
-                         const core::Clock* clock, TtlPolicy ttl, identity::Policy* policy,
-                         identity::AuditLog* audit)
+LeaseBroker::LeaseBroker(rotation::KeyRing* ring, LeaseTable* table, LeaseCounts* counts,
+                         metrics::BrokerMetrics* metrics, const core::Clock* clock, TtlPolicy ttl,
+                         identity::Policy* policy, identity::AuditLog* audit)
     : ring_(ring),
       table_(table),
       counts_(counts),
@@ -56,9 +55,9 @@ LeaseBroker::LeaseBroker(rotation::KeyRing* ring, leasing::LeaseTable* table,
       policy_(policy),
       audit_(audit) {}
 
-void LeaseBroker::RestoreLoaded(const std::vector<leasing::LeaseRecord>& loaded) {
+void LeaseBroker::RestoreLoaded(const std::vector<LeaseRecord>& loaded) {
   if (anomalies_ == nullptr) return;
-  for (const leasing::LeaseRecord& l : loaded) anomalies_->Known(Label(l.caller), l.provider);
+  for (const LeaseRecord& l : loaded) anomalies_->Known(Label(l.caller), l.provider);
 }
 
 std::string LeaseBroker::Label(absl::string_view caller) const {
@@ -71,15 +70,13 @@ int64_t LeaseBroker::ActiveLeases(absl::string_view provider, absl::string_view 
 
 int64_t LeaseBroker::RevokeLeasesOn(absl::string_view provider, absl::string_view version,
                                     absl::string_view reason) {
-  std::vector<leasing::LeaseRecord> revoked = RevokeMatching(
-      [&](const leasing::LeaseRecord& l) {
-        return l.provider == provider && l.key_version == version;
-      },
+  std::vector<LeaseRecord> revoked = RevokeMatching(
+      [&](const LeaseRecord& l) { return l.provider == provider && l.key_version == version; },
       reason);
   {
     // Remember why, so later use of these leases is recognised as use of a retired key.
     absl::MutexLock lock(&revoked_mu_);
-    for (const leasing::LeaseRecord& l : revoked) {
+    for (const LeaseRecord& l : revoked) {
       revoked_for_key_[l.id] = {l.provider, l.key_version, std::string(reason)};
       revoked_order_.push_back(l.id);
     }
@@ -92,19 +89,19 @@ int64_t LeaseBroker::RevokeLeasesOn(absl::string_view provider, absl::string_vie
   return static_cast<int64_t>(revoked.size());
 }
 
-void LeaseBroker::Unbook(const leasing::LeaseRecord& l) {
+void LeaseBroker::Unbook(const LeaseRecord& l) {
   metrics_->LeaseRevoked(l.provider, Label(l.caller));
 }
 
-std::vector<leasing::LeaseRecord> LeaseBroker::RevokeMatching(
-    const std::function<bool(const leasing::LeaseRecord&)>& pred, absl::string_view reason) {
-  absl::StatusOr<std::vector<leasing::LeaseRecord>> revoked = table_->RevokeIf(pred);
+std::vector<LeaseRecord> LeaseBroker::RevokeMatching(
+    const std::function<bool(const LeaseRecord&)>& pred, absl::string_view reason) {
+  absl::StatusOr<std::vector<LeaseRecord>> revoked = table_->RevokeIf(pred);
   if (!revoked.ok()) {
     core::LogError("revoking leases failed",
                    {{"reason", reason}, {"error", revoked.status().ToString()}});
     return {};
   }
-  for (const leasing::LeaseRecord& l : *revoked) {
+  for (const LeaseRecord& l : *revoked) {
     Unbook(l);
     if (audit_) {
       audit_->Record({"RevokeLease", l.caller, l.provider, l.key_version, l.key_fingerprint, l.id,
@@ -117,7 +114,7 @@ std::vector<leasing::LeaseRecord> LeaseBroker::RevokeMatching(
 int64_t LeaseBroker::RevokeCallerLeases(absl::string_view caller_label, absl::string_view provider,
                                         absl::string_view reason) {
   return static_cast<int64_t>(RevokeMatching(
-                                  [&](const leasing::LeaseRecord& l) {
+                                  [&](const LeaseRecord& l) {
                                     return l.provider == provider &&
                                            Label(l.caller) == caller_label;
                                   },
@@ -168,7 +165,7 @@ void LeaseBroker::Denied(absl::string_view method, const identity::Identity& cal
 }
 
 void LeaseBroker::Audit(absl::string_view method, const identity::Identity& caller,
-                        const leasing::LeaseRecord& lease, absl::string_view note) {
+                        const LeaseRecord& lease, absl::string_view note) {
   if (!audit_) return;
   audit_->Record({std::string(method), caller.name, lease.provider, lease.key_version,
                   lease.key_fingerprint, lease.id, "allow", std::string(note)});
@@ -261,7 +258,7 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
     // After the policy: only callers allowed to use the provider are judged by the detector (a
     // caller seen for the first time here may be suspended before it gets a key).
     CB_RETURN_IF_ERROR(CheckSuspended(caller, call->label, provider, now, /*admit=*/true));
-    leasing::LeaseRecord& l = grant.lease;
+    LeaseRecord& l = grant.lease;
     l.id = core::NewLeaseId();
     if (!counts_->Reserve(l.id, caller.name, provider, max_active)) {
       return Reason(absl::ResourceExhaustedError(absl::StrCat(
@@ -335,7 +332,7 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
   call->lifetime = *lifetime;
   table_->RenewAsync(
       lease_id, caller.name,
-      [this, call](const leasing::LeaseRecord& l) -> absl::StatusOr<absl::Time> {
+      [this, call](const LeaseRecord& l) -> absl::StatusOr<absl::Time> {
         const absl::Time now = call->now;
         LeaseGrant& grant = call->grant;
         CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
@@ -369,7 +366,7 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
         }
         return expiry;
       },
-      [this, call, fail, done = std::move(done)](absl::StatusOr<leasing::LeaseRecord> renewed) {
+      [this, call, fail, done = std::move(done)](absl::StatusOr<LeaseRecord> renewed) {
         if (!renewed.ok()) return fail(renewed.status(), done);
         call->grant.lease = *std::move(renewed);
         metrics_->LeaseRenewed(call->grant.lease.provider, call->label);
@@ -386,17 +383,17 @@ void LeaseBroker::ReleaseAsync(const identity::Identity& caller, const std::stri
     Denied("ReleaseLease", caller, "", s);
     return done(s);
   }
-  table_->ReleaseAsync(lease_id, caller.name,
-                       [this, caller, lease_id,
-                        done = std::move(done)](absl::StatusOr<leasing::LeaseRecord> released) {
-                         if (!released.ok()) {
-                           Denied("ReleaseLease", caller, "", released.status(), lease_id);
-                           return done(released.status());
-                         }
-                         metrics_->LeaseReleased(released->provider, Label(caller.name));
-                         Audit("ReleaseLease", caller, *released);
-                         done(absl::OkStatus());
-                       });
+  table_->ReleaseAsync(
+      lease_id, caller.name,
+      [this, caller, lease_id, done = std::move(done)](absl::StatusOr<LeaseRecord> released) {
+        if (!released.ok()) {
+          Denied("ReleaseLease", caller, "", released.status(), lease_id);
+          return done(released.status());
+        }
+        metrics_->LeaseReleased(released->provider, Label(caller.name));
+        Audit("ReleaseLease", caller, *released);
+        done(absl::OkStatus());
+      });
 }
 
 absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity::Identity& caller,
@@ -412,7 +409,7 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
     if (!core::LooksLikeLeaseId(lease_id)) {
       return Reason(absl::InvalidArgumentError("lease_id is malformed"), "BAD_LEASE_ID");
     }
-    CB_ASSIGN_OR_RETURN(leasing::LeaseRecord lease, table_->Get(lease_id, caller.name));
+    CB_ASSIGN_OR_RETURN(LeaseRecord lease, table_->Get(lease_id, caller.name));
     const std::string label = Label(caller.name);
     const std::shared_ptr<const rotation::KeySnapshot> snap = ring_->Snapshot();
     const rotation::ProviderKeys* keys = snap->Find(lease.provider);
@@ -452,22 +449,21 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
 }
 
 size_t LeaseBroker::SweepExpired() {
-  absl::StatusOr<std::vector<leasing::LeaseRecord>> expired = table_->SweepExpired();
+  absl::StatusOr<std::vector<LeaseRecord>> expired = table_->SweepExpired();
   if (!expired.ok()) {
     // The rows stay; the next sweep removes them (expired leases are refused meanwhile).
     core::LogError("sweeping expired leases failed", {{"error", expired.status().ToString()}});
     return 0;
   }
-  for (const leasing::LeaseRecord& l : *expired) {
+  for (const LeaseRecord& l : *expired) {
     metrics_->LeaseExpired(l.provider, Label(l.caller));
   }
   return expired->size();
 }
 
-absl::StatusOr<size_t> LeaseBroker::Revoke(
-    const std::function<bool(const leasing::LeaseRecord&)>& pred) {
-  CB_ASSIGN_OR_RETURN(std::vector<leasing::LeaseRecord> revoked, table_->RevokeIf(pred));
-  for (const leasing::LeaseRecord& l : revoked) {
+absl::StatusOr<size_t> LeaseBroker::Revoke(const std::function<bool(const LeaseRecord&)>& pred) {
+  CB_ASSIGN_OR_RETURN(std::vector<LeaseRecord> revoked, table_->RevokeIf(pred));
+  for (const LeaseRecord& l : revoked) {
     Unbook(l);
     core::LogInfo("lease revoked",
                   {{"provider", l.provider}, {"caller", l.caller}, {"key_version", l.key_version}});
@@ -475,4 +471,4 @@ absl::StatusOr<size_t> LeaseBroker::Revoke(
   return revoked.size();
 }
 
-}  // namespace credbroker::broker
+}  // namespace credbroker::leasing

@@ -1,4 +1,4 @@
-#include "lease_broker.h"
+#include "credbroker/leasing/lease_broker.h"
 
 #include "broker_fixture.h"
 #include "credbroker/core/ids.h"
@@ -7,7 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace credbroker::broker {
+namespace credbroker::leasing {
 namespace {
 
 using ::credbroker::testing::IsOk;
@@ -370,4 +370,4 @@ TEST_F(LeaseBrokerPolicyTest, RenewIsCappedByTheRule) {
 }
 
 }  // namespace
-}  // namespace credbroker::broker
+}  // namespace credbroker::leasing

@@ -32,7 +32,7 @@
 #include "credbroker/rotation/key_ring.h"
 #include "credbroker/rotation/revocation_detector.h"
 
-namespace credbroker::broker {
+namespace credbroker::leasing {
 
 struct TtlPolicy {
   absl::Duration default_ttl = absl::Minutes(15);
@@ -42,7 +42,7 @@ struct TtlPolicy {
 
 // A lease together with the key it grants. `snapshot` keeps `key` alive.
 struct LeaseGrant {
-  leasing::LeaseRecord lease;
+  LeaseRecord lease;
   std::shared_ptr<const rotation::KeySnapshot> snapshot;
   const rotation::KeyVersion* key = nullptr;
   const providers::ProviderSpec* spec = nullptr;
@@ -57,13 +57,13 @@ class LeaseBroker final : public rotation::LeaseView {
  public:
   // `policy` and `audit` may be null: everyone may lease everything, nothing is audited.
   // `counts` must be fed by `table`'s changes (see LeaseCounts).
-  LeaseBroker(rotation::KeyRing* ring, leasing::LeaseTable* table, leasing::LeaseCounts* counts,
+  LeaseBroker(rotation::KeyRing* ring, LeaseTable* table, LeaseCounts* counts,
               metrics::BrokerMetrics* metrics, const core::Clock* clock, TtlPolicy ttl,
               identity::Policy* policy = nullptr, identity::AuditLog* audit = nullptr);
 
   // Tells the anomaly detector which caller × provider pairs already hold leases (at start), so
   // they are not reported as new callers.
-  void RestoreLoaded(const std::vector<leasing::LeaseRecord>& loaded);
+  void RestoreLoaded(const std::vector<LeaseRecord>& loaded);
 
   // The lease calls: `done` gets the outcome once the lease store committed the change, possibly
   // on the store's committer thread (it must not block). The gRPC handlers use these, so no
@@ -88,14 +88,14 @@ class LeaseBroker final : public rotation::LeaseView {
   // Removes expired leases; returns how many.
   size_t SweepExpired();
   // Administrative revocation of every lease matching `pred`.
-  absl::StatusOr<size_t> Revoke(const std::function<bool(const leasing::LeaseRecord&)>& pred);
+  absl::StatusOr<size_t> Revoke(const std::function<bool(const LeaseRecord&)>& pred);
 
   // rotation::LeaseView: leases per key version, and revocation at a retirement deadline.
   int64_t ActiveLeases(absl::string_view provider, absl::string_view version) const override;
   int64_t RevokeLeasesOn(absl::string_view provider, absl::string_view version,
                          absl::string_view reason) override;
 
-  leasing::LeaseTable& table() { return *table_; }
+  LeaseTable& table() { return *table_; }
   rotation::KeyRing& ring() { return *ring_; }
 
   // 401 reports feed `detector`; when one completes a burst, `suspect(provider, version)` runs
@@ -122,14 +122,14 @@ class LeaseBroker final : public rotation::LeaseView {
   void Denied(absl::string_view method, const identity::Identity& caller,
               absl::string_view provider, const absl::Status& status,
               absl::string_view lease_id = "");
-  void Audit(absl::string_view method, const identity::Identity& caller,
-             const leasing::LeaseRecord& lease, absl::string_view note = "");
+  void Audit(absl::string_view method, const identity::Identity& caller, const LeaseRecord& lease,
+             absl::string_view note = "");
   // Bookkeeping for a lease just revoked: the revoked counter.
-  void Unbook(const leasing::LeaseRecord& l);
+  void Unbook(const LeaseRecord& l);
   // Revokes the leases matching `pred` with bookkeeping and one audit line each; on a store
   // error logs it and revokes nothing.
-  std::vector<leasing::LeaseRecord> RevokeMatching(
-      const std::function<bool(const leasing::LeaseRecord&)>& pred, absl::string_view reason);
+  std::vector<LeaseRecord> RevokeMatching(const std::function<bool(const LeaseRecord&)>& pred,
+                                          absl::string_view reason);
   // CALLER_SUSPENDED when the anomaly detector suspended the caller (`label`, its metric label)
   // on the provider. `admit` (AcquireLease, outside every lock) also lets the detector see a new
   // caller first.
@@ -140,8 +140,8 @@ class LeaseBroker final : public rotation::LeaseView {
                           absl::string_view what);
 
   rotation::KeyRing* const ring_;
-  leasing::LeaseTable* const table_;
-  leasing::LeaseCounts* const counts_;
+  LeaseTable* const table_;
+  LeaseCounts* const counts_;
   metrics::BrokerMetrics* const metrics_;
   const core::Clock* const clock_;
   const TtlPolicy ttl_;
@@ -162,4 +162,4 @@ class LeaseBroker final : public rotation::LeaseView {
   std::deque<std::string> revoked_order_ ABSL_GUARDED_BY(revoked_mu_);
 };
 
-}  // namespace credbroker::broker
+}  // namespace credbroker::leasing
