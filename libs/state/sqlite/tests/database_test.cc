@@ -37,8 +37,9 @@ std::vector<int> Rows(Database& db) {
   return out;
 }
 
-// Holds the database's commit with one write while `writes` more queue behind it, then lets all
-// of them go: they are committed together, as one batch. Returns their statuses.
+// Holds the database's commit with one write while `writes` more queue behind it (in the order
+// given), then lets all of them go: they are committed together, as one batch. Returns their
+// statuses.
 std::vector<absl::Status> OneBatch(
     Database& db, std::vector<std::function<absl::Status(Database::Txn&)>> writes) {
   absl::Notification entered;
@@ -57,8 +58,9 @@ std::vector<absl::Status> OneBatch(
   std::vector<std::thread> writers;
   for (size_t i = 0; i < writes.size(); ++i) {
     writers.emplace_back([&, i] { out[i] = db.Write(writes[i]); });
+    // One at a time, so the batch holds the writes in the order given.
+    while (db.queued() < i + 1) std::this_thread::yield();
   }
-  while (db.queued() < writes.size()) std::this_thread::yield();
   release.Notify();
   holder.join();
   for (std::thread& t : writers) t.join();
