@@ -188,6 +188,18 @@ TEST_F(EndToEndTest, PortInUseIsAClearStartupError) {
   EXPECT_THAT(second.output, HasSubstr("cannot listen"));
 }
 
+// One broker owns a SQLite data dir: a second one started on it (a stray replica, a restart that
+// overlaps the old process) stops at once, says why, and leaves the first one serving.
+TEST_F(EndToEndTest, ASecondBrokerOnTheSameDataDirIsAClearStartupError) {
+  StartBroker();
+  auto second = RunCommand({binary_, "--config", dir_.Join("broker.yaml")});
+  EXPECT_NE(second.exit_code, 0);
+  EXPECT_THAT(second.output, HasSubstr("state.db"));
+  EXPECT_THAT(second.output, HasSubstr("locked by another process"));
+  v1::Lease lease;
+  EXPECT_TRUE(Acquire("lumenfall", &lease).ok());
+}
+
 TEST_F(EndToEndTest, ShippedExampleConfigServesDemoKeys) {
   const std::string src = CB_SOURCE_DIR;
   auto proc = BrokerProcess::Start(
