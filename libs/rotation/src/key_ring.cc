@@ -7,6 +7,7 @@
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
+#include "credbroker/rotation/key_state_machine.h"
 
 namespace credbroker::rotation {
 namespace {
@@ -88,23 +89,6 @@ std::string PersistKey(absl::string_view provider, absl::string_view version,
                        absl::string_view fingerprint) {
   return absl::StrCat(provider, "\x1f", version, "\x1f", fingerprint);
 }
-// The live version, or NOT_FOUND naming what is missing (UNKNOWN_PROVIDER, UNKNOWN_KEY_VERSION).
-absl::StatusOr<const KeyVersion*> FindLive(const KeySnapshot& snap, absl::string_view provider,
-                                           absl::string_view version) {
-  const ProviderKeys* keys = snap.Find(provider);
-  if (keys == nullptr) {
-    return core::WithReason(absl::NotFoundError(absl::StrCat("unknown provider ", provider)),
-                            "UNKNOWN_PROVIDER");
-  }
-  const KeyVersion* v = keys->Find(version);
-  if (v == nullptr) {
-    return core::WithReason(
-        absl::NotFoundError(absl::StrCat("no live version ", version, " of ", provider)),
-        "UNKNOWN_KEY_VERSION");
-  }
-  return v;
-}
-
 KeyEvent MakeEvent(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std::string reason) {
   KeyEvent e;
   e.type = type;
@@ -454,8 +438,7 @@ void KeyRing::TickImpl(bool retire) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
-  std::vector<KeyEvent> events;
-  absl::flat_hash_set<std::string> retiring;  // "provider\x1fversion"
+  std::vector<std::pair<std::string, Decision>> decisions;
   for (const auto& [name, keys] : prev->providers) {
     // Staleness is crossed by time passing, not only by a failed refresh.
     if (metrics_) metrics_->ProviderServable(name, keys.current != nullptr && !keys.Stale(now));
@@ -475,59 +458,59 @@ void KeyRing::TickImpl(bool retire) {
                           {"due_since", absl::FormatTime(due)}});
       }
     }
+    if (!retire) continue;
+    // The leases that hold versions whose overlap has ended: the input of the decision.
+    absl::flat_hash_map<std::string, int64_t> held;
     for (const auto& v : keys.versions) {
-      if (!retire || v->state != KeyState::kPrevious || v->retires_at > now) continue;
-      const std::string id = absl::StrCat(name, "\x1f", v->version_id);
-      std::string reason = "overlap ended";
-      if (leases_ != nullptr) {
-        const int64_t held = leases_->ActiveLeases(name, v->version_id);
-        const absl::Time deadline = v->retires_at + keys.spec->retire_grace;
-        if (held > 0 && now < deadline) {
-          if (waiting_.insert(id).second) {
-            core::LogInfo("key version retirement waits for leases",
-                          {{"provider", name},
-                           {"key_version", v->version_id},
-                           {"fingerprint", v->fingerprint},
-                           {"leases", absl::StrCat(held)},
-                           {"hard_deadline", absl::FormatTime(deadline)}});
-          }
-          continue;
-        }
-        if (held > 0) {
-          int64_t revoked = leases_->RevokeLeasesOn(name, v->version_id, "KEY_RETIRED_AT_DEADLINE");
-          reason = absl::StrCat("hard deadline: ", revoked, " leases revoked");
-          core::LogWarning("key version retired at its hard deadline",
-                           {{"provider", name},
-                            {"key_version", v->version_id},
-                            {"fingerprint", v->fingerprint},
-                            {"revoked_leases", absl::StrCat(revoked)}});
-        } else {
-          reason = "overlap ended and no lease holds it";
-        }
+      if (v->state == KeyState::kPrevious && v->retires_at <= now && leases_ != nullptr) {
+        held[v->version_id] = leases_->ActiveLeases(name, v->version_id);
       }
-      waiting_.erase(id);
-      retiring.insert(id);
-      KeyVersion gone = *v;
-      gone.state = KeyState::kRetired;
-      gone.retires_at = absl::InfiniteFuture();
-      events.push_back(MakeEvent(KeyEvent::Type::kRetired, gone, now, reason));
-      if (metrics_) metrics_->RemoveKeyVersion(name, v->version_id);
     }
+    if (held.empty() && leases_ != nullptr) continue;
+    Decision d = DecideRetirement(keys, held, leases_ != nullptr, now);
+    for (const Decision::Waiting& w : d.waiting) {
+      if (waiting_.insert(absl::StrCat(name, "\x1f", w.version)).second) {
+        const KeyVersion* v = keys.Find(w.version);
+        core::LogInfo("key version retirement waits for leases",
+                      {{"provider", name},
+                       {"key_version", w.version},
+                       {"fingerprint", v ? v->fingerprint : ""},
+                       {"leases", absl::StrCat(w.leases)},
+                       {"hard_deadline", absl::FormatTime(w.deadline)}});
+      }
+    }
+    if (d.events.empty()) continue;
+    decisions.emplace_back(name, std::move(d));
   }
-  if (retiring.empty()) return;
+  if (decisions.empty()) return;
   auto next = std::make_shared<KeySnapshot>(*prev);
   next->generation = prev->generation + 1;
-  for (auto& entry : next->providers) {
-    ProviderKeys& keys = entry.second;
-    const std::string& name = entry.first;
-    std::erase_if(keys.versions, [&](const std::shared_ptr<const KeyVersion>& v) {
-      bool retire = retiring.contains(absl::StrCat(name, "\x1f", v->version_id));
-      if (retire) keys.retired.insert(absl::StrCat(v->version_id, "\x1f", v->fingerprint));
-      return retire;
-    });
+  std::vector<KeyEvent> events;
+  for (auto& [name, d] : decisions) {
+    for (const auto& [version, reason] : d.revoke_leases) {
+      const int64_t revoked = leases_->RevokeLeasesOn(name, version, reason);
+      const KeyVersion* v = prev->Find(name)->Find(version);
+      core::LogWarning("key version retired at its hard deadline",
+                       {{"provider", name},
+                        {"key_version", version},
+                        {"fingerprint", v ? v->fingerprint : ""},
+                        {"revoked_leases", absl::StrCat(revoked)}});
+    }
+    for (const KeyEvent& e : d.events) waiting_.erase(absl::StrCat(name, "\x1f", e.version_id));
+    ApplyDecision(next->providers[name], d);
+    Persist(prev->Find(name), next->providers[name], d.events);
+    events.insert(events.end(), d.events.begin(), d.events.end());
   }
-  for (const auto& [name, keys] : next->providers) Persist(prev->Find(name), keys, events);
   Publish(std::move(next), events);
+}
+
+void KeyRing::ApplyDecision(ProviderKeys& keys, const Decision& d) {
+  keys.versions = d.live;
+  keys.current = d.current;
+  for (const KeyVersion* gone : d.gone) {
+    keys.retired.insert(absl::StrCat(gone->version_id, "\x1f", gone->fingerprint));
+    if (metrics_) metrics_->RemoveKeyVersion(gone->provider, gone->version_id);
+  }
 }
 
 absl::Status KeyRing::Quarantine(absl::string_view provider, absl::string_view version,
@@ -535,56 +518,35 @@ absl::Status KeyRing::Quarantine(absl::string_view provider, absl::string_view v
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
-  CB_ASSIGN_OR_RETURN(const KeyVersion* target, FindLive(*prev, provider, version));
   const ProviderKeys* before = prev->Find(provider);
+  if (before == nullptr) {
+    return core::WithReason(absl::NotFoundError(absl::StrCat("unknown provider ", provider)),
+                            "UNKNOWN_PROVIDER");
+  }
+  CB_ASSIGN_OR_RETURN(Decision d, DecideQuarantine(*before, version, reason, replacement, now));
+  const std::string fingerprint = d.gone.front()->fingerprint;
   auto next = std::make_shared<KeySnapshot>(*prev);
   next->generation = prev->generation + 1;
   ProviderKeys& keys = next->providers[std::string(provider)];
-  std::vector<KeyEvent> events;
-  KeyVersion quarantined = *target;
-  quarantined.state = KeyState::kQuarantined;
-  quarantined.retires_at = absl::InfiniteFuture();
-  events.push_back(MakeEvent(KeyEvent::Type::kQuarantined, quarantined, now, std::string(reason)));
-  const bool was_current = keys.current != nullptr && keys.current->version_id == version;
-  keys.retired.insert(absl::StrCat(target->version_id, "\x1f", target->fingerprint));
-  std::erase_if(keys.versions, [&](const auto& v) { return v->version_id == version; });
-  if (was_current) {
-    keys.current = nullptr;
-    // The list is oldest first: search from the newest.
-    int pick = -1;
-    for (int i = static_cast<int>(keys.versions.size()) - 1; i >= 0 && pick < 0; --i) {
-      if (!replacement.empty() && keys.versions[i]->version_id == replacement) pick = i;
-    }
-    for (int i = static_cast<int>(keys.versions.size()) - 1; i >= 0 && pick < 0; --i) {
-      if (keys.versions[i]->state != KeyState::kPending) pick = i;
-    }
-    if (pick < 0 && !keys.versions.empty()) pick = static_cast<int>(keys.versions.size()) - 1;
-    if (pick >= 0) {
-      auto promoted = std::make_shared<KeyVersion>(*keys.versions[pick]);
-      promoted->state = KeyState::kCurrent;
-      promoted->retires_at = absl::InfiniteFuture();
-      keys.versions[pick] = promoted;
-      keys.current = promoted;
-      events.push_back(MakeEvent(KeyEvent::Type::kRotated, *promoted, now,
-                                 absl::StrCat("replaces quarantined ", version)));
-    }
-  }
   int64_t revoked = 0;
-  if (leases_ != nullptr) revoked = leases_->RevokeLeasesOn(provider, version, "KEY_QUARANTINED");
+  if (leases_ != nullptr) {
+    for (const auto& [v, why] : d.revoke_leases)
+      revoked += leases_->RevokeLeasesOn(provider, v, why);
+  }
+  ApplyDecision(keys, d);
   core::LogError("key version quarantined",
                  {{"provider", provider},
                   {"key_version", version},
-                  {"fingerprint", target->fingerprint},
+                  {"fingerprint", fingerprint},
                   {"reason", reason},
                   {"revoked_leases", absl::StrCat(revoked)},
                   {"current", keys.current ? keys.current->version_id : "none"}});
   if (metrics_) {
-    metrics_->RemoveKeyVersion(provider, version);
     metrics_->ProviderServable(provider, keys.current != nullptr && !keys.Stale(now));
     for (const auto& v : keys.versions) RecordState(*v);
   }
-  Persist(before, keys, events);
-  Publish(std::move(next), events);
+  Persist(before, keys, d.events);
+  Publish(std::move(next), d.events);
   return absl::OkStatus();
 }
 
@@ -594,50 +556,23 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> KeyRing::Promote(absl::string_
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
-  CB_ASSIGN_OR_RETURN(const KeyVersion* target, FindLive(*prev, provider, version));
   const ProviderKeys* before = prev->Find(provider);
-  if (target->state != KeyState::kPending) {
-    return core::WithReason(
-        absl::FailedPreconditionError(absl::StrCat("version ", version, " of ", provider, " is ",
-                                                   KeyStateName(target->state), ", not PENDING")),
-        "NOT_PENDING");
+  if (before == nullptr) {
+    return core::WithReason(absl::NotFoundError(absl::StrCat("unknown provider ", provider)),
+                            "UNKNOWN_PROVIDER");
   }
+  CB_ASSIGN_OR_RETURN(Decision d, DecidePromote(*before, version, reason, now));
   auto next = std::make_shared<KeySnapshot>(*prev);
   next->generation = prev->generation + 1;
   ProviderKeys& keys = next->providers[std::string(provider)];
-  std::vector<KeyEvent> events;
-  std::vector<std::shared_ptr<const KeyVersion>> live;
-  bool older = true;  // versions before the target in the list (oldest first)
-  std::shared_ptr<const KeyVersion> promoted;
-  for (const auto& v : keys.versions) {
-    if (v->version_id == version) {
-      older = false;
-      auto p = std::make_shared<KeyVersion>(*v);
-      p->state = KeyState::kCurrent;
-      p->retires_at = absl::InfiniteFuture();
-      events.push_back(MakeEvent(KeyEvent::Type::kRotated, *p, now, std::string(reason)));
-      promoted = p;
-      live.push_back(std::move(p));
-    } else if (v->state == KeyState::kCurrent) {
-      Demote(keys, v, now, absl::StrCat("replaced by ", version), events, live);
-    } else if (v->state == KeyState::kPending && older) {
-      Supersede(keys, *v, now, events);
-    } else {
-      live.push_back(v);
-    }
-  }
-  // Watchers hear about the new CURRENT first, then what it replaced.
-  std::stable_partition(events.begin(), events.end(),
-                        [](const KeyEvent& e) { return e.type == KeyEvent::Type::kRotated; });
-  keys.versions = std::move(live);
-  keys.current = promoted;
-  Persist(before, keys, events);
+  ApplyDecision(keys, d);
+  Persist(before, keys, d.events);
   if (metrics_) {
     metrics_->ProviderServable(provider, !keys.Stale(now));
     for (const auto& v : keys.versions) RecordState(*v);
   }
-  Publish(std::move(next), events);
-  return promoted;
+  Publish(std::move(next), d.events);
+  return d.current;
 }
 
 void KeyRing::RecordRevokedAtProvider(absl::string_view provider, absl::string_view version,

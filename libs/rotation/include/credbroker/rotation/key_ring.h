@@ -38,6 +38,8 @@
 
 namespace credbroker::rotation {
 
+struct Decision;  // key_state_machine.h
+
 enum class KeyState { kPending, kCurrent, kPrevious, kRetired, kQuarantined, kRevoked };
 absl::string_view KeyStateName(KeyState state);
 
@@ -192,6 +194,9 @@ class KeyRing {
   void Publish(std::shared_ptr<KeySnapshot> next, const std::vector<KeyEvent>& events)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TickImpl(bool retire) ABSL_LOCKS_EXCLUDED(mu_);
+  // Sets the provider's live versions and CURRENT from a decision; the versions that left service
+  // are remembered as retired (never loaded again) and their series removed.
+  void ApplyDecision(ProviderKeys& keys, const Decision& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordState(const KeyVersion& v);
   // Moves the CURRENT version `v` out of the way of a new CURRENT: PREVIOUS until now + overlap,
   // or RETIRED at once for single-key providers. Appends to `live` unless retired.

@@ -1,0 +1,66 @@
+// The rules of a provider's key versions as pure functions: (the provider's live versions and
+// their states, an input, now) → a Decision (the new live versions, the events to publish, the
+// versions that left service for good, the leases to revoke). They read no clock, do no I/O and
+// take no lock; the KeyRing commits a decision (persists it, publishes the snapshot, tells the
+// subscribers). Inputs covered here: promotion, quarantine and retirement. Refreshing from the
+// backend's listing is still decided inside KeyRing::Apply.
+//
+// States: PENDING → CURRENT → PREVIOUS (valid until retires_at, no new leases) → RETIRED, or
+// QUARANTINED at any time. Exactly one CURRENT version while any version is live and not PENDING.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "credbroker/rotation/key_ring.h"
+
+namespace credbroker::rotation {
+
+struct Decision {
+  // The provider's live versions afterwards, oldest first, and the CURRENT one among them.
+  std::vector<std::shared_ptr<const KeyVersion>> live;
+  std::shared_ptr<const KeyVersion> current;
+  // What watchers hear, in order (a new CURRENT before what it replaced).
+  std::vector<KeyEvent> events;
+  // Versions that left service and must never come back (RETIRED, QUARANTINED).
+  std::vector<const KeyVersion*> gone;
+  // Versions whose remaining leases must be revoked, with the reason given to their holders.
+  std::vector<std::pair<std::string, std::string>> revoke_leases;
+  // PREVIOUS versions past their overlap that still wait for leases: (version, leases, deadline).
+  struct Waiting {
+    std::string version;
+    int64_t leases = 0;
+    absl::Time deadline;
+  };
+  std::vector<Waiting> waiting;
+};
+
+// Makes the PENDING `version` CURRENT. The CURRENT version becomes PREVIOUS until now + overlap,
+// or RETIRED at once for a single-key provider (its old key is already dead); older PENDING
+// versions are superseded (RETIRED). NOT_FOUND (UNKNOWN_KEY_VERSION) when `version` is not live,
+// FAILED_PRECONDITION (NOT_PENDING) when it is not PENDING.
+absl::StatusOr<Decision> DecidePromote(const ProviderKeys& keys, absl::string_view version,
+                                       absl::string_view reason, absl::Time now);
+
+// Takes `version` out of service at once. When it was CURRENT another live version becomes
+// CURRENT: `replacement` when given and live, else the newest that is not PENDING, else the
+// newest PENDING one. Its leases are revoked (KEY_QUARANTINED). NOT_FOUND when not live.
+absl::StatusOr<Decision> DecideQuarantine(const ProviderKeys& keys, absl::string_view version,
+                                          absl::string_view reason, absl::string_view replacement,
+                                          absl::Time now);
+
+// Retires every PREVIOUS version whose overlap has ended and that no lease holds (`leases` by
+// version id; absent means none), and at the hard deadline (retires_at + retire_grace) retires it
+// anyway and revokes its leases (KEY_RETIRED_AT_DEADLINE). Versions still waiting are listed.
+// `count_leases` false: leases are not tracked, a version retires when its overlap ends.
+Decision DecideRetirement(const ProviderKeys& keys,
+                          const absl::flat_hash_map<std::string, int64_t>& leases,
+                          bool count_leases, absl::Time now);
+
+}  // namespace credbroker::rotation

@@ -1,0 +1,162 @@
+#include "credbroker/rotation/key_state_machine.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "credbroker/core/status_macros.h"
+
+namespace credbroker::rotation {
+namespace {
+
+KeyEvent Event(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std::string reason) {
+  KeyEvent e;
+  e.type = type;
+  e.provider = v.provider;
+  e.version_id = v.version_id;
+  e.fingerprint = v.fingerprint;
+  e.state = v.state;
+  e.retires_at = v.retires_at;
+  e.at = at;
+  e.reason = std::move(reason);
+  return e;
+}
+
+std::shared_ptr<const KeyVersion> WithState(const KeyVersion& v, KeyState state,
+                                            absl::Time retires_at = absl::InfiniteFuture()) {
+  auto out = std::make_shared<KeyVersion>(v);
+  out->state = state;
+  out->retires_at = retires_at;
+  return out;
+}
+
+absl::StatusOr<const KeyVersion*> FindLive(const ProviderKeys& keys, absl::string_view version) {
+  const KeyVersion* v = keys.Find(version);
+  if (v == nullptr) {
+    return core::WithReason(absl::NotFoundError(absl::StrCat("no live version ", version, " of ",
+                                                             keys.spec ? keys.spec->name : "")),
+                            "UNKNOWN_KEY_VERSION");
+  }
+  return v;
+}
+
+// Watchers hear about the new CURRENT first, then what it replaced.
+void NewCurrentFirst(std::vector<KeyEvent>& events) {
+  std::stable_partition(events.begin(), events.end(),
+                        [](const KeyEvent& e) { return e.type == KeyEvent::Type::kRotated; });
+}
+
+}  // namespace
+
+absl::StatusOr<Decision> DecidePromote(const ProviderKeys& keys, absl::string_view version,
+                                       absl::string_view reason, absl::Time now) {
+  CB_ASSIGN_OR_RETURN(const KeyVersion* target, FindLive(keys, version));
+  if (target->state != KeyState::kPending) {
+    return core::WithReason(
+        absl::FailedPreconditionError(absl::StrCat("version ", version, " is ",
+                                                   KeyStateName(target->state), ", not PENDING")),
+        "NOT_PENDING");
+  }
+  Decision d;
+  bool older = true;  // versions before the target in the list (oldest first)
+  for (const auto& v : keys.versions) {
+    if (v->version_id == version) {
+      older = false;
+      d.current = WithState(*v, KeyState::kCurrent);
+      d.events.push_back(Event(KeyEvent::Type::kRotated, *d.current, now, std::string(reason)));
+      d.live.push_back(d.current);
+    } else if (v->state == KeyState::kCurrent) {
+      if (keys.spec->single_key) {
+        auto retired = WithState(*v, KeyState::kRetired);
+        d.events.push_back(Event(KeyEvent::Type::kRetired, *retired, now,
+                                 "single-key provider: replaced at once"));
+        d.gone.push_back(v.get());
+      } else {
+        auto previous = WithState(*v, KeyState::kPrevious, now + keys.spec->overlap);
+        d.events.push_back(Event(KeyEvent::Type::kRetiring, *previous, now,
+                                 absl::StrCat("replaced by ", version)));
+        d.live.push_back(std::move(previous));
+      }
+    } else if (v->state == KeyState::kPending && older) {
+      auto retired = WithState(*v, KeyState::kRetired);
+      d.events.push_back(Event(KeyEvent::Type::kRetired, *retired, now,
+                               "superseded by a newer version before promotion"));
+      d.gone.push_back(v.get());
+    } else {
+      d.live.push_back(v);
+    }
+  }
+  NewCurrentFirst(d.events);
+  return d;
+}
+
+absl::StatusOr<Decision> DecideQuarantine(const ProviderKeys& keys, absl::string_view version,
+                                          absl::string_view reason, absl::string_view replacement,
+                                          absl::Time now) {
+  CB_ASSIGN_OR_RETURN(const KeyVersion* target, FindLive(keys, version));
+  Decision d;
+  auto quarantined = WithState(*target, KeyState::kQuarantined);
+  d.events.push_back(Event(KeyEvent::Type::kQuarantined, *quarantined, now, std::string(reason)));
+  d.gone.push_back(target);
+  d.revoke_leases.emplace_back(std::string(version), "KEY_QUARANTINED");
+  for (const auto& v : keys.versions) {
+    if (v->version_id != version) d.live.push_back(v);
+  }
+  const bool was_current = keys.current != nullptr && keys.current->version_id == version;
+  if (!was_current) {
+    d.current = keys.current;
+    return d;
+  }
+  // The list is oldest first: search from the newest.
+  int pick = -1;
+  const int n = static_cast<int>(d.live.size());
+  for (int i = n - 1; i >= 0 && pick < 0; --i) {
+    if (!replacement.empty() && d.live[i]->version_id == replacement) pick = i;
+  }
+  for (int i = n - 1; i >= 0 && pick < 0; --i) {
+    if (d.live[i]->state != KeyState::kPending) pick = i;
+  }
+  if (pick < 0 && n > 0) pick = n - 1;
+  if (pick >= 0) {
+    d.live[pick] = WithState(*d.live[pick], KeyState::kCurrent);
+    d.current = d.live[pick];
+    d.events.push_back(Event(KeyEvent::Type::kRotated, *d.current, now,
+                             absl::StrCat("replaces quarantined ", version)));
+  }
+  return d;
+}
+
+Decision DecideRetirement(const ProviderKeys& keys,
+                          const absl::flat_hash_map<std::string, int64_t>& leases,
+                          bool count_leases, absl::Time now) {
+  Decision d;
+  d.current = keys.current;
+  for (const auto& v : keys.versions) {
+    if (v->state != KeyState::kPrevious || v->retires_at > now) {
+      d.live.push_back(v);
+      continue;
+    }
+    std::string reason = "overlap ended";
+    if (count_leases) {
+      auto it = leases.find(v->version_id);
+      const int64_t held = it == leases.end() ? 0 : it->second;
+      const absl::Time deadline = v->retires_at + keys.spec->retire_grace;
+      if (held > 0 && now < deadline) {
+        d.waiting.push_back({v->version_id, held, deadline});
+        d.live.push_back(v);
+        continue;
+      }
+      if (held > 0) {
+        d.revoke_leases.emplace_back(v->version_id, "KEY_RETIRED_AT_DEADLINE");
+        reason = absl::StrCat("hard deadline: ", held, " leases revoked");
+      } else {
+        reason = "overlap ended and no lease holds it";
+      }
+    }
+    auto retired = WithState(*v, KeyState::kRetired);
+    d.events.push_back(Event(KeyEvent::Type::kRetired, *retired, now, reason));
+    d.gone.push_back(v.get());
+  }
+  return d;
+}
+
+}  // namespace credbroker::rotation

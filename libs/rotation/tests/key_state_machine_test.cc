@@ -1,0 +1,286 @@
+// Every transition of the key state machine and every refusal, as tables: the pure functions get
+// a provider's versions, an input and a time, and nothing else.
+#include "credbroker/rotation/key_state_machine.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "credbroker/core/status_macros.h"
+#include "credbroker/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace credbroker::rotation {
+namespace {
+
+using ::credbroker::testing::IsOk;
+using ::credbroker::testing::StatusIs;
+
+const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
+constexpr absl::Duration kOverlap = absl::Hours(24 * 7);
+constexpr absl::Duration kGrace = absl::Hours(24);
+
+struct V {
+  std::string id;
+  KeyState state;
+  absl::Time retires_at = absl::InfiniteFuture();
+};
+
+class Keys {
+ public:
+  Keys(std::vector<V> versions, bool single_key = false) {
+    spec_.name = "lumenfall";
+    spec_.single_key = single_key;
+    spec_.overlap = kOverlap;
+    spec_.retire_grace = kGrace;
+    keys_.spec = &spec_;
+    for (const V& v : versions) {
+      auto kv = std::make_shared<KeyVersion>();
+      kv->provider = "lumenfall";
+      kv->version_id = v.id;
+      kv->fingerprint = "fp-" + v.id;
+      kv->state = v.state;
+      kv->retires_at = v.retires_at;
+      if (v.state == KeyState::kCurrent) keys_.current = kv;
+      keys_.versions.push_back(std::move(kv));
+    }
+  }
+  const ProviderKeys& get() const { return keys_; }
+
+ private:
+  providers::ProviderSpec spec_;
+  ProviderKeys keys_;
+};
+
+// "v1:CURRENT v2:PREVIOUS" for the live versions, "*" marking the CURRENT pointer.
+std::string Live(const Decision& d) {
+  std::vector<std::string> out;
+  for (const auto& v : d.live) {
+    out.push_back(
+        absl::StrCat(v->version_id, ":", KeyStateName(v->state), d.current == v ? "*" : ""));
+  }
+  return absl::StrJoin(out, " ");
+}
+
+std::string Events(const Decision& d) {
+  std::vector<std::string> out;
+  for (const KeyEvent& e : d.events) {
+    out.push_back(absl::StrCat(e.version_id, "->", KeyStateName(e.state)));
+  }
+  return absl::StrJoin(out, " ");
+}
+
+std::string Gone(const Decision& d) {
+  std::vector<std::string> out;
+  for (const KeyVersion* v : d.gone) out.push_back(v->version_id);
+  return absl::StrJoin(out, " ");
+}
+
+struct PromoteCase {
+  const char* name;
+  std::vector<V> before;
+  bool single_key;
+  const char* promote;
+  const char* live;
+  const char* events;
+  const char* gone;
+};
+
+TEST(KeyStateMachineTest, Promote) {
+  const std::vector<PromoteCase> cases = {
+      {"pending becomes current, current becomes previous",
+       {{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}},
+       false,
+       "v2",
+       "v1:PREVIOUS v2:CURRENT*",
+       "v2->CURRENT v1->PREVIOUS",
+       ""},
+      {"older pending versions are superseded, newer ones wait",
+       {{"v1", KeyState::kCurrent},
+        {"v2", KeyState::kPending},
+        {"v3", KeyState::kPending},
+        {"v4", KeyState::kPending}},
+       false,
+       "v3",
+       "v1:PREVIOUS v3:CURRENT* v4:PENDING",
+       "v3->CURRENT v1->PREVIOUS v2->RETIRED",
+       "v2"},
+      {"a previous version stays previous",
+       {{"v0", KeyState::kPrevious, kNow + absl::Hours(1)},
+        {"v1", KeyState::kCurrent},
+        {"v2", KeyState::kPending}},
+       false,
+       "v2",
+       "v0:PREVIOUS v1:PREVIOUS v2:CURRENT*",
+       "v2->CURRENT v1->PREVIOUS",
+       ""},
+      {"single-key provider: the old key retires at once",
+       {{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}},
+       true,
+       "v2",
+       "v2:CURRENT*",
+       "v2->CURRENT v1->RETIRED",
+       "v1"},
+      {"first promotion without a current version",
+       {{"v1", KeyState::kPending}},
+       false,
+       "v1",
+       "v1:CURRENT*",
+       "v1->CURRENT",
+       ""},
+  };
+  for (const PromoteCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    Keys keys(c.before, c.single_key);
+    absl::StatusOr<Decision> d = DecidePromote(keys.get(), c.promote, "probe accepted", kNow);
+    ASSERT_THAT(d, IsOk());
+    EXPECT_EQ(Live(*d), c.live);
+    EXPECT_EQ(Events(*d), c.events);
+    EXPECT_EQ(Gone(*d), c.gone);
+    for (const auto& v : d->live) {
+      if (v->state == KeyState::kPrevious && v->version_id == "v1") {
+        EXPECT_EQ(v->retires_at, kNow + kOverlap);  // the overlap starts now
+      }
+      if (v->state == KeyState::kCurrent) {
+        EXPECT_EQ(v->retires_at, absl::InfiniteFuture());
+      }
+    }
+    EXPECT_TRUE(d->revoke_leases.empty());
+  }
+}
+
+TEST(KeyStateMachineTest, PromoteRefusesWhatIsNotPending) {
+  Keys keys({{"v0", KeyState::kPrevious, kNow + absl::Hours(1)},
+             {"v1", KeyState::kCurrent},
+             {"v2", KeyState::kPending}});
+  for (const char* v : {"v0", "v1"}) {
+    absl::StatusOr<Decision> d = DecidePromote(keys.get(), v, "x", kNow);
+    EXPECT_THAT(d, StatusIs(absl::StatusCode::kFailedPrecondition)) << v;
+    EXPECT_EQ(core::ReasonOf(d.status()), "NOT_PENDING");
+  }
+  absl::StatusOr<Decision> d = DecidePromote(keys.get(), "v9", "x", kNow);
+  EXPECT_THAT(d, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(core::ReasonOf(d.status()), "UNKNOWN_KEY_VERSION");
+}
+
+struct QuarantineCase {
+  const char* name;
+  std::vector<V> before;
+  const char* quarantine;
+  const char* replacement;
+  const char* live;
+  const char* events;
+};
+
+TEST(KeyStateMachineTest, Quarantine) {
+  const absl::Time later = kNow + absl::Hours(1);
+  const std::vector<QuarantineCase> cases = {
+      {"a previous version leaves, the current one stays",
+       {{"v1", KeyState::kPrevious, later}, {"v2", KeyState::kCurrent}},
+       "v1",
+       "",
+       "v2:CURRENT*",
+       "v1->QUARANTINED"},
+      {"the current version: the newest one that is not pending takes over",
+       {{"v1", KeyState::kPrevious, later}, {"v2", KeyState::kCurrent}, {"v3", KeyState::kPending}},
+       "v2",
+       "",
+       "v1:CURRENT* v3:PENDING",
+       "v2->QUARANTINED v1->CURRENT"},
+      {"the named replacement takes over",
+       {{"v1", KeyState::kPrevious, later}, {"v2", KeyState::kCurrent}, {"v3", KeyState::kPending}},
+       "v2",
+       "v3",
+       "v1:PREVIOUS v3:CURRENT*",
+       "v2->QUARANTINED v3->CURRENT"},
+      {"only pending versions left: the newest pending takes over",
+       {{"v2", KeyState::kCurrent}, {"v3", KeyState::kPending}, {"v4", KeyState::kPending}},
+       "v2",
+       "",
+       "v3:PENDING v4:CURRENT*",
+       "v2->QUARANTINED v4->CURRENT"},
+      {"nothing left: no current version",
+       {{"v2", KeyState::kCurrent}},
+       "v2",
+       "",
+       "",
+       "v2->QUARANTINED"},
+      {"a pending version leaves",
+       {{"v2", KeyState::kCurrent}, {"v3", KeyState::kPending}},
+       "v3",
+       "",
+       "v2:CURRENT*",
+       "v3->QUARANTINED"},
+  };
+  for (const QuarantineCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    Keys keys(c.before);
+    absl::StatusOr<Decision> d =
+        DecideQuarantine(keys.get(), c.quarantine, "compromised", c.replacement, kNow);
+    ASSERT_THAT(d, IsOk());
+    EXPECT_EQ(Live(*d), c.live);
+    EXPECT_EQ(Events(*d), c.events);
+    EXPECT_EQ(Gone(*d), c.quarantine);
+    ASSERT_EQ(d->revoke_leases.size(), 1u);
+    EXPECT_EQ(d->revoke_leases[0],
+              std::make_pair(std::string(c.quarantine), std::string("KEY_QUARANTINED")));
+  }
+  Keys keys({{"v2", KeyState::kCurrent}});
+  EXPECT_THAT(DecideQuarantine(keys.get(), "v9", "x", "", kNow),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+struct RetirementCase {
+  const char* name;
+  absl::Time retires_at;  // of the PREVIOUS version v1
+  int64_t leases;         // holding v1
+  bool count_leases;
+  const char* live;
+  const char* events;
+  bool revoked;
+  bool waiting;
+};
+
+TEST(KeyStateMachineTest, Retirement) {
+  const std::vector<RetirementCase> cases = {
+      {"overlap not over", kNow + absl::Seconds(1), 0, true, "v1:PREVIOUS v2:CURRENT*", "", false,
+       false},
+      {"overlap over, no lease", kNow, 0, true, "v2:CURRENT*", "v1->RETIRED", false, false},
+      {"overlap over, leases hold it", kNow - absl::Hours(1), 3, true, "v1:PREVIOUS v2:CURRENT*",
+       "", false, true},
+      {"hard deadline: retired and its leases revoked", kNow - kGrace, 3, true, "v2:CURRENT*",
+       "v1->RETIRED", true, false},
+      {"leases not tracked: retired when the overlap ends", kNow, 3, false, "v2:CURRENT*",
+       "v1->RETIRED", false, false},
+  };
+  for (const RetirementCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    Keys keys({{"v1", KeyState::kPrevious, c.retires_at}, {"v2", KeyState::kCurrent}});
+    absl::flat_hash_map<std::string, int64_t> leases;
+    if (c.leases > 0) leases["v1"] = c.leases;
+    Decision d = DecideRetirement(keys.get(), leases, c.count_leases, kNow);
+    EXPECT_EQ(Live(d), c.live);
+    EXPECT_EQ(Events(d), c.events);
+    EXPECT_EQ(d.revoke_leases.size(), c.revoked ? 1u : 0u);
+    if (c.revoked) {
+      EXPECT_EQ(d.revoke_leases[0].second, "KEY_RETIRED_AT_DEADLINE");
+    }
+    ASSERT_EQ(d.waiting.size(), c.waiting ? 1u : 0u);
+    if (c.waiting) {
+      EXPECT_EQ(d.waiting[0].leases, 3);
+      EXPECT_EQ(d.waiting[0].deadline, c.retires_at + kGrace);
+    }
+  }
+}
+
+TEST(KeyStateMachineTest, CurrentAndPendingVersionsNeverRetireWithTime) {
+  Keys keys({{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}});
+  Decision d = DecideRetirement(keys.get(), {}, true, kNow + absl::Hours(24 * 365));
+  EXPECT_EQ(Live(d), "v1:CURRENT* v2:PENDING");
+  EXPECT_TRUE(d.events.empty());
+}
+
+}  // namespace
+}  // namespace credbroker::rotation
