@@ -308,87 +308,21 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     valid.push_back(std::move(v));
   }
 
-  // Versions no longer listed are gone from the backend: retire them.
-  for (const auto& old : keys.versions) {
-    bool still = false;
-    for (const auto& v : valid) still |= v->version_id == old->version_id;
-    if (!still) {
-      KeyVersion gone = *old;
-      gone.state = KeyState::kRetired;
-      event(KeyEvent::Type::kRetired, gone, "removed from backend");
-      if (metrics_) metrics_->RemoveKeyVersion(provider, old->version_id);
-    }
-  }
-
-  // Which version is CURRENT after this refresh: the one that already was, if still listed —
-  // unless promotions are not gated, then simply the newest. Without one (first load, or the
-  // CURRENT version was removed from the backend) the newest that is not waiting for a probe.
   const bool first_load = keys.last_success == absl::InfinitePast();
-  const bool gated = gated_.contains(provider);
-  int cur = -1;
-  for (int i = 0; i < static_cast<int>(valid.size()); ++i) {
-    if (valid[i]->state == KeyState::kCurrent) cur = i;
+  Decision d = DecideListing(keys, valid, gated_.contains(provider), first_load, now);
+  for (const KeyVersion* old : d.removed) {
+    if (metrics_) metrics_->RemoveKeyVersion(provider, old->version_id);
   }
-  if (!valid.empty() && (!gated || cur < 0)) {
-    cur = static_cast<int>(valid.size()) - 1;
-    if (gated && !first_load) {
-      for (int i = cur; i >= 0; --i) {
-        if (valid[i]->state != KeyState::kPending) {
-          cur = i;
-          break;
-        }
-      }
-    }
-  }
-  std::string old_current = keys.current ? keys.current->version_id : "";
-  std::vector<std::shared_ptr<const KeyVersion>> live;
-  std::shared_ptr<const KeyVersion> current;
-  for (int i = 0; i < static_cast<int>(valid.size()); ++i) {
-    std::shared_ptr<const KeyVersion> v = valid[i];
-    const bool was_listed = keys.Find(v->version_id) != nullptr;
-    if (i == cur) {
-      if (v->state != KeyState::kCurrent) {
-        auto promoted = std::make_shared<KeyVersion>(*v);
-        promoted->state = KeyState::kCurrent;
-        promoted->retires_at = absl::InfiniteFuture();
-        v = promoted;
-        event(first_load ? KeyEvent::Type::kAdded : KeyEvent::Type::kRotated, *v,
-              first_load            ? "loaded"
-              : old_current.empty() ? "first valid version"
-              : gated               ? "replaces a version removed from the backend"
-                                    : "new version in backend (no probe configured)");
-      }
-      current = v;
-      live.push_back(v);
-      continue;
-    }
-    if (i > cur) {
-      // Newer than CURRENT with gated promotions: waits for its probe.
-      if (!was_listed) event(KeyEvent::Type::kAdded, *v, "new version: waiting for its probe");
-      live.push_back(v);
-      continue;
-    }
-    if (v->state == KeyState::kPrevious) {
-      live.push_back(v);
-      continue;
-    }
-    if (v->state == KeyState::kPending && was_listed) {
-      Supersede(keys, *v, now, events);
-      continue;
-    }
-    // Was CURRENT (replaced now) or first seen and older than CURRENT.
-    Demote(keys, v, now,
-           v->version_id == old_current ? "replaced by a newer version" : "older version", events,
-           live);
-  }
-  if (valid.empty() && keys.current != nullptr) {
+  events.insert(events.end(), d.events.begin(), d.events.end());
+  const bool had_key = keys.current != nullptr;
+  ApplyDecision(keys, d);
+  const std::shared_ptr<const KeyVersion> current = keys.current;
+  if (valid.empty() && had_key) {
     core::LogError("backend lists no valid key versions: provider has no key",
                    {{"provider", provider}, {"source", source_name}});
   }
   std::stable_partition(events.begin(), events.end(),
                         [](const KeyEvent& e) { return e.type == KeyEvent::Type::kRotated; });
-  keys.versions = std::move(live);
-  keys.current = current;
   keys.last_success = now;
   keys.last_error.clear();
   Persist(prev->Find(provider), keys, events);
@@ -398,34 +332,6 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     for (const auto& v : keys.versions) RecordState(*v);
   }
   Publish(std::move(next), events);
-}
-
-void KeyRing::Demote(ProviderKeys& keys, const std::shared_ptr<const KeyVersion>& v, absl::Time now,
-                     const std::string& reason, std::vector<KeyEvent>& events,
-                     std::vector<std::shared_ptr<const KeyVersion>>& live) {
-  auto demoted = std::make_shared<KeyVersion>(*v);
-  if (keys.spec->single_key) {
-    demoted->state = KeyState::kRetired;
-    keys.retired.insert(absl::StrCat(v->version_id, "\x1f", v->fingerprint));
-    events.push_back(MakeEvent(KeyEvent::Type::kRetired, *demoted, now,
-                               "single-key provider: replaced at once"));
-    if (metrics_) metrics_->RemoveKeyVersion(v->provider, v->version_id);
-    return;
-  }
-  demoted->state = KeyState::kPrevious;
-  demoted->retires_at = now + keys.spec->overlap;
-  events.push_back(MakeEvent(KeyEvent::Type::kRetiring, *demoted, now, reason));
-  live.push_back(std::move(demoted));
-}
-
-void KeyRing::Supersede(ProviderKeys& keys, const KeyVersion& v, absl::Time now,
-                        std::vector<KeyEvent>& events) {
-  KeyVersion gone = v;
-  gone.state = KeyState::kRetired;
-  keys.retired.insert(absl::StrCat(v.version_id, "\x1f", v.fingerprint));
-  events.push_back(MakeEvent(KeyEvent::Type::kRetired, gone, now,
-                             "superseded by a newer version before promotion"));
-  if (metrics_) metrics_->RemoveKeyVersion(v.provider, v.version_id);
 }
 
 void KeyRing::RecordState(const KeyVersion& v) {

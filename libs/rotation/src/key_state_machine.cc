@@ -47,6 +47,100 @@ void NewCurrentFirst(std::vector<KeyEvent>& events) {
 
 }  // namespace
 
+// The CURRENT (or first-seen, older) version `v` makes way for a new CURRENT.
+void Demote(const ProviderKeys& keys, const std::shared_ptr<const KeyVersion>& v, absl::Time now,
+            std::string reason, Decision& d) {
+  if (keys.spec->single_key) {
+    auto retired = WithState(*v, KeyState::kRetired);
+    d.events.push_back(
+        Event(KeyEvent::Type::kRetired, *retired, now, "single-key provider: replaced at once"));
+    d.gone.push_back(v.get());
+    return;
+  }
+  auto previous = WithState(*v, KeyState::kPrevious, now + keys.spec->overlap);
+  d.events.push_back(Event(KeyEvent::Type::kRetiring, *previous, now, std::move(reason)));
+  d.live.push_back(std::move(previous));
+}
+
+void Supersede(const KeyVersion& v, absl::Time now, Decision& d) {
+  auto retired = WithState(v, KeyState::kRetired);
+  d.events.push_back(Event(KeyEvent::Type::kRetired, *retired, now,
+                           "superseded by a newer version before promotion"));
+  d.gone.push_back(&v);
+}
+
+Decision DecideListing(const ProviderKeys& keys,
+                       const std::vector<std::shared_ptr<const KeyVersion>>& listed, bool gated,
+                       bool first_load, absl::Time now) {
+  Decision d;
+  // Versions no longer listed are gone from the backend.
+  for (const auto& old : keys.versions) {
+    bool still = false;
+    for (const auto& v : listed) still |= v->version_id == old->version_id;
+    if (!still) {
+      auto retired = WithState(*old, KeyState::kRetired, old->retires_at);
+      d.events.push_back(Event(KeyEvent::Type::kRetired, *retired, now, "removed from backend"));
+      d.removed.push_back(old.get());
+    }
+  }
+  int cur = -1;
+  for (int i = 0; i < static_cast<int>(listed.size()); ++i) {
+    if (listed[i]->state == KeyState::kCurrent) cur = i;
+  }
+  if (!listed.empty() && (!gated || cur < 0)) {
+    cur = static_cast<int>(listed.size()) - 1;
+    if (gated && !first_load) {
+      for (int i = cur; i >= 0; --i) {
+        if (listed[i]->state != KeyState::kPending) {
+          cur = i;
+          break;
+        }
+      }
+    }
+  }
+  const std::string old_current = keys.current ? keys.current->version_id : "";
+  for (int i = 0; i < static_cast<int>(listed.size()); ++i) {
+    std::shared_ptr<const KeyVersion> v = listed[i];
+    const bool was_listed = keys.Find(v->version_id) != nullptr;
+    if (i == cur) {
+      if (v->state != KeyState::kCurrent) {
+        v = WithState(*v, KeyState::kCurrent);
+        d.events.push_back(Event(first_load ? KeyEvent::Type::kAdded : KeyEvent::Type::kRotated, *v,
+                                 now,
+                                 first_load            ? "loaded"
+                                 : old_current.empty() ? "first valid version"
+                                 : gated ? "replaces a version removed from the backend"
+                                         : "new version in backend (no probe configured)"));
+      }
+      d.current = v;
+      d.live.push_back(v);
+      continue;
+    }
+    if (i > cur) {
+      // Newer than CURRENT with gated promotions: waits for its probe.
+      if (!was_listed) {
+        d.events.push_back(
+            Event(KeyEvent::Type::kAdded, *v, now, "new version: waiting for its probe"));
+      }
+      d.live.push_back(v);
+      continue;
+    }
+    if (v->state == KeyState::kPrevious) {
+      d.live.push_back(v);
+      continue;
+    }
+    if (v->state == KeyState::kPending && was_listed) {
+      Supersede(*v, now, d);
+      continue;
+    }
+    // Was CURRENT (replaced now) or first seen and older than CURRENT.
+    Demote(keys, v, now,
+           v->version_id == old_current ? "replaced by a newer version" : "older version", d);
+  }
+  NewCurrentFirst(d.events);
+  return d;
+}
+
 absl::StatusOr<Decision> DecidePromote(const ProviderKeys& keys, absl::string_view version,
                                        absl::string_view reason, absl::Time now) {
   CB_ASSIGN_OR_RETURN(const KeyVersion* target, FindLive(keys, version));
@@ -65,22 +159,9 @@ absl::StatusOr<Decision> DecidePromote(const ProviderKeys& keys, absl::string_vi
       d.events.push_back(Event(KeyEvent::Type::kRotated, *d.current, now, std::string(reason)));
       d.live.push_back(d.current);
     } else if (v->state == KeyState::kCurrent) {
-      if (keys.spec->single_key) {
-        auto retired = WithState(*v, KeyState::kRetired);
-        d.events.push_back(Event(KeyEvent::Type::kRetired, *retired, now,
-                                 "single-key provider: replaced at once"));
-        d.gone.push_back(v.get());
-      } else {
-        auto previous = WithState(*v, KeyState::kPrevious, now + keys.spec->overlap);
-        d.events.push_back(Event(KeyEvent::Type::kRetiring, *previous, now,
-                                 absl::StrCat("replaced by ", version)));
-        d.live.push_back(std::move(previous));
-      }
+      Demote(keys, v, now, absl::StrCat("replaced by ", version), d);
     } else if (v->state == KeyState::kPending && older) {
-      auto retired = WithState(*v, KeyState::kRetired);
-      d.events.push_back(Event(KeyEvent::Type::kRetired, *retired, now,
-                               "superseded by a newer version before promotion"));
-      d.gone.push_back(v.get());
+      Supersede(*v, now, d);
     } else {
       d.live.push_back(v);
     }

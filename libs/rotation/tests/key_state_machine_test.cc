@@ -78,6 +78,131 @@ std::string Gone(const Decision& d) {
   return absl::StrJoin(out, " ");
 }
 
+std::string Removed(const Decision& d) {
+  std::vector<std::string> out;
+  for (const KeyVersion* v : d.removed) out.push_back(v->version_id);
+  return absl::StrJoin(out, " ");
+}
+
+struct ListingCase {
+  const char* name;
+  std::vector<V> before;  // the ring's live versions
+  std::vector<V> listed;  // what the backend lists, with the states the ring knows
+  bool gated;
+  bool first_load;
+  bool single_key;
+  const char* live;
+  const char* events;
+  const char* gone;
+  const char* removed;
+};
+
+TEST(KeyStateMachineTest, Listing) {
+  const absl::Time later = kNow + absl::Hours(1);
+  const std::vector<ListingCase> cases = {
+      {"first load: the newest is current, older ones previous (nothing rotates: listing order)",
+       {},
+       {{"v1", KeyState::kPending}, {"v2", KeyState::kPending}},
+       false,
+       true,
+       false,
+       "v1:PREVIOUS v2:CURRENT*",
+       "v1->PREVIOUS v2->CURRENT",
+       "",
+       ""},
+      {"first load of a gated provider trusts what the backend has",
+       {},
+       {{"v1", KeyState::kPending}},
+       true,
+       true,
+       false,
+       "v1:CURRENT*",
+       "v1->CURRENT",
+       "",
+       ""},
+      {"gated: a new version waits for its probe",
+       {{"v1", KeyState::kCurrent}},
+       {{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}},
+       true,
+       false,
+       false,
+       "v1:CURRENT* v2:PENDING",
+       "v2->PENDING",
+       "",
+       ""},
+      {"not gated: a new version is current at once",
+       {{"v1", KeyState::kCurrent}},
+       {{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}},
+       false,
+       false,
+       false,
+       "v1:PREVIOUS v2:CURRENT*",
+       "v2->CURRENT v1->PREVIOUS",
+       "",
+       ""},
+      {"single-key provider: the replaced key retires at once",
+       {{"v1", KeyState::kCurrent}},
+       {{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}},
+       false,
+       false,
+       true,
+       "v2:CURRENT*",
+       "v2->CURRENT v1->RETIRED",
+       "v1",
+       ""},
+      {"a version the backend no longer lists is retired (it may come back)",
+       {{"v1", KeyState::kPrevious, later}, {"v2", KeyState::kCurrent}},
+       {{"v2", KeyState::kCurrent}},
+       true,
+       false,
+       false,
+       "v2:CURRENT*",
+       "v1->RETIRED",
+       "",
+       "v1"},
+      {"gated, the current version removed: the newest that is not pending takes over",
+       {{"v1", KeyState::kPrevious, later}, {"v2", KeyState::kCurrent}, {"v3", KeyState::kPending}},
+       {{"v1", KeyState::kPrevious, later}, {"v3", KeyState::kPending}},
+       true,
+       false,
+       false,
+       "v1:CURRENT* v3:PENDING",
+       "v1->CURRENT v2->RETIRED",
+       "",
+       "v2"},
+      {"a known pending version overtaken by a newer current one is superseded",
+       {{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}},
+       {{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}, {"v3", KeyState::kPending}},
+       false,
+       false,
+       false,
+       "v1:PREVIOUS v3:CURRENT*",
+       "v3->CURRENT v1->PREVIOUS v2->RETIRED",
+       "v2",
+       ""},
+      {"nothing listed: no key",
+       {{"v1", KeyState::kCurrent}},
+       {},
+       true,
+       false,
+       false,
+       "",
+       "v1->RETIRED",
+       "",
+       "v1"},
+  };
+  for (const ListingCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    Keys keys(c.before, c.single_key);
+    Keys listed(c.listed);
+    Decision d = DecideListing(keys.get(), listed.get().versions, c.gated, c.first_load, kNow);
+    EXPECT_EQ(Live(d), c.live);
+    EXPECT_EQ(Events(d), c.events);
+    EXPECT_EQ(Gone(d), c.gone);
+    EXPECT_EQ(Removed(d), c.removed);
+  }
+}
+
 struct PromoteCase {
   const char* name;
   std::vector<V> before;

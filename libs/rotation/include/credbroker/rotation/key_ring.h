@@ -198,14 +198,6 @@ class KeyRing {
   // are remembered as retired (never loaded again) and their series removed.
   void ApplyDecision(ProviderKeys& keys, const Decision& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordState(const KeyVersion& v);
-  // Moves the CURRENT version `v` out of the way of a new CURRENT: PREVIOUS until now + overlap,
-  // or RETIRED at once for single-key providers. Appends to `live` unless retired.
-  void Demote(ProviderKeys& keys, const std::shared_ptr<const KeyVersion>& v, absl::Time now,
-              const std::string& reason, std::vector<KeyEvent>& events,
-              std::vector<std::shared_ptr<const KeyVersion>>& live);
-  // Retires a PENDING version that a newer version overtook before it was promoted.
-  void Supersede(ProviderKeys& keys, const KeyVersion& v, absl::Time now,
-                 std::vector<KeyEvent>& events);
   // Saves the versions of `keys` that changed since `before`, and `retired` as RETIRED.
   void Persist(const ProviderKeys* before, const ProviderKeys& keys,
                const std::vector<KeyEvent>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

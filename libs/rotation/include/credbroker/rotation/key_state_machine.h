@@ -2,8 +2,9 @@
 // their states, an input, now) → a Decision (the new live versions, the events to publish, the
 // versions that left service for good, the leases to revoke). They read no clock, do no I/O and
 // take no lock; the KeyRing commits a decision (persists it, publishes the snapshot, tells the
-// subscribers). Inputs covered here: promotion, quarantine and retirement. Refreshing from the
-// backend's listing is still decided inside KeyRing::Apply.
+// subscribers). Inputs: a listing from the backend, promotion, quarantine and retirement. (What
+// a listing's versions are — their material validated, their earlier decisions restored from the
+// state store — the KeyRing works out first; the machine decides their states.)
 //
 // States: PENDING → CURRENT → PREVIOUS (valid until retires_at, no new leases) → RETIRED, or
 // QUARANTINED at any time. Exactly one CURRENT version while any version is live and not PENDING.
@@ -30,6 +31,8 @@ struct Decision {
   std::vector<KeyEvent> events;
   // Versions that left service and must never come back (RETIRED, QUARANTINED).
   std::vector<const KeyVersion*> gone;
+  // Versions the backend no longer lists (RETIRED; they would come back if listed again).
+  std::vector<const KeyVersion*> removed;
   // Versions whose remaining leases must be revoked, with the reason given to their holders.
   std::vector<std::pair<std::string, std::string>> revoke_leases;
   // PREVIOUS versions past their overlap that still wait for leases: (version, leases, deadline).
@@ -40,6 +43,17 @@ struct Decision {
   };
   std::vector<Waiting> waiting;
 };
+
+// A refresh: `listed` are the versions the backend lists now (oldest first, each with the state
+// the ring knows or restored, PENDING when new). Versions no longer listed are retired. CURRENT
+// stays where it is while listed; otherwise, or when promotions are not `gated` (no probe), the
+// newest version becomes CURRENT — on a gated provider the newest one that is not PENDING, except
+// on the `first_load`, which trusts what the backend has. Versions newer than CURRENT wait
+// (PENDING); older ones are demoted (PREVIOUS, or RETIRED for a single-key provider) or, when
+// PENDING and already known, superseded.
+Decision DecideListing(const ProviderKeys& keys,
+                       const std::vector<std::shared_ptr<const KeyVersion>>& listed, bool gated,
+                       bool first_load, absl::Time now);
 
 // Makes the PENDING `version` CURRENT. The CURRENT version becomes PREVIOUS until now + overlap,
 // or RETIRED at once for a single-key provider (its old key is already dead); older PENDING
