@@ -224,7 +224,7 @@ class Driver {
         s->check_req = grpc::ByteBuffer(&empty, 1);
         s->generic->UnaryCall(s->ctx.get(), "/grpc.health.v1.Health/Check", grpc::StubOptions(),
                               &s->check_req, &s->check_resp,
-                              [this, s](grpc::Status st) { Finish(s, st); });
+                              [this, s](const grpc::Status& st) { Finish(s, st); });
         return;
       }
       case Workload::kAcquireRelease:
@@ -232,10 +232,10 @@ class Driver {
           s->release.set_lease_id(s->lease.lease_id());
           s->releasing = false;
           s->stub->async()->ReleaseLease(s->ctx.get(), &s->release, &s->released,
-                                         [this, s](grpc::Status st) { Finish(s, st); });
+                                         [this, s](const grpc::Status& st) { Finish(s, st); });
         } else {
           s->stub->async()->AcquireLease(s->ctx.get(), &s->acquire, &s->lease,
-                                         [this, s](grpc::Status st) {
+                                         [this, s](const grpc::Status& st) {
                                            s->releasing = st.ok();
                                            Finish(s, st);
                                          });
@@ -245,7 +245,7 @@ class Driver {
         s->renew.set_lease_id((*renew_pool_)[s->renew_cursor % renew_pool_->size()]);
         s->renew_cursor += slots_.size();
         s->stub->async()->RenewLease(s->ctx.get(), &s->renew, &s->lease,
-                                     [this, s](grpc::Status st) { Finish(s, st); });
+                                     [this, s](const grpc::Status& st) { Finish(s, st); });
         return;
     }
   }

@@ -105,7 +105,9 @@ void AcquireReleasePipelined(benchmark::State& state, bool sqlite) {
       }
       absl::MutexLock lock(&mu);
       mu.Await(absl::Condition(
-          +[](int* n) { return *n == 0; }, &pending));
+          // absl::Condition wants the same (non-const) pointer type for the function and the arg.
+          +[](int* n) { return *n == 0; },  // NOLINT(readability-non-const-parameter)
+          &pending));
       if (failed > 0) state.SkipWithError("a lease call failed");
     }
   }
@@ -177,7 +179,7 @@ BENCHMARK(BM_MetricRecord_PerRequestLocked)->Threads(1)->Threads(2)->UseRealTime
 
 // The anomaly detector's per-lease recording (a per-thread lookup and a relaxed atomic add).
 void BM_AnomalyRecordLease(benchmark::State& state) {
-  static core::FakeClock* clock = new core::FakeClock();
+  static auto* clock = new core::FakeClock();
   static auto* detector =
       new anomaly::AnomalyDetector(anomaly::AnomalyOptions{}, clock, nullptr, nullptr);
   for (auto _ : state) detector->RecordLease("billing/api", "lumenfall");

@@ -131,7 +131,7 @@ TEST_F(EndToEndTest, EveryAcknowledgedLeaseSurvivesKill9InTheMiddleOfABurst) {
   std::set<std::string> present;
   for (const v1::LeaseInfo& l : listed.leases()) present.insert(l.lease_id());
   size_t missing = 0;
-  for (const std::string& id : acknowledged) missing += present.count(id) == 0 ? 1 : 0;
+  for (const std::string& id : acknowledged) missing += present.contains(id) ? 0 : 1;
   EXPECT_EQ(missing, 0u) << "of " << acknowledged.size() << " acknowledged leases";
   EXPECT_GE(present.size(), acknowledged.size());
   // And they work: the last one acknowledged renews.

@@ -37,7 +37,7 @@ grpc::Status RawUnary(const std::shared_ptr<grpc::Channel>& channel, const std::
   grpc::Status status;
   generic.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
     std::lock_guard<std::mutex> lock(mu);
-    status = s;
+    status = std::move(s);
     done = true;
     cv.notify_one();
   });

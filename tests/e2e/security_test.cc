@@ -94,8 +94,9 @@ audit:
     return grpc::CreateCustomChannel(broker_->grpc_address(), grpc::SslCredentials(opts), args);
   }
 
-  grpc::Status AcquireOn(const std::shared_ptr<grpc::Channel>& ch, const std::string& provider,
-                         const std::string& bearer = "", v1::Lease* out = nullptr) {
+  static grpc::Status AcquireOn(const std::shared_ptr<grpc::Channel>& ch,
+                                const std::string& provider, const std::string& bearer = "",
+                                v1::Lease* out = nullptr) {
     auto stub = v1::LeaseService::NewStub(ch);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));

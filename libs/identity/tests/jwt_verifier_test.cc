@@ -48,11 +48,11 @@ class JwtVerifierTest : public ::testing::Test {
   }
 
   int64_t Now() { return absl::ToUnixSeconds(clock_.Now()); }
-  std::string Claims(int64_t exp_in = 3600, std::string aud = kAudience,
-                     std::string iss = kIssuer) {
+  std::string Claims(int64_t exp_in = 3600, const std::string& aud = kAudience,
+                     const std::string& iss = kIssuer) {
     return K8sClaims(iss, aud, "billing", "api", Now() + exp_in, Now() - 10);
   }
-  std::string Header(const JwtKey& k) {
+  static std::string Header(const JwtKey& k) {
     return absl::StrCat(R"({"alg":")", k.alg(), R"(","kid":")", k.kid(), R"("})");
   }
   std::string Reason(absl::string_view token) {

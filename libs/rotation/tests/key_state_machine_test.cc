@@ -30,7 +30,7 @@ struct V {
 
 class Keys {
  public:
-  Keys(std::vector<V> versions, bool single_key = false) {
+  explicit Keys(const std::vector<V>& versions, bool single_key = false) {
     spec_.name = "lumenfall";
     spec_.single_key = single_key;
     spec_.overlap = kOverlap;

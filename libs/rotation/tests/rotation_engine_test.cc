@@ -183,8 +183,8 @@ class RotationEngineTest : public ::testing::Test {
     config.add_sources()->set_name("fake");
     v1::ProviderConfig* p = config.add_providers();
     p->set_name("lumenfall");
-    p->mutable_rotation_period()->set_seconds(30 * 86400);
-    p->mutable_overlap()->set_seconds(7 * 86400);
+    p->mutable_rotation_period()->set_seconds(int64_t{30} * 86400);
+    p->mutable_overlap()->set_seconds(int64_t{7} * 86400);
     if (minted) {
       std::ofstream(dir_.Join("admin-token")) << kAdminToken << "\n";
       v1::MintConfig* m = p->mutable_mint();

@@ -9,7 +9,7 @@ using ::credbroker::testing::IsOk;
 using ::credbroker::testing::StatusIs;
 
 struct InMemoryFactory {
-  std::unique_ptr<LeaseStore> Make() { return std::make_unique<InMemoryLeaseStore>(); }
+  static std::unique_ptr<LeaseStore> Make() { return std::make_unique<InMemoryLeaseStore>(); }
 };
 INSTANTIATE_TYPED_TEST_SUITE_P(InMemory, LeaseStoreConformanceTest,
                                ::testing::Types<InMemoryFactory>);

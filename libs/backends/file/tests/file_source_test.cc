@@ -141,7 +141,7 @@ TEST(FileSecretSourceTest, RejectsPathsThatEscapeTheRoot) {
 
 TEST(FileSecretSourceTest, OversizedFileIsDataLoss) {
   TempDir dir;
-  WriteFile(dir.Join("p/v1"), std::string(65 * 1024, 'a'));
+  WriteFile(dir.Join("p/v1"), std::string(size_t{65} * 1024, 'a'));
   auto source = FileSecretSource::Create("local", dir.path());
   EXPECT_THAT((*source)->FetchVersion("p", "v1"), StatusIs(absl::StatusCode::kDataLoss));
 }

@@ -45,7 +45,9 @@ class StoreWithDb final : public LeaseStore {
 
 struct SqliteFactory {
   TempDir dir;
-  std::unique_ptr<LeaseStore> Make() { return std::make_unique<StoreWithDb>(dir.Join("state.db")); }
+  std::unique_ptr<LeaseStore> Make() const {
+    return std::make_unique<StoreWithDb>(dir.Join("state.db"));
+  }
 };
 INSTANTIATE_TYPED_TEST_SUITE_P(Sqlite, LeaseStoreConformanceTest, ::testing::Types<SqliteFactory>);
 
