@@ -84,11 +84,6 @@ KeyRing::KeyRing(const providers::ProviderCatalog* catalog, const core::Clock* c
   snapshot_.store(std::move(initial));
 }
 
-namespace {
-std::string PersistKey(absl::string_view provider, absl::string_view version,
-                       absl::string_view fingerprint) {
-  return absl::StrCat(provider, "\x1f", version, "\x1f", fingerprint);
-}
 KeyEvent MakeEvent(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std::string reason) {
   KeyEvent e;
   e.type = type;
@@ -100,6 +95,12 @@ KeyEvent MakeEvent(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std:
   e.at = at;
   e.reason = std::move(reason);
   return e;
+}
+
+namespace {
+std::string PersistKey(absl::string_view provider, absl::string_view version,
+                       absl::string_view fingerprint) {
+  return absl::StrCat(provider, "\x1f", version, "\x1f", fingerprint);
 }
 
 }  // namespace

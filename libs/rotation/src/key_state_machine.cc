@@ -8,19 +8,6 @@
 namespace credbroker::rotation {
 namespace {
 
-KeyEvent Event(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std::string reason) {
-  KeyEvent e;
-  e.type = type;
-  e.provider = v.provider;
-  e.version_id = v.version_id;
-  e.fingerprint = v.fingerprint;
-  e.state = v.state;
-  e.retires_at = v.retires_at;
-  e.at = at;
-  e.reason = std::move(reason);
-  return e;
-}
-
 std::shared_ptr<const KeyVersion> WithState(const KeyVersion& v, KeyState state,
                                             absl::Time retires_at = absl::InfiniteFuture()) {
   auto out = std::make_shared<KeyVersion>(v);
@@ -52,20 +39,20 @@ void Demote(const ProviderKeys& keys, const std::shared_ptr<const KeyVersion>& v
             std::string reason, Decision& d) {
   if (keys.spec->single_key) {
     auto retired = WithState(*v, KeyState::kRetired);
-    d.events.push_back(
-        Event(KeyEvent::Type::kRetired, *retired, now, "single-key provider: replaced at once"));
+    d.events.push_back(MakeEvent(KeyEvent::Type::kRetired, *retired, now,
+                                 "single-key provider: replaced at once"));
     d.gone.push_back(v.get());
     return;
   }
   auto previous = WithState(*v, KeyState::kPrevious, now + keys.spec->overlap);
-  d.events.push_back(Event(KeyEvent::Type::kRetiring, *previous, now, std::move(reason)));
+  d.events.push_back(MakeEvent(KeyEvent::Type::kRetiring, *previous, now, std::move(reason)));
   d.live.push_back(std::move(previous));
 }
 
 void Supersede(const KeyVersion& v, absl::Time now, Decision& d) {
   auto retired = WithState(v, KeyState::kRetired);
-  d.events.push_back(Event(KeyEvent::Type::kRetired, *retired, now,
-                           "superseded by a newer version before promotion"));
+  d.events.push_back(MakeEvent(KeyEvent::Type::kRetired, *retired, now,
+                               "superseded by a newer version before promotion"));
   d.gone.push_back(&v);
 }
 
@@ -79,7 +66,8 @@ Decision DecideListing(const ProviderKeys& keys,
     for (const auto& v : listed) still |= v->version_id == old->version_id;
     if (!still) {
       auto retired = WithState(*old, KeyState::kRetired, old->retires_at);
-      d.events.push_back(Event(KeyEvent::Type::kRetired, *retired, now, "removed from backend"));
+      d.events.push_back(
+          MakeEvent(KeyEvent::Type::kRetired, *retired, now, "removed from backend"));
       d.removed.push_back(old.get());
     }
   }
@@ -105,12 +93,12 @@ Decision DecideListing(const ProviderKeys& keys,
     if (i == cur) {
       if (v->state != KeyState::kCurrent) {
         v = WithState(*v, KeyState::kCurrent);
-        d.events.push_back(Event(first_load ? KeyEvent::Type::kAdded : KeyEvent::Type::kRotated, *v,
-                                 now,
-                                 first_load            ? "loaded"
-                                 : old_current.empty() ? "first valid version"
-                                 : gated ? "replaces a version removed from the backend"
-                                         : "new version in backend (no probe configured)"));
+        d.events.push_back(MakeEvent(first_load ? KeyEvent::Type::kAdded : KeyEvent::Type::kRotated,
+                                     *v, now,
+                                     first_load            ? "loaded"
+                                     : old_current.empty() ? "first valid version"
+                                     : gated ? "replaces a version removed from the backend"
+                                             : "new version in backend (no probe configured)"));
       }
       d.current = v;
       d.live.push_back(v);
@@ -120,7 +108,7 @@ Decision DecideListing(const ProviderKeys& keys,
       // Newer than CURRENT with gated promotions: waits for its probe.
       if (!was_listed) {
         d.events.push_back(
-            Event(KeyEvent::Type::kAdded, *v, now, "new version: waiting for its probe"));
+            MakeEvent(KeyEvent::Type::kAdded, *v, now, "new version: waiting for its probe"));
       }
       d.live.push_back(v);
       continue;
@@ -156,7 +144,7 @@ absl::StatusOr<Decision> DecidePromote(const ProviderKeys& keys, absl::string_vi
     if (v->version_id == version) {
       older = false;
       d.current = WithState(*v, KeyState::kCurrent);
-      d.events.push_back(Event(KeyEvent::Type::kRotated, *d.current, now, std::string(reason)));
+      d.events.push_back(MakeEvent(KeyEvent::Type::kRotated, *d.current, now, std::string(reason)));
       d.live.push_back(d.current);
     } else if (v->state == KeyState::kCurrent) {
       Demote(keys, v, now, absl::StrCat("replaced by ", version), d);
@@ -176,7 +164,8 @@ absl::StatusOr<Decision> DecideQuarantine(const ProviderKeys& keys, absl::string
   CB_ASSIGN_OR_RETURN(const KeyVersion* target, FindLive(keys, version));
   Decision d;
   auto quarantined = WithState(*target, KeyState::kQuarantined);
-  d.events.push_back(Event(KeyEvent::Type::kQuarantined, *quarantined, now, std::string(reason)));
+  d.events.push_back(
+      MakeEvent(KeyEvent::Type::kQuarantined, *quarantined, now, std::string(reason)));
   d.gone.push_back(target);
   d.revoke_leases.emplace_back(std::string(version), "KEY_QUARANTINED");
   for (const auto& v : keys.versions) {
@@ -200,8 +189,8 @@ absl::StatusOr<Decision> DecideQuarantine(const ProviderKeys& keys, absl::string
   if (pick >= 0) {
     d.live[pick] = WithState(*d.live[pick], KeyState::kCurrent);
     d.current = d.live[pick];
-    d.events.push_back(Event(KeyEvent::Type::kRotated, *d.current, now,
-                             absl::StrCat("replaces quarantined ", version)));
+    d.events.push_back(MakeEvent(KeyEvent::Type::kRotated, *d.current, now,
+                                 absl::StrCat("replaces quarantined ", version)));
   }
   return d;
 }
@@ -234,7 +223,7 @@ Decision DecideRetirement(const ProviderKeys& keys,
       }
     }
     auto retired = WithState(*v, KeyState::kRetired);
-    d.events.push_back(Event(KeyEvent::Type::kRetired, *retired, now, reason));
+    d.events.push_back(MakeEvent(KeyEvent::Type::kRetired, *retired, now, reason));
     d.gone.push_back(v.get());
   }
   return d;

@@ -116,6 +116,9 @@ struct KeyEvent {
   std::string anomaly_kind;
 };
 
+// The event announcing that `v` (in its new state) changed at `at`.
+KeyEvent MakeEvent(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std::string reason);
+
 class KeyRing {
  public:
   // Listeners run on the thread that changed the ring, in order, and must not block or call
