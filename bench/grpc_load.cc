@@ -1,13 +1,16 @@
 // grpc_load: the gRPC-level load generator of shared/BENCHMARKS.md. It starts the real
 // `credbroker` binary on a loopback port (file source, SQLite state, static token, audit log to a
 // file: the embedded default's shape) and drives it with a callback client, `channels` × `inflight`
-// calls in flight, closed loop. Each round measures the baseline (`grpc.health.v1.Health/Check`
-// with the same metadata) and then each subject workload on the same server, so every figure is a
-// ratio measured in one run; the report gives the median of the per-round ratios with min/max,
-// QPS, latency percentiles, CPU steal and the server's CPU seconds per 1k requests.
+// calls in flight, closed loop. Each round measures the baselines and then each subject workload
+// on the same server, so every figure is a ratio measured in one run; the report gives the median
+// of the per-round ratios with min/max, QPS, latency percentiles, CPU steal and the server's CPU
+// seconds per 1k requests.
 //
-// Workloads: check (baseline), acquire_release (AcquireLease then ReleaseLease, each RPC
-// counted), renew (RenewLease over a pool of leases).
+// Workloads: check (`grpc.health.v1.Health/Check`, empty messages, no authentication: gRPC's
+// floor), ping (`LeaseService/Ping` with a 200-byte payload and the same bearer token as the
+// lease calls: the baseline of shared/BENCHMARKS.md), acquire_release (AcquireLease then
+// ReleaseLease, each RPC counted), renew (RenewLease over a pool of leases). Ratios are reported
+// against Ping and against Check.
 //
 //   grpc_load [--rounds 5] [--warmup 3] [--seconds 10] [--channels 2] [--inflight 32]
 //             [--broker PATH] [--synchronous normal|full] [--state-store sqlite]
@@ -32,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -57,11 +61,15 @@ struct Options {
   std::string synchronous = "normal";
 };
 
-enum class Workload { kCheck, kAcquireRelease, kRenew };
+enum class Workload { kCheck, kPing, kAcquireRelease, kRenew };
+constexpr Workload kWorkloads[] = {Workload::kCheck, Workload::kPing, Workload::kAcquireRelease,
+                                   Workload::kRenew};
 const char* Name(Workload w) {
   switch (w) {
     case Workload::kCheck:
       return "check";
+    case Workload::kPing:
+      return "ping";
     case Workload::kAcquireRelease:
       return "acquire_release";
     case Workload::kRenew:
@@ -112,6 +120,7 @@ struct Result {
   std::vector<int64_t> latencies_ns;  // sorted
   double steal_pct = 0;
   double server_cpu_per_1k = 0;
+  double client_cpu_per_1k = 0;  // this load generator
   double Percentile(double p) const {
     if (latencies_ns.empty()) return 0;
     size_t i = std::min(latencies_ns.size() - 1,
@@ -133,6 +142,8 @@ struct Slot {
   v1::ReleaseLeaseRequest release;
   v1::ReleaseLeaseResponse released;
   v1::RenewLeaseRequest renew;
+  v1::PingRequest ping;
+  v1::PingResponse pong;
   grpc::ByteBuffer check_req;
   grpc::ByteBuffer check_resp;
   absl::Time sent;
@@ -159,6 +170,7 @@ class Driver {
         s->acquire.set_provider("lumenfall");
         s->acquire.mutable_ttl()->set_seconds(600);
         s->renew.mutable_ttl()->set_seconds(600);
+        s->ping.set_payload(std::string(200, 'p'));  // BENCHMARKS.md: a ~200-byte payload
         s->renew_cursor = s->index;
         slots_.push_back(std::move(s));
       }
@@ -172,12 +184,14 @@ class Driver {
     absl::SleepFor(warmup);
     const CpuTicks cpu0 = ReadCpu();
     const double server0 = ProcessCpuSeconds(server);
+    const double client0 = ProcessCpuSeconds(getpid());
     const absl::Time t0 = absl::Now();
     measuring_.store(true);
     absl::SleepFor(window);
     measuring_.store(false);
     const absl::Time t1 = absl::Now();
     const double server1 = ProcessCpuSeconds(server);
+    const double client1 = ProcessCpuSeconds(getpid());
     const CpuTicks cpu1 = ReadCpu();
     stop_.store(true);
     drained_.WaitForNotification();
@@ -196,6 +210,8 @@ class Driver {
                                    static_cast<double>(total);
     r.server_cpu_per_1k =
         r.requests == 0 ? 0 : (server1 - server0) * 1000.0 / static_cast<double>(r.requests);
+    r.client_cpu_per_1k =
+        r.requests == 0 ? 0 : (client1 - client0) * 1000.0 / static_cast<double>(r.requests);
     return r;
   }
 
@@ -227,6 +243,10 @@ class Driver {
                               [this, s](const grpc::Status& st) { Finish(s, st); });
         return;
       }
+      case Workload::kPing:
+        s->stub->async()->Ping(s->ctx.get(), &s->ping, &s->pong,
+                               [this, s](const grpc::Status& st) { Finish(s, st); });
+        return;
       case Workload::kAcquireRelease:
         if (s->releasing) {
           s->release.set_lease_id(s->lease.lease_id());
@@ -358,14 +378,19 @@ int Main(int argc, char** argv) {
   }
 
   std::map<Workload, std::vector<Result>> results;
-  std::map<Workload, std::vector<double>> ratios;
+  // Per round, each workload's QPS over the round's Check and over its Ping.
+  std::map<Workload, std::vector<double>> ratios_check;
+  std::map<Workload, std::vector<double>> ratios_ping;
   for (int round = 0; round < o.rounds; ++round) {
-    double baseline = 0;
-    for (Workload w : {Workload::kCheck, Workload::kAcquireRelease, Workload::kRenew}) {
+    double check = 0;
+    double ping = 0;
+    for (Workload w : kWorkloads) {
       Driver d(w, stubs, generics, o.inflight, &pool);
       Result r = d.Run(absl::Seconds(o.warmup_s), absl::Seconds(o.seconds), broker->pid());
-      if (w == Workload::kCheck) baseline = r.qps;
-      if (w != Workload::kCheck && baseline > 0) ratios[w].push_back(r.qps / baseline);
+      if (w == Workload::kCheck) check = r.qps;
+      if (w == Workload::kPing) ping = r.qps;
+      if (check > 0) ratios_check[w].push_back(r.qps / check);
+      if (ping > 0) ratios_ping[w].push_back(r.qps / ping);
       std::cerr << absl::StrFormat("round %d %-16s %9.0f rpc/s  p99 %8.0f us  steal %4.1f%%%s\n",
                                    round + 1, Name(w), r.qps, r.Percentile(0.99), r.steal_pct,
                                    r.errors ? absl::StrCat("  ERRORS ", r.errors) : "");
@@ -373,24 +398,38 @@ int Main(int argc, char** argv) {
     }
   }
   broker->Stop();
-  if (getenv("GRPC_LOAD_SHOW_LOGS") != nullptr) std::cerr << broker->Logs();
+  const std::string logs = broker->Logs();
+  if (getenv("GRPC_LOAD_SHOW_LOGS") != nullptr) std::cerr << logs;
+  // The broker's own account of group commit (writes per commit) over the whole run.
+  for (absl::string_view line : absl::StrSplit(logs, '\n')) {
+    if (absl::StrContains(line, "group commit")) std::cout << "- Broker: `" << line << "`\n";
+  }
 
   std::cout << absl::StrFormat(
       "- Command: `grpc_load --rounds %d --warmup %d --seconds %d --channels %d --inflight %d "
       "--synchronous %s`\n\n",
       o.rounds, o.warmup_s, o.seconds, o.channels, o.inflight, o.synchronous);
-  std::cout << "| workload | median QPS | ratio to Check (median [min, max] of rounds) | p50 µs | "
-               "p90 µs | p99 µs | p99.9 µs | server CPU s / 1k req | steal % (max) | errors |\n"
-               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
-  for (Workload w : {Workload::kCheck, Workload::kAcquireRelease, Workload::kRenew}) {
+  std::cout << "| workload | median QPS | ratio to Ping (median [min, max] of rounds) | ratio to "
+               "Check | p50 µs | p90 µs | p99 µs | p99.9 µs | server CPU s / 1k req | client CPU "
+               "s / 1k req | steal % (max) | errors |\n"
+               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+  auto ratio = [](const std::vector<double>& rr) -> std::string {
+    if (rr.empty()) return "-";
+    return absl::StrFormat("**%.2f** [%.2f, %.2f]", Median(rr),
+                           *std::min_element(rr.begin(), rr.end()),
+                           *std::max_element(rr.begin(), rr.end()));
+  };
+  for (Workload w : kWorkloads) {
     const std::vector<Result>& rs = results[w];
     std::vector<double> qps;
     std::vector<double> cpu;
+    std::vector<double> client_cpu;
     double steal = 0;
     uint64_t errors = 0;
     for (const Result& r : rs) {
       qps.push_back(r.qps);
       cpu.push_back(r.server_cpu_per_1k);
+      client_cpu.push_back(r.client_cpu_per_1k);
       steal = std::max(steal, r.steal_pct);
       errors += r.errors;
     }
@@ -400,17 +439,12 @@ int Main(int argc, char** argv) {
     std::sort(by_qps.begin(), by_qps.end(),
               [](const Result* a, const Result* b) { return a->qps < b->qps; });
     const Result& mid = *by_qps[by_qps.size() / 2];
-    std::string ratio = "1 (baseline)";
-    if (w != Workload::kCheck) {
-      const std::vector<double>& rr = ratios[w];
-      ratio = absl::StrFormat("**%.2f** [%.2f, %.2f]", Median(rr),
-                              *std::min_element(rr.begin(), rr.end()),
-                              *std::max_element(rr.begin(), rr.end()));
-    }
     std::cout << absl::StrFormat(
-        "| %s | %.0f | %s | %.0f | %.0f | %.0f | %.0f | %.3f | %.1f | %d |\n", Name(w), Median(qps),
-        ratio, mid.Percentile(0.5), mid.Percentile(0.9), mid.Percentile(0.99),
-        mid.Percentile(0.999), Median(cpu), steal, errors);
+        "| %s | %.0f | %s | %s | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.1f | %d |\n", Name(w),
+        Median(qps), w == Workload::kPing ? "1 (baseline)" : ratio(ratios_ping[w]),
+        w == Workload::kCheck ? "1" : ratio(ratios_check[w]), mid.Percentile(0.5),
+        mid.Percentile(0.9), mid.Percentile(0.99), mid.Percentile(0.999), Median(cpu),
+        Median(client_cpu), steal, errors);
   }
   return 0;
 }

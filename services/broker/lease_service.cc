@@ -87,6 +87,24 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::ReportAuthFailure(
   });
 }
 
+grpc::ServerUnaryReactor* LeaseServiceImpl::Ping(grpc::CallbackServerContext* ctx,
+                                                 const v1::PingRequest* req,
+                                                 v1::PingResponse* resp) {
+  return Unary(ctx, metrics_, "Ping", [&]() -> absl::Status {
+    CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "Ping"));
+    constexpr size_t kMaxPayload = 1024;
+    if (req->payload().size() > kMaxPayload) {
+      return core::WithReason(
+          absl::InvalidArgumentError(absl::StrCat("payload is ", req->payload().size(),
+                                                  " bytes; at most ", kMaxPayload, " are echoed")),
+          "PAYLOAD_TOO_LARGE");
+    }
+    resp->set_caller(who.name);
+    resp->set_payload(req->payload());
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerWriteReactor<v1::KeyEvent>* LeaseServiceImpl::WatchKeys(
     grpc::CallbackServerContext* ctx, const v1::WatchKeysRequest* req) {
   RpcScope scope(metrics_, "WatchKeys");

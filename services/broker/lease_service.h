@@ -32,6 +32,8 @@ class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
   grpc::ServerUnaryReactor* ReportAuthFailure(grpc::CallbackServerContext* ctx,
                                               const v1::ReportAuthFailureRequest* req,
                                               v1::ReportAuthFailureResponse* resp) override;
+  grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* ctx, const v1::PingRequest* req,
+                                 v1::PingResponse* resp) override;
   grpc::ServerWriteReactor<v1::KeyEvent>* WatchKeys(grpc::CallbackServerContext* ctx,
                                                     const v1::WatchKeysRequest* req) override;
 

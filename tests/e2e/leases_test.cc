@@ -33,6 +33,25 @@ TEST_F(EndToEndTest, AcquireRenewReleaseOverGrpc) {
   EXPECT_THAT(broker_->Logs(), Not(HasSubstr(kLmnV1)));
 }
 
+// Ping checks a caller's setup: who the broker thinks it is, with the payload echoed; without
+// credentials it fails like every other call, and an oversized payload is refused.
+TEST_F(EndToEndTest, PingAnswersWithTheCallersIdentity) {
+  StartBroker();
+  v1::PingRequest req;
+  req.set_payload(std::string(200, 'x'));
+  v1::PingResponse resp;
+  grpc::Status s = lease_->Ping(Ctx().get(), req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.caller(), "e2e-app");
+  EXPECT_EQ(resp.payload(), req.payload());
+  EXPECT_EQ(lease_->Ping(Ctx("").get(), req, &resp).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  req.set_payload(std::string(1025, 'x'));
+  grpc::Status big = lease_->Ping(Ctx().get(), req, &resp);
+  EXPECT_EQ(big.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Reason(big), "PAYLOAD_TOO_LARGE");
+}
+
 TEST_F(EndToEndTest, BadRequestsGetClearErrors) {
   StartBroker();
   v1::Lease lease;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 
@@ -64,12 +65,68 @@ void AppendJsonString(std::string& out, absl::string_view s) {
   out.push_back('"');
 }
 
+void AppendUtcTimestamp(std::string& out, absl::Time t, int fraction_digits) {
+  fraction_digits = std::clamp(fraction_digits, 0, 9);
+  const absl::Duration since_epoch = t - absl::UnixEpoch();
+  absl::Duration rem;
+  const int64_t secs = absl::IDivDuration(since_epoch, absl::Seconds(1), &rem);
+  int64_t days = secs / 86400;
+  int64_t sod = secs % 86400;
+  int64_t nanos = absl::ToInt64Nanoseconds(rem);
+  if (nanos < 0) {  // before the epoch: borrow a second
+    nanos += 1000000000;
+    sod -= 1;
+  }
+  if (sod < 0) {
+    sod += 86400;
+    days -= 1;
+  }
+  // Days since 1970-01-01 to a civil date (H. Hinnant, "chrono-compatible low-level date
+  // algorithms", civil_from_days).
+  const int64_t z = days + 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  char buf[40];
+  char* p = buf;
+  auto digits = [&p](int64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i) {
+      p[i] = static_cast<char>('0' + v % 10);
+      v /= 10;
+    }
+    p += n;
+  };
+  digits(year, 4);
+  *p++ = '-';
+  digits(month, 2);
+  *p++ = '-';
+  digits(day, 2);
+  *p++ = 'T';
+  digits(sod / 3600, 2);
+  *p++ = ':';
+  digits(sod / 60 % 60, 2);
+  *p++ = ':';
+  digits(sod % 60, 2);
+  if (fraction_digits > 0) {
+    *p++ = '.';
+    int64_t scaled = nanos;
+    for (int i = fraction_digits; i < 9; ++i) scaled /= 10;
+    digits(scaled, fraction_digits);
+  }
+  *p++ = 'Z';
+  out.append(buf, static_cast<size_t>(p - buf));
+}
+
 void Log(LogLevel level, absl::string_view message, std::initializer_list<LogField> fields) {
   if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
-  std::string line = "{\"ts\":";
-  AppendJsonString(line,
-                   absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()));
-  line += ",\"level\":";
+  std::string line = "{\"ts\":\"";
+  AppendUtcTimestamp(line, absl::Now(), 3);
+  line += "\",\"level\":";
   AppendJsonString(line, LevelName(level));
   line += ",\"msg\":";
   AppendJsonString(line, message);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "credbroker/core/batch_scope.h"
 #include "credbroker/core/log.h"
 
 namespace credbroker::identity {
@@ -35,13 +36,14 @@ std::unique_ptr<AuditLog> AuditLog::ToSink(std::function<void(absl::string_view)
 }
 
 AuditLog::~AuditLog() {
+  Flush();
   if (owned_) ::close(fd_);
 }
 
 void AuditLog::Record(const AuditRecord& r) {
-  std::string line = "{\"ts\":";
-  core::AppendJsonString(
-      line, absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", clock_->Now(), absl::UTCTimeZone()));
+  std::string line = "{\"ts\":\"";
+  core::AppendUtcTimestamp(line, clock_->Now(), 6);
+  line += '"';
   auto field = [&line](absl::string_view name, absl::string_view value) {
     if (value.empty()) return;
     line += ",";
@@ -66,6 +68,17 @@ void AuditLog::Record(const AuditRecord& r) {
   line += "\n";
   pending_ += line;
   if (writing_) return;  // the thread writing now takes this line with its next write
+  // Completing a batch of requests (group commit): one write for the whole batch, at its end.
+  if (core::BatchScope::AtEnd(this, [this] { Flush(); })) return;
+  WritePending();
+}
+
+void AuditLog::Flush() {
+  absl::MutexLock lock(&mu_);
+  if (!writing_) WritePending();
+}
+
+void AuditLog::WritePending() {
   writing_ = true;
   std::string batch;
   while (!pending_.empty()) {

@@ -1,5 +1,8 @@
 #include "credbroker/identity/audit_log.h"
 
+#include <algorithm>
+
+#include "credbroker/core/batch_scope.h"
 #include "credbroker/testing/status_matchers.h"
 #include "credbroker/testing/temp_dir.h"
 #include "gmock/gmock.h"
@@ -45,6 +48,27 @@ TEST(AuditLogTest, AppendsToAFile) {
   EXPECT_THAT(AuditLog::Open(dir.Join("new/dir/audit.log"), &clock), testing::IsOk());
   testing::WriteFile(dir.Join("blocker"), "x");
   EXPECT_FALSE(AuditLog::Open(dir.Join("blocker/audit.log"), &clock).ok());
+}
+
+// The group-commit thread completes a batch of requests inside a BatchScope: their lines reach the
+// file together when the scope ends (one write), and none is lost.
+TEST(AuditLogTest, LinesOfABatchAreWrittenWhenTheBatchEnds) {
+  testing::TempDir dir;
+  core::FakeClock clock;
+  auto log = AuditLog::Open(dir.Join("audit.log"), &clock);
+  ASSERT_THAT(log, testing::IsOk());
+  {
+    core::BatchScope batch;
+    for (int i = 0; i < 3; ++i) {
+      (*log)->Record({"RenewLease", "billing/api", "lumenfall", "v1", "", "", "allow", ""});
+    }
+    EXPECT_EQ(testing::ReadFile(dir.Join("audit.log")), "");
+  }
+  std::string contents = testing::ReadFile(dir.Join("audit.log"));
+  EXPECT_EQ(std::count(contents.begin(), contents.end(), '\n'), 3);
+  // Outside a batch a line is written before Record returns.
+  (*log)->Record({"ReleaseLease", "billing/api", "lumenfall", "v1", "", "", "allow", ""});
+  EXPECT_THAT(testing::ReadFile(dir.Join("audit.log")), HasSubstr("ReleaseLease"));
 }
 
 }  // namespace

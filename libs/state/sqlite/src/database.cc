@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "credbroker/core/batch_scope.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/state/sqlite/open.h"
 
@@ -134,6 +135,8 @@ void Database::Run() {
       ++batches_;
       writes_ += batch.size();
     }
+    // The batch's completions share what can be shared (one audit write for all of them).
+    core::BatchScope completions;
     for (Op& op : batch) op.done(std::move(op.status));
   }
 }

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace credbroker::core {
 
@@ -42,5 +43,10 @@ void SetLogSinkForTest(std::function<void(absl::string_view line)> sink);
 
 // Appends `s` to `out` as a JSON string literal, quotes included.
 void AppendJsonString(std::string& out, absl::string_view s);
+
+// Appends `t` as RFC 3339 in UTC with `fraction_digits` (0 to 9) digits of second, the same text
+// as absl::FormatTime("%Y-%m-%dT%H:%M:%E<n>SZ", t, absl::UTCTimeZone()) for years 0000-9999,
+// without its time-zone machinery (log and audit lines stamp every line).
+void AppendUtcTimestamp(std::string& out, absl::Time t, int fraction_digits);
 
 }  // namespace credbroker::core

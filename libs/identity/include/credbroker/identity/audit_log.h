@@ -4,7 +4,9 @@
 // Lines recorded while another thread is writing are appended to a buffer that this writer
 // writes next, so concurrent requests share write() calls instead of taking one each; a line is
 // in the file once the writer that took it returned (a crash loses at most the lines of one
-// write in flight). Each line is written whole.
+// write in flight). Each line is written whole. Lines recorded inside a core::BatchScope (the
+// completions of one group commit) are written together when the scope ends; the log must outlive
+// such a scope (the committer thread stops before the log is destroyed).
 // Thread-safety: safe for concurrent use.
 #pragma once
 
@@ -39,12 +41,16 @@ class AuditLog {
                                           const core::Clock* clock);
   ~AuditLog();
 
-  void Record(const AuditRecord& record);
+  void Record(const AuditRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes the lines recorded and not yet written.
+  void Flush() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   AuditLog(int fd, bool owned, std::function<void(absl::string_view)> sink,
            const core::Clock* clock)
       : fd_(fd), owned_(owned), sink_(std::move(sink)), clock_(clock) {}
+  // Writes pending_ until it stays empty; the lock is released around each write(2).
+  void WritePending() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const int fd_;
   const bool owned_;
   std::function<void(absl::string_view)> sink_;

@@ -14,7 +14,8 @@
 // other code (UNAVAILABLE, DATA_LOSS, INTERNAL, ...) is a storage failure: the whole batch is
 // rolled back and every writer in it gets that error.
 //
-// `done` callbacks run on the committer thread, after the batch's AfterCommit hooks; they must not
+// `done` callbacks run on the committer thread, after the batch's AfterCommit hooks, inside one
+// core::BatchScope per batch (the audit lines of a batch are written together); they must not
 // block for long. A Write (blocking) from a `done` callback runs at once in a transaction of its
 // own.
 // Thread-safety: safe for concurrent use.
