@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -148,11 +149,17 @@ void AcquireReleaseStream(benchmark::State& state, bool sqlite) {
     int finished = 0;
     for (; started < kInFlight; ++started) acquire();
     while (finished < kPairs) {
-      {
-        absl::MutexLock lock(&mu);
-        mu.Await(absl::Condition(
-            +[](std::vector<Completed>* v) { return !v->empty(); }, &completed));
-        batch.swap(completed);
+      // Poll rather than sleep: like the server's RPC threads, which keep receiving while
+      // earlier requests commit, the caller must not add a thread wake-up per completion.
+      while (true) {
+        {
+          absl::MutexLock lock(&mu);
+          if (!completed.empty()) {
+            batch.swap(completed);
+            break;
+          }
+        }
+        std::this_thread::yield();
       }
       for (Completed& c : batch) {
         if (!c.ok) {
