@@ -97,58 +97,84 @@ KeyEvent MakeEvent(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std:
   return e;
 }
 
-namespace {
-std::string PersistKey(absl::string_view provider, absl::string_view version,
-                       absl::string_view fingerprint) {
-  return absl::StrCat(provider, "\x1f", version, "\x1f", fingerprint);
-}
-
-}  // namespace
-
 absl::Status KeyRing::UsePersistedState(KeyStateStore* store) {
   CB_ASSIGN_OR_RETURN(std::vector<PersistedKeyVersion> records, store->LoadAll());
   absl::MutexLock lock(&mu_);
   store_ = store;
-  for (PersistedKeyVersion& r : records) {
-    std::string key = PersistKey(r.provider, r.version_id, r.fingerprint);
-    persisted_[key] = std::move(r);
-  }
+  for (PersistedKeyVersion& r : records) persisted_[r.Id()] = std::move(r);
   return absl::OkStatus();
 }
 
 const PersistedKeyVersion* KeyRing::FindPersisted(const std::string& provider,
                                                   const KeyVersion& v) const {
-  auto it = persisted_.find(PersistKey(provider, v.version_id, v.fingerprint));
+  auto it = persisted_.find(KeyVersionId{provider, v.version_id, v.fingerprint});
   return it == persisted_.end() ? nullptr : &it->second;
 }
 
 void KeyRing::Persist(const ProviderKeys* before, const ProviderKeys& keys,
                       const std::vector<KeyEvent>& events) {
   if (store_ == nullptr) return;
-  auto save = [this](PersistedKeyVersion r) {
-    if (absl::Status s = store_->Save(r); !s.ok()) {
-      core::LogError(
-          "cannot persist key version state",
-          {{"provider", r.provider}, {"key_version", r.version_id}, {"error", s.ToString()}});
-    }
-    persisted_[PersistKey(r.provider, r.version_id, r.fingerprint)] = std::move(r);
-  };
+  std::vector<PersistedKeyVersion> records;
   for (const auto& v : keys.versions) {
     bool unchanged = false;
     if (before != nullptr) {
       for (const auto& old : before->versions) unchanged |= old == v;
     }
     if (unchanged) continue;
-    save({v->provider, v->version_id, v->fingerprint, v->state, v->created_at, v->retires_at});
+    records.push_back(
+        {v->provider, v->version_id, v->fingerprint, v->state, v->created_at, v->retires_at});
   }
   for (const KeyEvent& e : events) {
     const bool gone = e.type == KeyEvent::Type::kRetired || e.type == KeyEvent::Type::kQuarantined;
     if (!gone || e.fingerprint.empty() || e.provider != keys.spec->name) continue;
-    PersistedKeyVersion r{e.provider, e.version_id, e.fingerprint,
-                          e.state,    e.at,         absl::InfiniteFuture()};
-    auto known = persisted_.find(PersistKey(e.provider, e.version_id, e.fingerprint));
-    if (known != persisted_.end()) r.created_at = known->second.created_at;
-    save(r);
+    records.push_back({e.provider, e.version_id, e.fingerprint, e.state, e.at});
+  }
+  WriteDecision(std::move(records));
+}
+
+void KeyRing::WriteDecision(std::vector<PersistedKeyVersion> records) {
+  if (store_ == nullptr || records.empty()) return;
+  // What an earlier refused write left unwritten goes with this one (this decision's own record
+  // of the same version is newer).
+  for (auto& [id, r] : unwritten_) {
+    bool superseded = false;
+    for (const PersistedKeyVersion& mine : records) superseded |= mine.Id() == id;
+    if (!superseded) records.push_back(std::move(r));
+  }
+  unwritten_.clear();
+  // One transaction for the whole decision, each record from the revision this ring last saw.
+  std::vector<KeyStateWrite> writes;
+  for (PersistedKeyVersion& r : records) {
+    auto known = persisted_.find(r.Id());
+    int64_t expected = 0;
+    if (known != persisted_.end()) {
+      r.created_at = known->second.created_at;  // first seen stays first seen
+      expected = known->second.revision;
+    }
+    writes.push_back({r, expected});
+  }
+  absl::StatusOr<int64_t> revision = store_->Write(writes);
+  if (!revision.ok()) {
+    // The decision still applies here (a quarantined key must stop being served even when the
+    // store is failing); its records are written with the next decision.
+    core::LogError("cannot write key version decision",
+                   {{"provider", records.front().provider},
+                    {"key_versions", absl::StrCat(records.size())},
+                    {"error", revision.status().ToString()}});
+    for (PersistedKeyVersion& r : records) unwritten_[r.Id()] = std::move(r);
+    if (absl::IsAborted(revision.status())) {
+      // Someone else wrote these records: take their revisions for the next decision.
+      absl::StatusOr<KeyStateListing> fresh = store_->List();
+      if (fresh.ok()) {
+        persisted_.clear();
+        for (PersistedKeyVersion& r : fresh->records) persisted_[r.Id()] = std::move(r);
+      }
+    }
+    return;
+  }
+  for (PersistedKeyVersion& r : records) {
+    r.revision = *revision;
+    persisted_[r.Id()] = std::move(r);
   }
 }
 
@@ -492,17 +518,8 @@ void KeyRing::RecordRevokedAtProvider(absl::string_view provider, absl::string_v
   gone.state = KeyState::kRevoked;
   std::vector<KeyEvent> events = {
       MakeEvent(KeyEvent::Type::kRevoked, gone, clock_->Now(), std::string(reason))};
-  if (store_ != nullptr) {
-    PersistedKeyVersion r{gone.provider,      gone.version_id, gone.fingerprint,
-                          KeyState::kRevoked, clock_->Now(),   absl::InfiniteFuture()};
-    auto known = persisted_.find(PersistKey(provider, version, fingerprint));
-    if (known != persisted_.end()) r.created_at = known->second.created_at;
-    if (absl::Status s = store_->Save(r); !s.ok()) {
-      core::LogError("cannot persist key version state",
-                     {{"provider", provider}, {"key_version", version}, {"error", s.ToString()}});
-    }
-    persisted_[PersistKey(provider, version, fingerprint)] = std::move(r);
-  }
+  WriteDecision(
+      {{gone.provider, gone.version_id, gone.fingerprint, KeyState::kRevoked, clock_->Now()}});
   Publish(nullptr, events);
 }
 

@@ -5,40 +5,67 @@
 #include "credbroker/rotation/key_ring.h"
 
 namespace credbroker::rotation {
-namespace {
 
-std::string Key(const PersistedKeyVersion& r) {
-  return absl::StrCat(r.provider, "\x1f", r.version_id, "\x1f", r.fingerprint);
+absl::Status KeyStateChanged(const KeyVersionId& id, int64_t expected, int64_t actual) {
+  return core::WithReason(
+      absl::AbortedError(absl::StrCat(
+          "key version ", id.provider, "/", id.version_id, " (", id.fingerprint,
+          ") changed since it was read: expected ",
+          expected == 0 ? std::string("no record") : absl::StrCat("revision ", expected),
+          ", found ", actual == 0 ? std::string("none") : absl::StrCat("revision ", actual))),
+      "KEY_STATE_CHANGED");
 }
 
-}  // namespace
-
-absl::StatusOr<std::vector<PersistedKeyVersion>> InMemoryKeyStateStore::LoadAll() {
+absl::StatusOr<KeyStateListing> InMemoryKeyStateStore::List() {
   absl::MutexLock lock(&mu_);
-  std::vector<PersistedKeyVersion> out;
-  out.reserve(records_.size());
-  for (const auto& [k, r] : records_) out.push_back(r);
+  KeyStateListing out;
+  out.records.reserve(records_.size());
+  for (const auto& [k, r] : records_) out.records.push_back(r);
+  out.revision = revision_;
   return out;
 }
 
-absl::Status InMemoryKeyStateStore::Save(const PersistedKeyVersion& record) {
+absl::StatusOr<int64_t> InMemoryKeyStateStore::Write(const std::vector<KeyStateWrite>& writes) {
   absl::MutexLock lock(&mu_);
-  records_[Key(record)] = record;
-  return absl::OkStatus();
+  for (const KeyStateWrite& w : writes) {
+    if (w.expected_revision == KeyStateWrite::kAnyRevision) continue;
+    auto it = records_.find(w.record.Id());
+    const int64_t actual = it == records_.end() ? 0 : it->second.revision;
+    if (actual != w.expected_revision) {
+      return KeyStateChanged(w.record.Id(), w.expected_revision, actual);
+    }
+  }
+  const int64_t revision = ++revision_;
+  std::vector<PersistedKeyVersion> changed;
+  changed.reserve(writes.size());
+  for (const KeyStateWrite& w : writes) {
+    PersistedKeyVersion r = w.record;
+    r.revision = revision;
+    records_[r.Id()] = r;
+    changed.push_back(std::move(r));
+  }
+  log_.Publish(std::move(changed));
+  return revision;
+}
+
+absl::StatusOr<std::unique_ptr<state::Watch>> InMemoryKeyStateStore::Watch(int64_t after_revision,
+                                                                           KeyStateWatchFn fn) {
+  absl::MutexLock lock(&mu_);  // no write between the replay and the registration
+  return log_.Watch(after_revision, std::move(fn));
 }
 
 absl::Status InMemoryKeyStateStore::SaveMintedKeyId(const std::string& provider,
                                                     const std::string& fingerprint,
                                                     const std::string& key_id) {
   absl::MutexLock lock(&mu_);
-  minted_[absl::StrCat(provider, "\x1f", fingerprint)] = key_id;
+  minted_[{provider, fingerprint}] = key_id;
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> InMemoryKeyStateStore::MintedKeyId(const std::string& provider,
                                                                const std::string& fingerprint) {
   absl::MutexLock lock(&mu_);
-  auto it = minted_.find(absl::StrCat(provider, "\x1f", fingerprint));
+  auto it = minted_.find(std::make_pair(provider, fingerprint));
   if (it == minted_.end()) return absl::NotFoundError("key was not minted by the broker");
   return it->second;
 }

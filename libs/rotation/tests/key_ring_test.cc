@@ -516,6 +516,71 @@ TEST_F(KeyRingTest, RevokedAtProviderIsAnnouncedAndPersisted) {
   EXPECT_EQ((*all)[0].state, KeyState::kRevoked);
 }
 
+// A promotion is one decision: the new CURRENT and the replaced (now PREVIOUS) version are written
+// together, in one compare-and-swap, with one revision.
+TEST_F(KeyRingTest, APromotionIsWrittenAsOneDecision) {
+  InMemoryKeyStateStore store;
+  ASSERT_THAT(ring_->UsePersistedState(&store), IsOk());
+  ring_->GatePromotions({"lumenfall"});
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  ASSERT_EQ(Keys("lumenfall").Find("v2")->state, KeyState::kPending);
+  std::vector<std::vector<std::string>> writes;
+  auto watch = store.Watch(store.List()->revision, [&](const std::vector<PersistedKeyVersion>& c) {
+    std::vector<std::string> w;
+    for (const auto& r : c) w.push_back(r.version_id + ":" + std::string(KeyStateName(r.state)));
+    writes.push_back(w);
+  });
+  ASSERT_THAT(watch, IsOk());
+  ASSERT_THAT(ring_->Promote("lumenfall", "v2", "probe accepted"), IsOk());
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_THAT(writes[0], ::testing::UnorderedElementsAre("v2:CURRENT", "v1:PREVIOUS"));
+}
+
+// Another writer changed a record this ring decided from (with several replicas: a leader that
+// did not know it was deposed). The write is refused whole, said loudly, and the ring re-reads the
+// revisions so that its next decision is written.
+TEST_F(KeyRingTest, ADecisionFromAStaleRevisionIsRefusedAndTheNextOneIsWritten) {
+  InMemoryKeyStateStore store;
+  ASSERT_THAT(ring_->UsePersistedState(&store), IsOk());
+  ring_->GatePromotions({"lumenfall"});
+  source_.Put("lumenfall", "v1", kLmnV1);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  // Someone else rewrites v1's record behind the ring's back.
+  auto all = store.LoadAll();
+  ASSERT_THAT(all, IsOk());
+  for (PersistedKeyVersion r : *all) {
+    if (r.version_id == "v1") {
+      ASSERT_THAT(store.Write({{r, r.revision}}), IsOk());
+    }
+  }
+  ASSERT_THAT(ring_->Promote("lumenfall", "v2", "probe accepted"), IsOk());
+  EXPECT_THAT(logs_, HasSubstr("cannot write key version decision"));
+  EXPECT_THAT(logs_, HasSubstr("KEY_STATE_CHANGED"));
+  auto after = store.LoadAll();
+  ASSERT_THAT(after, IsOk());
+  for (const PersistedKeyVersion& r : *after) {
+    // Nothing of the refused decision was written.
+    EXPECT_NE(r.state, r.version_id == "v1" ? KeyState::kPrevious : KeyState::kCurrent);
+  }
+  // The next decision starts from the re-read revisions and is written.
+  ASSERT_THAT(ring_->Quarantine("lumenfall", "v1", "leaked"), IsOk());
+  after = store.LoadAll();
+  ASSERT_THAT(after, IsOk());
+  bool quarantined = false;
+  bool promoted = false;  // the refused decision's part that still holds went with it
+  for (const PersistedKeyVersion& r : *after) {
+    quarantined |= r.version_id == "v1" && r.state == KeyState::kQuarantined;
+    promoted |= r.version_id == "v2" && r.state == KeyState::kCurrent;
+  }
+  EXPECT_TRUE(quarantined);
+  EXPECT_TRUE(promoted);
+}
+
 TEST_F(KeyRingTest, RefresherLoadsEveryProviderOfItsSource) {
   source_.Put("lumenfall", "v1", kLmnV1);
   source_.Put("fluximage", "v1", kFlxV1);

@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS key_versions (
   state TEXT NOT NULL,
   created_at_us INTEGER NOT NULL,
   retires_at_us INTEGER,
+  -- The key-state store revision of the write that stored the row.
+  revision INTEGER NOT NULL DEFAULT 1,
   PRIMARY KEY (provider, version, fingerprint)
 );
 CREATE TABLE IF NOT EXISTS minted_keys (
@@ -77,12 +79,45 @@ absl::Status SqliteKeyStateStore::Fence(Database::Txn& txn, int64_t epoch) const
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<PersistedKeyVersion>> SqliteKeyStateStore::LoadAll() {
-  std::vector<PersistedKeyVersion> out;
+absl::StatusOr<std::unique_ptr<SqliteKeyStateStore>> SqliteKeyStateStore::Open(
+    Database* db, const Leadership* leadership) {
+  int64_t revision = 0;
+  CB_RETURN_IF_ERROR(db->Read([&](sqlite3* h) -> absl::Status {
+    // A file written before records had revisions: add the column (existing rows get 1).
+    bool has_revision = false;
+    {
+      Statement s(h, "SELECT 1 FROM pragma_table_info('key_versions') WHERE name = 'revision'");
+      if (!s.ok()) return db->Error(h, "inspect key_versions");
+      has_revision = sqlite3_step(s.get()) == SQLITE_ROW;
+    }
+    if (!has_revision &&
+        sqlite3_exec(h, "ALTER TABLE key_versions ADD COLUMN revision INTEGER NOT NULL DEFAULT 1",
+                     nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return db->Error(h, "add key_versions.revision");
+    }
+    Statement s(h,
+                "SELECT max(coalesce((SELECT value FROM store_meta WHERE "
+                "key='key_state_revision'), 0), coalesce((SELECT max(revision) FROM "
+                "key_versions), 0))");
+    if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW) {
+      return db->Error(h, "read the key state revision");
+    }
+    revision = sqlite3_column_int64(s.get(), 0);
+    return absl::OkStatus();
+  }));
+  return std::unique_ptr<SqliteKeyStateStore>(new SqliteKeyStateStore(db, leadership, revision));
+}
+
+SqliteKeyStateStore::SqliteKeyStateStore(Database* db, const Leadership* leadership,
+                                         int64_t revision)
+    : db_(db), leadership_(leadership), revision_(revision), log_(revision) {}
+
+absl::StatusOr<rotation::KeyStateListing> SqliteKeyStateStore::List() {
+  rotation::KeyStateListing out;
   CB_RETURN_IF_ERROR(db_->Read([&](sqlite3* h) -> absl::Status {
     Statement s(h,
-                "SELECT provider, version, fingerprint, state, created_at_us, retires_at_us "
-                "FROM key_versions");
+                "SELECT provider, version, fingerprint, state, created_at_us, retires_at_us, "
+                "revision FROM key_versions");
     if (!s.ok()) return db_->Error(h, "read key versions");
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
@@ -95,34 +130,86 @@ absl::StatusOr<std::vector<PersistedKeyVersion>> SqliteKeyStateStore::LoadAll() 
       r.retires_at = sqlite3_column_type(s.get(), 5) == SQLITE_NULL
                          ? absl::InfiniteFuture()
                          : absl::FromUnixMicros(sqlite3_column_int64(s.get(), 5));
-      out.push_back(std::move(r));
+      r.revision = sqlite3_column_int64(s.get(), 6);
+      out.records.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE) return db_->Error(h, "read key versions");
+    out.revision = revision_;  // under the connection lock: no write is half applied
     return absl::OkStatus();
   }));
   return out;
 }
 
-absl::Status SqliteKeyStateStore::Save(const PersistedKeyVersion& r) {
-  const std::string state(rotation::KeyStateName(r.state));
+absl::StatusOr<int64_t> SqliteKeyStateStore::Write(
+    const std::vector<rotation::KeyStateWrite>& writes) {
   const int64_t epoch = leadership_->Epoch();
-  return db_->Write([&](Database::Txn& txn) -> absl::Status {
+  int64_t revision = 0;
+  CB_RETURN_IF_ERROR(db_->Write([&](Database::Txn& txn) -> absl::Status {
     CB_RETURN_IF_ERROR(Fence(txn, epoch));
-    Statement s(txn.db(), "INSERT OR REPLACE INTO key_versions VALUES (?,?,?,?,?,?)");
-    if (!s.ok()) return db_->Error(txn.db(), "save key version");
-    s.Bind(1, r.provider);
-    s.Bind(2, r.version_id);
-    s.Bind(3, r.fingerprint);
-    s.Bind(4, state);
-    sqlite3_bind_int64(s.get(), 5, absl::ToUnixMicros(r.created_at));
-    if (r.retires_at == absl::InfiniteFuture()) {
-      sqlite3_bind_null(s.get(), 6);
-    } else {
-      sqlite3_bind_int64(s.get(), 6, absl::ToUnixMicros(r.retires_at));
+    sqlite3* h = txn.db();
+    for (const rotation::KeyStateWrite& w : writes) {
+      if (w.expected_revision == rotation::KeyStateWrite::kAnyRevision) continue;
+      Statement s(h,
+                  "SELECT revision FROM key_versions WHERE provider = ? AND version = ? AND "
+                  "fingerprint = ?");
+      if (!s.ok()) return db_->Error(h, "read key version revision");
+      s.Bind(1, w.record.provider);
+      s.Bind(2, w.record.version_id);
+      s.Bind(3, w.record.fingerprint);
+      const int rc = sqlite3_step(s.get());
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_->Error(h, "read key version revision");
+      const int64_t actual = rc == SQLITE_ROW ? sqlite3_column_int64(s.get(), 0) : 0;
+      if (actual != w.expected_revision) {
+        return rotation::KeyStateChanged(w.record.Id(), w.expected_revision, actual);
+      }
     }
-    if (sqlite3_step(s.get()) != SQLITE_DONE) return db_->Error(txn.db(), "save key version");
+    revision = revision_ + 1;
+    std::vector<PersistedKeyVersion> changed;
+    for (const rotation::KeyStateWrite& w : writes) {
+      const PersistedKeyVersion& r = w.record;
+      Statement s(h, "INSERT OR REPLACE INTO key_versions VALUES (?,?,?,?,?,?,?)");
+      if (!s.ok()) return db_->Error(h, "save key version");
+      s.Bind(1, r.provider);
+      s.Bind(2, r.version_id);
+      s.Bind(3, r.fingerprint);
+      s.Bind(4, rotation::KeyStateName(r.state));
+      sqlite3_bind_int64(s.get(), 5, absl::ToUnixMicros(r.created_at));
+      if (r.retires_at == absl::InfiniteFuture()) {
+        sqlite3_bind_null(s.get(), 6);
+      } else {
+        sqlite3_bind_int64(s.get(), 6, absl::ToUnixMicros(r.retires_at));
+      }
+      sqlite3_bind_int64(s.get(), 7, revision);
+      if (sqlite3_step(s.get()) != SQLITE_DONE) return db_->Error(h, "save key version");
+      changed.push_back(r);
+      changed.back().revision = revision;
+    }
+    {
+      Statement s(h, "INSERT OR REPLACE INTO store_meta VALUES ('key_state_revision', ?)");
+      if (!s.ok()) return db_->Error(h, "save the key state revision");
+      sqlite3_bind_int64(s.get(), 1, revision);
+      if (sqlite3_step(s.get()) != SQLITE_DONE) return db_->Error(h, "save the key state revision");
+    }
+    // Published once committed, in commit order (the committer runs one batch at a time).
+    auto published = std::make_shared<std::vector<PersistedKeyVersion>>(std::move(changed));
+    txn.AfterCommit(published.get(), [this, published, revision] {
+      revision_ = revision;
+      log_.Publish(std::move(*published));
+    });
     return absl::OkStatus();
-  });
+  }));
+  return revision;
+}
+
+absl::StatusOr<std::unique_ptr<state::Watch>> SqliteKeyStateStore::Watch(
+    int64_t after_revision, rotation::KeyStateWatchFn fn) {
+  absl::StatusOr<std::unique_ptr<state::Watch>> out;
+  // Under the connection lock, so no write is published between the replay and the registration.
+  CB_RETURN_IF_ERROR(db_->Read([&](sqlite3*) -> absl::Status {
+    out = log_.Watch(after_revision, std::move(fn));
+    return absl::OkStatus();
+  }));
+  return out;
 }
 
 absl::Status SqliteKeyStateStore::SaveMintedKeyId(const std::string& provider,

@@ -26,7 +26,10 @@ constexpr LegacyFile kLegacyFiles[] = {
      "key_fingerprint, purpose, issued_at_us, expires_at_us, renew_count, 1 FROM legacy.leases;"
      "INSERT OR REPLACE INTO main.store_meta VALUES ('lease_revision', 1);"},
     {"keys.db", "SELECT (SELECT count(*) FROM key_versions) + (SELECT count(*) FROM minted_keys)",
-     "INSERT OR IGNORE INTO main.key_versions SELECT * FROM legacy.key_versions;"
+     // Every imported record gets revision 1 (the column's default).
+     "INSERT OR IGNORE INTO main.key_versions (provider, version, fingerprint, state, "
+     "created_at_us, retires_at_us) SELECT provider, version, fingerprint, state, created_at_us, "
+     "retires_at_us FROM legacy.key_versions;"
      "INSERT OR IGNORE INTO main.minted_keys SELECT * FROM legacy.minted_keys;"},
     {"anomaly.db",
      "SELECT (SELECT count(*) FROM anomaly_baselines) + (SELECT count(*) FROM anomaly_meta)",
@@ -113,7 +116,10 @@ absl::StatusOr<std::unique_ptr<SqliteState>> SqliteState::Open(
     return absl::OkStatus();
   }));
   CB_ASSIGN_OR_RETURN(std::unique_ptr<SqliteLeaseStore> leases, SqliteLeaseStore::Open(db.get()));
-  return std::unique_ptr<SqliteState>(new SqliteState(std::move(db), std::move(leases), epoch));
+  std::unique_ptr<SqliteState> state(new SqliteState(std::move(db), std::move(leases), epoch));
+  CB_ASSIGN_OR_RETURN(state->key_states_,
+                      SqliteKeyStateStore::Open(state->db_.get(), &state->leadership_));
+  return state;
 }
 
 }  // namespace credbroker::state::sqlite

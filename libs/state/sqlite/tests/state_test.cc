@@ -178,6 +178,45 @@ TEST(SqliteStateTest, AnUpgradeTakesOverKeyStatesAndBaselinesOfTheEarlierFiles) 
   EXPECT_EQ((*state)->anomaly_baselines().Load()->size(), 1u);
   EXPECT_TRUE(std::filesystem::exists(dir.Join("keys.db.imported")));
   EXPECT_TRUE(std::filesystem::exists(dir.Join("anomaly.db.imported")));
+  EXPECT_EQ((*keys)[0].revision, 1);  // imported records start at revision 1
+}
+
+// A state file written before key-version records had revisions (the previous release's
+// state.db): the column is added, existing records are at revision 1, and compare-and-swap works
+// from there.
+TEST(SqliteStateTest, AStateFileWithoutKeyRevisionsGetsThem) {
+  TempDir dir;
+  {
+    auto state = OpenState(dir.Join("state.db"));
+    ASSERT_THAT(state, IsOk());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.Join("state.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE key_versions;"
+                         "CREATE TABLE key_versions (provider TEXT NOT NULL, version TEXT NOT "
+                         "NULL, fingerprint TEXT NOT NULL, state TEXT NOT NULL, created_at_us "
+                         "INTEGER NOT NULL, retires_at_us INTEGER, PRIMARY KEY (provider, "
+                         "version, fingerprint));"
+                         "INSERT INTO key_versions VALUES ('lumenfall', 'v1', 'aaaaaaaaaaaa', "
+                         "'CURRENT', 1800000000000000, NULL);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+  auto state = OpenState(dir.Join("state.db"));
+  ASSERT_THAT(state, IsOk());
+  auto listing = (*state)->key_states().List();
+  ASSERT_THAT(listing, IsOk());
+  ASSERT_EQ(listing->records.size(), 1u);
+  EXPECT_EQ(listing->records[0].revision, 1);
+  PersistedKeyVersion previous = listing->records[0];
+  previous.state = KeyState::kPrevious;
+  EXPECT_THAT((*state)->key_states().Write({{previous, 0}}).status(),
+              StatusIs(absl::StatusCode::kAborted));
+  auto written = (*state)->key_states().Write({{previous, 1}});
+  ASSERT_THAT(written, IsOk());
+  EXPECT_GT(*written, 1);
 }
 
 TEST(SqliteKeyStateStoreTest, WritesAreFencedByTheLeaderEpoch) {
@@ -189,8 +228,12 @@ TEST(SqliteKeyStateStoreTest, WritesAreFencedByTheLeaderEpoch) {
   ManualLeadership first;
   ManualLeadership second;
   first.Set(1);
-  SqliteKeyStateStore deposed(db->get(), &first);
-  SqliteKeyStateStore successor(db->get(), &second);
+  auto deposed_store = SqliteKeyStateStore::Open(db->get(), &first);
+  auto successor_store = SqliteKeyStateStore::Open(db->get(), &second);
+  ASSERT_THAT(deposed_store, IsOk());
+  ASSERT_THAT(successor_store, IsOk());
+  SqliteKeyStateStore& deposed = **deposed_store;
+  SqliteKeyStateStore& successor = **successor_store;
   const absl::Time t = absl::FromUnixSeconds(1'800'000'000);
   PersistedKeyVersion v1{"lumenfall",        "v1", "aaaaaaaaaaaa",
                          KeyState::kCurrent, t,    absl::InfiniteFuture()};

@@ -201,9 +201,15 @@ class KeyRing {
   // are remembered as retired (never loaded again) and their series removed.
   void ApplyDecision(ProviderKeys& keys, const Decision& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordState(const KeyVersion& v);
-  // Saves the versions of `keys` that changed since `before`, and `retired` as RETIRED.
+  // Writes the versions of `keys` that changed since `before`, and those `events` took out of
+  // service, as one decision.
   void Persist(const ProviderKeys* before, const ProviderKeys& keys,
                const std::vector<KeyEvent>& events) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `records` (and what an earlier refused write left) to the store in one
+  // compare-and-swap from the revisions last seen (a record seen before keeps its first-seen
+  // time). A refusal is logged and its records kept for the next write; after a conflict the
+  // revisions are read again.
+  void WriteDecision(std::vector<PersistedKeyVersion> records) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const PersistedKeyVersion* FindPersisted(const std::string& provider, const KeyVersion& v) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -221,7 +227,10 @@ class KeyRing {
   absl::flat_hash_set<std::string> waiting_ ABSL_GUARDED_BY(mu_);
   // (provider, version) already logged as due for rotation.
   absl::flat_hash_set<std::string> due_logged_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, PersistedKeyVersion> persisted_ ABSL_GUARDED_BY(mu_);
+  // What the store holds, with revisions (the base of the next compare-and-swap).
+  absl::flat_hash_map<KeyVersionId, PersistedKeyVersion> persisted_ ABSL_GUARDED_BY(mu_);
+  // Decided here, refused by the store: written with the next decision.
+  absl::flat_hash_map<KeyVersionId, PersistedKeyVersion> unwritten_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> gated_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Listener> listeners_ ABSL_GUARDED_BY(mu_);
   uint64_t next_listener_id_ ABSL_GUARDED_BY(mu_) = 1;

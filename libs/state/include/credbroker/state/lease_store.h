@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "credbroker/state/watch.h"
 
 namespace credbroker::state {
 
@@ -69,11 +70,7 @@ struct LeaseDelete {
 // into the store.
 using LeaseWatchFn = std::function<void(const std::vector<LeaseChange>& changes)>;
 
-// A registered watch; destroying it stops delivery (never from inside its own callback).
-class LeaseWatch {
- public:
-  virtual ~LeaseWatch() = default;
-};
+using LeaseWatch = Watch;
 
 class LeaseStore {
  public:

@@ -1,8 +1,9 @@
 // SqliteKeyStateStore: rotation::KeyStateStore in the broker's SQLite state file — what the broker
-// decided about each key version (state, first-seen and retire times) and the provider ids of
-// keys it minted. Writes go through the Database's group commit. They are leader-only: each
-// carries the Leadership's epoch and is refused (FAILED_PRECONDITION, reason NOT_LEADER or FENCED)
-// when this replica does not lead or a newer epoch has written to the file.
+// decided about each key version (state, first-seen and retire times, with the revision of each
+// record's last write) and the provider ids of keys it minted. Writes go through the Database's
+// group commit; a write's compare-and-swap checks and its rows are one transaction. They are
+// leader-only: each carries the Leadership's epoch and is refused (FAILED_PRECONDITION, reason
+// NOT_LEADER or FENCED) when this replica does not lead or a newer epoch has written to the file.
 // Thread-safety: safe for concurrent use.
 #pragma once
 
@@ -12,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "credbroker/rotation/key_state_store.h"
+#include "credbroker/state/change_log.h"
 #include "credbroker/state/leadership.h"
 #include "credbroker/state/sqlite/database.h"
 
@@ -21,12 +23,15 @@ class SqliteKeyStateStore final : public rotation::KeyStateStore {
  public:
   static const char* Schema();
   // `db` and `leadership` must outlive the store; `db` was opened with Schema() and the lease
-  // store's schema (its store_meta table holds the newest epoch).
-  SqliteKeyStateStore(Database* db, const Leadership* leadership)
-      : db_(db), leadership_(leadership) {}
+  // store's schema (its store_meta table holds the newest epoch and the key-state revision). A
+  // file written before records had revisions gets the column.
+  static absl::StatusOr<std::unique_ptr<SqliteKeyStateStore>> Open(Database* db,
+                                                                   const Leadership* leadership);
 
-  absl::StatusOr<std::vector<rotation::PersistedKeyVersion>> LoadAll() override;
-  absl::Status Save(const rotation::PersistedKeyVersion& record) override;
+  absl::StatusOr<rotation::KeyStateListing> List() override;
+  absl::StatusOr<int64_t> Write(const std::vector<rotation::KeyStateWrite>& writes) override;
+  absl::StatusOr<std::unique_ptr<state::Watch>> Watch(int64_t after_revision,
+                                                      rotation::KeyStateWatchFn fn) override;
   absl::Status SaveMintedKeyId(const std::string& provider, const std::string& fingerprint,
                                const std::string& key_id) override;
   absl::StatusOr<std::string> MintedKeyId(const std::string& provider,
@@ -36,8 +41,13 @@ class SqliteKeyStateStore final : public rotation::KeyStateStore {
   // Refuses the write unless this replica leads an epoch no older than the newest seen.
   absl::Status Fence(Database::Txn& txn, int64_t epoch) const;
 
+  SqliteKeyStateStore(Database* db, const Leadership* leadership, int64_t revision);
+
   Database* const db_;
   const Leadership* const leadership_;
+  // Changed only after a commit, on the committer thread, with the connection lock held.
+  int64_t revision_;
+  state::ChangeLogOf<rotation::PersistedKeyVersion> log_;
 };
 
 }  // namespace credbroker::state::sqlite

@@ -30,21 +30,17 @@ class SqliteState {
   LeaseStore& leases() { return *leases_; }
   // Always the leader: one broker owns the file. Its epoch is raised at every open.
   Leadership& leadership() { return leadership_; }
-  rotation::KeyStateStore& key_states() { return key_states_; }
+  rotation::KeyStateStore& key_states() { return *key_states_; }
   anomaly::AnomalyBaselineStore& anomaly_baselines() { return anomaly_; }
   Database& database() { return *db_; }
 
  private:
   SqliteState(std::unique_ptr<Database> db, std::unique_ptr<SqliteLeaseStore> leases, int64_t epoch)
-      : db_(std::move(db)),
-        leases_(std::move(leases)),
-        leadership_(epoch),
-        key_states_(db_.get(), &leadership_),
-        anomaly_(db_.get()) {}
+      : db_(std::move(db)), leases_(std::move(leases)), leadership_(epoch), anomaly_(db_.get()) {}
   std::unique_ptr<Database> db_;
   std::unique_ptr<SqliteLeaseStore> leases_;
   SingleNodeLeadership leadership_;
-  SqliteKeyStateStore key_states_;
+  std::unique_ptr<SqliteKeyStateStore> key_states_;
   SqliteAnomalyBaselineStore anomaly_;
 };
 
