@@ -19,6 +19,7 @@
 #include "admin_service.h"
 #include "credbroker/anomaly/anomaly_detector.h"
 #include "credbroker/anomaly/baseline_store.h"
+#include "credbroker/anomaly/suspension_feed.h"
 #include "credbroker/backends/file/file_source.h"
 #include "credbroker/backends/vault/vault_source.h"
 #include "credbroker/core/clock.h"
@@ -33,6 +34,7 @@
 #include "credbroker/leasing/lease_broker.h"
 #include "credbroker/leasing/lease_counts.h"
 #include "credbroker/leasing/lease_table.h"
+#include "credbroker/leasing/revocation_feed.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/key_event_subscribers.h"
@@ -185,7 +187,9 @@ struct App::Components {
   std::unique_ptr<rotation::RotationEngine> engine;
   std::unique_ptr<rotation::RotationScheduler> scheduler;
   std::unique_ptr<rotation::RevocationDetector> detector;
+  std::unique_ptr<leasing::RevocationFeed> revocation_feed;
   std::unique_ptr<anomaly::AnomalyDetector> anomalies;
+  std::unique_ptr<anomaly::SuspensionFeed> suspension_feed;
   std::unique_ptr<leasing::LeaseCounts> counts;
   std::unique_ptr<leasing::LeaseTable> table;
   std::unique_ptr<identity::Authenticator> auth;
@@ -242,7 +246,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   c->ring = std::make_unique<rotation::KeyRing>(&c->catalog, c->clock, c->metrics.get(),
                                                 std::move(staleness));
   // The state file first: a second broker on the same data dir stops here, before doing anything.
-  CB_ASSIGN_OR_RETURN(c->state, state::sqlite::SqliteState::Open(config.state().sqlite()));
+  // Auth-failure reports are kept well past the revocation detection window.
+  const absl::Duration report_retention =
+      std::max(absl::Hours(1),
+               2 * core::FromProtoDuration(config.rotation().revocation_detection().window()));
+  CB_ASSIGN_OR_RETURN(c->state,
+                      state::sqlite::SqliteState::Open(config.state().sqlite(), report_retention));
   CB_RETURN_IF_ERROR(c->ring->UsePersistedState(&c->state->key_states()));
   for (size_t i = 0; i < c->sources.size(); ++i) {
     const v1::SourceConfig& sc = config.sources(static_cast<int>(i));
@@ -325,15 +334,19 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
                                                      c->policy.get(), c->audit.get());
   // Retirement of replaced key versions waits for their leases (and revokes them at the deadline).
   c->ring->SetLeaseView(c->broker.get());
+  c->broker->SetAuthFailureReports(&c->state->facts());
   if (!rc.revocation_detection().disabled()) {
     c->detector = std::make_unique<rotation::RevocationDetector>(
         rc.revocation_detection().min_callers(),
         core::FromProtoDuration(rc.revocation_detection().window()));
     rotation::RotationEngine* engine = c->engine.get();
-    c->broker->SetRevocationDetector(
-        c->detector.get(), [engine](const std::string& provider, const std::string& version) {
-          engine->SuspectRevoked(provider, version);
-        });
+    CB_ASSIGN_OR_RETURN(c->revocation_feed,
+                        leasing::RevocationFeed::Start(
+                            &c->state->facts(), &c->state->leadership(), c->detector.get(),
+                            [engine](const std::string& provider, const std::string& version) {
+                              engine->SuspectRevoked(provider, version);
+                            },
+                            c->clock->Now()));
   }
   if (!config.anomaly_detection().disabled()) {
     const v1::AnomalyConfig& ac = config.anomaly_detection();
@@ -353,7 +366,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
     anomaly::ParseAnomalyAction(ac.retired_key_use_action(), &o.retired_key_use);
     c->anomalies = std::make_unique<anomaly::AnomalyDetector>(
         o, c->clock, c->metrics.get(),
-        AnomalyResponder(c->broker.get(), c->audit.get(), c->ring.get()));
+        AnomalyResponder(c->broker.get(), c->audit.get(), c->ring.get(), &c->state->facts()));
     c->broker->SetAnomalyDetector(c->anomalies.get());
     // What earlier runs learned: no fresh warm-up or learning window after a restart.
     anomaly::AnomalyBaselineStore& store = c->state->anomaly_baselines();
@@ -361,6 +374,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
                         store.LearningUntil(c->anomalies->learning_until()));
     CB_ASSIGN_OR_RETURN(std::vector<anomaly::AnomalyBaseline> baselines, store.Load());
     c->anomalies->Restore(baselines, learning_until);
+    CB_ASSIGN_OR_RETURN(
+        c->suspension_feed,
+        anomaly::SuspensionFeed::Start(&c->state->facts(), c->anomalies.get(), c->clock->Now()));
     core::LogInfo("anomaly baselines restored",
                   {{"pairs", absl::StrCat(baselines.size())},
                    {"learning_until", absl::FormatTime(learning_until)}});

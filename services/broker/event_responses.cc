@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "credbroker/core/log.h"
 #include "credbroker/rotation/key_event_subscribers.h"
 
 namespace credbroker::broker {
@@ -27,6 +28,14 @@ void KeyTransitionAuditor::operator()(const std::vector<rotation::KeyEvent>& eve
 void AnomalyResponder::operator()(const anomaly::Anomaly& a) const {
   std::string what = absl::StrCat(anomaly::AnomalyKindName(a.kind), ": ", a.detail);
   if (a.action == anomaly::AnomalyAction::kSuspend) {
+    if (absl::Status stored = facts_->Suspend({a.caller, a.provider, a.suspended_until,
+                                               std::string(anomaly::AnomalyKindName(a.kind))});
+        !stored.ok()) {
+      // Enforced here all the same; other replicas and a restart will not know of it.
+      core::LogError(
+          "cannot store caller suspension",
+          {{"caller", a.caller}, {"provider", a.provider}, {"error", stored.ToString()}});
+    }
     const int64_t n = broker_->RevokeCallerLeases(a.caller, a.provider, "CALLER_SUSPENDED");
     absl::StrAppend(&what, "; caller suspended until ", absl::FormatTime(a.suspended_until), ", ",
                     n, " leases revoked");

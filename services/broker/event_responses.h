@@ -12,6 +12,7 @@
 #include "credbroker/identity/audit_log.h"
 #include "credbroker/leasing/lease_broker.h"
 #include "credbroker/rotation/key_ring.h"
+#include "credbroker/state/shared_facts.h"
 
 namespace credbroker::broker {
 
@@ -27,14 +28,17 @@ class KeyTransitionAuditor {
 class AnomalyResponder {
  public:
   // All must outlive the responder.
-  AnomalyResponder(leasing::LeaseBroker* broker, identity::AuditLog* audit, rotation::KeyRing* ring)
-      : broker_(broker), audit_(audit), ring_(ring) {}
+  AnomalyResponder(leasing::LeaseBroker* broker, identity::AuditLog* audit, rotation::KeyRing* ring,
+                   state::SharedFacts* facts)
+      : broker_(broker), audit_(audit), ring_(ring), facts_(facts) {}
   void operator()(const anomaly::Anomaly& a) const;
 
  private:
   leasing::LeaseBroker* const broker_;
   identity::AuditLog* const audit_;
   rotation::KeyRing* const ring_;
+  // Where a suspension is stored for every replica (SuspensionFeed).
+  state::SharedFacts* const facts_;
 };
 
 }  // namespace credbroker::broker

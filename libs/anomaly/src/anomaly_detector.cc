@@ -263,6 +263,22 @@ AnomalyDetector::Series* AnomalyDetector::Lookup(absl::string_view caller,
   return it->second.get();
 }
 
+void AnomalyDetector::ApplySuspension(absl::string_view caller, absl::string_view provider,
+                                      absl::Time until) {
+  Series* s = Lookup(caller, provider);
+  if (s == nullptr) {
+    absl::MutexLock lock(&mu_);
+    auto& slot = series_[SeriesKey(caller, provider)];
+    if (!slot) slot = std::make_unique<Series>(std::string(caller), std::string(provider));
+    s = slot.get();
+  }
+  const int64_t until_us = absl::ToUnixMicros(until);
+  int64_t seen = s->suspended_until_us.load(std::memory_order_relaxed);
+  while (seen < until_us &&
+         !s->suspended_until_us.compare_exchange_weak(seen, until_us, std::memory_order_relaxed)) {
+  }
+}
+
 void AnomalyDetector::Report(Anomaly a) {
   a.action = ActionFor(a.kind);
   if (a.action == AnomalyAction::kSuspend) {

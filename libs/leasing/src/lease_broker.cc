@@ -415,9 +415,16 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
     const rotation::ProviderKeys* keys = snap->Find(lease.provider);
     metrics_->AuthFailureReported(lease.provider, lease.key_version, label, http_status);
     Audit("ReportAuthFailure", caller, lease, absl::StrCat("provider answered ", http_status));
-    if (detector_ != nullptr && detector_->Record(lease.provider, lease.key_version, caller.name,
-                                                  http_status, clock_->Now())) {
-      suspect_(lease.provider, lease.key_version);
+    if (facts_ != nullptr) {
+      // For the leader's revocation detection (RevocationFeed), whichever replica got the report.
+      facts_->AddAuthFailure(
+          {lease.provider, lease.key_version, caller.name, http_status, clock_->Now()},
+          [provider = lease.provider](const absl::Status& s) {
+            if (!s.ok()) {
+              core::LogError("cannot store auth-failure report",
+                             {{"provider", provider}, {"error", s.ToString()}});
+            }
+          });
     }
     if (anomalies_) {
       anomalies_->RecordAuthFailure(label, lease.provider, http_status);

@@ -64,7 +64,8 @@ TEST_F(EventResponsesTest, ASuspensionRevokesTheCallersLeasesAuditsAndTellsWatch
         announced.insert(announced.end(), ev.begin(), ev.end());
       },
       &sub);
-  AnomalyResponder respond(broker.get(), audit_.get(), ring.get());
+  state::InMemorySharedFacts facts;
+  AnomalyResponder respond(broker.get(), audit_.get(), ring.get(), &facts);
   anomaly::Anomaly a;
   a.kind = anomaly::AnomalyKind::kRateSpike;
   a.action = anomaly::AnomalyAction::kSuspend;
@@ -85,11 +86,19 @@ TEST_F(EventResponsesTest, ASuspensionRevokesTheCallersLeasesAuditsAndTellsWatch
   EXPECT_EQ(announced[0].type, rotation::KeyEvent::Type::kAnomaly);
   EXPECT_EQ(announced[0].anomaly_kind, "rate_spike");
   EXPECT_EQ(announced[0].caller, a.caller);
+  // Stored for every replica (and a restart) to enforce.
+  auto stored = facts.List(clock.Now());
+  ASSERT_THAT(stored, testing::IsOk());
+  ASSERT_THAT(stored->facts, SizeIs(1));
+  EXPECT_EQ(stored->facts[0].suspension.caller, a.caller);
+  EXPECT_EQ(stored->facts[0].suspension.until, a.suspended_until);
+  EXPECT_EQ(stored->facts[0].suspension.reason, "rate_spike");
 }
 
 TEST_F(EventResponsesTest, AnAlertRevokesNothing) {
   ASSERT_THAT(broker->Acquire(app, "lumenfall", absl::ZeroDuration(), ""), testing::IsOk());
-  AnomalyResponder respond(broker.get(), audit_.get(), ring.get());
+  state::InMemorySharedFacts facts;
+  AnomalyResponder respond(broker.get(), audit_.get(), ring.get(), &facts);
   anomaly::Anomaly a;
   a.kind = anomaly::AnomalyKind::kNewCaller;
   a.action = anomaly::AnomalyAction::kAlert;
@@ -99,6 +108,7 @@ TEST_F(EventResponsesTest, AnAlertRevokesNothing) {
   respond(a);
   EXPECT_EQ(table->size(), 1u);
   EXPECT_THAT(lines_.back(), HasSubstr(R"("decision":"alert")"));
+  EXPECT_THAT(facts.List(clock.Now())->facts, SizeIs(0));  // nothing suspended
 }
 
 }  // namespace

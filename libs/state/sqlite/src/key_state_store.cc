@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/rotation/key_ring.h"
+#include "revision_counter.h"
 #include "statement.h"
 
 namespace credbroker::state::sqlite {
@@ -110,7 +111,12 @@ absl::StatusOr<std::unique_ptr<SqliteKeyStateStore>> SqliteKeyStateStore::Open(
 
 SqliteKeyStateStore::SqliteKeyStateStore(Database* db, const Leadership* leadership,
                                          int64_t revision)
-    : db_(db), leadership_(leadership), revision_(revision), log_(revision) {}
+    : db_(db),
+      leadership_(leadership),
+      counter_(std::make_unique<RevisionCounter<PersistedKeyVersion>>(db, "key_state_revision",
+                                                                      revision)) {}
+
+SqliteKeyStateStore::~SqliteKeyStateStore() = default;
 
 absl::StatusOr<rotation::KeyStateListing> SqliteKeyStateStore::List() {
   rotation::KeyStateListing out;
@@ -134,7 +140,7 @@ absl::StatusOr<rotation::KeyStateListing> SqliteKeyStateStore::List() {
       out.records.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE) return db_->Error(h, "read key versions");
-    out.revision = revision_;  // under the connection lock: no write is half applied
+    out.revision = counter_->revision();  // between batches: nothing half applied
     return absl::OkStatus();
   }));
   return out;
@@ -163,8 +169,7 @@ absl::StatusOr<int64_t> SqliteKeyStateStore::Write(
         return rotation::KeyStateChanged(w.record.Id(), w.expected_revision, actual);
       }
     }
-    revision = revision_ + 1;
-    std::vector<PersistedKeyVersion> changed;
+    revision = counter_->Next(txn);
     for (const rotation::KeyStateWrite& w : writes) {
       const PersistedKeyVersion& r = w.record;
       Statement s(h, "INSERT OR REPLACE INTO key_versions VALUES (?,?,?,?,?,?,?)");
@@ -181,21 +186,10 @@ absl::StatusOr<int64_t> SqliteKeyStateStore::Write(
       }
       sqlite3_bind_int64(s.get(), 7, revision);
       if (sqlite3_step(s.get()) != SQLITE_DONE) return db_->Error(h, "save key version");
-      changed.push_back(r);
-      changed.back().revision = revision;
+      PersistedKeyVersion stored = r;
+      stored.revision = revision;
+      counter_->Add(std::move(stored));
     }
-    {
-      Statement s(h, "INSERT OR REPLACE INTO store_meta VALUES ('key_state_revision', ?)");
-      if (!s.ok()) return db_->Error(h, "save the key state revision");
-      sqlite3_bind_int64(s.get(), 1, revision);
-      if (sqlite3_step(s.get()) != SQLITE_DONE) return db_->Error(h, "save the key state revision");
-    }
-    // Published once committed, in commit order (the committer runs one batch at a time).
-    auto published = std::make_shared<std::vector<PersistedKeyVersion>>(std::move(changed));
-    txn.AfterCommit(published.get(), [this, published, revision] {
-      revision_ = revision;
-      log_.Publish(std::move(*published));
-    });
     return absl::OkStatus();
   }));
   return revision;
@@ -206,7 +200,7 @@ absl::StatusOr<std::unique_ptr<state::Watch>> SqliteKeyStateStore::Watch(
   absl::StatusOr<std::unique_ptr<state::Watch>> out;
   // Under the connection lock, so no write is published between the replay and the registration.
   CB_RETURN_IF_ERROR(db_->Read([&](sqlite3*) -> absl::Status {
-    out = log_.Watch(after_revision, std::move(fn));
+    out = counter_->log().Watch(after_revision, std::move(fn));
     return absl::OkStatus();
   }));
   return out;

@@ -77,13 +77,14 @@ absl::StatusOr<bool> Import(Database& db, const LegacyFile& file, const std::str
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<SqliteState>> SqliteState::Open(
-    const v1::SqliteStoreConfig& config) {
+absl::StatusOr<std::unique_ptr<SqliteState>> SqliteState::Open(const v1::SqliteStoreConfig& config,
+                                                               absl::Duration report_retention) {
   DatabaseOptions options;
   options.path = config.path();
   options.synchronous_full = config.synchronous() == "full";
-  const std::string schema = absl::StrCat(SqliteLeaseStore::Schema(), SqliteKeyStateStore::Schema(),
-                                          SqliteAnomalyBaselineStore::Schema());
+  const std::string schema =
+      absl::StrCat(SqliteLeaseStore::Schema(), SqliteKeyStateStore::Schema(),
+                   SqliteAnomalyBaselineStore::Schema(), SqliteSharedFacts::Schema());
   CB_ASSIGN_OR_RETURN(std::unique_ptr<Database> db,
                       Database::Open(options, schema.c_str(), "state store"));
   const std::filesystem::path folder = std::filesystem::path(config.path()).parent_path();
@@ -119,6 +120,7 @@ absl::StatusOr<std::unique_ptr<SqliteState>> SqliteState::Open(
   std::unique_ptr<SqliteState> state(new SqliteState(std::move(db), std::move(leases), epoch));
   CB_ASSIGN_OR_RETURN(state->key_states_,
                       SqliteKeyStateStore::Open(state->db_.get(), &state->leadership_));
+  CB_ASSIGN_OR_RETURN(state->facts_, SqliteSharedFacts::Open(state->db_.get(), report_retention));
   return state;
 }
 

@@ -132,6 +132,11 @@ class AnomalyDetector {
   // under other locks (it never reports, so the sink never runs).
   absl::Time SuspendedUntil(absl::string_view caller, absl::string_view provider);
 
+  // A suspension decided elsewhere (another replica, an earlier run) from the shared facts: the
+  // caller is refused on the provider until `until` (a shorter one never cuts a longer short).
+  // Reports nothing.
+  void ApplySuspension(absl::string_view caller, absl::string_view provider, absl::Time until);
+
   // Closes every bucket that ended by now: scores it against the baseline, reports spikes, then
   // folds it into the baseline. Call at least once per bucket. True when a bucket was closed.
   bool Tick();

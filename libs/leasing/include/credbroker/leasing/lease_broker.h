@@ -30,7 +30,7 @@
 #include "credbroker/leasing/lease_table.h"
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_ring.h"
-#include "credbroker/rotation/revocation_detector.h"
+#include "credbroker/state/shared_facts.h"
 
 namespace credbroker::leasing {
 
@@ -98,13 +98,9 @@ class LeaseBroker final : public rotation::LeaseView {
   LeaseTable& table() { return *table_; }
   rotation::KeyRing& ring() { return *ring_; }
 
-  // 401 reports feed `detector`; when one completes a burst, `suspect(provider, version)` runs
-  // (it must not block: the rotation engine queues the check). Set once, before serving.
-  using SuspectFn = std::function<void(const std::string& provider, const std::string& version)>;
-  void SetRevocationDetector(rotation::RevocationDetector* detector, SuspectFn suspect) {
-    detector_ = detector;
-    suspect_ = std::move(suspect);
-  }
+  // Auth-failure reports are stored in `facts` for the revocation detection of the leading
+  // replica (RevocationFeed). Set once, before serving.
+  void SetAuthFailureReports(state::SharedFacts* facts) { facts_ = facts; }
   // Leases, renewals and failure reports feed `anomalies`; callers it suspends are refused
   // (PERMISSION_DENIED, CALLER_SUSPENDED). Set once, before serving.
   void SetAnomalyDetector(anomaly::AnomalyDetector* anomalies) { anomalies_ = anomalies; }
@@ -147,8 +143,7 @@ class LeaseBroker final : public rotation::LeaseView {
   const TtlPolicy ttl_;
   identity::Policy* const policy_;
   identity::AuditLog* const audit_;
-  rotation::RevocationDetector* detector_ = nullptr;
-  SuspectFn suspect_;
+  state::SharedFacts* facts_ = nullptr;
   anomaly::AnomalyDetector* anomalies_ = nullptr;
   // Leases revoked because their key version left service, by id (bounded, oldest dropped):
   // a caller still using one is using a retired or quarantined key.

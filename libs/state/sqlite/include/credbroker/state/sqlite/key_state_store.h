@@ -19,6 +19,9 @@
 
 namespace credbroker::state::sqlite {
 
+template <typename Change>
+class RevisionCounter;
+
 class SqliteKeyStateStore final : public rotation::KeyStateStore {
  public:
   static const char* Schema();
@@ -27,6 +30,8 @@ class SqliteKeyStateStore final : public rotation::KeyStateStore {
   // file written before records had revisions gets the column.
   static absl::StatusOr<std::unique_ptr<SqliteKeyStateStore>> Open(Database* db,
                                                                    const Leadership* leadership);
+
+  ~SqliteKeyStateStore() override;
 
   absl::StatusOr<rotation::KeyStateListing> List() override;
   absl::StatusOr<int64_t> Write(const std::vector<rotation::KeyStateWrite>& writes) override;
@@ -45,9 +50,8 @@ class SqliteKeyStateStore final : public rotation::KeyStateStore {
 
   Database* const db_;
   const Leadership* const leadership_;
-  // Changed only after a commit, on the committer thread, with the connection lock held.
-  int64_t revision_;
-  state::ChangeLogOf<rotation::PersistedKeyVersion> log_;
+  // Revisions and the watch (revision_counter.h).
+  std::unique_ptr<RevisionCounter<rotation::PersistedKeyVersion>> counter_;
 };
 
 }  // namespace credbroker::state::sqlite

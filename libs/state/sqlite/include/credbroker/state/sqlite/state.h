@@ -15,6 +15,7 @@
 #include "credbroker/state/sqlite/database.h"
 #include "credbroker/state/sqlite/key_state_store.h"
 #include "credbroker/state/sqlite/lease_store.h"
+#include "credbroker/state/sqlite/shared_facts.h"
 #include "credbroker/v1/config.pb.h"
 
 namespace credbroker::state::sqlite {
@@ -25,13 +26,17 @@ class SqliteState {
   // store in a file of its own (leases.db, keys.db, anomaly.db in the same folder): their rows
   // are copied in and each is renamed `<name>.imported`, so an upgrade loses no lease, no retire
   // time and no baseline.
-  static absl::StatusOr<std::unique_ptr<SqliteState>> Open(const v1::SqliteStoreConfig& config);
+  // `report_retention`: how long auth-failure reports are kept (longer than the revocation
+  // detection window).
+  static absl::StatusOr<std::unique_ptr<SqliteState>> Open(
+      const v1::SqliteStoreConfig& config, absl::Duration report_retention = absl::Hours(1));
 
   LeaseStore& leases() { return *leases_; }
   // Always the leader: one broker owns the file. Its epoch is raised at every open.
   Leadership& leadership() { return leadership_; }
   rotation::KeyStateStore& key_states() { return *key_states_; }
   anomaly::AnomalyBaselineStore& anomaly_baselines() { return anomaly_; }
+  SharedFacts& facts() { return *facts_; }
   Database& database() { return *db_; }
 
  private:
@@ -41,6 +46,7 @@ class SqliteState {
   std::unique_ptr<SqliteLeaseStore> leases_;
   SingleNodeLeadership leadership_;
   std::unique_ptr<SqliteKeyStateStore> key_states_;
+  std::unique_ptr<SqliteSharedFacts> facts_;
   SqliteAnomalyBaselineStore anomaly_;
 };
 

@@ -1,0 +1,33 @@
+#include "credbroker/leasing/revocation_feed.h"
+
+#include "credbroker/core/status_macros.h"
+
+namespace credbroker::leasing {
+
+absl::StatusOr<std::unique_ptr<RevocationFeed>> RevocationFeed::Start(
+    state::SharedFacts* facts, const state::Leadership* leadership,
+    rotation::RevocationDetector* detector, SuspectFn suspect, absl::Time now) {
+  std::unique_ptr<RevocationFeed> feed(
+      new RevocationFeed(leadership, detector, std::move(suspect)));
+  CB_ASSIGN_OR_RETURN(state::FactListing listing, facts->List(now));
+  feed->OnFacts(listing.facts);
+  RevocationFeed* f = feed.get();
+  CB_ASSIGN_OR_RETURN(feed->watch_,
+                      facts->Watch(listing.revision, [f](const std::vector<state::Fact>& facts) {
+                        f->OnFacts(facts);
+                      }));
+  return feed;
+}
+
+RevocationFeed::~RevocationFeed() { watch_.reset(); }
+
+void RevocationFeed::OnFacts(const std::vector<state::Fact>& facts) {
+  for (const state::Fact& fact : facts) {
+    if (fact.kind != state::Fact::Kind::kAuthFailure) continue;
+    const state::AuthFailureReport& r = fact.report;
+    const bool burst = detector_->Record(r.provider, r.key_version, r.caller, r.http_status, r.at);
+    if (burst && leadership_->IsLeader()) suspect_(r.provider, r.key_version);
+  }
+}
+
+}  // namespace credbroker::leasing
