@@ -41,6 +41,7 @@
 #include "credbroker/rotation/key_minter.h"
 #include "credbroker/rotation/key_refresher.h"
 #include "credbroker/rotation/key_ring.h"
+#include "credbroker/rotation/key_sources.h"
 #include "credbroker/rotation/probe.h"
 #include "credbroker/rotation/revocation_detector.h"
 #include "credbroker/rotation/rotation_engine.h"
@@ -174,7 +175,7 @@ struct App::Components {
   providers::ProviderCatalog catalog;
   // Declared early so that it is destroyed last: everything below may write to it until then.
   std::unique_ptr<state::sqlite::SqliteState> state;
-  std::vector<std::unique_ptr<secrets::SecretSource>> sources;
+  std::unique_ptr<rotation::KeySources> key_sources;
   std::unique_ptr<rotation::KeyRing> ring;
   std::vector<std::unique_ptr<rotation::KeyEventSubscription>> key_event_subscriptions;
   std::vector<std::unique_ptr<rotation::KeyRefresher>> refreshers;
@@ -231,20 +232,11 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
 
   secrets::SourceRegistry registry;
   RegisterBuiltinBackends(registry);
-  secrets::SourceContext context{c->clock};
-  absl::flat_hash_map<std::string, absl::Duration> staleness;
-  for (const v1::SourceConfig& sc : config.sources()) {
-    CB_ASSIGN_OR_RETURN(auto source, registry.Create(sc, context));
-    c->sources.push_back(std::move(source));
-  }
-  for (const providers::ProviderSpec& spec : c->catalog.providers()) {
-    for (const v1::SourceConfig& sc : config.sources()) {
-      if (sc.name() == spec.source)
-        staleness[spec.name] = core::FromProtoDuration(sc.max_staleness());
-    }
-  }
+  CB_ASSIGN_OR_RETURN(c->key_sources,
+                      rotation::KeySources::FromConfig(config, c->catalog, registry,
+                                                       secrets::SourceContext{c->clock}));
   c->ring = std::make_unique<rotation::KeyRing>(&c->catalog, c->clock, c->metrics.get(),
-                                                std::move(staleness));
+                                                c->key_sources->MaxStaleness());
   // The state file first: a second broker on the same data dir stops here, before doing anything.
   // Auth-failure reports are kept well past the revocation detection window.
   const absl::Duration report_retention =
@@ -253,25 +245,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   CB_ASSIGN_OR_RETURN(c->state,
                       state::sqlite::SqliteState::Open(config.state().sqlite(), report_retention));
   CB_RETURN_IF_ERROR(c->ring->UsePersistedState(&c->state->key_states()));
-  for (size_t i = 0; i < c->sources.size(); ++i) {
-    const v1::SourceConfig& sc = config.sources(static_cast<int>(i));
-    std::vector<std::string> names;
-    for (const providers::ProviderSpec& spec : c->catalog.providers()) {
-      if (spec.source == sc.name()) names.push_back(spec.name);
-    }
-    c->refreshers.push_back(std::make_unique<rotation::KeyRefresher>(
-        c->ring.get(), c->sources[i].get(), std::move(names),
-        core::FromProtoDuration(sc.refresh_interval())));
-  }
-
-  absl::flat_hash_map<std::string, secrets::SecretSource*> source_of;
-  for (size_t i = 0; i < c->sources.size(); ++i) {
-    for (const providers::ProviderSpec& spec : c->catalog.providers()) {
-      if (spec.source == config.sources(static_cast<int>(i)).name()) {
-        source_of[spec.name] = c->sources[i].get();
-      }
-    }
-  }
+  c->refreshers = c->key_sources->MakeRefreshers(c->ring.get());
   CB_ASSIGN_OR_RETURN(c->provider_http, http::CurlHttpClient::Create(http::TlsOptions{}));
   c->probe = std::make_unique<rotation::HttpProviderProbe>(c->provider_http.get());
   c->minter = std::make_unique<rotation::HttpKeyMinter>(c->provider_http.get(), c->clock);
@@ -279,7 +253,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   rotation::RotationEngineOptions engine_options;
   engine_options.probe_retry_interval = core::FromProtoDuration(rc.probe_retry_interval());
   c->engine = std::make_unique<rotation::RotationEngine>(
-      c->ring.get(), &c->catalog, std::move(source_of), c->probe.get(), c->minter.get(),
+      c->ring.get(), &c->catalog, c->key_sources->ByProvider(), c->probe.get(), c->minter.get(),
       &c->state->key_states(), c->clock, c->metrics.get(), engine_options, &c->wakeup);
   // New versions of providers with a probe wait in PENDING until the engine has probed them.
   c->ring->GatePromotions(c->engine->GatedProviders());
@@ -326,12 +300,9 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   if (config.server().has_tls()) {
     CB_RETURN_IF_ERROR(core::Annotate(CheckTlsFiles(config.server().tls()), "server.tls"));
   }
-  leasing::TtlPolicy ttl{core::FromProtoDuration(config.leases().default_ttl()),
-                         core::FromProtoDuration(config.leases().min_ttl()),
-                         core::FromProtoDuration(config.leases().max_ttl())};
-  c->broker = std::make_unique<leasing::LeaseBroker>(c->ring.get(), c->table.get(), c->counts.get(),
-                                                     c->metrics.get(), c->clock, ttl,
-                                                     c->policy.get(), c->audit.get());
+  c->broker = std::make_unique<leasing::LeaseBroker>(
+      c->ring.get(), c->table.get(), c->counts.get(), c->metrics.get(), c->clock,
+      leasing::TtlPolicy::FromConfig(config.leases()), c->policy.get(), c->audit.get());
   // Retirement of replaced key versions waits for their leases (and revokes them at the deadline).
   c->ring->SetLeaseView(c->broker.get());
   c->broker->SetAuthFailureReports(&c->state->facts());
@@ -349,23 +320,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
                             c->clock->Now()));
   }
   if (!config.anomaly_detection().disabled()) {
-    const v1::AnomalyConfig& ac = config.anomaly_detection();
-    anomaly::AnomalyOptions o;
-    o.bucket = core::FromProtoDuration(ac.bucket());
-    o.baseline_window = core::FromProtoDuration(ac.baseline_window());
-    o.threshold = ac.threshold();
-    o.warmup_buckets = ac.warmup_buckets();
-    o.min_leases = ac.min_leases();
-    o.min_failures = ac.min_failures();
-    o.learning_period = core::FromProtoDuration(ac.learning_period());
-    o.suspend_for = core::FromProtoDuration(ac.suspend_for());
-    // Validated: each is "log", "alert" or "suspend".
-    anomaly::ParseAnomalyAction(ac.rate_spike_action(), &o.rate_spike);
-    anomaly::ParseAnomalyAction(ac.failure_spike_action(), &o.failure_spike);
-    anomaly::ParseAnomalyAction(ac.new_caller_action(), &o.new_caller);
-    anomaly::ParseAnomalyAction(ac.retired_key_use_action(), &o.retired_key_use);
     c->anomalies = std::make_unique<anomaly::AnomalyDetector>(
-        o, c->clock, c->metrics.get(),
+        anomaly::AnomalyOptions::FromConfig(config.anomaly_detection()), c->clock, c->metrics.get(),
         AnomalyResponder(c->broker.get(), c->audit.get(), c->ring.get(), &c->state->facts()));
     c->broker->SetAnomalyDetector(c->anomalies.get());
     // What earlier runs learned: no fresh warm-up or learning window after a restart.

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "credbroker/core/log.h"
+#include "credbroker/core/proto_time.h"
 
 namespace credbroker::anomaly {
 namespace {
@@ -98,6 +99,24 @@ struct AnomalyDetector::Series {
   double fail_var = 0;
   int buckets = 0;
 };
+
+AnomalyOptions AnomalyOptions::FromConfig(const v1::AnomalyConfig& config) {
+  AnomalyOptions o;
+  o.bucket = core::FromProtoDuration(config.bucket());
+  o.baseline_window = core::FromProtoDuration(config.baseline_window());
+  o.threshold = config.threshold();
+  o.warmup_buckets = config.warmup_buckets();
+  o.min_leases = config.min_leases();
+  o.min_failures = config.min_failures();
+  o.learning_period = core::FromProtoDuration(config.learning_period());
+  o.suspend_for = core::FromProtoDuration(config.suspend_for());
+  // An action the loader would have refused keeps its default.
+  ParseAnomalyAction(config.rate_spike_action(), &o.rate_spike);
+  ParseAnomalyAction(config.failure_spike_action(), &o.failure_spike);
+  ParseAnomalyAction(config.new_caller_action(), &o.new_caller);
+  ParseAnomalyAction(config.retired_key_use_action(), &o.retired_key_use);
+  return o;
+}
 
 AnomalyDetector::AnomalyDetector(AnomalyOptions options, const core::Clock* clock,
                                  metrics::BrokerMetrics* metrics,

@@ -205,3 +205,38 @@ TEST(AnomalyActionTest, Parses) {
 
 }  // namespace
 }  // namespace credbroker::anomaly
+
+namespace credbroker::anomaly {
+namespace {
+
+TEST(AnomalyOptionsTest, FromConfigTakesEveryField) {
+  v1::AnomalyConfig c;
+  c.mutable_bucket()->set_seconds(30);
+  c.mutable_baseline_window()->set_seconds(7200);
+  c.set_threshold(5.5);
+  c.set_warmup_buckets(12);
+  c.set_min_leases(40);
+  c.set_min_failures(8);
+  c.mutable_learning_period()->set_seconds(600);
+  c.mutable_suspend_for()->set_seconds(900);
+  c.set_rate_spike_action("suspend");
+  c.set_failure_spike_action("log");
+  c.set_new_caller_action("alert");
+  c.set_retired_key_use_action("suspend");
+  const AnomalyOptions o = AnomalyOptions::FromConfig(c);
+  EXPECT_EQ(o.bucket, absl::Seconds(30));
+  EXPECT_EQ(o.baseline_window, absl::Hours(2));
+  EXPECT_EQ(o.threshold, 5.5);
+  EXPECT_EQ(o.warmup_buckets, 12);
+  EXPECT_EQ(o.min_leases, 40);
+  EXPECT_EQ(o.min_failures, 8);
+  EXPECT_EQ(o.learning_period, absl::Minutes(10));
+  EXPECT_EQ(o.suspend_for, absl::Minutes(15));
+  EXPECT_EQ(o.rate_spike, AnomalyAction::kSuspend);
+  EXPECT_EQ(o.failure_spike, AnomalyAction::kLog);
+  EXPECT_EQ(o.new_caller, AnomalyAction::kAlert);
+  EXPECT_EQ(o.retired_key_use, AnomalyAction::kSuspend);
+}
+
+}  // namespace
+}  // namespace credbroker::anomaly

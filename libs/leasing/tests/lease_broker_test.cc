@@ -369,5 +369,16 @@ TEST_F(LeaseBrokerPolicyTest, RenewIsCappedByTheRule) {
   EXPECT_EQ(r->lease.expires_at - clock.Now(), absl::Minutes(10));
 }
 
+TEST(TtlPolicyTest, FromConfigTakesTheLeaseLimits) {
+  v1::LeaseConfig c;
+  c.mutable_default_ttl()->set_seconds(600);
+  c.mutable_min_ttl()->set_seconds(5);
+  c.mutable_max_ttl()->set_seconds(7200);
+  const TtlPolicy p = TtlPolicy::FromConfig(c);
+  EXPECT_EQ(p.default_ttl, absl::Minutes(10));
+  EXPECT_EQ(p.min_ttl, absl::Seconds(5));
+  EXPECT_EQ(p.max_ttl, absl::Hours(2));
+}
+
 }  // namespace
 }  // namespace credbroker::leasing

@@ -30,6 +30,7 @@
 #include "absl/time/time.h"
 #include "credbroker/core/clock.h"
 #include "credbroker/metrics/broker_metrics.h"
+#include "credbroker/v1/config.pb.h"
 
 namespace credbroker::anomaly {
 
@@ -66,6 +67,10 @@ struct AnomalyOptions {
   AnomalyAction failure_spike = AnomalyAction::kAlert;
   AnomalyAction new_caller = AnomalyAction::kAlert;
   AnomalyAction retired_key_use = AnomalyAction::kAlert;
+
+  // From the validated `anomaly_detection:` block (the config loader fills in the defaults and
+  // refuses unknown actions).
+  static AnomalyOptions FromConfig(const v1::AnomalyConfig& config);
 };
 
 // What the detector has learned about one caller × provider, to survive restarts.

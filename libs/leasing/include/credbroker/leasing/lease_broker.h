@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "credbroker/anomaly/anomaly_detector.h"
 #include "credbroker/core/clock.h"
+#include "credbroker/core/proto_time.h"
 #include "credbroker/identity/audit_log.h"
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/identity/policy.h"
@@ -31,6 +32,7 @@
 #include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_ring.h"
 #include "credbroker/state/shared_facts.h"
+#include "credbroker/v1/config.pb.h"
 
 namespace credbroker::leasing {
 
@@ -38,6 +40,12 @@ struct TtlPolicy {
   absl::Duration default_ttl = absl::Minutes(15);
   absl::Duration min_ttl = absl::Seconds(30);
   absl::Duration max_ttl = absl::Hours(1);
+
+  // From the validated `leases:` block.
+  static TtlPolicy FromConfig(const v1::LeaseConfig& config) {
+    return {core::FromProtoDuration(config.default_ttl()),
+            core::FromProtoDuration(config.min_ttl()), core::FromProtoDuration(config.max_ttl())};
+  }
 };
 
 // A lease together with the key it grants. `snapshot` keeps `key` alive.
