@@ -245,6 +245,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   CB_ASSIGN_OR_RETURN(c->state,
                       state::sqlite::SqliteState::Open(config.state().sqlite(), report_retention));
   CB_RETURN_IF_ERROR(c->ring->UsePersistedState(&c->state->key_states()));
+  // With SQLite this broker always leads; with several replicas the others follow its decisions.
+  CB_RETURN_IF_ERROR(c->ring->FollowDecisions(&c->state->leadership()));
   c->refreshers = c->key_sources->MakeRefreshers(c->ring.get());
   CB_ASSIGN_OR_RETURN(c->provider_http, http::CurlHttpClient::Create(http::TlsOptions{}));
   c->probe = std::make_unique<rotation::HttpProviderProbe>(c->provider_http.get());

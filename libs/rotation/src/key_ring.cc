@@ -98,11 +98,56 @@ KeyEvent MakeEvent(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std:
 }
 
 absl::Status KeyRing::UsePersistedState(KeyStateStore* store) {
-  CB_ASSIGN_OR_RETURN(std::vector<PersistedKeyVersion> records, store->LoadAll());
+  CB_ASSIGN_OR_RETURN(KeyStateListing listing, store->List());
   absl::MutexLock lock(&mu_);
   store_ = store;
-  for (PersistedKeyVersion& r : records) persisted_[r.Id()] = std::move(r);
+  persisted_revision_ = listing.revision;
+  for (PersistedKeyVersion& r : listing.records) persisted_[r.Id()] = std::move(r);
   return absl::OkStatus();
+}
+
+absl::Status KeyRing::FollowDecisions(const state::Leadership* leadership) {
+  int64_t from = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (store_ == nullptr) {
+      return absl::FailedPreconditionError("FollowDecisions needs UsePersistedState first");
+    }
+    leadership_ = leadership;
+    from = persisted_revision_;
+  }
+  CB_ASSIGN_OR_RETURN(
+      watch_,
+      store_->Watch(from, [this](const std::vector<PersistedKeyVersion>& r) { OnStored(r); }));
+  return absl::OkStatus();
+}
+
+void KeyRing::OnStored(const std::vector<PersistedKeyVersion>& records) {
+  // The leader wrote these itself (WriteDecision keeps persisted_ up to date). No lock before
+  // this check: the leader's own write is delivered while it holds mu_.
+  if (leadership_->IsLeader()) return;
+  absl::MutexLock lock(&mu_);
+  for (const PersistedKeyVersion& r : records) persisted_[r.Id()] = r;
+  const absl::Time now = clock_->Now();
+  std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
+  std::shared_ptr<KeySnapshot> next;
+  std::vector<KeyEvent> events;
+  for (const auto& [name, keys] : prev->providers) {
+    Decision d = DecideFollow(keys, records, now);
+    if (d.events.empty()) continue;
+    if (next == nullptr) {
+      next = std::make_shared<KeySnapshot>(*prev);
+      next->generation = prev->generation + 1;
+    }
+    ProviderKeys& following = next->providers[name];
+    ApplyDecision(following, d);
+    if (metrics_) {
+      metrics_->ProviderServable(name, following.current != nullptr && !following.Stale(now));
+      for (const auto& v : following.versions) RecordState(*v);
+    }
+    events.insert(events.end(), d.events.begin(), d.events.end());
+  }
+  if (next != nullptr) Publish(std::move(next), events);
 }
 
 const PersistedKeyVersion* KeyRing::FindPersisted(const std::string& provider,
@@ -134,6 +179,9 @@ void KeyRing::Persist(const ProviderKeys* before, const ProviderKeys& keys,
 
 void KeyRing::WriteDecision(std::vector<PersistedKeyVersion> records) {
   if (store_ == nullptr || records.empty()) return;
+  // A follower's own view (e.g. of a refresh) is not a decision: the leader's records come
+  // through the watch.
+  if (leadership_ != nullptr && !leadership_->IsLeader()) return;
   // What an earlier refused write left unwritten goes with this one (this decision's own record
   // of the same version is newer).
   for (auto& [id, r] : unwritten_) {

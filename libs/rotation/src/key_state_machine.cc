@@ -229,4 +229,55 @@ Decision DecideRetirement(const ProviderKeys& keys,
   return d;
 }
 
+Decision DecideFollow(const ProviderKeys& keys, const std::vector<PersistedKeyVersion>& stored,
+                      absl::Time now) {
+  Decision d;
+  for (const auto& v : keys.versions) {
+    const PersistedKeyVersion* record = nullptr;
+    for (const PersistedKeyVersion& r : stored) {
+      if (r.provider == v->provider && r.version_id == v->version_id &&
+          r.fingerprint == v->fingerprint) {
+        record = &r;  // the newest of several wins (stored is in revision order)
+      }
+    }
+    if (record == nullptr || (record->state == v->state && (record->state != KeyState::kPrevious ||
+                                                            record->retires_at == v->retires_at))) {
+      d.live.push_back(v);
+      continue;
+    }
+    auto next = WithState(
+        *v, record->state,
+        record->state == KeyState::kPrevious ? record->retires_at : absl::InfiniteFuture());
+    const std::string reason = "decided by the leader";
+    switch (record->state) {
+      case KeyState::kRetired:
+        d.events.push_back(MakeEvent(KeyEvent::Type::kRetired, *next, now, reason));
+        d.gone.push_back(v.get());
+        continue;
+      case KeyState::kQuarantined:
+        d.events.push_back(MakeEvent(KeyEvent::Type::kQuarantined, *next, now, reason));
+        d.gone.push_back(v.get());
+        continue;
+      case KeyState::kRevoked:
+        d.events.push_back(MakeEvent(KeyEvent::Type::kRevoked, *next, now, reason));
+        d.gone.push_back(v.get());
+        continue;
+      case KeyState::kCurrent:
+        d.events.push_back(MakeEvent(KeyEvent::Type::kRotated, *next, now, reason));
+        break;
+      case KeyState::kPrevious:
+        d.events.push_back(MakeEvent(KeyEvent::Type::kRetiring, *next, now, reason));
+        break;
+      case KeyState::kPending:
+        break;
+    }
+    d.live.push_back(std::move(next));
+  }
+  for (auto it = d.live.rbegin(); it != d.live.rend() && d.current == nullptr; ++it) {
+    if ((*it)->state == KeyState::kCurrent) d.current = *it;
+  }
+  NewCurrentFirst(d.events);
+  return d;
+}
+
 }  // namespace credbroker::rotation

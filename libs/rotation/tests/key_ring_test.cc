@@ -64,6 +64,8 @@ class KeyRingTest : public ::testing::Test {
   }
 
   core::FakeClock clock_;
+  // Outlives ring_ (which may watch it).
+  InMemoryKeyStateStore shared_store_;
   providers::ProviderCatalog catalog_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<metrics::BrokerMetrics> metrics_;
@@ -579,6 +581,55 @@ TEST_F(KeyRingTest, ADecisionFromAStaleRevisionIsRefusedAndTheNextOneIsWritten) 
   }
   EXPECT_TRUE(quarantined);
   EXPECT_TRUE(promoted);
+}
+
+// Two replicas over one key-state store: the leader's promotion, retirement and quarantine reach
+// the follower through the watch, its watchers hear them, and the follower writes nothing itself.
+TEST_F(KeyRingTest, AFollowerAppliesTheLeadersDecisions) {
+  InMemoryKeyStateStore& store = shared_store_;
+  state::ManualLeadership leader_term;
+  state::ManualLeadership follower_term;
+  leader_term.Set(1);
+  KeyRing follower(&catalog_, &clock_, nullptr);
+  std::vector<KeyEvent> heard;
+  uint64_t sub = 0;
+  follower.Subscribe(
+      [&](const std::vector<KeyEvent>& ev) { heard.insert(heard.end(), ev.begin(), ev.end()); },
+      &sub);
+  for (KeyRing* r : {ring_.get(), &follower}) {
+    ASSERT_THAT(r->UsePersistedState(&store), IsOk());
+    r->GatePromotions({"lumenfall"});
+  }
+  ASSERT_THAT(ring_->FollowDecisions(&leader_term), IsOk());
+  ASSERT_THAT(follower.FollowDecisions(&follower_term), IsOk());
+  source_.Put("lumenfall", "v1", kLmnV1);
+  source_.Put("lumenfall", "v2", kLmnV2);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  const int64_t before_follower = store.List()->revision;
+  ASSERT_THAT(follower.RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(store.List()->revision, before_follower);  // a follower writes nothing
+  auto follower_keys = [&] { return *follower.Snapshot()->Find("lumenfall"); };
+  ASSERT_EQ(follower_keys().current->version_id, "v2");  // the same first-load rule
+  // The leader quarantines v2: v1 takes over on the follower too.
+  heard.clear();
+  ASSERT_THAT(ring_->Quarantine("lumenfall", "v2", "leaked"), IsOk());
+  EXPECT_EQ(follower_keys().current->version_id, "v1");
+  EXPECT_EQ(follower_keys().Find("v2"), nullptr);
+  std::vector<std::string> types;
+  for (const KeyEvent& e : heard) {
+    types.push_back(e.version_id + ":" + std::string(KeyStateName(e.state)));
+  }
+  EXPECT_THAT(types, ::testing::ElementsAre("v1:CURRENT", "v2:QUARANTINED"));
+  // A new version, probed and promoted by the leader.
+  source_.Put("lumenfall", "v3", kLmnV3);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  ASSERT_THAT(follower.RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(follower_keys().Find("v3")->state, KeyState::kPending);
+  ASSERT_THAT(ring_->Promote("lumenfall", "v3", "probe accepted"), IsOk());
+  EXPECT_EQ(follower_keys().current->version_id, "v3");
+  EXPECT_EQ(follower_keys().Find("v1")->state, KeyState::kPrevious);
+  EXPECT_EQ(follower_keys().Find("v1")->retires_at, Keys("lumenfall").Find("v1")->retires_at);
+  follower.Unsubscribe(sub);
 }
 
 TEST_F(KeyRingTest, RefresherLoadsEveryProviderOfItsSource) {

@@ -407,5 +407,81 @@ TEST(KeyStateMachineTest, CurrentAndPendingVersionsNeverRetireWithTime) {
   EXPECT_TRUE(d.events.empty());
 }
 
+struct FollowCase {
+  const char* name;
+  std::vector<V> before;  // the follower's live versions
+  std::vector<V> stored;  // records the leader wrote (fingerprint fp-<id>, in revision order)
+  const char* live;
+  const char* events;
+  const char* gone;
+};
+
+TEST(KeyStateMachineTest, Follow) {
+  const absl::Time later = kNow + kOverlap;
+  const std::vector<FollowCase> cases = {
+      {"a promotion: the new CURRENT first, then what it replaced",
+       {{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}},
+       {{"v2", KeyState::kCurrent}, {"v1", KeyState::kPrevious, later}},
+       "v1:PREVIOUS v2:CURRENT*",
+       "v2->CURRENT v1->PREVIOUS",
+       ""},
+      {"a retirement leaves service",
+       {{"v1", KeyState::kPrevious, later}, {"v2", KeyState::kCurrent}},
+       {{"v1", KeyState::kRetired}},
+       "v2:CURRENT*",
+       "v1->RETIRED",
+       "v1"},
+      {"a quarantine of the current version and its replacement",
+       {{"v1", KeyState::kPrevious, later}, {"v2", KeyState::kCurrent}},
+       {{"v2", KeyState::kQuarantined}, {"v1", KeyState::kCurrent}},
+       "v1:CURRENT*",
+       "v1->CURRENT v2->QUARANTINED",
+       "v2"},
+      {"a revocation at the provider",
+       {{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}},
+       {{"v2", KeyState::kRevoked}},
+       "v1:CURRENT*",
+       "v2->REVOKED",
+       "v2"},
+      {"unchanged records and unknown versions decide nothing",
+       {{"v1", KeyState::kCurrent}},
+       {{"v1", KeyState::kCurrent}, {"v9", KeyState::kCurrent}},
+       "v1:CURRENT*",
+       "",
+       ""},
+      {"a new retire time of a PREVIOUS version is taken",
+       {{"v1", KeyState::kPrevious, later}, {"v2", KeyState::kCurrent}},
+       {{"v1", KeyState::kPrevious, later + absl::Hours(1)}},
+       "v1:PREVIOUS v2:CURRENT*",
+       "v1->PREVIOUS",
+       ""},
+      {"of several records of one version the newest wins",
+       {{"v1", KeyState::kCurrent}, {"v2", KeyState::kPending}},
+       {{"v2", KeyState::kCurrent}, {"v2", KeyState::kQuarantined}},
+       "v1:CURRENT*",
+       "v2->QUARANTINED",
+       "v2"},
+  };
+  for (const FollowCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    Keys keys(c.before);
+    std::vector<PersistedKeyVersion> stored;
+    for (const V& v : c.stored) {
+      stored.push_back({"lumenfall", v.id, "fp-" + v.id, v.state, kNow, v.retires_at});
+    }
+    Decision d = DecideFollow(keys.get(), stored, kNow);
+    EXPECT_EQ(Live(d), c.live);
+    EXPECT_EQ(Events(d), c.events);
+    EXPECT_EQ(Gone(d), c.gone);
+    EXPECT_TRUE(d.revoke_leases.empty());  // the leader revokes; a follower only follows
+  }
+  // A record of the same version id with other material is another key.
+  Keys keys({{"v1", KeyState::kCurrent}});
+  Decision d =
+      DecideFollow(keys.get(), {{"lumenfall", "v1", "other-fp", KeyState::kRetired, kNow}}, kNow);
+  EXPECT_EQ(Live(d), "v1:CURRENT*");
+  EXPECT_EQ(Events(d), "");
+}
+
 }  // namespace
 }  // namespace credbroker::rotation

@@ -35,6 +35,8 @@
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/key_state_store.h"
 #include "credbroker/secrets/secret_source.h"
+#include "credbroker/state/leadership.h"
+#include "credbroker/state/watch.h"
 
 namespace credbroker::rotation {
 
@@ -175,6 +177,13 @@ class KeyRing {
   // versions stay retired. Call once, before the first refresh.
   absl::Status UsePersistedState(KeyStateStore* store);
 
+  // Follows the decisions of whichever replica leads: while this replica does not lead, the
+  // key-version records written to the store (UsePersistedState's) are applied to this ring as
+  // they arrive (DecideFollow) and told to the listeners, and this ring writes nothing itself.
+  // While it leads it writes its decisions and ignores the echo. Call once, after
+  // UsePersistedState and before the first refresh; `leadership` must outlive the ring.
+  absl::Status FollowDecisions(const state::Leadership* leadership) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Where Tick counts and revokes leases. Without one, versions retire when the overlap ends.
   // Set once, before the refreshers start.
   void SetLeaseView(LeaseView* leases) { leases_ = leases; }
@@ -210,6 +219,8 @@ class KeyRing {
   // time). A refusal is logged and its records kept for the next write; after a conflict the
   // revisions are read again.
   void WriteDecision(std::vector<PersistedKeyVersion> records) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the store committed (the key-state watch).
+  void OnStored(const std::vector<PersistedKeyVersion>& records) ABSL_LOCKS_EXCLUDED(mu_);
   const PersistedKeyVersion* FindPersisted(const std::string& provider, const KeyVersion& v) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -218,6 +229,8 @@ class KeyRing {
   metrics::BrokerMetrics* const metrics_;
   LeaseView* leases_ = nullptr;
   KeyStateStore* store_ = nullptr;
+  // Set by FollowDecisions before the watch starts; null: this ring always decides.
+  const state::Leadership* leadership_ = nullptr;
   std::atomic<std::shared_ptr<const KeySnapshot>> snapshot_;
 
   absl::Mutex mu_;
@@ -231,9 +244,13 @@ class KeyRing {
   absl::flat_hash_map<KeyVersionId, PersistedKeyVersion> persisted_ ABSL_GUARDED_BY(mu_);
   // Decided here, refused by the store: written with the next decision.
   absl::flat_hash_map<KeyVersionId, PersistedKeyVersion> unwritten_ ABSL_GUARDED_BY(mu_);
+  // The store revision persisted_ was listed at (where FollowDecisions' watch starts).
+  int64_t persisted_revision_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_set<std::string> gated_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, Listener> listeners_ ABSL_GUARDED_BY(mu_);
   uint64_t next_listener_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // Last: stops the key-state watch before anything it uses is destroyed.
+  std::unique_ptr<state::Watch> watch_;
 };
 
 }  // namespace credbroker::rotation

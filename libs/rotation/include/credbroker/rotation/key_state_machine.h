@@ -77,4 +77,14 @@ Decision DecideRetirement(const ProviderKeys& keys,
                           const absl::flat_hash_map<std::string, int64_t>& leases,
                           bool count_leases, absl::Time now);
 
+// A follower applies what the leader decided: `stored` are key-version records the leader wrote
+// (from the key-state store's watch). A live version of this provider with a stored record takes
+// its state and retire time (a version the follower has not loaded yet is left to its next
+// refresh, which restores the stored state); RETIRED, QUARANTINED and REVOKED ones leave service.
+// CURRENT is the live version whose state is CURRENT. Events as the leader's watchers heard them:
+// ROTATED, RETIRING, RETIRED, QUARANTINED, REVOKED, the new CURRENT first. Records of other
+// providers and unchanged states decide nothing.
+Decision DecideFollow(const ProviderKeys& keys, const std::vector<PersistedKeyVersion>& stored,
+                      absl::Time now);
+
 }  // namespace credbroker::rotation
