@@ -29,6 +29,7 @@
 #include "credbroker/http/http_client.h"
 #include "credbroker/identity/audit_log.h"
 #include "credbroker/identity/authenticator.h"
+#include "credbroker/identity/authenticator_factory.h"
 #include "credbroker/identity/jwt_verifier.h"
 #include "credbroker/identity/policy.h"
 #include "credbroker/leasing/lease_broker.h"
@@ -58,13 +59,6 @@ namespace {
 void RegisterBuiltinBackends(secrets::SourceRegistry& registry) {
   registry.Register(backends::file::MakeFileSourceFactory());
   registry.Register(backends::vault::MakeVaultSourceFactory());
-}
-
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Checks the PEM files now, so a typo fails the start instead of every handshake later.
@@ -121,36 +115,6 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const v1::ServerTlsCo
 }
 
 // Where the Kubernetes JWKS comes from: a file, or the API server's /openid/v1/jwks.
-absl::StatusOr<identity::JwksFetcher> MakeJwksFetcher(const v1::KubernetesJwtConfig& k) {
-  if (!k.jwks_file().empty()) {
-    return identity::JwksFetcher([path = k.jwks_file()]() -> absl::StatusOr<std::string> {
-      std::ifstream in(path, std::ios::binary);
-      if (!in) return absl::UnavailableError("cannot read JWKS file " + path);
-      return ReadWholeFile(path);
-    });
-  }
-  CB_ASSIGN_OR_RETURN(std::unique_ptr<http::CurlHttpClient> client,
-                      http::CurlHttpClient::Create(http::TlsOptions{k.jwks_ca_file(), "", ""}));
-  std::shared_ptr<http::CurlHttpClient> shared = std::move(client);
-  return identity::JwksFetcher(
-      [shared, url = k.jwks_url(),
-       token_file = k.jwks_bearer_token_file()]() -> absl::StatusOr<std::string> {
-        http::HttpRequest req;
-        req.url = url;
-        req.headers.emplace_back("Accept", "application/json");
-        if (!token_file.empty()) {
-          // Projected tokens rotate: read the file at every fetch.
-          std::string token(absl::StripAsciiWhitespace(ReadWholeFile(token_file)));
-          req.headers.emplace_back("Authorization", "Bearer " + token);
-        }
-        CB_ASSIGN_OR_RETURN(http::HttpResponse resp, shared->Send(req));
-        if (resp.status != 200) {
-          return absl::UnavailableError(absl::StrCat("GET ", url, ": HTTP ", resp.status));
-        }
-        return resp.body;
-      });
-}
-
 absl::Status WritePortFile(const std::string& path, int grpc_port, int metrics_port) {
   std::string tmp = path + ".tmp";
   {
@@ -272,28 +236,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
                m->ActiveLeasesAdd(l.provider, l.key_version, delta);
              }}));
   }
-  CB_ASSIGN_OR_RETURN(auto static_tokens,
-                      identity::StaticTokenAuthenticator::Create(config.identity()));
-  std::unique_ptr<identity::Authenticator> jwt;
-  if (config.identity().has_kubernetes()) {
-    const v1::KubernetesJwtConfig& k = config.identity().kubernetes();
-    CB_ASSIGN_OR_RETURN(identity::JwksFetcher fetcher, MakeJwksFetcher(k));
-    identity::JwtVerifierOptions options{k.issuer(), k.audience(),
-                                         core::FromProtoDuration(k.leeway()),
-                                         core::FromProtoDuration(k.jwks_refresh_interval())};
-    auto verifier = identity::JwtVerifier::Create(options, std::move(fetcher), c->clock);
-    if (!verifier.ok()) return core::Annotate(verifier.status(), "identity.kubernetes");
-    jwt = std::make_unique<identity::KubernetesJwtAuthenticator>(std::move(*verifier));
-  }
-  std::unique_ptr<identity::Authenticator> mtls;
-  if (config.identity().has_mtls()) {
-    mtls = std::make_unique<identity::MtlsAuthenticator>(config.identity().mtls().trust_domain());
-  }
-  if (static_tokens->size() == 0 && !jwt && !mtls) {
-    core::LogWarning("no caller identities are configured: every request will be rejected");
-  }
-  c->auth = std::make_unique<identity::ChainAuthenticator>(std::move(static_tokens), std::move(jwt),
-                                                           std::move(mtls));
+  CB_ASSIGN_OR_RETURN(c->auth, identity::AuthenticatorFromConfig(config.identity(), c->clock));
   c->policy = std::make_unique<identity::Policy>(config.policy(), c->clock);
   if (!c->policy->configured()) {
     core::LogWarning("no policy rules: every authenticated caller may lease every provider");
