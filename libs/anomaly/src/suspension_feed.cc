@@ -8,13 +8,9 @@ absl::StatusOr<std::unique_ptr<SuspensionFeed>> SuspensionFeed::Start(state::Sha
                                                                       AnomalyDetector* detector,
                                                                       absl::Time now) {
   std::unique_ptr<SuspensionFeed> feed(new SuspensionFeed(detector));
-  CB_ASSIGN_OR_RETURN(state::FactListing listing, facts->List(now));
-  feed->OnFacts(listing.facts);
   SuspensionFeed* f = feed.get();
-  CB_ASSIGN_OR_RETURN(feed->watch_,
-                      facts->Watch(listing.revision, [f](const std::vector<state::Fact>& facts) {
-                        f->OnFacts(facts);
-                      }));
+  CB_ASSIGN_OR_RETURN(
+      feed->watch_, facts->Follow(now, [f](const std::vector<state::Fact>& v) { f->OnFacts(v); }));
   return feed;
 }
 

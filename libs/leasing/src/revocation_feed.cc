@@ -9,13 +9,9 @@ absl::StatusOr<std::unique_ptr<RevocationFeed>> RevocationFeed::Start(
     rotation::RevocationDetector* detector, SuspectFn suspect, absl::Time now) {
   std::unique_ptr<RevocationFeed> feed(
       new RevocationFeed(leadership, detector, std::move(suspect)));
-  CB_ASSIGN_OR_RETURN(state::FactListing listing, facts->List(now));
-  feed->OnFacts(listing.facts);
   RevocationFeed* f = feed.get();
-  CB_ASSIGN_OR_RETURN(feed->watch_,
-                      facts->Watch(listing.revision, [f](const std::vector<state::Fact>& facts) {
-                        f->OnFacts(facts);
-                      }));
+  CB_ASSIGN_OR_RETURN(
+      feed->watch_, facts->Follow(now, [f](const std::vector<state::Fact>& v) { f->OnFacts(v); }));
   return feed;
 }
 

@@ -78,6 +78,15 @@ class SharedFacts {
   virtual absl::StatusOr<FactListing> List(absl::Time now) = 0;
   virtual absl::StatusOr<std::unique_ptr<state::Watch>> Watch(int64_t after_revision,
                                                               FactWatchFn fn) = 0;
+
+  // What a replica that acts on the facts needs: `fn` gets the facts in force at `now` (on this
+  // thread), then every fact written after them.
+  absl::StatusOr<std::unique_ptr<state::Watch>> Follow(absl::Time now, const FactWatchFn& fn) {
+    absl::StatusOr<FactListing> listing = List(now);
+    if (!listing.ok()) return listing.status();
+    fn(listing->facts);
+    return Watch(listing->revision, fn);
+  }
 };
 
 class InMemorySharedFacts final : public SharedFacts {
