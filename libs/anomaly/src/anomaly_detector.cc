@@ -119,11 +119,10 @@ AnomalyOptions AnomalyOptions::FromConfig(const v1::AnomalyConfig& config) {
 }
 
 AnomalyDetector::AnomalyDetector(AnomalyOptions options, const core::Clock* clock,
-                                 metrics::BrokerMetrics* metrics,
-                                 std::function<void(const Anomaly&)> sink)
+                                 AnomalyStats* stats, std::function<void(const Anomaly&)> sink)
     : options_(options),
       clock_(clock),
-      metrics_(metrics),
+      stats_(stats),
       sink_(std::move(sink)),
       id_(next_detector_id.fetch_add(1)) {
   absl::MutexLock lock(&mu_);
@@ -305,7 +304,7 @@ void AnomalyDetector::Report(Anomaly a) {
     Series& s = Find(a.caller, a.provider);
     s.suspended_until_us.store(absl::ToUnixMicros(a.suspended_until), std::memory_order_relaxed);
   }
-  if (metrics_) metrics_->Anomaly(a.provider, AnomalyKindName(a.kind), AnomalyActionName(a.action));
+  if (stats_) stats_->Anomaly(a.provider, AnomalyKindName(a.kind), AnomalyActionName(a.action));
   const std::string score = absl::StrFormat("%.1f", a.score);
   const std::string until =
       a.action == AnomalyAction::kSuspend ? absl::FormatTime(a.suspended_until) : std::string();
@@ -366,8 +365,8 @@ bool AnomalyDetector::Tick() {
                                 f, x + f, 100 * ratio, 100 * s->fail_mean, 100 * sd_fail));
         }
       }
-      if (metrics_) {
-        metrics_->AnomalyScore(s->caller, s->provider, std::max({0.0, z_rate, z_fail}));
+      if (stats_) {
+        stats_->AnomalyScore(s->caller, s->provider, std::max({0.0, z_rate, z_fail}));
       }
       Fold(x, alpha, &s->rate_mean, &s->rate_var);
       if (x + f > 0) Fold(ratio, alpha, &s->fail_mean, &s->fail_var);
@@ -375,8 +374,8 @@ bool AnomalyDetector::Tick() {
       int& n = suspended[s->provider];
       if (s->suspended_until_us.load(std::memory_order_relaxed) > absl::ToUnixMicros(now)) ++n;
     }
-    if (metrics_) {
-      for (const auto& [provider, n] : suspended) metrics_->SuspendedCallers(provider, n);
+    if (stats_) {
+      for (const auto& [provider, n] : suspended) stats_->SuspendedCallers(provider, n);
     }
     // A late tick closes one bucket; the next starts now.
     bucket_end_ = std::max(bucket_end_ + options_.bucket, now);

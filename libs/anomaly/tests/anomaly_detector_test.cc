@@ -5,6 +5,7 @@
 
 #include "credbroker/anomaly/baseline_store.h"
 #include "credbroker/core/log.h"
+#include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

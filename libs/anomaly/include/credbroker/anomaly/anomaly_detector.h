@@ -28,8 +28,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "credbroker/anomaly/anomaly_stats.h"
 #include "credbroker/core/clock.h"
-#include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/v1/config.pb.h"
 
 namespace credbroker::anomaly {
@@ -102,7 +102,7 @@ class AnomalyDetector {
  public:
   // `sink` gets every anomaly after it was counted and logged (audit log, WatchKeys); it runs on
   // the thread that found the anomaly and must not block.
-  AnomalyDetector(AnomalyOptions options, const core::Clock* clock, metrics::BrokerMetrics* metrics,
+  AnomalyDetector(AnomalyOptions options, const core::Clock* clock, AnomalyStats* stats,
                   std::function<void(const Anomaly&)> sink);
   ~AnomalyDetector();
   AnomalyDetector(const AnomalyDetector&) = delete;
@@ -158,7 +158,7 @@ class AnomalyDetector {
 
   const AnomalyOptions options_;
   const core::Clock* const clock_;
-  metrics::BrokerMetrics* const metrics_;
+  AnomalyStats* const stats_;  // may be null
   const std::function<void(const Anomaly&)> sink_;
   const uint64_t id_;  // process-unique, keys the per-thread caches
 

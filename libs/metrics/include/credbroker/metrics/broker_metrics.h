@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "credbroker/anomaly/anomaly_stats.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -81,7 +82,7 @@ class ChildCache {
   std::vector<std::pair<absl::Time, T*>> removed_ ABSL_GUARDED_BY(mu_);
 };
 
-class BrokerMetrics {
+class BrokerMetrics final : public anomaly::AnomalyStats {
  public:
   explicit BrokerMetrics(std::shared_ptr<prometheus::Registry> registry);
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
@@ -140,9 +141,10 @@ class BrokerMetrics {
 
   // Anomaly detection. kind: rate_spike, failure_spike, new_caller, retired_key_use; action:
   // log, alert, suspend (what the configuration does about that kind).
-  void Anomaly(absl::string_view provider, absl::string_view kind, absl::string_view action);
-  void AnomalyScore(absl::string_view caller, absl::string_view provider, double score);
-  void SuspendedCallers(absl::string_view provider, double count);
+  void Anomaly(absl::string_view provider, absl::string_view kind,
+               absl::string_view action) override;
+  void AnomalyScore(absl::string_view caller, absl::string_view provider, double score) override;
+  void SuspendedCallers(absl::string_view provider, double count) override;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
