@@ -9,6 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/state/lease_errors.h"
+#include "revision_counter.h"
 
 namespace credbroker::state::sqlite {
 namespace {
@@ -94,19 +95,16 @@ class Use {
 struct SqliteLeaseStore::Impl {
   explicit Impl(Database* database) : db(database) {}
   ~Impl() {
-    for (sqlite3_stmt* s :
-         {insert, update, remove, remove_expired, get, list, revision_of, save_revision}) {
+    for (sqlite3_stmt* s : {insert, update, remove, remove_expired, get, list, revision_of}) {
       sqlite3_finalize(s);
     }
   }
 
   Database* const db;
   // Everything below is used only under the database's connection lock (inside Write/Read).
-  std::unique_ptr<ChangeLog> log;
-  int64_t revision = 0;
-  // Revision before the batch being written, and its changes.
-  int64_t batch_start = 0;
-  std::vector<LeaseChange> pending;
+  // Revisions, published in commit order to the watchers (revision_counter.h).
+  // Set at Open, once the stored revision is read.
+  std::optional<RevisionCounter<LeaseChange>> counter;
   sqlite3_stmt* insert = nullptr;
   sqlite3_stmt* update = nullptr;
   sqlite3_stmt* remove = nullptr;
@@ -114,36 +112,16 @@ struct SqliteLeaseStore::Impl {
   sqlite3_stmt* get = nullptr;
   sqlite3_stmt* list = nullptr;
   sqlite3_stmt* revision_of = nullptr;
-  sqlite3_stmt* save_revision = nullptr;
-
-  // Registers the batch hooks and returns the revision for the next change.
-  int64_t NextRevision(Database::Txn& txn) {
-    if (pending.empty()) {
-      batch_start = revision;
-      txn.BeforeCommit(this, [this](sqlite3* h) -> absl::Status {
-        Use s(save_revision);
-        sqlite3_bind_int64(s.get(), 1, revision);
-        if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(h, "save lease revision");
-        return absl::OkStatus();
-      });
-      txn.AfterCommit(this, [this] { log->Publish(std::exchange(pending, {})); });
-      txn.AfterRollback(this, [this] {
-        revision = batch_start;
-        pending.clear();
-      });
-    }
-    return ++revision;
-  }
 
   absl::Status DoCreate(Database::Txn& txn, const LeaseRecord& lease, int64_t* rev) {
     Use s(insert);
     BindLease(s.get(), lease);
-    sqlite3_bind_int64(s.get(), 10, revision + 1);
+    sqlite3_bind_int64(s.get(), 10, counter->Peek());
     const int rc = sqlite3_step(s.get());
     if ((rc & 0xff) == SQLITE_CONSTRAINT) return LeaseExists();
     if (rc != SQLITE_DONE) return db->Error(txn.db(), "insert lease");
-    *rev = NextRevision(txn);
-    pending.push_back(LeaseChange{LeaseChange::Type::kPut, *rev, lease});
+    *rev = counter->Next(txn);
+    counter->Add(LeaseChange{LeaseChange::Type::kPut, *rev, lease});
     return absl::OkStatus();
   }
 
@@ -152,13 +130,13 @@ struct SqliteLeaseStore::Impl {
     {
       Use s(update);
       BindLease(s.get(), lease);
-      sqlite3_bind_int64(s.get(), 10, revision + 1);
+      sqlite3_bind_int64(s.get(), 10, counter->Peek());
       sqlite3_bind_int64(s.get(), 11, expected_revision);
       if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(txn.db(), "update lease");
     }
     if (sqlite3_changes(txn.db()) == 0) return Missed(txn.db(), lease.id, expected_revision);
-    *rev = NextRevision(txn);
-    pending.push_back(LeaseChange{LeaseChange::Type::kPut, *rev, lease});
+    *rev = counter->Next(txn);
+    counter->Add(LeaseChange{LeaseChange::Type::kPut, *rev, lease});
     return absl::OkStatus();
   }
 
@@ -194,7 +172,7 @@ struct SqliteLeaseStore::Impl {
       BindText(s.get(), 1, r.id);
       if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(h, "delete lease");
     }
-    pending.push_back(LeaseChange{LeaseChange::Type::kDelete, NextRevision(txn), gone.lease});
+    counter->Add(LeaseChange{LeaseChange::Type::kDelete, counter->Next(txn), gone.lease});
     return std::move(gone.lease);
   }
 };
@@ -220,7 +198,6 @@ absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> SqliteLeaseStore::Open(Databas
         {absl::StrCat("SELECT ", kColumns, " FROM leases WHERE id=?"), &p->get},
         {absl::StrCat("SELECT ", kColumns, " FROM leases"), &p->list},
         {"SELECT revision FROM leases WHERE id=?", &p->revision_of},
-        {"INSERT OR REPLACE INTO store_meta VALUES ('lease_revision', ?)", &p->save_revision},
     };
     for (const auto& [sql, stmt] : statements) {
       if (sqlite3_prepare_v2(h, sql.c_str(), -1, stmt, nullptr) != SQLITE_OK) {
@@ -237,12 +214,11 @@ absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> SqliteLeaseStore::Open(Databas
       sqlite3_finalize(s);
       return p->db->Error(h, "read lease revision");
     }
-    p->revision = sqlite3_column_int64(s, 0);
+    p->counter.emplace(p->db, "lease_revision", sqlite3_column_int64(s, 0));
     sqlite3_finalize(s);
     return absl::OkStatus();
   }));
   // Changes committed before this process started are not remembered: watchers start from List.
-  impl->log = std::make_unique<ChangeLog>(impl->revision);
   return std::unique_ptr<SqliteLeaseStore>(new SqliteLeaseStore(std::move(impl)));
 }
 
@@ -348,7 +324,7 @@ absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteExpired(absl::T
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(ReadLease(s.get()).lease);
     if (rc != SQLITE_DONE) return m.db->Error(txn.db(), "delete expired leases");
     for (const LeaseRecord& l : out) {
-      m.pending.push_back(LeaseChange{LeaseChange::Type::kDelete, m.NextRevision(txn), l});
+      m.counter->Add(LeaseChange{LeaseChange::Type::kDelete, m.counter->Next(txn), l});
     }
     return absl::OkStatus();
   }));
@@ -382,7 +358,7 @@ absl::StatusOr<LeaseListing> SqliteLeaseStore::List() {
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.leases.push_back(ReadLease(s.get()));
     if (rc != SQLITE_DONE) return m.db->Error(h, "list leases");
-    out.revision = m.revision;
+    out.revision = m.counter->revision();
     return absl::OkStatus();
   }));
   return out;
@@ -394,7 +370,7 @@ absl::StatusOr<std::unique_ptr<LeaseWatch>> SqliteLeaseStore::Watch(int64_t afte
   absl::StatusOr<std::unique_ptr<LeaseWatch>> out;
   // Under the connection lock, so no batch is published between the replay and the registration.
   CB_RETURN_IF_ERROR(m.db->Read([&](sqlite3*) -> absl::Status {
-    out = m.log->Watch(after_revision, std::move(fn));
+    out = m.counter->log().Watch(after_revision, std::move(fn));
     return absl::OkStatus();
   }));
   return out;

@@ -14,7 +14,6 @@
 
 #include "credbroker/state/change_log.h"
 #include "credbroker/state/sqlite/database.h"
-#include "statement.h"
 
 namespace credbroker::state::sqlite {
 
@@ -25,17 +24,28 @@ class RevisionCounter {
   RevisionCounter(Database* db, std::string meta_key, int64_t revision)
       : db_(db), meta_key_(std::move(meta_key)), revision_(revision), log_(revision) {}
 
+  ~RevisionCounter() { sqlite3_finalize(save_); }
+  RevisionCounter(const RevisionCounter&) = delete;
+  RevisionCounter& operator=(const RevisionCounter&) = delete;
+
   // The revision for the next change of this batch.
   int64_t Next(Database::Txn& txn) {
-    if (pending_.empty() && !in_batch_) {
+    if (!in_batch_) {
       in_batch_ = true;
       batch_start_ = revision_;
       txn.BeforeCommit(this, [this](sqlite3* h) -> absl::Status {
-        Statement s(h, "INSERT OR REPLACE INTO store_meta VALUES (?, ?)");
-        if (!s.ok()) return db_->Error(h, "save " + meta_key_);
-        s.Bind(1, meta_key_);
-        sqlite3_bind_int64(s.get(), 2, revision_);
-        if (sqlite3_step(s.get()) != SQLITE_DONE) return db_->Error(h, "save " + meta_key_);
+        // Prepared once: this runs for every batch on the lease path.
+        if (save_ == nullptr &&
+            sqlite3_prepare_v2(h, "INSERT OR REPLACE INTO store_meta VALUES (?, ?)", -1, &save_,
+                               nullptr) != SQLITE_OK) {
+          return db_->Error(h, "save " + meta_key_);
+        }
+        sqlite3_bind_text(save_, 1, meta_key_.data(), static_cast<int>(meta_key_.size()),
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(save_, 2, revision_);
+        const int rc = sqlite3_step(save_);
+        sqlite3_reset(save_);
+        if (rc != SQLITE_DONE) return db_->Error(h, "save " + meta_key_);
         return absl::OkStatus();
       });
       txn.AfterCommit(this, [this] {
@@ -50,9 +60,11 @@ class RevisionCounter {
     }
     return ++revision_;
   }
+  // The revision the next change of this batch will get (a row written before Next).
+  int64_t Peek() const { return revision_ + 1; }
   // A change of this batch, published when it commits.
   void Add(Change c) { pending_.push_back(std::move(c)); }
-  // The newest committed revision (read between batches, under the connection lock).
+  // The newest revision taken; between batches (under the connection lock) the newest committed.
   int64_t revision() const { return revision_; }
   ChangeLogOf<Change>& log() { return log_; }
 
@@ -63,6 +75,7 @@ class RevisionCounter {
   int64_t batch_start_ = 0;
   bool in_batch_ = false;
   std::vector<Change> pending_;
+  sqlite3_stmt* save_ = nullptr;
   ChangeLogOf<Change> log_;
 };
 
