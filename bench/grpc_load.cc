@@ -13,7 +13,7 @@
 // against Ping and against Check.
 //
 //   grpc_load [--rounds 5] [--warmup 3] [--seconds 10] [--channels 2] [--inflight 32]
-//             [--broker PATH] [--synchronous normal|full] [--state-store sqlite]
+//             [--broker PATH] [--synchronous normal|full] [--workloads acquire_release,renew]
 //
 // Bounded by construction: rounds × workloads × (warmup + seconds), then it stops the broker.
 #include <grpcpp/generic/generic_stub.h>
@@ -51,6 +51,9 @@ namespace {
 
 constexpr char kToken[] = "bench-token-0123456789";
 
+enum class Workload { kCheck, kPing, kAcquireRelease, kRenew };
+constexpr Workload kWorkloads[] = {Workload::kCheck, Workload::kPing, Workload::kAcquireRelease,
+                                   Workload::kRenew};
 struct Options {
   int rounds = 5;
   int warmup_s = 3;
@@ -59,11 +62,9 @@ struct Options {
   int inflight = 32;
   std::string broker = CREDBROKER_BIN;
   std::string synchronous = "normal";
+  std::vector<Workload> workloads;  // always check and ping first
 };
 
-enum class Workload { kCheck, kPing, kAcquireRelease, kRenew };
-constexpr Workload kWorkloads[] = {Workload::kCheck, Workload::kPing, Workload::kAcquireRelease,
-                                   Workload::kRenew};
 const char* Name(Workload w) {
   switch (w) {
     case Workload::kCheck:
@@ -321,6 +322,19 @@ bool ParseFlags(int argc, char** argv, Options* o) {
       o->broker = value;
     } else if (flag == "--synchronous") {
       o->synchronous = value;
+    } else if (flag == "--workloads") {
+      // check and ping always run: every ratio is against them.
+      o->workloads = {Workload::kCheck, Workload::kPing};
+      for (absl::string_view name : absl::StrSplit(value, ',')) {
+        bool known = false;
+        for (Workload w : kWorkloads) {
+          if (name == Name(w)) {
+            if (w != Workload::kCheck && w != Workload::kPing) o->workloads.push_back(w);
+            known = true;
+          }
+        }
+        if (!known) return false;
+      }
     } else {
       return false;
     }
@@ -335,9 +349,11 @@ double Median(std::vector<double> v) {
 
 int Main(int argc, char** argv) {
   Options o;
+  o.workloads.assign(std::begin(kWorkloads), std::end(kWorkloads));
   if (!ParseFlags(argc, argv, &o)) {
     std::cerr << "usage: grpc_load [--rounds N] [--warmup S] [--seconds S] [--channels N] "
-                 "[--inflight N] [--broker PATH] [--synchronous normal|full]\n";
+                 "[--inflight N] [--broker PATH] [--synchronous normal|full] "
+                 "[--workloads acquire_release,renew]\n";
     return 2;
   }
   testing::TempDir dir;
@@ -384,7 +400,7 @@ int Main(int argc, char** argv) {
   for (int round = 0; round < o.rounds; ++round) {
     double check = 0;
     double ping = 0;
-    for (Workload w : kWorkloads) {
+    for (Workload w : o.workloads) {
       Driver d(w, stubs, generics, o.inflight, &pool);
       Result r = d.Run(absl::Seconds(o.warmup_s), absl::Seconds(o.seconds), broker->pid());
       if (w == Workload::kCheck) check = r.qps;
@@ -419,7 +435,7 @@ int Main(int argc, char** argv) {
                            *std::min_element(rr.begin(), rr.end()),
                            *std::max_element(rr.begin(), rr.end()));
   };
-  for (Workload w : kWorkloads) {
+  for (Workload w : o.workloads) {
     const std::vector<Result>& rs = results[w];
     std::vector<double> qps;
     std::vector<double> cpu;

@@ -36,8 +36,15 @@ const char* LevelName(LogLevel level) {
 }  // namespace
 
 void AppendJsonString(std::string& out, absl::string_view s) {
+  out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
-  for (unsigned char c : s) {
+  // Runs of characters that need no escaping are appended whole.
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -55,13 +62,10 @@ void AppendJsonString(std::string& out, absl::string_view s) {
         out += "\\t";
         break;
       default:
-        if (c < 0x20) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+        out += absl::StrFormat("\\u%04x", c);
     }
   }
+  out.append(s.data() + run, s.size() - run);
   out.push_back('"');
 }
 

@@ -43,6 +43,15 @@ TEST_F(LogTest, EscapesQuotesNewlinesAndControlCharacters) {
   EXPECT_EQ(lines_[0].find('\n'), std::string::npos);
 }
 
+TEST(AppendJsonStringTest, EscapesEveryPositionAndKeepsRunsBetween) {
+  std::string out = "x";
+  AppendJsonString(out, "\\start mid\"dle end\x1f");
+  EXPECT_EQ(out, R"(x"\\start mid\"dle end\u001f")");
+  out.clear();
+  AppendJsonString(out, "");
+  EXPECT_EQ(out, R"("")");
+}
+
 TEST_F(LogTest, DropsLinesBelowTheLevel) {
   SetLogLevel(LogLevel::kWarning);
   LogInfo("quiet");

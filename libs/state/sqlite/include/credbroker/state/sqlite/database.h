@@ -23,8 +23,8 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -94,8 +94,8 @@ class Database {
 
   const std::string& path() const { return path_; }
   // Committed transactions and the writes they held (batching is visible as writes > batches).
-  uint64_t batches() const ABSL_LOCKS_EXCLUDED(queue_mu_);
-  uint64_t writes() const ABSL_LOCKS_EXCLUDED(queue_mu_);
+  uint64_t batches() const;
+  uint64_t writes() const;
   // Writes waiting for a commit (tests use it to build a batch).
   size_t queued() const ABSL_LOCKS_EXCLUDED(queue_mu_);
 
@@ -116,10 +116,12 @@ class Database {
 
   mutable absl::Mutex queue_mu_;
   absl::CondVar queue_cv_;
-  std::deque<Op> queue_ ABSL_GUARDED_BY(queue_mu_);
+  // A vector, swapped whole with the committer's batch: neither side allocates once both have
+  // grown to the usual batch size.
+  std::vector<Op> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool stop_ ABSL_GUARDED_BY(queue_mu_) = false;
-  uint64_t batches_ ABSL_GUARDED_BY(queue_mu_) = 0;
-  uint64_t writes_ ABSL_GUARDED_BY(queue_mu_) = 0;
+  std::atomic<uint64_t> batches_{0};  // committed (or rolled back) batches
+  std::atomic<uint64_t> writes_{0};
 
   absl::Mutex db_mu_ ABSL_ACQUIRED_AFTER(queue_mu_);
   sqlite3* const db_;
