@@ -14,6 +14,7 @@
 #include "credbroker/leasing/lease_broker.h"
 #include "credbroker/leasing/lease_counts.h"
 #include "credbroker/leasing/lease_table.h"
+#include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/state/in_memory_lease_store.h"
 #include "credbroker/state/sqlite/state.h"
 #include "credbroker/testing/fake_secret_source.h"

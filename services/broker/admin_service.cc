@@ -153,7 +153,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QuarantineKeyVersion(
                              ? absl::StrCat("by ", who.name)
                              : absl::StrCat(req->reason().substr(0, 200), " (by ", who.name, ")");
     CB_RETURN_IF_ERROR(broker_->ring().Quarantine(req->provider(), req->key_version(), reason));
-    metrics_->KeyQuarantined(req->provider(), "operator");
+    if (rotation_stats_ != nullptr) rotation_stats_->KeyQuarantined(req->provider(), "operator");
     return absl::OkStatus();
   });
 }

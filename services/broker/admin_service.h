@@ -13,10 +13,17 @@ namespace credbroker::broker {
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
-  // `engine` may be null (RotateKey is then UNAVAILABLE).
+  // `engine` may be null (RotateKey is then UNAVAILABLE); `rotation_stats` counts operator
+  // quarantines and may be null.
   AdminServiceImpl(leasing::LeaseBroker* broker, Edge edge,
-                   const providers::ProviderCatalog* catalog, rotation::RotationEngine* engine)
-      : broker_(broker), edge_(edge), metrics_(edge.metrics), catalog_(catalog), engine_(engine) {}
+                   const providers::ProviderCatalog* catalog, rotation::RotationEngine* engine,
+                   rotation::RotationStats* rotation_stats)
+      : broker_(broker),
+        edge_(edge),
+        metrics_(edge.metrics),
+        catalog_(catalog),
+        engine_(engine),
+        rotation_stats_(rotation_stats) {}
 
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
                                           const v1::ListProvidersRequest* req,
@@ -44,9 +51,10 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
 
   leasing::LeaseBroker* const broker_;
   const Edge edge_;
-  metrics::BrokerMetrics* const metrics_;
+  rpc::RpcStats* const metrics_;
   const providers::ProviderCatalog* const catalog_;
   rotation::RotationEngine* const engine_;
+  rotation::RotationStats* const rotation_stats_;
 };
 
 }  // namespace credbroker::broker

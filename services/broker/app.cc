@@ -226,7 +226,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   c->counts = std::make_unique<leasing::LeaseCounts>();
   {
     leasing::LeaseCounts* counts = c->counts.get();
-    metrics::BrokerMetrics* m = c->metrics.get();
+    leasing::LeaseStats* m = c->metrics.get();
     CB_ASSIGN_OR_RETURN(
         c->table,
         leasing::LeaseTable::Create(
@@ -326,8 +326,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
       scheduling);
   Edge edge{c->auth.get(), c->metrics.get(), c->policy.get(), c->audit.get()};
   c->lease_service = std::make_unique<LeaseServiceImpl>(c->broker.get(), edge);
-  c->admin_service =
-      std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog, c->engine.get());
+  c->admin_service = std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog,
+                                                        c->engine.get(), c->metrics.get());
   return std::unique_ptr<App>(new App(std::move(c)));
 }
 

@@ -40,7 +40,7 @@ class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
  private:
   leasing::LeaseBroker* const broker_;
   const Edge edge_;
-  metrics::BrokerMetrics* const metrics_;
+  rpc::RpcStats* const metrics_;
   std::unique_ptr<WatchRegistry> watchers_;
 };
 

@@ -10,7 +10,7 @@
 #include "credbroker/identity/audit_log.h"
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/identity/policy.h"
-#include "credbroker/metrics/broker_metrics.h"
+#include "credbroker/rpc/rpc_stats.h"
 #include "credbroker/rpc/status.h"
 
 namespace credbroker::broker {
@@ -18,7 +18,7 @@ namespace credbroker::broker {
 // What every handler needs to authenticate, authorize admin calls, count and audit.
 struct Edge {
   const identity::Authenticator* auth = nullptr;
-  metrics::BrokerMetrics* metrics = nullptr;
+  rpc::RpcStats* metrics = nullptr;
   // Admin role beyond admin static tokens; may be null.
   const identity::Policy* policy = nullptr;
   // May be null (nothing audited).
@@ -28,7 +28,7 @@ struct Edge {
 // Records latency and outcome of one RPC.
 class RpcScope {
  public:
-  RpcScope(metrics::BrokerMetrics* metrics, absl::string_view method)
+  RpcScope(rpc::RpcStats* metrics, absl::string_view method)
       : metrics_(metrics), method_(method), start_(absl::Now()) {}
   grpc::Status Finish(const absl::Status& status) {
     metrics_->RpcCompleted(method_, absl::StatusCodeToString(status.code()), absl::Now() - start_);
@@ -36,7 +36,7 @@ class RpcScope {
   }
 
  private:
-  metrics::BrokerMetrics* metrics_;
+  rpc::RpcStats* metrics_;
   absl::string_view method_;
   absl::Time start_;
 };
@@ -48,7 +48,7 @@ absl::StatusOr<identity::Identity> Authenticate(grpc::CallbackServerContext* ctx
 
 // A unary handler whose work is done when `fn` returns.
 template <typename Fn>
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, metrics::BrokerMetrics* metrics,
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* ctx, rpc::RpcStats* metrics,
                                 absl::string_view method, Fn&& fn) {
   RpcScope scope(metrics, method);
   absl::Status status = fn();

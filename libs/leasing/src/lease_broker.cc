@@ -44,7 +44,7 @@ absl::StatusOr<const rotation::ProviderKeys*> ServableProvider(const rotation::K
 }  // namespace
 
 LeaseBroker::LeaseBroker(rotation::KeyRing* ring, LeaseTable* table, LeaseCounts* counts,
-                         metrics::BrokerMetrics* metrics, const core::Clock* clock, TtlPolicy ttl,
+                         LeaseStats* metrics, const core::Clock* clock, TtlPolicy ttl,
                          identity::Policy* policy, identity::AuditLog* audit)
     : ring_(ring),
       table_(table),

@@ -68,7 +68,7 @@ const ProviderKeys* KeySnapshot::Find(absl::string_view provider) const {
 }
 
 KeyRing::KeyRing(const providers::ProviderCatalog* catalog, const core::Clock* clock,
-                 metrics::BrokerMetrics* metrics,
+                 RotationStats* metrics,
                  absl::flat_hash_map<std::string, absl::Duration> max_staleness)
     : catalog_(catalog), clock_(clock), metrics_(metrics) {
   auto initial = std::make_shared<KeySnapshot>();

@@ -29,7 +29,7 @@ std::shared_ptr<const KeyVersion> NewestPending(const ProviderKeys& keys) {
 RotationEngine::RotationEngine(KeyRing* ring, const providers::ProviderCatalog* catalog,
                                absl::flat_hash_map<std::string, secrets::SecretSource*> sources,
                                ProviderProbe* probe, KeyMinter* minter, KeyStateStore* key_ids,
-                               const core::Clock* clock, metrics::BrokerMetrics* metrics,
+                               const core::Clock* clock, RotationStats* metrics,
                                RotationEngineOptions options, core::Wakeup* wakeup)
     : ring_(ring),
       catalog_(catalog),

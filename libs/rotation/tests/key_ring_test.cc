@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
+#include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_event_subscribers.h"
 #include "credbroker/rotation/key_refresher.h"
 #include "credbroker/testing/fake_secret_source.h"

@@ -13,6 +13,7 @@
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
+#include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_event_subscribers.h"
 #include "credbroker/rotation/revocation_detector.h"
 #include "credbroker/rotation/rotation_scheduler.h"

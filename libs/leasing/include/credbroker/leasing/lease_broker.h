@@ -28,8 +28,8 @@
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/identity/policy.h"
 #include "credbroker/leasing/lease_counts.h"
+#include "credbroker/leasing/lease_stats.h"
 #include "credbroker/leasing/lease_table.h"
-#include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_ring.h"
 #include "credbroker/state/shared_facts.h"
 #include "credbroker/v1/config.pb.h"
@@ -65,9 +65,9 @@ class LeaseBroker final : public rotation::LeaseView {
  public:
   // `policy` and `audit` may be null: everyone may lease everything, nothing is audited.
   // `counts` must be fed by `table`'s changes (see LeaseCounts).
-  LeaseBroker(rotation::KeyRing* ring, LeaseTable* table, LeaseCounts* counts,
-              metrics::BrokerMetrics* metrics, const core::Clock* clock, TtlPolicy ttl,
-              identity::Policy* policy = nullptr, identity::AuditLog* audit = nullptr);
+  LeaseBroker(rotation::KeyRing* ring, LeaseTable* table, LeaseCounts* counts, LeaseStats* metrics,
+              const core::Clock* clock, TtlPolicy ttl, identity::Policy* policy = nullptr,
+              identity::AuditLog* audit = nullptr);
 
   // Tells the anomaly detector which caller × provider pairs already hold leases (at start), so
   // they are not reported as new callers.
@@ -146,7 +146,7 @@ class LeaseBroker final : public rotation::LeaseView {
   rotation::KeyRing* const ring_;
   LeaseTable* const table_;
   LeaseCounts* const counts_;
-  metrics::BrokerMetrics* const metrics_;
+  LeaseStats* const metrics_;
   const core::Clock* const clock_;
   const TtlPolicy ttl_;
   identity::Policy* const policy_;

@@ -22,6 +22,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "credbroker/anomaly/anomaly_stats.h"
+#include "credbroker/leasing/lease_stats.h"
+#include "credbroker/rotation/rotation_stats.h"
+#include "credbroker/rpc/rpc_stats.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -82,65 +85,67 @@ class ChildCache {
   std::vector<std::pair<absl::Time, T*>> removed_ ABSL_GUARDED_BY(mu_);
 };
 
-class BrokerMetrics final : public anomaly::AnomalyStats {
+// One Prometheus implementation of every component's stats interface: each component sees only
+// its own (leasing::LeaseStats, rotation::RotationStats, anomaly::AnomalyStats, rpc::RpcStats).
+class BrokerMetrics final : public anomaly::AnomalyStats,
+                            public leasing::LeaseStats,
+                            public rotation::RotationStats,
+                            public rpc::RpcStats {
  public:
   explicit BrokerMetrics(std::shared_ptr<prometheus::Registry> registry);
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
-
-  void LeaseIssued(absl::string_view provider, absl::string_view caller);
-  void LeaseRenewed(absl::string_view provider, absl::string_view caller);
-  void LeaseReleased(absl::string_view provider, absl::string_view caller);
-  void LeaseExpired(absl::string_view provider, absl::string_view caller);
-  void LeaseRevoked(absl::string_view provider, absl::string_view caller);
-  void ActiveLeasesAdd(absl::string_view provider, absl::string_view key_version, double delta);
-  void AuthFailureReported(absl::string_view provider, absl::string_view key_version,
-                           absl::string_view caller, int http_status);
-  void LeaseRequestDenied(absl::string_view method, absl::string_view reason);
-  void CallerAuthFailure(absl::string_view reason);
-  void PolicyDenied(absl::string_view caller, absl::string_view provider, absl::string_view reason);
-  void RateLimitHit(absl::string_view caller, absl::string_view provider);
-
-  void BackendFetchError(absl::string_view backend, absl::string_view reason);
-  void BackendSuccess(absl::string_view backend, absl::Time at);
-  void KeyVersionRejected(absl::string_view provider, absl::string_view reason);
-  void KeyVersionState(absl::string_view provider, absl::string_view key_version,
-                       absl::string_view state);
-  void ProviderServable(absl::string_view provider, bool servable);
-  void KeyAge(absl::string_view provider, absl::string_view key_version, absl::Duration age);
-  // Seconds until the provider's CURRENT key is due for rotation (negative: overdue).
-  void RotationDueIn(absl::string_view provider, absl::Duration until_due);
-  // Drops every series labelled with this key version (it retired). Hot-path series leave the
-  // scrape at the next PurgeRemoved after `grace`.
-  void RemoveKeyVersion(absl::string_view provider, absl::string_view key_version);
-  // Deletes series removed at least `grace` ago (called periodically by the key ring).
-  void PurgeRemoved(absl::Duration grace = absl::Seconds(1));
-
-  void RpcCompleted(absl::string_view method, absl::string_view code, absl::Duration latency);
 
   // Creates the provider's event counters at 0 (quarantines, suspected revocations, rejected
   // versions, mint failures when `minted`, and an anomaly counter per (kind, action)), so that
   // rate() and increase() see the first event instead of a series appearing at 1.
   void InitProvider(absl::string_view provider, bool minted,
                     const std::vector<std::pair<std::string, std::string>>& anomaly_kind_actions);
+  // Deletes series that RemoveKeyVersion dropped at least `grace` ago: hot-path series leave the
+  // scrape only then, so a thread that resolved one a moment before never touches freed memory.
+  void PurgeRemoved(absl::Duration grace);
 
-  // Rotation engine.
-  // A key version entered `state` (PENDING, CURRENT, PREVIOUS, RETIRED, QUARANTINED, REVOKED).
-  void KeyTransition(absl::string_view provider, absl::string_view state);
-  // purpose: promotion, revocation_check, calibration; result: accepted, rejected, error.
-  void ProbeResult(absl::string_view provider, absl::string_view purpose, absl::string_view result);
-  // 1 while the newest PENDING version failed (or could not get) its probe.
-  void ProbeFailing(absl::string_view provider, bool failing);
-  // 1 once the probe was seen to reject a deliberately invalid key; 0 when it accepted one or
-  // could not be checked yet.
-  void ProbeCalibrated(absl::string_view provider, bool calibrated);
-  // reason: operator, revoked_at_provider.
-  void KeyQuarantined(absl::string_view provider, absl::string_view reason);
-  // operation: create, store, revoke.
-  void MintFailure(absl::string_view provider, absl::string_view operation);
-  void RevocationSuspected(absl::string_view provider);
+  // leasing::LeaseStats
+  void LeaseIssued(absl::string_view provider, absl::string_view caller) override;
+  void LeaseRenewed(absl::string_view provider, absl::string_view caller) override;
+  void LeaseReleased(absl::string_view provider, absl::string_view caller) override;
+  void LeaseExpired(absl::string_view provider, absl::string_view caller) override;
+  void LeaseRevoked(absl::string_view provider, absl::string_view caller) override;
+  void ActiveLeasesAdd(absl::string_view provider, absl::string_view key_version,
+                       double delta) override;
+  void AuthFailureReported(absl::string_view provider, absl::string_view key_version,
+                           absl::string_view caller, int http_status) override;
+  void LeaseRequestDenied(absl::string_view method, absl::string_view reason) override;
+  void PolicyDenied(absl::string_view caller, absl::string_view provider,
+                    absl::string_view reason) override;
+  void RateLimitHit(absl::string_view caller, absl::string_view provider) override;
 
-  // Anomaly detection. kind: rate_spike, failure_spike, new_caller, retired_key_use; action:
-  // log, alert, suspend (what the configuration does about that kind).
+  // rotation::RotationStats
+  void BackendFetchError(absl::string_view backend, absl::string_view reason) override;
+  void BackendSuccess(absl::string_view backend, absl::Time at) override;
+  void KeyVersionRejected(absl::string_view provider, absl::string_view reason) override;
+  void KeyVersionState(absl::string_view provider, absl::string_view key_version,
+                       absl::string_view state) override;
+  void ProviderServable(absl::string_view provider, bool servable) override;
+  void KeyAge(absl::string_view provider, absl::string_view key_version,
+              absl::Duration age) override;
+  void RotationDueIn(absl::string_view provider, absl::Duration until_due) override;
+  void RemoveKeyVersion(absl::string_view provider, absl::string_view key_version) override;
+  void PurgeRemoved() override { PurgeRemoved(absl::Seconds(1)); }
+  void KeyTransition(absl::string_view provider, absl::string_view state) override;
+  void ProbeResult(absl::string_view provider, absl::string_view purpose,
+                   absl::string_view result) override;
+  void ProbeFailing(absl::string_view provider, bool failing) override;
+  void ProbeCalibrated(absl::string_view provider, bool calibrated) override;
+  void KeyQuarantined(absl::string_view provider, absl::string_view reason) override;
+  void MintFailure(absl::string_view provider, absl::string_view operation) override;
+  void RevocationSuspected(absl::string_view provider) override;
+
+  // rpc::RpcStats
+  void RpcCompleted(absl::string_view method, absl::string_view code,
+                    absl::Duration latency) override;
+  void CallerAuthFailure(absl::string_view reason) override;
+
+  // anomaly::AnomalyStats
   void Anomaly(absl::string_view provider, absl::string_view kind,
                absl::string_view action) override;
   void AnomalyScore(absl::string_view caller, absl::string_view provider, double score) override;

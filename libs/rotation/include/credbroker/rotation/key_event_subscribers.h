@@ -7,8 +7,8 @@
 
 #include <vector>
 
-#include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/rotation/key_ring.h"
+#include "credbroker/rotation/rotation_stats.h"
 
 namespace credbroker::rotation {
 
@@ -25,11 +25,11 @@ class KeyTransitionLogger {
 // credbroker_key_transitions_total{provider,state}.
 class KeyTransitionCounter {
  public:
-  explicit KeyTransitionCounter(metrics::BrokerMetrics* metrics) : metrics_(metrics) {}
+  explicit KeyTransitionCounter(RotationStats* metrics) : metrics_(metrics) {}
   void operator()(const std::vector<KeyEvent>& events) const;
 
  private:
-  metrics::BrokerMetrics* const metrics_;
+  RotationStats* const metrics_;
 };
 
 // Keeps a listener subscribed to a ring for its own lifetime.

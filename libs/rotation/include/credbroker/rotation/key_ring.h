@@ -31,9 +31,9 @@
 #include "absl/time/time.h"
 #include "credbroker/core/clock.h"
 #include "credbroker/core/secret_bytes.h"
-#include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/key_state_store.h"
+#include "credbroker/rotation/rotation_stats.h"
 #include "credbroker/secrets/secret_source.h"
 #include "credbroker/state/leadership.h"
 #include "credbroker/state/watch.h"
@@ -130,7 +130,7 @@ class KeyRing {
   // `catalog` and `metrics` must outlive the KeyRing. `max_staleness` is per provider name;
   // providers not in it get 24h.
   KeyRing(const providers::ProviderCatalog* catalog, const core::Clock* clock,
-          metrics::BrokerMetrics* metrics,
+          RotationStats* metrics,
           absl::flat_hash_map<std::string, absl::Duration> max_staleness = {});
 
   std::shared_ptr<const KeySnapshot> Snapshot() const { return snapshot_.load(); }
@@ -226,7 +226,7 @@ class KeyRing {
 
   const providers::ProviderCatalog* const catalog_;
   const core::Clock* const clock_;
-  metrics::BrokerMetrics* const metrics_;
+  RotationStats* const metrics_;
   LeaseView* leases_ = nullptr;
   KeyStateStore* store_ = nullptr;
   // Set by FollowDecisions before the watch starts; null: this ring always decides.

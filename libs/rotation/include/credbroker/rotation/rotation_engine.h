@@ -27,12 +27,12 @@
 #include "absl/time/time.h"
 #include "credbroker/core/clock.h"
 #include "credbroker/core/wakeup.h"
-#include "credbroker/metrics/broker_metrics.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/key_minter.h"
 #include "credbroker/rotation/key_ring.h"
 #include "credbroker/rotation/key_state_store.h"
 #include "credbroker/rotation/probe.h"
+#include "credbroker/rotation/rotation_stats.h"
 #include "credbroker/secrets/secret_source.h"
 
 namespace credbroker::rotation {
@@ -52,8 +52,8 @@ class RotationEngine {
   RotationEngine(KeyRing* ring, const providers::ProviderCatalog* catalog,
                  absl::flat_hash_map<std::string, secrets::SecretSource*> sources,
                  ProviderProbe* probe, KeyMinter* minter, KeyStateStore* key_ids,
-                 const core::Clock* clock, metrics::BrokerMetrics* metrics,
-                 RotationEngineOptions options, core::Wakeup* wakeup = nullptr);
+                 const core::Clock* clock, RotationStats* metrics, RotationEngineOptions options,
+                 core::Wakeup* wakeup = nullptr);
   ~RotationEngine();
   RotationEngine(const RotationEngine&) = delete;
   RotationEngine& operator=(const RotationEngine&) = delete;
@@ -121,7 +121,7 @@ class RotationEngine {
   KeyMinter* const minter_;
   KeyStateStore* const key_ids_;
   const core::Clock* const clock_;
-  metrics::BrokerMetrics* const metrics_;
+  RotationStats* const metrics_;
   const RotationEngineOptions options_;
   core::Wakeup* const wakeup_;
   uint64_t listener_id_ = 0;
