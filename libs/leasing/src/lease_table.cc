@@ -183,14 +183,15 @@ void LeaseTable::ReleaseAttempt(const std::string& id, const std::string& caller
                                 Done<LeaseRecord> done, int attempt) {
   absl::StatusOr<state::VersionedLease> v = Find(id, caller);
   if (!v.ok()) return done(v.status());
-  store_->DeleteAsync({id, v->revision}, [this, id, caller, done = std::move(done),
-                                          attempt](absl::StatusOr<LeaseRecord> gone) mutable {
-    if (absl::IsNotFound(gone.status())) return done(NotFound());
-    if (absl::IsAborted(gone.status()) && attempt + 1 < kCasAttempts) {
-      return ReleaseAttempt(id, caller, std::move(done), attempt + 1);
-    }
-    done(std::move(gone));
-  });
+  store_->DeleteAsync({id, v->revision, std::move(v->lease)},
+                      [this, id, caller, done = std::move(done),
+                       attempt](absl::StatusOr<LeaseRecord> gone) mutable {
+                        if (absl::IsNotFound(gone.status())) return done(NotFound());
+                        if (absl::IsAborted(gone.status()) && attempt + 1 < kCasAttempts) {
+                          return ReleaseAttempt(id, caller, std::move(done), attempt + 1);
+                        }
+                        done(std::move(gone));
+                      });
 }
 
 absl::StatusOr<std::vector<LeaseRecord>> LeaseTable::RevokeIf(

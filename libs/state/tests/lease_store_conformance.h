@@ -120,6 +120,29 @@ TYPED_TEST_P(LeaseStoreConformanceTest, DeleteChecksTheRevisionWhenGiven) {
   EXPECT_THAT(s.Delete({"a", 0}), StatusIs(absl::StatusCode::kNotFound));
 }
 
+// A caller that read the lease at a revision may hand it over (LeaseDelete::as_seen): the outcome
+// is the same as without it, and watchers see the deleted record.
+TYPED_TEST_P(LeaseStoreConformanceTest, DeleteWithTheLeaseAsSeenChecksTheRevisionToo) {
+  LeaseStore& s = this->store();
+  const int64_t r1 = *s.Create(TestLease("a"));
+  LeaseRecord renewed = TestLease("a");
+  renewed.renew_count = 3;
+  const int64_t r2 = *s.Update(renewed, r1);
+  EXPECT_THAT(s.Delete({"a", r1, TestLease("a")}), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(s.Delete({"x", r2, TestLease("x")}), StatusIs(absl::StatusCode::kNotFound));
+  Recorder rec;
+  auto watch = s.Watch(r2, rec.Fn());
+  ASSERT_THAT(watch, IsOk());
+  absl::StatusOr<LeaseRecord> gone = s.Delete({"a", r2, renewed});
+  ASSERT_THAT(gone, IsOk());
+  EXPECT_EQ(gone->renew_count, 3);
+  EXPECT_THAT(s.Get("a"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(rec.Summary(), ElementsAre(absl::StrCat("delete a@", r2 + 1)));
+  ASSERT_EQ(rec.changes().size(), 1u);
+  EXPECT_EQ(rec.changes()[0].lease.renew_count, 3);
+  EXPECT_THAT(s.Delete({"a", r2, renewed}), StatusIs(absl::StatusCode::kNotFound));
+}
+
 TYPED_TEST_P(LeaseStoreConformanceTest, DeleteAllSkipsMissingAndChangedLeases) {
   LeaseStore& s = this->store();
   const int64_t ra = *s.Create(TestLease("a"));
@@ -216,6 +239,7 @@ TYPED_TEST_P(LeaseStoreConformanceTest, ConcurrentWritersGetDistinctOrderedRevis
 
 REGISTER_TYPED_TEST_SUITE_P(LeaseStoreConformanceTest, CreateGetAndRefuseADuplicate,
                             UpdateIsACompareAndSwap, DeleteChecksTheRevisionWhenGiven,
+                            DeleteWithTheLeaseAsSeenChecksTheRevisionToo,
                             DeleteAllSkipsMissingAndChangedLeases,
                             DeleteExpiredRemovesOnlyExpiredLeases,
                             WatchFromAListingMissesNothingAndRepeatsNothing,

@@ -59,6 +59,7 @@ Database::~Database() {
     stop_ = true;
   }
   committer_.join();  // commits what is still queued first
+  for (sqlite3_stmt* s : {begin_, commit_, rollback_}) sqlite3_finalize(s);
   sqlite3_close(db_);
 }
 
@@ -142,13 +143,21 @@ void Database::Run() {
   }
 }
 
+int Database::Step(sqlite3_stmt*& stmt, const char* sql) {
+  // Prepared on first use and kept: a batch costs no SQL parsing for its transaction.
+  if (stmt == nullptr && sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    return SQLITE_ERROR;
+  }
+  const int rc = sqlite3_step(stmt);
+  sqlite3_reset(stmt);
+  return rc;
+}
+
 void Database::Commit(std::vector<Op>& batch) {
   absl::MutexLock lock(&db_mu_);
   Txn txn(db_);
   absl::Status failure;
-  if (sqlite3_exec(db_, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    failure = Error(db_, "begin");
-  }
+  if (Step(begin_, "BEGIN") != SQLITE_DONE) failure = Error(db_, "begin");
   for (size_t i = 0; failure.ok() && i < batch.size(); ++i) {
     absl::Status s = batch[i].fn(txn);
     if (IsWriteResult(s)) {
@@ -161,14 +170,12 @@ void Database::Commit(std::vector<Op>& batch) {
     if (!failure.ok()) break;
     failure = hook(db_);
   }
-  if (failure.ok() && sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    failure = Error(db_, "commit");
-  }
+  if (failure.ok() && Step(commit_, "COMMIT") != SQLITE_DONE) failure = Error(db_, "commit");
   if (failure.ok()) {
     for (auto& [tag, hook] : txn.after_commit_) hook();
     return;
   }
-  if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  if (!sqlite3_get_autocommit(db_)) Step(rollback_, "ROLLBACK");
   for (auto& [tag, hook] : txn.after_rollback_) hook();
   for (Op& o : batch) o.status = failure;
 }

@@ -95,7 +95,8 @@ class Use {
 struct SqliteLeaseStore::Impl {
   explicit Impl(Database* database) : db(database) {}
   ~Impl() {
-    for (sqlite3_stmt* s : {insert, update, remove, remove_expired, get, list, revision_of}) {
+    for (sqlite3_stmt* s :
+         {insert, update, remove, remove_at, remove_expired, get, list, revision_of}) {
       sqlite3_finalize(s);
     }
   }
@@ -108,6 +109,7 @@ struct SqliteLeaseStore::Impl {
   sqlite3_stmt* insert = nullptr;
   sqlite3_stmt* update = nullptr;
   sqlite3_stmt* remove = nullptr;
+  sqlite3_stmt* remove_at = nullptr;
   sqlite3_stmt* remove_expired = nullptr;
   sqlite3_stmt* get = nullptr;
   sqlite3_stmt* list = nullptr;
@@ -155,6 +157,18 @@ struct SqliteLeaseStore::Impl {
   // SQLite runs DELETE ... RETURNING through a temporary table, several times the cost.
   absl::StatusOr<LeaseRecord> DeleteOne(Database::Txn& txn, const LeaseDelete& r) {
     sqlite3* h = txn.db();
+    if (r.expected_revision != 0 && r.as_seen.has_value()) {
+      // The caller knows the row at that revision: one conditional delete, no read.
+      {
+        Use s(remove_at);
+        BindText(s.get(), 1, r.id);
+        sqlite3_bind_int64(s.get(), 2, r.expected_revision);
+        if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(h, "delete lease");
+      }
+      if (sqlite3_changes(h) == 0) return Missed(h, r.id, r.expected_revision);
+      counter->Add(LeaseChange{LeaseChange::Type::kDelete, counter->Next(txn), *r.as_seen});
+      return *r.as_seen;
+    }
     VersionedLease gone;
     {
       Use s(get);
@@ -194,6 +208,7 @@ absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> SqliteLeaseStore::Open(Databas
          "WHERE id=?1 AND revision=?11",
          &p->update},
         {"DELETE FROM leases WHERE id=?", &p->remove},
+        {"DELETE FROM leases WHERE id=? AND revision=?", &p->remove_at},
         {"DELETE FROM leases WHERE expires_at_us <= ?" + returning, &p->remove_expired},
         {absl::StrCat("SELECT ", kColumns, " FROM leases WHERE id=?"), &p->get},
         {absl::StrCat("SELECT ", kColumns, " FROM leases"), &p->list},
@@ -277,11 +292,11 @@ absl::StatusOr<LeaseRecord> SqliteLeaseStore::Delete(const LeaseDelete& request)
   return out;
 }
 
-void SqliteLeaseStore::DeleteAsync(const LeaseDelete& request, Done<LeaseRecord> done) {
+void SqliteLeaseStore::DeleteAsync(LeaseDelete request, Done<LeaseRecord> done) {
   auto out = std::make_shared<absl::StatusOr<LeaseRecord>>();
   Impl* m = impl_.get();
   m->db->WriteAsync(
-      [m, request, out](Database::Txn& txn) {
+      [m, request = std::move(request), out](Database::Txn& txn) {
         *out = m->DeleteOne(txn, request);
         return out->status();
       },

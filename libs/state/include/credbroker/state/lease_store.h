@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,6 +64,10 @@ struct LeaseDelete {
   std::string id;
   // 0: whatever the lease's revision.
   int64_t expected_revision = 0;
+  // The lease as read at `expected_revision`, when the caller has it (from its cache): a revision
+  // names one write, so the store may answer with this record instead of reading the row first.
+  // Ignored when expected_revision is 0.
+  std::optional<LeaseRecord> as_seen = std::nullopt;
 };
 
 // Receives committed changes in revision order, one call per committed batch. Runs on the thread
@@ -99,7 +104,7 @@ class LeaseStore {
     Done<int64_t> finish = std::move(done);
     finish(Update(lease, expected_revision));
   }
-  virtual void DeleteAsync(const LeaseDelete& request, Done<LeaseRecord> done) {
+  virtual void DeleteAsync(LeaseDelete request, Done<LeaseRecord> done) {
     Done<LeaseRecord> finish = std::move(done);
     finish(Delete(request));
   }

@@ -108,6 +108,8 @@ class Database {
   Database(sqlite3* db, DatabaseOptions options, std::string what);
   // Runs one batch in one transaction and sets every op's status.
   void Commit(std::vector<Op>& batch) ABSL_LOCKS_EXCLUDED(db_mu_);
+  // Runs one of the transaction statements (BEGIN, COMMIT, ROLLBACK); returns SQLite's code.
+  int Step(sqlite3_stmt*& stmt, const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   void Run() ABSL_LOCKS_EXCLUDED(queue_mu_);
 
   const std::string path_;
@@ -125,6 +127,9 @@ class Database {
 
   absl::Mutex db_mu_ ABSL_ACQUIRED_AFTER(queue_mu_);
   sqlite3* const db_;
+  sqlite3_stmt* begin_ ABSL_GUARDED_BY(db_mu_) = nullptr;
+  sqlite3_stmt* commit_ ABSL_GUARDED_BY(db_mu_) = nullptr;
+  sqlite3_stmt* rollback_ ABSL_GUARDED_BY(db_mu_) = nullptr;
   std::thread committer_;
 };
 

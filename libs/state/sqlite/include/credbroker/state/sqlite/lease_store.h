@@ -31,7 +31,7 @@ class SqliteLeaseStore final : public LeaseStore {
   void CreateAsync(const LeaseRecord& lease, Done<int64_t> done) override;
   void UpdateAsync(const LeaseRecord& lease, int64_t expected_revision,
                    Done<int64_t> done) override;
-  void DeleteAsync(const LeaseDelete& request, Done<LeaseRecord> done) override;
+  void DeleteAsync(LeaseDelete request, Done<LeaseRecord> done) override;
   absl::StatusOr<std::vector<LeaseRecord>> DeleteAll(
       const std::vector<LeaseDelete>& requests) override;
   absl::StatusOr<std::vector<LeaseRecord>> DeleteExpired(absl::Time now) override;
