@@ -280,7 +280,7 @@ class Driver {
   absl::Notification drained_;
 };
 
-std::string Config(const Options& o) {
+std::string Config(const std::string& state) {
   return absl::StrCat(R"(server:
   listen: 127.0.0.1:0
   metrics_listen: 127.0.0.1:0
@@ -296,8 +296,8 @@ leases: {default_ttl: 10m, max_ttl: 1h}
 logging: {level: info}
 audit: {path: audit.log}
 state:
-  sqlite: {synchronous: )",
-                      o.synchronous, R"(}
+  )",
+                      state, R"(
 identity:
   static_tokens:
     - service: bench
@@ -347,6 +347,47 @@ double Median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+// One broker under load: its process, its channels and its pool of leases to renew.
+struct Target {
+  std::string name;  // "sqlite" or "memory"
+  testing::TempDir dir;
+  std::optional<testing::BrokerProcess> broker;
+  std::vector<std::unique_ptr<v1::LeaseService::Stub>> stubs;
+  std::vector<std::unique_ptr<grpc::GenericStub>> generics;
+  std::vector<std::string> pool;
+};
+
+absl::Status StartTarget(const Options& o, const std::string& state, Target& t) {
+  testing::WriteK8sSecretDir(t.dir.Join("keys/lumenfall"),
+                             {{"v1", "lmnfl_bench.0123456789abcdef0123"}});
+  testing::WriteFile(t.dir.Join("broker.yaml"), Config(state));
+  auto broker = testing::BrokerProcess::Start(o.broker, {"--config", t.dir.Join("broker.yaml")},
+                                              t.dir.path());
+  if (!broker.ok()) return broker.status();
+  t.broker.emplace(*std::move(broker));
+  for (int c = 0; c < o.channels; ++c) {
+    grpc::ChannelArguments args;
+    args.SetInt("credbroker.bench.channel", c);  // a connection of its own
+    auto ch = grpc::CreateCustomChannel(t.broker->grpc_address(),
+                                        grpc::InsecureChannelCredentials(), args);
+    t.stubs.push_back(v1::LeaseService::NewStub(ch));
+    t.generics.push_back(std::make_unique<grpc::GenericStub>(ch));
+  }
+  // Leases to renew: one per caller slot and a few more.
+  for (int i = 0; i < o.channels * o.inflight * 2; ++i) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
+    v1::AcquireLeaseRequest req;
+    req.set_provider("lumenfall");
+    req.mutable_ttl()->set_seconds(3600);
+    v1::Lease lease;
+    grpc::Status s = t.stubs[0]->AcquireLease(&ctx, req, &lease);
+    if (!s.ok()) return absl::InternalError("acquire for the renew pool: " + s.error_message());
+    t.pool.push_back(lease.lease_id());
+  }
+  return absl::OkStatus();
+}
+
 int Main(int argc, char** argv) {
   Options o;
   o.workloads.assign(std::begin(kWorkloads), std::end(kWorkloads));
@@ -356,63 +397,65 @@ int Main(int argc, char** argv) {
                  "[--workloads acquire_release,renew]\n";
     return 2;
   }
-  testing::TempDir dir;
-  testing::WriteK8sSecretDir(dir.Join("keys/lumenfall"),
-                             {{"v1", "lmnfl_bench.0123456789abcdef0123"}});
-  testing::WriteFile(dir.Join("broker.yaml"), Config(o));
-  auto broker =
-      testing::BrokerProcess::Start(o.broker, {"--config", dir.Join("broker.yaml")}, dir.path());
-  if (!broker.ok()) {
-    std::cerr << "cannot start the broker: " << broker.status() << "\n";
-    return 1;
-  }
-  std::vector<std::unique_ptr<v1::LeaseService::Stub>> stubs;
-  std::vector<std::unique_ptr<grpc::GenericStub>> generics;
-  for (int c = 0; c < o.channels; ++c) {
-    grpc::ChannelArguments args;
-    args.SetInt("credbroker.bench.channel", c);  // a connection of its own
-    auto ch =
-        grpc::CreateCustomChannel(broker->grpc_address(), grpc::InsecureChannelCredentials(), args);
-    stubs.push_back(v1::LeaseService::NewStub(ch));
-    generics.push_back(std::make_unique<grpc::GenericStub>(ch));
-  }
-  // Leases to renew: one per caller slot and a few more.
-  std::vector<std::string> pool;
-  for (int i = 0; i < o.channels * o.inflight * 2; ++i) {
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kToken));
-    v1::AcquireLeaseRequest req;
-    req.set_provider("lumenfall");
-    req.mutable_ttl()->set_seconds(3600);
-    v1::Lease lease;
-    grpc::Status s = stubs[0]->AcquireLease(&ctx, req, &lease);
-    if (!s.ok()) {
-      std::cerr << "acquire for the renew pool failed: " << s.error_message() << "\n";
+  // The broker as deployed (SQLite) and the same broker on `state: {memory: {}}`: the lease
+  // workloads run on both in every round, so what the durable store costs is a ratio too.
+  Target sqlite;
+  sqlite.name = "sqlite";
+  Target memory;
+  memory.name = "memory";
+  for (auto [target, state] :
+       {std::pair<Target*, std::string>{&sqlite, "sqlite: {synchronous: " + o.synchronous + "}"},
+        {&memory, "memory: {}"}}) {
+    if (absl::Status s = StartTarget(o, state, *target); !s.ok()) {
+      std::cerr << "cannot start the " << target->name << " broker: " << s << "\n";
       return 1;
     }
-    pool.push_back(lease.lease_id());
+  }
+  struct Subject {
+    Workload workload;
+    Target* target;
+    std::string name;
+  };
+  std::vector<Subject> subjects;
+  for (Workload w : o.workloads) subjects.push_back({w, &sqlite, Name(w)});
+  for (Workload w : o.workloads) {
+    if (w == Workload::kAcquireRelease || w == Workload::kRenew) {
+      subjects.push_back({w, &memory, absl::StrCat(Name(w), " (memory)")});
+    }
   }
 
-  std::map<Workload, std::vector<Result>> results;
-  // Per round, each workload's QPS over the round's Check and over its Ping.
-  std::map<Workload, std::vector<double>> ratios_check;
-  std::map<Workload, std::vector<double>> ratios_ping;
+  std::map<std::string, std::vector<Result>> results;
+  // Per round, each subject's QPS over the round's Check and Ping (on the SQLite broker), and
+  // the SQLite broker's over the memory broker's for the same workload.
+  std::map<std::string, std::vector<double>> ratios_check;
+  std::map<std::string, std::vector<double>> ratios_ping;
+  std::map<std::string, std::vector<double>> ratios_memory;
   for (int round = 0; round < o.rounds; ++round) {
     double check = 0;
     double ping = 0;
-    for (Workload w : o.workloads) {
-      Driver d(w, stubs, generics, o.inflight, &pool);
-      Result r = d.Run(absl::Seconds(o.warmup_s), absl::Seconds(o.seconds), broker->pid());
-      if (w == Workload::kCheck) check = r.qps;
-      if (w == Workload::kPing) ping = r.qps;
-      if (check > 0) ratios_check[w].push_back(r.qps / check);
-      if (ping > 0) ratios_ping[w].push_back(r.qps / ping);
-      std::cerr << absl::StrFormat("round %d %-16s %9.0f rpc/s  p99 %8.0f us  steal %4.1f%%%s\n",
-                                   round + 1, Name(w), r.qps, r.Percentile(0.99), r.steal_pct,
+    std::map<Workload, double> on_sqlite;
+    for (const Subject& sub : subjects) {
+      Driver d(sub.workload, sub.target->stubs, sub.target->generics, o.inflight,
+               &sub.target->pool);
+      Result r =
+          d.Run(absl::Seconds(o.warmup_s), absl::Seconds(o.seconds), sub.target->broker->pid());
+      if (sub.target == &sqlite) {
+        if (sub.workload == Workload::kCheck) check = r.qps;
+        if (sub.workload == Workload::kPing) ping = r.qps;
+        on_sqlite[sub.workload] = r.qps;
+      } else if (r.qps > 0) {
+        ratios_memory[Name(sub.workload)].push_back(on_sqlite[sub.workload] / r.qps);
+      }
+      if (check > 0) ratios_check[sub.name].push_back(r.qps / check);
+      if (ping > 0) ratios_ping[sub.name].push_back(r.qps / ping);
+      std::cerr << absl::StrFormat("round %d %-26s %9.0f rpc/s  p99 %8.0f us  steal %4.1f%%%s\n",
+                                   round + 1, sub.name, r.qps, r.Percentile(0.99), r.steal_pct,
                                    r.errors ? absl::StrCat("  ERRORS ", r.errors) : "");
-      results[w].push_back(std::move(r));
+      results[sub.name].push_back(std::move(r));
     }
   }
+  memory.broker->Stop();
+  std::optional<testing::BrokerProcess>& broker = sqlite.broker;
   broker->Stop();
   const std::string logs = broker->Logs();
   if (getenv("GRPC_LOAD_SHOW_LOGS") != nullptr) std::cerr << logs;
@@ -435,8 +478,9 @@ int Main(int argc, char** argv) {
                            *std::min_element(rr.begin(), rr.end()),
                            *std::max_element(rr.begin(), rr.end()));
   };
-  for (Workload w : o.workloads) {
-    const std::vector<Result>& rs = results[w];
+  for (const Subject& sub : subjects) {
+    const Workload w = sub.workload;
+    const std::vector<Result>& rs = results[sub.name];
     std::vector<double> qps;
     std::vector<double> cpu;
     std::vector<double> client_cpu;
@@ -456,11 +500,21 @@ int Main(int argc, char** argv) {
               [](const Result* a, const Result* b) { return a->qps < b->qps; });
     const Result& mid = *by_qps[by_qps.size() / 2];
     std::cout << absl::StrFormat(
-        "| %s | %.0f | %s | %s | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.1f | %d |\n", Name(w),
-        Median(qps), w == Workload::kPing ? "1 (baseline)" : ratio(ratios_ping[w]),
-        w == Workload::kCheck ? "1" : ratio(ratios_check[w]), mid.Percentile(0.5),
-        mid.Percentile(0.9), mid.Percentile(0.99), mid.Percentile(0.999), Median(cpu),
-        Median(client_cpu), steal, errors);
+        "| %s | %.0f | %s | %s | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.1f | %d |\n", sub.name,
+        Median(qps),
+        w == Workload::kPing && sub.target == &sqlite ? "1 (baseline)"
+                                                      : ratio(ratios_ping[sub.name]),
+        w == Workload::kCheck && sub.target == &sqlite ? "1" : ratio(ratios_check[sub.name]),
+        mid.Percentile(0.5), mid.Percentile(0.9), mid.Percentile(0.99), mid.Percentile(0.999),
+        Median(cpu), Median(client_cpu), steal, errors);
+  }
+  if (!ratios_memory.empty()) {
+    std::cout
+        << "\n| workload | SQLite-backed broker / memory-backed broker, QPS (median [min, max] "
+           "of rounds) |\n| --- | --- |\n";
+    for (const auto& [name, rr] : ratios_memory) {
+      std::cout << "| " << name << " | " << ratio(rr) << " |\n";
+    }
   }
   return 0;
 }

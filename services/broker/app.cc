@@ -48,7 +48,7 @@
 #include "credbroker/rotation/rotation_engine.h"
 #include "credbroker/rotation/rotation_scheduler.h"
 #include "credbroker/secrets/secret_source.h"
-#include "credbroker/state/sqlite/state.h"
+#include "credbroker/state/open_stores.h"
 #include "event_responses.h"
 #include "lease_service.h"
 #include "prometheus/exposer.h"
@@ -128,6 +128,16 @@ absl::Status WritePortFile(const std::string& path, int grpc_port, int metrics_p
   return absl::OkStatus();
 }
 
+// An info line with `fields` followed by `more`.
+void LogWithFields(absl::string_view message, const state::Stores::Fields& fields,
+                   const state::Stores::Fields& more) {
+  std::vector<core::LogField> all;
+  for (const auto* list : {&fields, &more}) {
+    for (const auto& [k, v] : *list) all.emplace_back(k, v);
+  }
+  core::Log(core::LogLevel::kInfo, message, all);
+}
+
 }  // namespace
 
 struct App::Components {
@@ -138,7 +148,7 @@ struct App::Components {
   std::unique_ptr<metrics::BrokerMetrics> metrics;
   providers::ProviderCatalog catalog;
   // Declared early so that it is destroyed last: everything below may write to it until then.
-  std::unique_ptr<state::sqlite::SqliteState> state;
+  std::unique_ptr<state::Stores> state;
   std::unique_ptr<rotation::KeySources> key_sources;
   std::unique_ptr<rotation::KeyRing> ring;
   std::vector<std::unique_ptr<rotation::KeyEventSubscription>> key_event_subscriptions;
@@ -206,8 +216,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   const absl::Duration report_retention =
       std::max(absl::Hours(1),
                2 * core::FromProtoDuration(config.rotation().revocation_detection().window()));
-  CB_ASSIGN_OR_RETURN(c->state,
-                      state::sqlite::SqliteState::Open(config.state().sqlite(), report_retention));
+  CB_ASSIGN_OR_RETURN(c->state, state::OpenStores(config.state(), {report_retention}));
   CB_RETURN_IF_ERROR(c->ring->UsePersistedState(&c->state->key_states()));
   // With SQLite this broker always leads; with several replicas the others follow its decisions.
   CB_RETURN_IF_ERROR(c->ring->FollowDecisions(&c->state->leadership()));
@@ -337,8 +346,7 @@ absl::Status App::Start() {
   for (auto& r : c.refreshers) r->Start();
   c.scheduler->Start();
   c.broker->RestoreLoaded(c.table->List([](const leasing::LeaseRecord&) { return true; }));
-  core::LogInfo("leases restored", {{"count", absl::StrCat(c.table->size())},
-                                    {"store", c.config.state().sqlite().path()}});
+  LogWithFields("leases restored", {{"count", absl::StrCat(c.table->size())}}, c.state->Describe());
 
   try {
     c.exposer = std::make_unique<prometheus::Exposer>(c.config.server().metrics_listen());
@@ -407,9 +415,9 @@ void App::Shutdown() {
   core::LogDebug("grpc server stopped");
   c.scheduler->Stop();
   if (c.anomalies) SaveBaselines(c);
-  core::LogInfo("state store: group commit",
-                {{"writes", absl::StrCat(c.state->database().writes())},
-                 {"commits", absl::StrCat(c.state->database().batches())}});
+  if (state::Stores::Fields summary = c.state->Summary(); !summary.empty()) {
+    LogWithFields("state store: group commit", {}, summary);
+  }
   for (auto& r : c.refreshers) r->Stop();
   core::LogDebug("refreshers stopped");
   c.key_event_subscriptions.clear();

@@ -1,5 +1,6 @@
 // End to end: Leases over gRPC: acquire, renew, release, errors, expiry, and leases that survive
 // kill -9.
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -111,6 +112,27 @@ TEST_F(EndToEndTest, LeaseSurvivesKill9AndRestart) {
   EXPECT_EQ(core::Fingerprint(renewed.api_key()), core::Fingerprint(kLmnV1));
   EXPECT_THAT(Metrics(),
               HasSubstr(R"(credbroker_active_leases{key_version="v1",provider="lumenfall"} 1)"));
+}
+
+// `state: {memory: {}}` serves the same API from this process's memory, says so at start, and
+// keeps nothing: after a restart the lease is unknown.
+TEST_F(EndToEndTest, MemoryStateServesLeasesAndForgetsThemOnRestart) {
+  WriteFile(dir_.Join("broker.yaml"), std::string(kConfig) + "state: {memory: {}}\n");
+  StartBroker();
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire("lumenfall", &lease).ok());
+  v1::Lease renewed;
+  ASSERT_TRUE(Renew(lease.lease_id(), &renewed).ok());
+  EXPECT_EQ(renewed.renew_count(), 1);
+  EXPECT_THAT(broker_->Logs(), HasSubstr("state.memory"));
+  EXPECT_THAT(broker_->Logs(), HasSubstr(R"("store":"memory")"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Join("data/state.db")));
+  ASSERT_EQ(broker_->Stop(), 0);
+  broker_.reset();
+  StartBroker();
+  grpc::Status gone = Renew(lease.lease_id(), &renewed);
+  EXPECT_EQ(gone.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reason(gone), "LEASE_NOT_FOUND");
 }
 
 // A lease acknowledged to a client is committed: kill -9 in the middle of a burst of concurrent

@@ -469,14 +469,16 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
   if (!l->has_min_ttl()) SetDuration(l->mutable_min_ttl(), absl::Seconds(30));
   if (!l->has_sweep_interval()) SetDuration(l->mutable_sweep_interval(), absl::Seconds(10));
 
-  if (!c.state().has_sqlite()) c.mutable_state()->mutable_sqlite();
-  v1::SqliteStoreConfig* sq = c.mutable_state()->mutable_sqlite();
-  if (sq->path().empty()) {
-    sq->set_path((fs::path(server->data_dir()) / "state.db").string());
-  } else {
-    resolve(sq->mutable_path());
+  if (c.state().store_case() == v1::StateConfig::STORE_NOT_SET) c.mutable_state()->mutable_sqlite();
+  if (c.state().has_sqlite()) {
+    v1::SqliteStoreConfig* sq = c.mutable_state()->mutable_sqlite();
+    if (sq->path().empty()) {
+      sq->set_path((fs::path(server->data_dir()) / "state.db").string());
+    } else {
+      resolve(sq->mutable_path());
+    }
+    if (sq->synchronous().empty()) sq->set_synchronous("normal");
   }
-  if (sq->synchronous().empty()) sq->set_synchronous("normal");
 
   for (v1::StaticTokenConfig& t : *c.mutable_identity()->mutable_static_tokens()) {
     resolve(t.mutable_token_file());

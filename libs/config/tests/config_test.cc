@@ -133,6 +133,17 @@ TEST(ConfigTest, StateBlockIsCheckedAndTheOldLeaseStoreKeySaysWhatReplacedIt) {
   ApplyDefaults(c, "/etc/credbroker");
   EXPECT_EQ(c.state().sqlite().path(), "/etc/credbroker/s/x.db");
   EXPECT_EQ(c.state().sqlite().synchronous(), "full");
+
+  // The in-memory store stays what was asked for (no SQLite block is added to it).
+  auto memory = ParseYaml(std::string(kMinimal) + "state: {memory: {}}\n", "test.yaml");
+  ASSERT_THAT(memory, IsOk());
+  ASSERT_THAT(Validate(*memory, "test.yaml"), IsOk());
+  v1::BrokerConfig m = memory->config;
+  ApplyDefaults(m, "/etc/credbroker");
+  EXPECT_TRUE(m.state().has_memory());
+  EXPECT_FALSE(m.state().has_sqlite());
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) + "state: {memory: {path: x}}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("path")));
 }
 
 TEST(ConfigTest, RotationPeriodMustBe30To90Days) {

@@ -126,7 +126,7 @@ void AppendUtcTimestamp(std::string& out, absl::Time t, int fraction_digits) {
   out.append(buf, static_cast<size_t>(p - buf));
 }
 
-void Log(LogLevel level, absl::string_view message, std::initializer_list<LogField> fields) {
+void Log(LogLevel level, absl::string_view message, absl::Span<const LogField> fields) {
   if (static_cast<int>(level) < g_level.load(std::memory_order_relaxed)) return;
   std::string line = "{\"ts\":\"";
   AppendUtcTimestamp(line, absl::Now(), 3);

@@ -9,6 +9,15 @@
 #include "statement.h"
 
 namespace credbroker::state::sqlite {
+
+Stores::Fields SqliteState::Describe() const {
+  return {{"store", "sqlite"}, {"path", db_->path()}};
+}
+
+Stores::Fields SqliteState::Summary() const {
+  return {{"writes", absl::StrCat(db_->writes())}, {"commits", absl::StrCat(db_->batches())}};
+}
+
 namespace {
 
 // A file of an earlier version and how its rows move into the state file (`legacy` is the

@@ -11,6 +11,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 
 namespace credbroker::core {
 
@@ -18,7 +19,11 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
 using LogField = std::pair<absl::string_view, absl::string_view>;
 
-void Log(LogLevel level, absl::string_view message, std::initializer_list<LogField> fields = {});
+void Log(LogLevel level, absl::string_view message, absl::Span<const LogField> fields);
+inline void Log(LogLevel level, absl::string_view message,
+                std::initializer_list<LogField> fields = {}) {
+  Log(level, message, absl::Span<const LogField>(fields.begin(), fields.size()));
+}
 
 inline void LogInfo(absl::string_view m, std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kInfo, m, f);

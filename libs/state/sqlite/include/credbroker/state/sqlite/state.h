@@ -16,11 +16,12 @@
 #include "credbroker/state/sqlite/key_state_store.h"
 #include "credbroker/state/sqlite/lease_store.h"
 #include "credbroker/state/sqlite/shared_facts.h"
+#include "credbroker/state/stores.h"
 #include "credbroker/v1/config.pb.h"
 
 namespace credbroker::state::sqlite {
 
-class SqliteState {
+class SqliteState final : public Stores {
  public:
   // Opens the state file. A new file takes over the files of an earlier version that kept each
   // store in a file of its own (leases.db, keys.db, anomaly.db in the same folder): their rows
@@ -31,13 +32,17 @@ class SqliteState {
   static absl::StatusOr<std::unique_ptr<SqliteState>> Open(
       const v1::SqliteStoreConfig& config, absl::Duration report_retention = absl::Hours(1));
 
-  LeaseStore& leases() { return *leases_; }
+  LeaseStore& leases() override { return *leases_; }
   // Always the leader: one broker owns the file. Its epoch is raised at every open.
-  Leadership& leadership() { return leadership_; }
-  rotation::KeyStateStore& key_states() { return *key_states_; }
-  anomaly::AnomalyBaselineStore& anomaly_baselines() { return anomaly_; }
-  SharedFacts& facts() { return *facts_; }
+  Leadership& leadership() override { return leadership_; }
+  rotation::KeyStateStore& key_states() override { return *key_states_; }
+  anomaly::AnomalyBaselineStore& anomaly_baselines() override { return anomaly_; }
+  SharedFacts& facts() override { return *facts_; }
   Database& database() { return *db_; }
+  // {"store", "sqlite"}, {"path", the file}.
+  Fields Describe() const override;
+  // Writes and the commits that held them (group commit).
+  Fields Summary() const override;
 
  private:
   SqliteState(std::unique_ptr<Database> db, std::unique_ptr<SqliteLeaseStore> leases, int64_t epoch)
