@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "admin_service.h"
 #include "credbroker/anomaly/anomaly_detector.h"
+#include "credbroker/anomaly/baseline_keeper.h"
 #include "credbroker/anomaly/baseline_store.h"
 #include "credbroker/anomaly/suspension_feed.h"
 #include "credbroker/backends/file/file_source.h"
@@ -164,6 +165,7 @@ struct App::Components {
   std::unique_ptr<rotation::RevocationDetector> detector;
   std::unique_ptr<leasing::RevocationFeed> revocation_feed;
   std::unique_ptr<anomaly::AnomalyDetector> anomalies;
+  std::unique_ptr<anomaly::BaselineKeeper> baselines;
   std::unique_ptr<anomaly::SuspensionFeed> suspension_feed;
   std::unique_ptr<leasing::LeaseCounts> counts;
   std::unique_ptr<leasing::LeaseTable> table;
@@ -180,12 +182,6 @@ struct App::Components {
   bool started = false;
   bool shut_down = false;
 };
-
-void App::SaveBaselines(Components& c) {
-  if (absl::Status s = c.state->anomaly_baselines().Save(c.anomalies->Baselines()); !s.ok()) {
-    core::LogError("cannot save anomaly baselines", {{"error", s.ToString()}});
-  }
-}
 
 App::App(std::unique_ptr<Components> c) : c_(std::move(c)) {}
 
@@ -279,31 +275,18 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
         AnomalyResponder(c->broker.get(), c->audit.get(), c->ring.get(), &c->state->facts()));
     c->broker->SetAnomalyDetector(c->anomalies.get());
     // What earlier runs learned: no fresh warm-up or learning window after a restart.
-    anomaly::AnomalyBaselineStore& store = c->state->anomaly_baselines();
-    CB_ASSIGN_OR_RETURN(absl::Time learning_until,
-                        store.LearningUntil(c->anomalies->learning_until()));
-    CB_ASSIGN_OR_RETURN(std::vector<anomaly::AnomalyBaseline> baselines, store.Load());
-    c->anomalies->Restore(baselines, learning_until);
+    c->baselines = std::make_unique<anomaly::BaselineKeeper>(c->anomalies.get(),
+                                                             &c->state->anomaly_baselines());
+    CB_RETURN_IF_ERROR(c->baselines->Restore());
     CB_ASSIGN_OR_RETURN(
         c->suspension_feed,
         anomaly::SuspensionFeed::Start(&c->state->facts(), c->anomalies.get(), c->clock->Now()));
-    core::LogInfo("anomaly baselines restored",
-                  {{"pairs", absl::StrCat(baselines.size())},
-                   {"learning_until", absl::FormatTime(learning_until)}});
   }
+  const std::vector<std::pair<std::string, std::string>> anomaly_kinds =
+      c->anomalies ? c->anomalies->options().KindActions()
+                   : std::vector<std::pair<std::string, std::string>>{};
   for (const providers::ProviderSpec& spec : c->catalog.providers()) {
-    std::vector<std::pair<std::string, std::string>> kinds;
-    if (c->anomalies) {
-      const anomaly::AnomalyOptions& o = c->anomalies->options();
-      for (const auto& [kind, action] :
-           {std::pair{anomaly::AnomalyKind::kRateSpike, o.rate_spike},
-            std::pair{anomaly::AnomalyKind::kFailureSpike, o.failure_spike},
-            std::pair{anomaly::AnomalyKind::kNewCaller, o.new_caller},
-            std::pair{anomaly::AnomalyKind::kRetiredKeyUse, o.retired_key_use}}) {
-        kinds.emplace_back(anomaly::AnomalyKindName(kind), anomaly::AnomalyActionName(action));
-      }
-    }
-    c->metrics->InitProvider(spec.name, spec.mint != nullptr, kinds);
+    c->metrics->InitProvider(spec.name, spec.mint != nullptr, anomaly_kinds);
   }
   // Cross-cutting work on key events: each concern its own subscriber.
   for (rotation::KeyRing::Listener listener :
@@ -318,20 +301,14 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   scheduling.check_interval = core::FromProtoDuration(rc.check_interval());
   scheduling.sweep_interval = core::FromProtoDuration(config.leases().sweep_interval());
   leasing::LeaseBroker* broker = c->broker.get();
-  Components* components = c.get();
+  anomaly::BaselineKeeper* baselines = c->baselines.get();
   c->scheduler = std::make_unique<rotation::RotationScheduler>(
       &c->state->leadership(), &c->wakeup,
-      rotation::RotationScheduler::Work{
-          c->engine.get(), c->ring.get(),
-          [broker] {
-            size_t n = broker->SweepExpired();
-            if (n > 0) core::LogDebug("expired leases swept", {{"count", absl::StrCat(n)}});
-          },
-          [components] {
-            if (components->anomalies && components->anomalies->Tick()) {
-              SaveBaselines(*components);
-            }
-          }},
+      rotation::RotationScheduler::Work{c->engine.get(), c->ring.get(),
+                                        [broker] { broker->SweepExpired(); },
+                                        [baselines] {
+                                          if (baselines != nullptr) baselines->Tick();
+                                        }},
       scheduling);
   Edge edge{c->auth.get(), c->metrics.get(), c->policy.get(), c->audit.get()};
   c->lease_service = std::make_unique<LeaseServiceImpl>(c->broker.get(), edge);
@@ -414,7 +391,7 @@ void App::Shutdown() {
   }
   core::LogDebug("grpc server stopped");
   c.scheduler->Stop();
-  if (c.anomalies) SaveBaselines(c);
+  if (c.baselines) c.baselines->Save();
   if (state::Stores::Fields summary = c.state->Summary(); !summary.empty()) {
     LogWithFields("state store: group commit", {}, summary);
   }

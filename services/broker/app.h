@@ -38,7 +38,6 @@ class App {
   struct Components;
   explicit App(std::unique_ptr<Components> c);
   // Writes the anomaly detector's baselines to the state store (errors are logged).
-  static void SaveBaselines(Components& c);
   std::unique_ptr<Components> c_;
 };
 

@@ -100,6 +100,17 @@ struct AnomalyDetector::Series {
   int buckets = 0;
 };
 
+std::vector<std::pair<std::string, std::string>> AnomalyOptions::KindActions() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [kind, action] : {std::pair{AnomalyKind::kRateSpike, rate_spike},
+                                     std::pair{AnomalyKind::kFailureSpike, failure_spike},
+                                     std::pair{AnomalyKind::kNewCaller, new_caller},
+                                     std::pair{AnomalyKind::kRetiredKeyUse, retired_key_use}}) {
+    out.emplace_back(AnomalyKindName(kind), AnomalyActionName(action));
+  }
+  return out;
+}
+
 AnomalyOptions AnomalyOptions::FromConfig(const v1::AnomalyConfig& config) {
   AnomalyOptions o;
   o.bucket = core::FromProtoDuration(config.bucket());

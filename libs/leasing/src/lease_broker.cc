@@ -465,6 +465,9 @@ size_t LeaseBroker::SweepExpired() {
   for (const LeaseRecord& l : *expired) {
     metrics_->LeaseExpired(l.provider, Label(l.caller));
   }
+  if (!expired->empty()) {
+    core::LogDebug("expired leases swept", {{"count", absl::StrCat(expired->size())}});
+  }
   return expired->size();
 }
 

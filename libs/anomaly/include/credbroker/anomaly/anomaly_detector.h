@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -71,6 +72,9 @@ struct AnomalyOptions {
   // From the validated `anomaly_detection:` block (the config loader fills in the defaults and
   // refuses unknown actions).
   static AnomalyOptions FromConfig(const v1::AnomalyConfig& config);
+  // The (kind, action) names of every kind, e.g. ("rate_spike", "alert"): the anomaly counters
+  // a provider starts with at 0.
+  std::vector<std::pair<std::string, std::string>> KindActions() const;
 };
 
 // What the detector has learned about one caller × provider, to survive restarts.
