@@ -3,6 +3,7 @@
 #include "../../../rotation/tests/key_state_store_conformance.h"
 #include "credbroker/state/sqlite/state.h"
 #include "credbroker/testing/temp_dir.h"
+#include "test_state.h"
 
 namespace credbroker::state::sqlite {
 namespace {
@@ -11,9 +12,7 @@ namespace {
 class SqliteFactory {
  public:
   rotation::KeyStateStore* Make() {
-    v1::SqliteStoreConfig config;
-    config.set_path(dir_.Join("state.db"));
-    state_ = std::move(*SqliteState::Open(config));
+    state_ = std::move(*OpenStateIn(dir_));
     return &state_->key_states();
   }
 
@@ -26,18 +25,16 @@ class SqliteFactory {
 // gets a higher one (a CAS from a pre-restart read still works; a stale one still fails).
 TEST(SqliteKeyStateStoreTest, RevisionsSurviveReopen) {
   testing::TempDir dir;
-  v1::SqliteStoreConfig config;
-  config.set_path(dir.Join("state.db"));
   int64_t written = 0;
   {
-    auto state = SqliteState::Open(config);
+    auto state = OpenStateIn(dir);
     ASSERT_THAT(state, testing::IsOk());
     auto r = (*state)->key_states().Write(
         {{rotation::TestKeyVersion("v1", rotation::KeyState::kCurrent), 0}});
     ASSERT_THAT(r, testing::IsOk());
     written = *r;
   }
-  auto state = SqliteState::Open(config);
+  auto state = OpenStateIn(dir);
   ASSERT_THAT(state, testing::IsOk());
   auto listing = (*state)->key_states().List();
   ASSERT_THAT(listing, testing::IsOk());

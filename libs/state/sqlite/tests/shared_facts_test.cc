@@ -3,6 +3,7 @@
 #include "../../tests/shared_facts_conformance.h"
 #include "credbroker/state/sqlite/state.h"
 #include "credbroker/testing/temp_dir.h"
+#include "test_state.h"
 
 namespace credbroker::state::sqlite {
 namespace {
@@ -11,9 +12,7 @@ namespace {
 class SqliteFactsFactory {
  public:
   SharedFacts* Make(absl::Duration retention) {
-    v1::SqliteStoreConfig config;
-    config.set_path(dir_.Join("state.db"));
-    state_ = std::move(*SqliteState::Open(config, retention));
+    state_ = std::move(*OpenStateIn(dir_, retention));
     return &state_->facts();
   }
 
@@ -25,11 +24,9 @@ class SqliteFactsFactory {
 // Suspensions outlive a restart; so do reports within their retention.
 TEST(SqliteSharedFactsTest, FactsSurviveReopen) {
   testing::TempDir dir;
-  v1::SqliteStoreConfig config;
-  config.set_path(dir.Join("state.db"));
   int64_t revision = 0;
   {
-    auto state = SqliteState::Open(config);
+    auto state = OpenStateIn(dir);
     ASSERT_THAT(state, testing::IsOk());
     ASSERT_THAT((*state)->facts().Suspend(
                     {"billing/api", "lumenfall", kFactsT0 + absl::Minutes(15), "rate_spike"}),
@@ -42,7 +39,7 @@ TEST(SqliteSharedFactsTest, FactsSurviveReopen) {
     stored.WaitForNotification();
     revision = (*state)->facts().List(kFactsT0)->revision;
   }
-  auto state = SqliteState::Open(config);
+  auto state = OpenStateIn(dir);
   ASSERT_THAT(state, testing::IsOk());
   auto listing = (*state)->facts().List(kFactsT0 + absl::Minutes(1));
   ASSERT_THAT(listing, testing::IsOk());

@@ -7,6 +7,7 @@
 #include "credbroker/testing/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test_state.h"
 
 namespace credbroker::state::sqlite {
 namespace {
@@ -18,9 +19,7 @@ using rotation::KeyState;
 using rotation::PersistedKeyVersion;
 
 absl::StatusOr<std::unique_ptr<SqliteState>> OpenState(const std::string& path) {
-  v1::SqliteStoreConfig config;
-  config.set_path(path);
-  return SqliteState::Open(config);
+  return OpenStateAt(path);
 }
 
 // The lease file of the previous version, as it wrote it.
@@ -43,10 +42,8 @@ void WriteLegacyLeases(const std::string& path) {
 TEST(SqliteStateTest, AnUpgradeTakesOverTheLeasesOfTheEarlierLeaseFile) {
   TempDir dir;
   WriteLegacyLeases(dir.Join("leases.db"));
-  v1::SqliteStoreConfig config;
-  config.set_path(dir.Join("state.db"));
   {
-    auto state = SqliteState::Open(config);
+    auto state = OpenStateIn(dir);
     ASSERT_THAT(state, IsOk());
     absl::StatusOr<VersionedLease> lease = (*state)->leases().Get("old-lease");
     ASSERT_THAT(lease, IsOk());
@@ -60,7 +57,7 @@ TEST(SqliteStateTest, AnUpgradeTakesOverTheLeasesOfTheEarlierLeaseFile) {
   }
   EXPECT_FALSE(std::filesystem::exists(dir.Join("leases.db")));
   EXPECT_TRUE(std::filesystem::exists(dir.Join("leases.db.imported")));
-  auto reopened = SqliteState::Open(config);
+  auto reopened = OpenStateIn(dir);
   ASSERT_THAT(reopened, IsOk());
   EXPECT_EQ((*reopened)->leases().Get("old-lease")->lease.renew_count, 3);
 }
