@@ -249,6 +249,11 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   CB_ASSIGN_OR_RETURN(c->audit, identity::AuditLog::Open(config.audit().path(), c->clock));
   if (config.server().has_tls()) {
     CB_RETURN_IF_ERROR(core::Annotate(CheckTlsFiles(config.server().tls()), "server.tls"));
+  } else if (config.server().insecure_plaintext()) {
+    core::LogWarning(
+        "server.insecure_plaintext: leases (which carry provider keys) are served without TLS; "
+        "only something in front of the broker that encrypts the traffic keeps them secret",
+        {{"listen", config.server().listen()}});
   }
   c->broker = std::make_unique<leasing::LeaseBroker>(
       c->ring.get(), c->table.get(), c->counts.get(), c->metrics.get(), c->clock,

@@ -244,6 +244,17 @@ TEST_F(SecurityEndToEndTest, BadTlsFilesFailTheStartNamingTheFile) {
   EXPECT_THAT(r.output, HasSubstr("tls.crt is not a PEM certificate"));
 }
 
+// Plaintext gRPC beyond loopback is refused at start (exit 2, the field named), whether the
+// address comes from the file or from --listen; nothing is bound.
+TEST_F(EndToEndTest, PlaintextListenerBeyondLoopbackIsRefused) {
+  auto r = RunCommand({binary_, "--config", dir_.Join("broker.yaml"), "--listen", "0.0.0.0:0"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("server.listen"));
+  EXPECT_THAT(r.output, HasSubstr("insecure_plaintext"));
+  auto check = RunCommand({binary_, "--check-config", dir_.Join("broker.yaml")});
+  EXPECT_EQ(check.exit_code, 0) << check.output;  // the file itself listens on loopback
+}
+
 // A fake provider (tests/fixtures/fake_provider.py) answers the probes and runs a key API: the
 // broker's probe-before-promotion, revocation detection and minted rotation, end to end.
 

@@ -1,3 +1,5 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -7,6 +9,7 @@
 #include <sstream>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -59,6 +62,19 @@ class Errors {
   const FieldLines& lines_;
   std::vector<std::string> errors_;
 };
+
+// True for addresses only this machine can reach: localhost, 127.0.0.0/8, ::1 (with or without
+// brackets). Anything else, names included, may be reachable from the network.
+bool IsLoopbackHost(std::string host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (absl::AsciiStrToLower(host) == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
 
 bool ValidHostPort(const std::string& s) {
   size_t colon = s.rfind(':');
@@ -136,6 +152,20 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
   if (!c.server().metrics_listen().empty() && !ValidHostPort(c.server().metrics_listen())) {
     errors.Add("server.metrics_listen",
                "expected HOST:PORT, got \"" + c.server().metrics_listen() + "\"");
+  }
+  // Leases carry provider keys: in plaintext they may leave this machine only when the operator
+  // says something else encrypts them.
+  if (ValidHostPort(c.server().listen()) && !c.server().has_tls() &&
+      !c.server().insecure_plaintext()) {
+    const std::string& listen = c.server().listen();
+    const std::string host = listen.substr(0, listen.rfind(':'));
+    if (!IsLoopbackHost(host)) {
+      errors.Add("server.listen",
+                 absl::StrCat("\"", listen,
+                              "\" is not a loopback address and server.tls is not set: leases "
+                              "would carry keys in plaintext (set server.tls, or "
+                              "server.insecure_plaintext: true when a mesh encrypts the traffic)"));
+    }
   }
 
   std::set<std::string> source_names;

@@ -52,6 +52,26 @@ TEST(ConfigTest, MinimalConfigIsValidAndGetsDefaults) {
   EXPECT_EQ(c.sources(0).max_staleness().seconds(), 24 * 3600);
 }
 
+// Leases carry keys: plaintext gRPC is for this machine only, unless the operator says a mesh
+// encrypts the traffic.
+TEST(ConfigTest, PlaintextOnANonLoopbackAddressNeedsTlsOrAnExplicitOptIn) {
+  for (const char* listen : {"0.0.0.0:7443", "[::]:7443", "10.1.2.3:7443", "broker.svc:7443"}) {
+    EXPECT_THAT(ParseAndValidate(std::string(kMinimal) + "server: {listen: \"" + listen + "\"}\n"),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("server.listen"), HasSubstr("not a loopback address"),
+                               HasSubstr("insecure_plaintext"))))
+        << listen;
+  }
+  for (const char* listen : {"127.0.0.1:0", "127.8.0.1:7443", "localhost:7443", "[::1]:7443"}) {
+    EXPECT_THAT(ParseAndValidate(std::string(kMinimal) + "server: {listen: \"" + listen + "\"}\n"),
+                IsOk())
+        << listen;
+  }
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) +
+                               "server: {listen: \"0.0.0.0:7443\", insecure_plaintext: true}\n"),
+              IsOk());
+}
+
 TEST(ConfigTest, DurationsAcceptDays) {
   std::string yaml = R"(sources: [{name: local, file: {root: keys}}]
 providers:
