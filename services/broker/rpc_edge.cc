@@ -18,6 +18,9 @@ absl::StatusOr<identity::Identity> Authenticate(grpc::CallbackServerContext* ctx
     for (const auto& v : auth_ctx->FindPropertyValues("peer_spiffe_id")) {
       creds.peer_spiffe_ids.emplace_back(v.data(), v.size());
     }
+    for (const auto& v : auth_ctx->FindPropertyValues("peer_uri")) {
+      creds.peer_uris.emplace_back(v.data(), v.size());
+    }
     for (const auto& v : auth_ctx->FindPropertyValues("peer_dns")) {
       creds.peer_dns_names.emplace_back(v.data(), v.size());
     }

@@ -40,6 +40,11 @@ class SecurityEndToEndTest : public EndToEndTest {
     MakeLeaf(d, "billing", "ca", "URI:spiffe://cluster.local/ns/billing/sa/api", "clientAuth");
     MakeLeaf(d, "foreign", "ca", "URI:spiffe://evil.example/ns/billing/sa/api", "clientAuth");
     MakeLeaf(d, "rogue", "rogue-ca", "URI:spiffe://cluster.local/ns/billing/sa/api", "clientAuth");
+    // Two URI SANs and a DNS SAN: gRPC reports no SPIFFE ID for it.
+    MakeLeaf(d, "two-uris", "ca",
+             "URI:spiffe://evil.example/ns/x/sa/y,URI:spiffe://cluster.local/ns/billing/sa/api,"
+             "DNS:billing.internal.example",
+             "clientAuth");
     std::filesystem::copy_file(dir_.Join("server.crt"), dir_.Join("tls.crt"));
     std::filesystem::copy_file(dir_.Join("server.key"), dir_.Join("tls.key"));
     jwt_key_ = testing::JwtKey::NewRsa("k8s-1");
@@ -188,6 +193,15 @@ TEST_F(SecurityEndToEndTest, ClientCertificatesJwtsPolicyAndAudit) {
   EXPECT_THAT(audit, Not(HasSubstr(kLmnV1)));
   EXPECT_THAT(audit, Not(HasSubstr(kFlxV1)));
   EXPECT_THAT(audit + broker_->Logs(), Not(HasSubstr(indexer.substr(0, 40))));
+}
+
+TEST_F(SecurityEndToEndTest, ACertificateWithSeveralUriSansIsRefusedNotTakenByItsDnsSan) {
+  StartBroker();
+  grpc::Status s = AcquireOn(Channel("ca", "two-uris"), "lumenfall");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+  EXPECT_EQ(Reason(s), "AMBIGUOUS_IDENTITY");
+  EXPECT_THAT(Metrics(),
+              HasSubstr(R"(credbroker_caller_auth_failures_total{reason="ambiguous_identity"} 1)"));
 }
 
 TEST_F(SecurityEndToEndTest, ServerCertificateIsReloadedWithoutRestart) {

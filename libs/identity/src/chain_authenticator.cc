@@ -22,6 +22,18 @@ bool LooksLikeJwt(absl::string_view authorization) {
 }  // namespace
 
 absl::StatusOr<Identity> MtlsAuthenticator::Authenticate(const RequestCredentials& creds) const {
+  // A certificate that names URIs is judged by its SPIFFE ID alone: with several URI SANs (no
+  // single SPIFFE ID) or a URI that is not one, it never falls back to a DNS SAN, which would
+  // escape the trust-domain check.
+  if (creds.peer_uris.size() > 1 || creds.peer_spiffe_ids.size() > 1) {
+    return Unauth(absl::StrCat("client certificate has ",
+                               std::max(creds.peer_uris.size(), creds.peer_spiffe_ids.size()),
+                               " URI SANs; exactly one SPIFFE ID is accepted"),
+                  "AMBIGUOUS_IDENTITY");
+  }
+  if (!creds.peer_uris.empty() && creds.peer_spiffe_ids.empty()) {
+    return Unauth("client certificate's URI SAN is not a SPIFFE ID", "UNTRUSTED_DOMAIN");
+  }
   for (const std::string& id : creds.peer_spiffe_ids) {
     const std::string prefix = absl::StrCat("spiffe://", trust_domain_, "/");
     if (!absl::StartsWith(id, prefix)) continue;
@@ -50,7 +62,8 @@ absl::StatusOr<Identity> ChainAuthenticator::Authenticate(const RequestCredentia
     if (jwt_ && LooksLikeJwt(creds.authorization)) return jwt_->Authenticate(creds);
     return static_tokens_->Authenticate(creds);
   }
-  if (mtls_ && (!creds.peer_spiffe_ids.empty() || !creds.peer_dns_names.empty())) {
+  if (mtls_ && (!creds.peer_spiffe_ids.empty() || !creds.peer_uris.empty() ||
+                !creds.peer_dns_names.empty())) {
     return mtls_->Authenticate(creds);
   }
   return static_tokens_->Authenticate(creds);  // reports MISSING_CREDENTIALS
@@ -68,6 +81,7 @@ std::string AuthFailureLabel(absl::string_view reason) {
   if (reason == "UNKNOWN_KID") return "unknown_kid";
   if (reason == "UNSUPPORTED_ALG") return "unsupported_alg";
   if (reason == "UNTRUSTED_DOMAIN") return "untrusted_domain";
+  if (reason == "AMBIGUOUS_IDENTITY") return "ambiguous_identity";
   return "other";
 }
 

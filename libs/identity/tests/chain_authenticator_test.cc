@@ -28,6 +28,27 @@ TEST(MtlsAuthenticatorTest, SpiffeIdsOfTheTrustDomainBecomeNamespaceSlashSa) {
   EXPECT_EQ(mtls.Authenticate(c)->name, "dns:batch.internal.example");
 }
 
+// Several URI SANs (gRPC then reports no SPIFFE ID) or a URI that is not a SPIFFE ID must not
+// fall through to the DNS SAN.
+TEST(MtlsAuthenticatorTest, UriSansNeverFallBackToTheDnsSan) {
+  MtlsAuthenticator mtls("cluster.local");
+  RequestCredentials c;
+  c.peer_dns_names = {"billing.internal.example"};
+  c.peer_uris = {"spiffe://evil.example/ns/billing/sa/api",
+                 "spiffe://cluster.local/ns/billing/sa/api"};
+  auto two = mtls.Authenticate(c);
+  EXPECT_THAT(two, StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_EQ(core::ReasonOf(two.status()), "AMBIGUOUS_IDENTITY");
+  c.peer_uris = {"https://billing.example/"};
+  auto not_spiffe = mtls.Authenticate(c);
+  EXPECT_THAT(not_spiffe, StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_EQ(core::ReasonOf(not_spiffe.status()), "UNTRUSTED_DOMAIN");
+  // One SPIFFE ID, reported both ways by gRPC: fine.
+  c.peer_uris = {"spiffe://cluster.local/ns/billing/sa/api"};
+  c.peer_spiffe_ids = c.peer_uris;
+  EXPECT_EQ(mtls.Authenticate(c)->name, "billing/api");
+}
+
 TEST(ChainAuthenticatorTest, RoutesJwtsStaticTokensAndCertificates) {
   v1::IdentityConfig ids;
   auto* t = ids.add_static_tokens();

@@ -26,8 +26,10 @@ struct Identity {
 struct RequestCredentials {
   // Value of the `authorization` metadata, empty when absent.
   absl::string_view authorization;
-  // From a verified client certificate (mTLS): SPIFFE URI SANs and DNS SANs.
+  // From a verified client certificate (mTLS): its SPIFFE ID (gRPC sets one only when the
+  // certificate has exactly one URI SAN and it is a SPIFFE ID), every URI SAN, and DNS SANs.
   std::vector<std::string> peer_spiffe_ids;
+  std::vector<std::string> peer_uris;
   std::vector<std::string> peer_dns_names;
 };
 
