@@ -10,6 +10,7 @@
 #include "app.h"
 #include "credbroker/config/config.h"
 #include "credbroker/core/log.h"
+#include "credbroker/core/process.h"
 
 namespace {
 
@@ -118,6 +119,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "credbroker: invalid configuration:\n%s\n",
                  std::string(config.status().message()).c_str());
     return 2;
+  }
+
+  // Before anything holds a key or creates a file.
+  if (absl::Status s = credbroker::core::HardenProcess(); !s.ok()) {
+    std::fprintf(stderr, "credbroker: cannot harden the process: %s\n", s.ToString().c_str());
+    return 1;
   }
 
   // Signals are taken synchronously by this thread with sigwait; block them before any other

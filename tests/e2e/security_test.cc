@@ -1,4 +1,6 @@
 // End to end: Caller identity end to end: mTLS, JWTs, policy, audit, certificate reloads.
+#include <filesystem>
+
 #include "e2e_fixture.h"
 
 namespace credbroker::e2e {
@@ -256,6 +258,21 @@ TEST_F(SecurityEndToEndTest, BadTlsFilesFailTheStartNamingTheFile) {
   auto r = RunCommand({binary_, "--config", dir_.Join("broker.yaml")});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("tls.crt is not a PEM certificate"));
+}
+
+// The broker keeps its files to itself and cannot leave a core dump holding keys.
+TEST_F(EndToEndTest, StateFilesArePrivateAndTheProcessLeavesNoCoreDump) {
+  StartBroker();
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire("lumenfall", &lease).ok());  // the state file and its WAL exist now
+  namespace fs = std::filesystem;
+  auto mode = [](const std::string& p) { return fs::status(p).permissions() & fs::perms::all; };
+  EXPECT_EQ(mode(dir_.Join("data")), fs::perms::owner_all);
+  for (const char* f : {"data/state.db", "data/state.db-wal"}) {
+    EXPECT_EQ(mode(dir_.Join(f)), fs::perms::owner_read | fs::perms::owner_write) << f;
+  }
+  const std::string limits = testing::ReadFile(absl::StrCat("/proc/", broker_->pid(), "/limits"));
+  EXPECT_THAT(limits, ::testing::ContainsRegex("Max core file size +0 +0 "));
 }
 
 // Plaintext gRPC beyond loopback is refused at start (exit 2, the field named), whether the

@@ -30,6 +30,16 @@ absl::StatusOr<sqlite3*> OpenDatabase(const std::string& path, const char* schem
     sqlite3_close(db);
     return fail(why);
   }
+  // Readable by the broker's user only, also when an earlier version created it with the default
+  // umask (new files already are: main() sets umask 077).
+  std::filesystem::permissions(
+      path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+      std::filesystem::perm_options::replace, ec);
+  if (ec) {
+    std::string why = absl::StrCat("cannot make it private (0600): ", ec.message());
+    sqlite3_close(db);
+    return fail(why);
+  }
   // A broker that is shutting down (a rolling restart on the same volume) gets a moment to let go.
   sqlite3_busy_timeout(db, 2000);
   // Exclusive locking before WAL is entered: the WAL index lives in heap memory, and the file
