@@ -129,6 +129,10 @@ absl::Status WritePortFile(const std::string& path, int grpc_port, int metrics_p
   return absl::OkStatus();
 }
 
+// Limits on what a caller may send (README, "Running the broker").
+constexpr int kMaxRequestBytes = 64 * 1024;
+constexpr int kMaxMetadataBytes = 16 * 1024;
+
 // An info line with `fields` followed by `more`.
 void LogWithFields(absl::string_view message, const state::Stores::Fields& fields,
                    const state::Stores::Fields& more) {
@@ -346,6 +350,10 @@ absl::Status App::Start() {
   // gRPC sets SO_REUSEPORT by default, which lets a second broker bind the same port and
   // silently share its traffic. One port, one broker.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Every request the API defines is small: a caller cannot make the broker buffer megabytes
+  // (gRPC's default is 4 MiB per message) or kilobytes of headers beyond a projected token's.
+  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, kMaxMetadataBytes);
   builder.AddListeningPort(c.config.server().listen(),
                            c.config.server().has_tls() ? ServerCredentials(c.config.server().tls())
                                                        : grpc::InsecureServerCredentials(),

@@ -275,6 +275,31 @@ TEST_F(EndToEndTest, StateFilesArePrivateAndTheProcessLeavesNoCoreDump) {
   EXPECT_THAT(limits, ::testing::ContainsRegex("Max core file size +0 +0 "));
 }
 
+// A request beyond the API's needs is refused by gRPC before any handler runs: a message over
+// 64 KiB, or metadata over 16 KiB.
+TEST_F(EndToEndTest, OversizedRequestsAndMetadataAreRefused) {
+  StartBroker();
+  v1::PingRequest big;
+  big.set_payload(std::string(100 * 1024, 'x'));
+  v1::PingResponse pong;
+  grpc::Status s = lease_->Ping(Ctx().get(), big, &pong);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  auto ctx = Ctx();
+  ctx->AddMetadata("x-padding", std::string(32 * 1024, 'p'));
+  v1::PingRequest small;
+  s = lease_->Ping(ctx.get(), small, &pong);
+  EXPECT_FALSE(s.ok());
+  // Within the limits the same call works (on a connection of its own: the server may close the
+  // one that carried the oversized headers).
+  grpc::ChannelArguments args;
+  args.SetInt("credbroker.test.fresh", 1);
+  auto fresh = v1::LeaseService::NewStub(
+      grpc::CreateCustomChannel(broker_->grpc_address(), grpc::InsecureChannelCredentials(), args));
+  grpc::Status fine = fresh->Ping(Ctx().get(), small, &pong);
+  EXPECT_TRUE(fine.ok()) << fine.error_code() << " " << fine.error_message() << " / after "
+                         << s.error_code() << " " << s.error_message();
+}
+
 // Plaintext gRPC beyond loopback is refused at start (exit 2, the field named), whether the
 // address comes from the file or from --listen; nothing is bound.
 TEST_F(EndToEndTest, PlaintextListenerBeyondLoopbackIsRefused) {
