@@ -280,12 +280,12 @@ TEST_F(EndToEndTest, StateFilesArePrivateAndTheProcessLeavesNoCoreDump) {
 TEST_F(EndToEndTest, OversizedRequestsAndMetadataAreRefused) {
   StartBroker();
   v1::PingRequest big;
-  big.set_payload(std::string(100 * 1024, 'x'));
+  big.set_payload(std::string(size_t{100} * 1024, 'x'));
   v1::PingResponse pong;
   grpc::Status s = lease_->Ping(Ctx().get(), big, &pong);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   auto ctx = Ctx();
-  ctx->AddMetadata("x-padding", std::string(32 * 1024, 'p'));
+  ctx->AddMetadata("x-padding", std::string(size_t{32} * 1024, 'p'));
   v1::PingRequest small;
   s = lease_->Ping(ctx.get(), small, &pong);
   EXPECT_FALSE(s.ok());
