@@ -152,8 +152,9 @@ struct SqliteLeaseStore::Impl {
     return LeaseChanged(expected, sqlite3_column_int64(s.get(), 0));
   }
 
-  // Deletes one lease (any revision when expected is 0) and records the change. A read, then a
-  // plain delete (inside the batch's exclusive transaction nothing can change in between):
+  // Deletes one lease (any revision when expected is 0) and records the change. With the lease
+  // as the caller saw it at the expected revision, one conditional delete; otherwise a read, then
+  // a plain delete (inside the batch's exclusive transaction nothing can change in between):
   // SQLite runs DELETE ... RETURNING through a temporary table, several times the cost.
   absl::StatusOr<LeaseRecord> DeleteOne(Database::Txn& txn, const LeaseDelete& r) {
     sqlite3* h = txn.db();
