@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "credbroker/anomaly/anomaly_detector.h"
 #include "credbroker/core/log.h"
@@ -183,6 +184,15 @@ void AcquireReleaseStream(benchmark::State& state, bool sqlite) {
     }
   }
   state.SetItemsProcessed(state.iterations() * kPairs);
+  if (rig.sqlite_state != nullptr) {
+    for (const auto& [name, value] : rig.sqlite_state->Summary()) {
+      double v = 0;
+      if (absl::SimpleAtod(value, &v)) state.counters[name] = v;
+    }
+    if (state.counters["commits"] > 0) {
+      state.counters["writes_per_commit"] = state.counters["writes"] / state.counters["commits"];
+    }
+  }
 }
 void BM_AcquireReleaseStream_InMemory(benchmark::State& s) { AcquireReleaseStream(s, false); }
 void BM_AcquireReleaseStream_Sqlite(benchmark::State& s) { AcquireReleaseStream(s, true); }

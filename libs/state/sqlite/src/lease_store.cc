@@ -2,21 +2,31 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <iterator>
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/state/lease_errors.h"
 #include "revision_counter.h"
+#include "statement.h"
 
 namespace credbroker::state::sqlite {
 namespace {
 
+// Leases live in a rowid table with no index: the store keeps the id → row map itself (this
+// process owns the file), so a new lease is appended at the table's end and a renew or a release
+// finds its row by rowid. Neither touches a page picked by a random lease id, and a batch of
+// short-lived leases dirties a few pages at the table's end instead of one per lease in an id
+// index and another in an expiry index (the layout before, kept readable by Open).
 constexpr char kSchema[] = R"sql(
-CREATE TABLE IF NOT EXISTS leases (
-  id TEXT PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS lease_rows (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL,
   caller TEXT NOT NULL,
   provider TEXT NOT NULL,
   key_version TEXT NOT NULL,
@@ -26,14 +36,25 @@ CREATE TABLE IF NOT EXISTS leases (
   expires_at_us INTEGER NOT NULL,
   renew_count INTEGER NOT NULL,
   revision INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS leases_expires ON leases(expires_at_us);
+);
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 )sql";
 
 constexpr char kColumns[] =
     "id, caller, provider, key_version, key_fingerprint, purpose, issued_at_us, expires_at_us, "
     "renew_count, revision";
+
+// The earlier layout (a table keyed by lease id, with an expiry index): its rows move into
+// lease_rows once, when a file written by an earlier version is opened.
+constexpr char kMigrateKeyedTable[] = R"sql(
+BEGIN;
+INSERT INTO lease_rows (id, caller, provider, key_version, key_fingerprint, purpose,
+    issued_at_us, expires_at_us, renew_count, revision)
+  SELECT id, caller, provider, key_version, key_fingerprint, purpose, issued_at_us,
+    expires_at_us, renew_count, revision FROM leases;
+DROP TABLE leases;
+COMMIT;
+)sql";
 
 void BindText(sqlite3_stmt* s, int col, const std::string& v) {
   sqlite3_bind_text(s, col, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
@@ -90,15 +111,19 @@ class Use {
   sqlite3_stmt* const s_;
 };
 
+// Where a lease's row is and what a conditional write or the sweep must know without reading it.
+struct Row {
+  int64_t seq = 0;
+  int64_t revision = 0;
+  int64_t expires_at_us = 0;
+};
+
 }  // namespace
 
 struct SqliteLeaseStore::Impl {
   explicit Impl(Database* database) : db(database) {}
   ~Impl() {
-    for (sqlite3_stmt* s :
-         {insert, update, remove, remove_at, remove_expired, get, list, revision_of}) {
-      sqlite3_finalize(s);
-    }
+    for (sqlite3_stmt* s : {insert, update, remove, read}) sqlite3_finalize(s);
   }
 
   Database* const db;
@@ -106,22 +131,53 @@ struct SqliteLeaseStore::Impl {
   // Revisions, published in commit order to the watchers (revision_counter.h).
   // Set at Open, once the stored revision is read.
   std::optional<RevisionCounter<LeaseChange>> counter;
+  // Every lease in lease_rows, by id. Changed with each write of a batch (a later write of the
+  // same batch sees it) and put back from `undo` if the batch rolls back.
+  absl::flat_hash_map<std::string, Row> rows;
+  // What each write of the running batch replaced in `rows` (nullopt: the id was absent).
+  std::vector<std::pair<std::string, std::optional<Row>>> undo;
+  bool in_batch = false;
   sqlite3_stmt* insert = nullptr;
   sqlite3_stmt* update = nullptr;
   sqlite3_stmt* remove = nullptr;
-  sqlite3_stmt* remove_at = nullptr;
-  sqlite3_stmt* remove_expired = nullptr;
-  sqlite3_stmt* get = nullptr;
-  sqlite3_stmt* list = nullptr;
-  sqlite3_stmt* revision_of = nullptr;
+  sqlite3_stmt* read = nullptr;
+
+  // Records what `rows[id]` was before this batch's write, once per batch registering the hooks
+  // that forget it (commit) or restore it (rollback).
+  void Remember(Database::Txn& txn, const std::string& id, std::optional<Row> before) {
+    if (!in_batch) {
+      in_batch = true;
+      txn.AfterCommit(this, [this] {
+        in_batch = false;
+        undo.clear();
+      });
+      txn.AfterRollback(this, [this] {
+        in_batch = false;
+        for (; !undo.empty(); undo.pop_back()) {  // newest first
+          const auto& [id, before] = undo.back();
+          if (before.has_value()) {
+            rows[id] = *before;
+          } else {
+            rows.erase(id);
+          }
+        }
+      });
+    }
+    undo.emplace_back(id, before);
+  }
 
   absl::Status DoCreate(Database::Txn& txn, const LeaseRecord& lease, int64_t* rev) {
-    Use s(insert);
-    BindLease(s.get(), lease);
-    sqlite3_bind_int64(s.get(), 10, counter->Peek());
-    const int rc = sqlite3_step(s.get());
-    if ((rc & 0xff) == SQLITE_CONSTRAINT) return LeaseExists();
-    if (rc != SQLITE_DONE) return db->Error(txn.db(), "insert lease");
+    if (rows.contains(lease.id)) return LeaseExists();
+    const int64_t revision = counter->Peek();
+    {
+      Use s(insert);
+      BindLease(s.get(), lease);
+      sqlite3_bind_int64(s.get(), 10, revision);
+      if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(txn.db(), "insert lease");
+    }
+    Remember(txn, lease.id, std::nullopt);
+    rows.emplace(lease.id, Row{sqlite3_last_insert_rowid(txn.db()), revision,
+                               absl::ToUnixMicros(lease.expires_at)});
     *rev = counter->Next(txn);
     counter->Add(LeaseChange{LeaseChange::Type::kPut, *rev, lease});
     return absl::OkStatus();
@@ -129,66 +185,68 @@ struct SqliteLeaseStore::Impl {
 
   absl::Status DoUpdate(Database::Txn& txn, const LeaseRecord& lease, int64_t expected_revision,
                         int64_t* rev) {
+    auto it = rows.find(lease.id);
+    if (it == rows.end()) return LeaseMissing();
+    Row& row = it->second;
+    if (row.revision != expected_revision) return LeaseChanged(expected_revision, row.revision);
+    const int64_t revision = counter->Peek();
     {
       Use s(update);
       BindLease(s.get(), lease);
-      sqlite3_bind_int64(s.get(), 10, counter->Peek());
-      sqlite3_bind_int64(s.get(), 11, expected_revision);
+      sqlite3_bind_int64(s.get(), 10, revision);
+      sqlite3_bind_int64(s.get(), 11, row.seq);
       if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(txn.db(), "update lease");
     }
-    if (sqlite3_changes(txn.db()) == 0) return Missed(txn.db(), lease.id, expected_revision);
+    Remember(txn, lease.id, row);
+    row.revision = revision;
+    row.expires_at_us = absl::ToUnixMicros(lease.expires_at);
     *rev = counter->Next(txn);
     counter->Add(LeaseChange{LeaseChange::Type::kPut, *rev, lease});
     return absl::OkStatus();
   }
 
-  // NOT_FOUND or ABORTED for a lease whose conditional write matched no row.
-  absl::Status Missed(sqlite3* h, const std::string& id, int64_t expected) const {
-    Use s(revision_of);
-    BindText(s.get(), 1, id);
+  absl::StatusOr<VersionedLease> ReadRow(sqlite3* h, int64_t seq) const {
+    Use s(read);
+    sqlite3_bind_int64(s.get(), 1, seq);
     const int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_DONE) return LeaseMissing();
-    if (rc != SQLITE_ROW) return db->Error(h, "read lease revision");
-    return LeaseChanged(expected, sqlite3_column_int64(s.get(), 0));
+    if (rc == SQLITE_ROW) return ReadLease(s.get());
+    if (rc == SQLITE_DONE) {
+      return absl::DataLossError(absl::StrCat("state store: lease row ", seq, " is missing"));
+    }
+    return db->Error(h, "read lease");
   }
 
-  // Deletes one lease (any revision when expected is 0) and records the change. With the lease
-  // as the caller saw it at the expected revision, one conditional delete; otherwise a read, then
-  // a plain delete (inside the batch's exclusive transaction nothing can change in between):
-  // SQLite runs DELETE ... RETURNING through a temporary table, several times the cost.
+  // Deletes one lease (any revision when expected is 0) and records the change. The deleted
+  // lease is the caller's copy when it has the one at the expected revision (a revision names
+  // one write), otherwise read from its row first.
   absl::StatusOr<LeaseRecord> DeleteOne(Database::Txn& txn, const LeaseDelete& r) {
-    sqlite3* h = txn.db();
+    auto it = rows.find(r.id);
+    if (it == rows.end()) return LeaseMissing();
+    const Row row = it->second;
+    if (r.expected_revision != 0 && row.revision != r.expected_revision) {
+      return LeaseChanged(r.expected_revision, row.revision);
+    }
+    LeaseRecord gone;
     if (r.expected_revision != 0 && r.as_seen.has_value()) {
-      // The caller knows the row at that revision: one conditional delete, no read.
-      {
-        Use s(remove_at);
-        BindText(s.get(), 1, r.id);
-        sqlite3_bind_int64(s.get(), 2, r.expected_revision);
-        if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(h, "delete lease");
-      }
-      if (sqlite3_changes(h) == 0) return Missed(h, r.id, r.expected_revision);
-      counter->Add(LeaseChange{LeaseChange::Type::kDelete, counter->Next(txn), *r.as_seen});
-      return *r.as_seen;
+      gone = *r.as_seen;
+    } else {
+      CB_ASSIGN_OR_RETURN(VersionedLease read, ReadRow(txn.db(), row.seq));
+      gone = std::move(read.lease);
     }
-    VersionedLease gone;
-    {
-      Use s(get);
-      BindText(s.get(), 1, r.id);
-      const int rc = sqlite3_step(s.get());
-      if (rc == SQLITE_DONE) return LeaseMissing();
-      if (rc != SQLITE_ROW) return db->Error(h, "read lease");
-      gone = ReadLease(s.get());
-    }
-    if (r.expected_revision != 0 && gone.revision != r.expected_revision) {
-      return LeaseChanged(r.expected_revision, gone.revision);
-    }
+    CB_RETURN_IF_ERROR(RemoveRow(txn, it));
+    counter->Add(LeaseChange{LeaseChange::Type::kDelete, counter->Next(txn), gone});
+    return gone;
+  }
+
+  absl::Status RemoveRow(Database::Txn& txn, absl::flat_hash_map<std::string, Row>::iterator it) {
     {
       Use s(remove);
-      BindText(s.get(), 1, r.id);
-      if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(h, "delete lease");
+      sqlite3_bind_int64(s.get(), 1, it->second.seq);
+      if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(txn.db(), "delete lease");
     }
-    counter->Add(LeaseChange{LeaseChange::Type::kDelete, counter->Next(txn), gone.lease});
-    return std::move(gone.lease);
+    Remember(txn, it->first, it->second);
+    rows.erase(it);
+    return absl::OkStatus();
   }
 };
 
@@ -201,37 +259,66 @@ absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> SqliteLeaseStore::Open(Databas
   auto impl = std::make_unique<Impl>(db);
   Impl* p = impl.get();
   CB_RETURN_IF_ERROR(db->Read([p](sqlite3* h) -> absl::Status {
-    const std::string returning = absl::StrCat(" RETURNING ", kColumns);
+    bool earlier_layout = false;
+    {
+      Statement old(h, "SELECT 1 FROM sqlite_master WHERE type='table' AND name='leases'");
+      if (!old.ok()) return p->db->Error(h, "look for leases in the earlier layout");
+      earlier_layout = sqlite3_step(old.get()) == SQLITE_ROW;
+    }  // finalized: DROP TABLE refuses while a statement reads the schema
+    {
+      if (earlier_layout) {
+        char* err = nullptr;
+        if (sqlite3_exec(h, kMigrateKeyedTable, nullptr, nullptr, &err) != SQLITE_OK) {
+          absl::Status s = absl::FailedPreconditionError(
+              absl::StrCat("state store: cannot move leases to the new layout: ", err ? err : ""));
+          sqlite3_free(err);
+          if (!sqlite3_get_autocommit(h)) sqlite3_exec(h, "ROLLBACK", nullptr, nullptr, nullptr);
+          return s;
+        }
+      }
+    }
     const std::pair<std::string, sqlite3_stmt**> statements[] = {
-        {"INSERT INTO leases VALUES (?,?,?,?,?,?,?,?,?,?)", &p->insert},
-        {"UPDATE leases SET caller=?2, provider=?3, key_version=?4, key_fingerprint=?5, "
+        {"INSERT INTO lease_rows (id, caller, provider, key_version, key_fingerprint, purpose, "
+         "issued_at_us, expires_at_us, renew_count, revision) VALUES (?,?,?,?,?,?,?,?,?,?)",
+         &p->insert},
+        {"UPDATE lease_rows SET caller=?2, provider=?3, key_version=?4, key_fingerprint=?5, "
          "purpose=?6, issued_at_us=?7, expires_at_us=?8, renew_count=?9, revision=?10 "
-         "WHERE id=?1 AND revision=?11",
+         "WHERE seq=?11",
          &p->update},
-        {"DELETE FROM leases WHERE id=?", &p->remove},
-        {"DELETE FROM leases WHERE id=? AND revision=?", &p->remove_at},
-        {"DELETE FROM leases WHERE expires_at_us <= ?" + returning, &p->remove_expired},
-        {absl::StrCat("SELECT ", kColumns, " FROM leases WHERE id=?"), &p->get},
-        {absl::StrCat("SELECT ", kColumns, " FROM leases"), &p->list},
-        {"SELECT revision FROM leases WHERE id=?", &p->revision_of},
+        {"DELETE FROM lease_rows WHERE seq=?", &p->remove},
+        {absl::StrCat("SELECT ", kColumns, " FROM lease_rows WHERE seq=?"), &p->read},
     };
     for (const auto& [sql, stmt] : statements) {
       if (sqlite3_prepare_v2(h, sql.c_str(), -1, stmt, nullptr) != SQLITE_OK) {
         return p->db->Error(h, "prepare");
       }
     }
-    sqlite3_stmt* s = nullptr;
-    if (sqlite3_prepare_v2(h,
-                           "SELECT max(coalesce((SELECT value FROM store_meta WHERE "
-                           "key='lease_revision'), 0), coalesce((SELECT max(revision) FROM "
-                           "leases), 0))",
-                           -1, &s, nullptr) != SQLITE_OK ||
-        sqlite3_step(s) != SQLITE_ROW) {
-      sqlite3_finalize(s);
+    int64_t newest = 0;
+    {
+      Statement all(h, "SELECT id, seq, revision, expires_at_us FROM lease_rows");
+      if (!all.ok()) return p->db->Error(h, "load leases");
+      int rc;
+      while ((rc = sqlite3_step(all.get())) == SQLITE_ROW) {
+        const Row row{sqlite3_column_int64(all.get(), 1), sqlite3_column_int64(all.get(), 2),
+                      sqlite3_column_int64(all.get(), 3)};
+        newest = std::max(newest, row.revision);
+        // Only this store writes the table, and it never writes an id twice.
+        if (!p->rows.emplace(all.Text(0), row).second) {
+          return absl::DataLossError(
+              absl::StrCat("state store: two rows for one lease (row ", row.seq, ")"));
+        }
+      }
+      if (rc != SQLITE_DONE) return p->db->Error(h, "load leases");
+    }
+    Statement saved(h, "SELECT value FROM store_meta WHERE key='lease_revision'");
+    if (!saved.ok()) return p->db->Error(h, "read lease revision");
+    const int rc = sqlite3_step(saved.get());
+    if (rc == SQLITE_ROW) {
+      newest = std::max<int64_t>(newest, sqlite3_column_int64(saved.get(), 0));
+    } else if (rc != SQLITE_DONE) {
       return p->db->Error(h, "read lease revision");
     }
-    p->counter.emplace(p->db, "lease_revision", sqlite3_column_int64(s, 0));
-    sqlite3_finalize(s);
+    p->counter.emplace(p->db, "lease_revision", newest);
     return absl::OkStatus();
   }));
   // Changes committed before this process started are not remembered: watchers start from List.
@@ -331,16 +418,19 @@ absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteAll(
 
 absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteExpired(absl::Time now) {
   Impl& m = *impl_;
+  const int64_t now_us = absl::ToUnixMicros(now);
   std::vector<LeaseRecord> out;
   CB_RETURN_IF_ERROR(m.db->Write([&](Database::Txn& txn) -> absl::Status {
     out.clear();
-    Use s(m.remove_expired);
-    sqlite3_bind_int64(s.get(), 1, absl::ToUnixMicros(now));
-    int rc;
-    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(ReadLease(s.get()).lease);
-    if (rc != SQLITE_DONE) return m.db->Error(txn.db(), "delete expired leases");
-    for (const LeaseRecord& l : out) {
-      m.counter->Add(LeaseChange{LeaseChange::Type::kDelete, m.counter->Next(txn), l});
+    for (auto it = m.rows.begin(); it != m.rows.end();) {
+      const auto next = std::next(it);
+      if (it->second.expires_at_us <= now_us) {
+        CB_ASSIGN_OR_RETURN(VersionedLease gone, m.ReadRow(txn.db(), it->second.seq));
+        CB_RETURN_IF_ERROR(m.RemoveRow(txn, it));
+        m.counter->Add(LeaseChange{LeaseChange::Type::kDelete, m.counter->Next(txn), gone.lease});
+        out.push_back(std::move(gone.lease));
+      }
+      it = next;
     }
     return absl::OkStatus();
   }));
@@ -351,17 +441,13 @@ absl::StatusOr<VersionedLease> SqliteLeaseStore::Get(const std::string& id) {
   Impl& m = *impl_;
   absl::StatusOr<VersionedLease> out;
   CB_RETURN_IF_ERROR(m.db->Read([&](sqlite3* h) -> absl::Status {
-    Use s(m.get);
-    BindText(s.get(), 1, id);
-    const int rc = sqlite3_step(s.get());
-    if (rc == SQLITE_ROW) {
-      out = ReadLease(s.get());
-    } else if (rc == SQLITE_DONE) {
+    auto it = m.rows.find(id);
+    if (it == m.rows.end()) {
       out = LeaseMissing();
-    } else {
-      return m.db->Error(h, "read lease");
+      return absl::OkStatus();
     }
-    return absl::OkStatus();
+    out = m.ReadRow(h, it->second.seq);
+    return out.status();
   }));
   return out;
 }
@@ -370,7 +456,9 @@ absl::StatusOr<LeaseListing> SqliteLeaseStore::List() {
   Impl& m = *impl_;
   LeaseListing out;
   CB_RETURN_IF_ERROR(m.db->Read([&](sqlite3* h) -> absl::Status {
-    Use s(m.list);
+    Statement s(h, absl::StrCat("SELECT ", kColumns, " FROM lease_rows").c_str());
+    if (!s.ok()) return m.db->Error(h, "list leases");
+    out.leases.reserve(m.rows.size());
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.leases.push_back(ReadLease(s.get()));
     if (rc != SQLITE_DONE) return m.db->Error(h, "list leases");

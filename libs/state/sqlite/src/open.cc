@@ -42,12 +42,17 @@ absl::StatusOr<sqlite3*> OpenDatabase(const std::string& path, const char* schem
   }
   // A broker that is shutting down (a rolling restart on the same volume) gets a moment to let go.
   sqlite3_busy_timeout(db, 2000);
+  // Small pages (set before the file's first write; a file created earlier keeps its size): a
+  // commit appends every page it dirtied to the WAL whole, and a batch of lease writes dirties a
+  // few pages at the end of the lease table, so 1 KiB pages write a quarter of the bytes of 4 KiB
+  // ones for the same rows (bench/RESULTS.md).
   // Exclusive locking before WAL is entered: the WAL index lives in heap memory, and the file
   // lock taken by the first write below is held until close, so no transaction takes file locks
   // again and a second process cannot open the file.
-  const std::string pragmas =
-      absl::StrCat("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=",
-                   synchronous_full ? "FULL" : "NORMAL", ";");
+  const std::string pragmas = absl::StrCat(
+      "PRAGMA page_size=1024; PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA "
+      "synchronous=",
+      synchronous_full ? "FULL" : "NORMAL", ";");
   char* err = nullptr;
   int rc = sqlite3_exec(db, pragmas.c_str(), nullptr, nullptr, &err);
   if (rc == SQLITE_OK) rc = sqlite3_exec(db, "BEGIN EXCLUSIVE; COMMIT;", nullptr, nullptr, &err);

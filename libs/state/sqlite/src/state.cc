@@ -29,10 +29,12 @@ struct LegacyFile {
 };
 
 constexpr LegacyFile kLegacyFiles[] = {
-    {"leases.db", "SELECT (SELECT count(*) FROM leases) + (SELECT count(*) FROM store_meta)",
+    {"leases.db", "SELECT (SELECT count(*) FROM lease_rows) + (SELECT count(*) FROM store_meta)",
      // Every imported lease gets revision 1; the next write is revision 2.
-     "INSERT OR IGNORE INTO main.leases SELECT id, caller, provider, key_version, "
-     "key_fingerprint, purpose, issued_at_us, expires_at_us, renew_count, 1 FROM legacy.leases;"
+     "INSERT INTO main.lease_rows (id, caller, provider, key_version, key_fingerprint, purpose, "
+     "issued_at_us, expires_at_us, renew_count, revision) SELECT id, caller, provider, "
+     "key_version, key_fingerprint, purpose, issued_at_us, expires_at_us, renew_count, 1 FROM "
+     "legacy.leases;"
      "INSERT OR REPLACE INTO main.store_meta VALUES ('lease_revision', 1);"},
     {"keys.db", "SELECT (SELECT count(*) FROM key_versions) + (SELECT count(*) FROM minted_keys)",
      // Every imported record gets revision 1 (the column's default).

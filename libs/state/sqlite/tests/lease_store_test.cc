@@ -1,6 +1,11 @@
 #include "credbroker/state/sqlite/lease_store.h"
 
+#include <sqlite3.h>
+
 #include "../../tests/lease_store_conformance.h"
+#include "../src/statement.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
 #include "credbroker/testing/temp_dir.h"
 
 namespace credbroker::state::sqlite {
@@ -37,6 +42,7 @@ class StoreWithDb final : public LeaseStore {
     return store_->Watch(after, std::move(fn));
   }
   Database& db() { return *db_; }
+  SqliteLeaseStore& store() { return *store_; }
 
  private:
   std::unique_ptr<Database> db_;
@@ -105,6 +111,92 @@ TEST(SqliteLeaseStoreTest, ConcurrentWritesShareCommits) {
   EXPECT_EQ(s.db().writes(), 1600u);
   EXPECT_LT(s.db().batches(), s.db().writes());
   EXPECT_EQ(s.List()->leases.size(), 1600u);
+}
+
+TEST(SqliteLeaseStoreTest, ARolledBackBatchLeavesTheStoreAsItWas) {
+  TempDir dir;
+  StoreWithDb s(dir.Join("state.db"));
+  const int64_t ra = *s.Create(TestLease("a"));
+  // Hold the committer so that the writes below, and a storage failure after them, make up one
+  // batch: the failure rolls all of it back.
+  absl::Notification entered;
+  absl::Notification release;
+  s.db().WriteAsync(
+      [&](Database::Txn&) {
+        entered.Notify();
+        release.WaitForNotification();
+        return absl::OkStatus();
+      },
+      [](const absl::Status&) {});
+  entered.WaitForNotification();
+  absl::BlockingCounter finished(4);
+  std::vector<absl::Status> got(4);
+  auto record = [&](int i) {
+    return [&, i](const auto& result) {
+      got[i] = result.status();
+      finished.DecrementCount();
+    };
+  };
+  s.store().CreateAsync(TestLease("b"), record(0));
+  s.store().UpdateAsync(TestLease("a"), ra, record(1));
+  s.store().DeleteAsync({"a", 0}, record(2));
+  s.db().WriteAsync([](Database::Txn&) { return absl::InternalError("disk on fire"); },
+                    [&](absl::Status st) {
+                      got[3] = std::move(st);
+                      finished.DecrementCount();
+                    });
+  release.Notify();
+  finished.Wait();
+  for (const absl::Status& st : got) EXPECT_THAT(st, StatusIs(absl::StatusCode::kInternal));
+  // As before the batch: "a" at its revision, no "b"; and both can be written again.
+  absl::StatusOr<VersionedLease> a = s.Get("a");
+  ASSERT_THAT(a, IsOk());
+  EXPECT_EQ(a->revision, ra);
+  EXPECT_THAT(s.Get("b"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(s.Create(TestLease("b")), IsOk());
+  EXPECT_THAT(s.Update(TestLease("a"), ra), IsOk());
+  EXPECT_EQ(s.List()->leases.size(), 2u);
+}
+
+TEST(SqliteLeaseStoreTest, OpensAFileWithLeasesKeyedById) {
+  TempDir dir;
+  const std::string path = dir.Join("state.db");
+  {
+    // The layout of the previous version: the leases keyed by id, with an expiry index.
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &h), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(h,
+                           "CREATE TABLE leases (id TEXT PRIMARY KEY, caller TEXT NOT NULL, "
+                           "provider TEXT NOT NULL, key_version TEXT NOT NULL, key_fingerprint "
+                           "TEXT NOT NULL, purpose TEXT NOT NULL, issued_at_us INTEGER NOT NULL, "
+                           "expires_at_us INTEGER NOT NULL, renew_count INTEGER NOT NULL, "
+                           "revision INTEGER NOT NULL) WITHOUT ROWID;"
+                           "CREATE INDEX leases_expires ON leases(expires_at_us);"
+                           "CREATE TABLE store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+                           "INSERT INTO leases VALUES ('a', 'billing/api', 'lumenfall', 'v1', "
+                           "'fp', 'batch', 1, 4102444800000000, 2, 7);"
+                           "INSERT INTO store_meta VALUES ('lease_revision', 9);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(h);
+  }
+  StoreWithDb s(path);
+  absl::StatusOr<VersionedLease> a = s.Get("a");
+  ASSERT_THAT(a, IsOk());
+  EXPECT_EQ(a->revision, 7);
+  EXPECT_EQ(a->lease.caller, "billing/api");
+  EXPECT_EQ(a->lease.renew_count, 2);
+  EXPECT_EQ(s.List()->revision, 9);
+  EXPECT_THAT(s.Update(a->lease, 7), IsOk());
+  // Moved once: the old table is gone, so a second open finds the lease where it now lives.
+  bool old_table = true;
+  ASSERT_THAT(s.db().Read([&](sqlite3* h) {
+    Statement q(h, "SELECT 1 FROM sqlite_master WHERE name='leases'");
+    old_table = sqlite3_step(q.get()) == SQLITE_ROW;
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_FALSE(old_table);
 }
 
 }  // namespace

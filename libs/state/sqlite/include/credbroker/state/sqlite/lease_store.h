@@ -3,6 +3,11 @@
 // across a process crash; FULL: across power loss). The store revision is persisted with every
 // batch, so revisions keep growing across restarts. Watches are served from memory: the changes
 // committed by this process (every writer is this process).
+//
+// The table has no index: the store keeps, per lease, its row number, revision and expiry in
+// memory (loaded at Open), so creates append at the table's end, conditional writes are checked
+// without a read, and the expiry sweep scans memory. A file written with the earlier layout (the
+// table keyed by lease id) is converted once at Open.
 // Thread-safety: safe for concurrent use.
 #pragma once
 
