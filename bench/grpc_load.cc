@@ -303,6 +303,8 @@ audit: {path: audit.log}
 state:
   )",
                       state, R"(
+policy:
+  rules: [{identities: [bench], providers: [lumenfall]}]
 identity:
   static_tokens:
     - service: bench

@@ -12,7 +12,11 @@ KEY = "lmnfl_pyexample.0123456789abcdef"
 CONFIG = """
 server: {listen: "127.0.0.1:0", metrics_listen: "127.0.0.1:0", data_dir: data, shutdown_grace: 1s}
 sources: [{name: local, file: {root: keys}}]
-providers: [{name: lumenfall}]
+# A fake key: nothing to probe, and a probe would reach lumenfall's real host (tests stay on
+# loopback).
+providers: [{name: lumenfall, probe: {disabled: true}}]
+policy:
+  rules: [{identities: [py-example], providers: ["*"]}]
 identity:
   static_tokens: [{service: py-example, token: py-example-token-0123456789}]
 """

@@ -248,7 +248,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   CB_ASSIGN_OR_RETURN(c->auth, identity::AuthenticatorFromConfig(config.identity(), c->clock));
   c->policy = std::make_unique<identity::Policy>(config.policy(), c->clock);
   if (!c->policy->configured()) {
-    core::LogWarning("no policy rules: every authenticated caller may lease every provider");
+    core::LogWarning("no policy rules: every lease is denied (add policy.rules)");
   }
   CB_ASSIGN_OR_RETURN(c->audit, identity::AuditLog::Open(config.audit().path(), c->clock));
   if (config.server().has_tls()) {

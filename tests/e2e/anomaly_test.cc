@@ -25,6 +25,10 @@ anomaly_detection:
   suspend_for: 1h
 audit:
   path: audit.log
+policy:
+  rules:
+    - identities: [e2e-app, newcomer, latecomer]
+      providers: ["*"]
 identity:
   static_tokens:
     - service: e2e-app

@@ -69,6 +69,10 @@ leases:
   max_ttl: 1h
   min_ttl: 1s
   sweep_interval: 1s
+policy:
+  rules:
+    - identities: [e2e-app]
+      providers: ["*"]
 identity:
   static_tokens:
     - service: e2e-app

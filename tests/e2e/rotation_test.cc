@@ -46,6 +46,10 @@ rotation:
   revocation_detection: {min_callers: 3, window: 1m}
 audit:
   path: audit.log
+policy:
+  rules:
+    - identities: [e2e-app, billing, search]
+      providers: ["*"]
 identity:
   static_tokens:
     - service: e2e-app

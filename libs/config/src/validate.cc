@@ -76,6 +76,14 @@ bool IsLoopbackHost(std::string host) {
   return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
+// An identity pattern of identity::IdentityMatches: exact (no '*'), "<namespace>/*" or "*".
+bool IsIdentityPattern(const std::string& id) {
+  const size_t star = id.find('*');
+  return !id.empty() &&
+         (star == std::string::npos || id == "*" ||
+          (star == id.size() - 1 && id.size() >= 3 && id[id.size() - 2] == '/'));
+}
+
 bool ValidHostPort(const std::string& s) {
   size_t colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0) return false;
@@ -392,11 +400,7 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     if (r.identities_size() == 0) errors.Add(f + ".identities", "at least one identity pattern");
     for (int j = 0; j < r.identities_size(); ++j) {
       const std::string& id = r.identities(j);
-      size_t star = id.find('*');
-      bool ok =
-          !id.empty() && (star == std::string::npos || id == "*" ||
-                          (star == id.size() - 1 && id.size() >= 3 && id[id.size() - 2] == '/'));
-      if (!ok) {
+      if (!IsIdentityPattern(id)) {
         errors.Add(absl::StrCat(f, ".identities[", j, "]"),
                    "must be exact, \"<namespace>/*\" or \"*\", got \"" + id + "\"");
       }
@@ -414,6 +418,24 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     if (r.max_active_leases() < 0) errors.Add(f + ".max_active_leases", "must not be negative");
     if (r.has_rate_limit() && (r.rate_limit().per_second() <= 0 || r.rate_limit().burst() < 1)) {
       errors.Add(f + ".rate_limit", "needs per_second > 0 and burst >= 1");
+    }
+  }
+
+  // Default deny (identity::Policy): with identities the operator does not list one by one, a
+  // broker without rules would answer every lease with NO_RULE; refuse it at start instead.
+  if (c.policy().rules_size() == 0 &&
+      (c.identity().has_kubernetes() || c.identity().has_mtls())) {
+    errors.Add("policy.rules",
+               "required with identity.kubernetes or identity.mtls: leases are denied unless a "
+               "rule allows them");
+  }
+  for (int i = 0; i < c.policy().admins_size(); ++i) {
+    const std::string& id = c.policy().admins(i);
+    const std::string f = absl::StrCat("policy.admins[", i, "]");
+    if (id == "*") {
+      errors.Add(f, "\"*\" would make every caller an admin; name the admins");
+    } else if (!IsIdentityPattern(id)) {
+      errors.Add(f, "must be exact or \"<namespace>/*\", got \"" + id + "\"");
     }
   }
 

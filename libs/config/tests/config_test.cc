@@ -16,6 +16,7 @@ using ::credbroker::testing::TempDir;
 using ::credbroker::testing::WriteFile;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kMinimal[] = R"(sources:
   - name: local
@@ -402,7 +403,9 @@ identity:
                        AllOf(HasSubstr("identity.kubernetes.audience: required"),
                              HasSubstr("identity.kubernetes: set exactly one of jwks_file"),
                              HasSubstr("identity.mtls.trust_domain: required"),
-                             HasSubstr("identity.mtls: needs server.tls.client_ca_file"))));
+                             HasSubstr("identity.mtls: needs server.tls.client_ca_file"),
+                             HasSubstr("policy.rules: required with identity.kubernetes or "
+                                       "identity.mtls"))));
   EXPECT_THAT(ParseAndValidate(R"(sources: [{name: local, file: {root: k}}]
 providers: [{name: lumenfall}]
 policy:
@@ -412,9 +415,13 @@ policy:
       rate_limit: {per_second: 0, burst: 0}
     - identities: []
       providers: []
+  admins: ["*", "ops*", "ops/*", "alice"]
 )"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("test.yaml:5: policy.rules[0].identities[1]"),
+                             HasSubstr("policy.admins[0]: \"*\" would make every caller an admin"),
+                             HasSubstr("policy.admins[1]: must be exact or"),
+                             Not(HasSubstr("policy.admins[2]")), Not(HasSubstr("policy.admins[3]")),
                              HasSubstr("policy.rules[0].providers[1]: no configured provider"),
                              HasSubstr("policy.rules[0].rate_limit"),
                              HasSubstr("policy.rules[1].identities"),

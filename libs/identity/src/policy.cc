@@ -47,12 +47,15 @@ const Policy::Rule* Policy::Find(absl::string_view name, absl::string_view provi
 
 absl::StatusOr<const Policy::Rule*> Policy::RuleFor(const Identity& who,
                                                     absl::string_view provider) const {
-  if (rules_.empty()) return nullptr;  // no policy: everyone may lease everything
+  // Default deny: without a rule naming the caller and the provider (or no rules at all), no
+  // lease.
   const Rule* rule = Find(who.name, provider);
   if (rule == nullptr) {
-    return core::WithReason(absl::PermissionDeniedError(absl::StrCat(
-                                "no policy rule allows ", who.name, " to lease ", provider)),
-                            "NO_RULE");
+    return core::WithReason(
+        absl::PermissionDeniedError(absl::StrCat(
+            "no policy rule allows ", who.name, " to lease ", provider,
+            rules_.empty() ? " (the broker has no policy.rules: every lease is denied)" : "")),
+        "NO_RULE");
   }
   return rule;
 }
@@ -60,13 +63,12 @@ absl::StatusOr<const Policy::Rule*> Policy::RuleFor(const Identity& who,
 absl::StatusOr<PolicyGrant> Policy::AuthorizeRenew(const Identity& who,
                                                    absl::string_view provider) const {
   CB_ASSIGN_OR_RETURN(const Rule* rule, RuleFor(who, provider));
-  return rule == nullptr ? PolicyGrant{} : rule->grant;
+  return rule->grant;
 }
 
 absl::StatusOr<PolicyGrant> Policy::AuthorizeAcquire(const Identity& who,
                                                      absl::string_view provider) {
   CB_ASSIGN_OR_RETURN(const Rule* rule, RuleFor(who, provider));
-  if (rule == nullptr) return PolicyGrant{};
   if (rule->per_second > 0) {
     const absl::Time now = clock_->Now();
     absl::MutexLock lock(&mu_);
@@ -97,7 +99,6 @@ bool Policy::IsAdmin(const Identity& who) const {
 }
 
 std::string Policy::MetricLabel(absl::string_view name) const {
-  if (rules_.empty()) return std::string(name);
   for (const Rule& r : rules_) {
     for (const std::string& p : r.identities) {
       if (p != "*" && IdentityMatches(p, name)) return std::string(name);

@@ -11,6 +11,7 @@ namespace {
 
 using ::credbroker::testing::IsOk;
 using ::credbroker::testing::StatusIs;
+using ::testing::HasSubstr;
 
 v1::PolicyConfig Config() {
   v1::PolicyConfig c;
@@ -107,12 +108,16 @@ TEST(PolicyTest, AdminsAndMetricLabels) {
   EXPECT_EQ(policy.MetricLabel("random/sa-123"), "unknown");
 }
 
-TEST(PolicyTest, NoRulesAllowsEveryone) {
+TEST(PolicyTest, NoRulesDeniesEveryone) {
   core::FakeClock clock;
   Policy policy(v1::PolicyConfig(), &clock);
   EXPECT_FALSE(policy.configured());
-  EXPECT_THAT(policy.AuthorizeAcquire(Identity{"anyone", false}, "lumenfall"), IsOk());
-  EXPECT_EQ(policy.MetricLabel("anyone"), "anyone");
+  EXPECT_THAT(policy.AuthorizeAcquire(Identity{"anyone", false}, "lumenfall"),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("no policy.rules")));
+  EXPECT_THAT(policy.AuthorizeRenew(Identity{"anyone", false}, "lumenfall"),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  // Nothing names the caller: its label is bounded like any unknown identity's.
+  EXPECT_EQ(policy.MetricLabel("anyone"), "unknown");
 }
 
 }  // namespace

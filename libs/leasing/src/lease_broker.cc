@@ -19,12 +19,12 @@ absl::Status Reason(absl::Status s, absl::string_view reason) {
 }
 
 // The provider's keys when new leases may be handed out, or why not.
+// `backend_detail`: whether the caller may see the backend's last error (admins only: it names
+// paths, hosts and roles of the secret store).
 absl::StatusOr<const rotation::ProviderKeys*> ServableProvider(const rotation::KeySnapshot& snap,
                                                                const std::string& provider,
-                                                               absl::Time now) {
-  if (provider.empty()) {
-    return Reason(absl::InvalidArgumentError("provider is required"), "MISSING_PROVIDER");
-  }
+                                                               absl::Time now,
+                                                               bool backend_detail) {
   const rotation::ProviderKeys* keys = snap.Find(provider);
   if (keys == nullptr) {
     return Reason(absl::NotFoundError(absl::StrCat("unknown provider \"", provider, "\"")),
@@ -35,7 +35,9 @@ absl::StatusOr<const rotation::ProviderKeys*> ServableProvider(const rotation::K
         absl::UnavailableError(absl::StrCat(
             "keys for ", provider, " could not be refreshed from the backend for longer than ",
             absl::FormatDuration(keys->max_staleness),
-            keys->last_error.empty() ? "" : absl::StrCat(" (", keys->last_error, ")"))),
+            keys->last_error.empty() || !backend_detail
+                ? ""
+                : absl::StrCat(" (", keys->last_error, ")"))),
         "BACKEND_STALE");
   }
   return keys;
@@ -54,6 +56,10 @@ LeaseBroker::LeaseBroker(rotation::KeyRing* ring, LeaseTable* table, LeaseCounts
       ttl_(ttl),
       policy_(policy),
       audit_(audit) {}
+
+bool LeaseBroker::IsAdmin(const identity::Identity& caller) const {
+  return policy_ != nullptr ? policy_->IsAdmin(caller) : caller.admin;
+}
 
 void LeaseBroker::RestoreLoaded(const std::vector<LeaseRecord>& loaded) {
   if (anomalies_ == nullptr) return;
@@ -237,23 +243,31 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
   };
   absl::Status status = [&]() -> absl::Status {
     CB_ASSIGN_OR_RETURN(absl::Duration lifetime, EffectiveTtl(ttl));
-    CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
-                        ServableProvider(*grant.snapshot, provider, now));
-    if (keys->current == nullptr) {
-      return Reason(absl::UnavailableError(absl::StrCat(
-                        "no valid key is loaded for ", provider,
-                        keys->last_error.empty() ? "" : absl::StrCat(": ", keys->last_error))),
-                    "NO_KEY");
+    if (provider.empty()) {
+      return Reason(absl::InvalidArgumentError("provider is required"), "MISSING_PROVIDER");
     }
     if (purpose.size() > 256) {
       return Reason(absl::InvalidArgumentError("purpose is longer than 256 bytes"), "BAD_PURPOSE");
     }
+    // The policy first: a caller without rights learns nothing about the provider (whether it
+    // exists, whether its keys load).
     int32_t max_active = 0;
     if (policy_) {
       CB_ASSIGN_OR_RETURN(identity::PolicyGrant allowed,
                           policy_->AuthorizeAcquire(caller, provider));
       lifetime = std::min(lifetime, allowed.max_ttl);
       max_active = allowed.max_active_leases;
+    }
+    const bool backend_detail = IsAdmin(caller);
+    CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
+                        ServableProvider(*grant.snapshot, provider, now, backend_detail));
+    if (keys->current == nullptr) {
+      return Reason(absl::UnavailableError(absl::StrCat(
+                        "no valid key is loaded for ", provider,
+                        keys->last_error.empty() || !backend_detail
+                            ? ""
+                            : absl::StrCat(": ", keys->last_error))),
+                    "NO_KEY");
     }
     // After the policy: only callers allowed to use the provider are judged by the detector (a
     // caller seen for the first time here may be suspended before it gets a key).
@@ -335,8 +349,9 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
       [this, call](const LeaseRecord& l) -> absl::StatusOr<absl::Time> {
         const absl::Time now = call->now;
         LeaseGrant& grant = call->grant;
-        CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
-                            ServableProvider(*grant.snapshot, l.provider, now));
+        CB_ASSIGN_OR_RETURN(
+            const rotation::ProviderKeys* keys,
+            ServableProvider(*grant.snapshot, l.provider, now, IsAdmin(call->caller)));
         // A lookup only (an admission could run the anomaly sink, which revokes leases).
         CB_RETURN_IF_ERROR(CheckSuspended(call->caller, call->label, l.provider, now,
                                           /*admit=*/false));

@@ -68,8 +68,12 @@ TEST_F(LeaseBrokerTest, StaleBackendFailsClosedAndRecovers) {
   clock.Advance(absl::Minutes(31));
   (void)ring->RefreshProvider("lumenfall", source);
   auto stale = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
-  EXPECT_THAT(stale, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("vault down")));
+  EXPECT_THAT(stale, StatusIs(absl::StatusCode::kUnavailable, Not(HasSubstr("vault down"))));
   EXPECT_EQ(core::ReasonOf(stale.status()), "BACKEND_STALE");
+  // The backend's error names the secret store's paths and roles: admins only.
+  EXPECT_THAT(broker->Acquire(identity::Identity{"ops", true}, "lumenfall", absl::ZeroDuration(),
+                              ""),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("vault down")));
   source.FailListing(absl::OkStatus());
   (void)ring->RefreshProvider("lumenfall", source);
   EXPECT_THAT(broker->Acquire(app, "lumenfall", absl::ZeroDuration(), ""), IsOk());
@@ -324,6 +328,23 @@ TEST_F(LeaseBrokerPolicyTest, NoRuleIsPermissionDeniedCountedAndAudited) {
   ASSERT_EQ(audit_lines.size(), 1u);
   EXPECT_THAT(audit_lines[0], HasSubstr(R"("action":"AcquireLease","caller":"search")"));
   EXPECT_THAT(audit_lines[0], HasSubstr(R"("decision":"deny","reason":"NO_RULE")"));
+}
+
+TEST_F(LeaseBrokerPolicyTest, ACallerWithoutARuleLearnsNothingAboutProviders) {
+  // Unknown, unloaded and stale providers all answer NO_RULE, as a loaded one does.
+  source.FailListing(absl::UnavailableError("vault down: secret/ai/lumenfall"));
+  clock.Advance(absl::Hours(2));
+  (void)ring->RefreshProvider("lumenfall", source);
+  for (const std::string provider : {"nope", "fluximage", "lumenfall"}) {
+    auto denied = broker->Acquire(other, provider, absl::ZeroDuration(), "");
+    EXPECT_THAT(denied, StatusIs(absl::StatusCode::kPermissionDenied, Not(HasSubstr("vault"))))
+        << provider;
+    EXPECT_EQ(core::ReasonOf(denied.status()), "NO_RULE") << provider;
+  }
+  // A caller with a rule learns the provider is unavailable, not the backend's error.
+  auto stale = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  EXPECT_THAT(stale, StatusIs(absl::StatusCode::kUnavailable, Not(HasSubstr("vault"))));
+  EXPECT_EQ(core::ReasonOf(stale.status()), "BACKEND_STALE");
 }
 
 TEST_F(LeaseBrokerPolicyTest, RuleCapsTtlAndActiveLeasesAndAuditsWithoutKeys) {

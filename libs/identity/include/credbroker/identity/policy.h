@@ -1,6 +1,7 @@
 // Policy: which identity may lease which provider, for how long, how many at once and how often.
 // Rules are matched in order; the first whose identity pattern and provider both match decides.
-// Without rules (no `policy` section) every authenticated identity may lease every provider.
+// Default deny: an identity no rule names may lease nothing, and without rules nobody may (the
+// config validation refuses that for Kubernetes and mTLS identities).
 //
 // Errors: PERMISSION_DENIED with reason NO_RULE; RESOURCE_EXHAUSTED with reason RATE_LIMITED.
 // Thread-safety: safe for concurrent use (rate-limit buckets are under a mutex).
@@ -39,7 +40,7 @@ class Policy {
 
   bool IsAdmin(const Identity& who) const;
   // The `caller` label value: the identity when the policy knows it (a rule or the admin list
-  // names it, or no policy is configured), else "unknown" — so label cardinality stays bounded.
+  // names it other than by "*"), else "unknown" — so label cardinality stays bounded.
   std::string MetricLabel(absl::string_view name) const;
   bool configured() const { return !rules_.empty(); }
 
@@ -56,7 +57,7 @@ class Policy {
     absl::Time last;
   };
   const Rule* Find(absl::string_view name, absl::string_view provider) const;
-  // The deciding rule; nullptr when no policy is configured; NO_RULE when none matches.
+  // The deciding rule; NO_RULE when none matches.
   absl::StatusOr<const Rule*> RuleFor(const Identity& who, absl::string_view provider) const;
 
   std::vector<Rule> rules_;

@@ -117,6 +117,8 @@ class LeaseBroker final : public rotation::LeaseView {
   // on the provider; returns how many.
   int64_t RevokeCallerLeases(absl::string_view caller_label, absl::string_view provider,
                              absl::string_view reason);
+  // Whether the caller may see backend errors in its answers (the policy's admins).
+  bool IsAdmin(const identity::Identity& caller) const;
   // The `caller` metric label for an identity (bounded: "unknown" for identities no policy
   // rule names).
   std::string Label(absl::string_view caller) const;
