@@ -320,7 +320,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
                                         }},
       scheduling);
   Edge edge{c->auth.get(), c->metrics.get(), c->policy.get(), c->audit.get()};
-  c->lease_service = std::make_unique<LeaseServiceImpl>(c->broker.get(), edge);
+  c->lease_service = std::make_unique<LeaseServiceImpl>(
+      c->broker.get(), edge,
+      WatchLimits{config.server().max_watch_streams(),
+                  config.server().max_watch_streams_per_caller()});
   c->admin_service = std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog,
                                                         c->engine.get(), c->metrics.get());
   return std::unique_ptr<App>(new App(std::move(c)));

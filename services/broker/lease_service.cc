@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/proto_time.h"
 #include "credbroker/core/status_macros.h"
@@ -12,8 +13,12 @@ namespace credbroker::broker {
 
 using core::FromProtoDuration;
 
-LeaseServiceImpl::LeaseServiceImpl(leasing::LeaseBroker* broker, Edge edge)
-    : broker_(broker), edge_(edge), metrics_(edge.metrics), watchers_(new WatchRegistry()) {}
+LeaseServiceImpl::LeaseServiceImpl(leasing::LeaseBroker* broker, Edge edge,
+                                   WatchLimits watch_limits)
+    : broker_(broker),
+      edge_(edge),
+      metrics_(edge.metrics),
+      watchers_(std::make_unique<WatchRegistry>(watch_limits)) {}
 
 LeaseServiceImpl::~LeaseServiceImpl() = default;
 
@@ -110,17 +115,56 @@ grpc::ServerWriteReactor<v1::KeyEvent>* LeaseServiceImpl::WatchKeys(
   RpcScope scope(metrics_, "WatchKeys");
   absl::StatusOr<identity::Identity> who = Authenticate(ctx, edge_, "WatchKeys");
   if (!who.ok()) return FailedWatch(scope.Finish(who.status()));
-  absl::flat_hash_set<std::string> providers;
-  std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
-  for (const std::string& p : req->providers()) {
-    if (snap->Find(p) == nullptr) {
-      return FailedWatch(scope.Finish(core::WithReason(
-          absl::NotFoundError(absl::StrCat("unknown provider \"", p, "\"")), "UNKNOWN_PROVIDER")));
+  absl::StatusOr<WatchScope> watch = ScopeOf(*who, *req);
+  if (watch.ok()) {
+    if (absl::Status admitted = watchers_->Admit(who->name); !admitted.ok()) watch = admitted;
+  }
+  if (!watch.ok()) {
+    if (edge_.audit != nullptr) {
+      edge_.audit->Record({"WatchKeys", who->name, absl::StrJoin(req->providers(), ","), "", "", "",
+                           "deny", std::string(core::ReasonOf(watch.status()))});
     }
-    providers.insert(p);
+    return FailedWatch(scope.Finish(watch.status()));
   }
   (void)scope.Finish(absl::OkStatus());  // latency of the subscribe; the stream lives on
-  return StartWatch(&broker_->ring(), watchers_.get(), std::move(providers));
+  return StartWatch(&broker_->ring(), watchers_.get(), *std::move(watch));
+}
+
+absl::StatusOr<WatchScope> LeaseServiceImpl::ScopeOf(const identity::Identity& who,
+                                                     const v1::WatchKeysRequest& req) const {
+  WatchScope scope;
+  scope.caller = who.name;
+  scope.admin = edge_.policy != nullptr ? edge_.policy->IsAdmin(who) : who.admin;
+  // The rules that let the caller lease a provider let it watch that provider's versions.
+  auto allowed = [&](const std::string& provider) {
+    return scope.admin || edge_.policy == nullptr ||
+           edge_.policy->AuthorizeRenew(who, provider).ok();
+  };
+  std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
+  for (const std::string& p : req.providers()) {
+    // The policy first, as for AcquireLease: no answer tells a caller which providers exist.
+    if (!allowed(p)) {
+      return core::WithReason(absl::PermissionDeniedError(absl::StrCat("no policy rule allows ",
+                                                                       who.name, " to watch ", p)),
+                              "NO_RULE");
+    }
+    if (snap->Find(p) == nullptr) {
+      return core::WithReason(absl::NotFoundError(absl::StrCat("unknown provider \"", p, "\"")),
+                              "UNKNOWN_PROVIDER");
+    }
+    scope.providers.insert(p);
+  }
+  if (req.providers().empty()) {
+    for (const auto& [name, keys] : snap->providers) {
+      if (allowed(name)) scope.providers.insert(name);
+    }
+    if (scope.providers.empty()) {
+      return core::WithReason(absl::PermissionDeniedError(absl::StrCat(
+                                  "no policy rule allows ", who.name, " to watch any provider")),
+                              "NO_RULE");
+    }
+  }
+  return scope;
 }
 
 }  // namespace credbroker::broker

@@ -15,7 +15,7 @@ namespace credbroker::broker {
 
 class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
  public:
-  LeaseServiceImpl(leasing::LeaseBroker* broker, Edge edge);
+  LeaseServiceImpl(leasing::LeaseBroker* broker, Edge edge, WatchLimits watch_limits = {});
   ~LeaseServiceImpl() override;
 
   // Ends every open WatchKeys stream with UNAVAILABLE (the broker is going away).
@@ -38,6 +38,10 @@ class LeaseServiceImpl final : public v1::LeaseService::CallbackService {
                                                     const v1::WatchKeysRequest* req) override;
 
  private:
+  // What a WatchKeys stream of `who` may see: PERMISSION_DENIED (NO_RULE), NOT_FOUND.
+  absl::StatusOr<WatchScope> ScopeOf(const identity::Identity& who,
+                                     const v1::WatchKeysRequest& req) const;
+
   leasing::LeaseBroker* const broker_;
   const Edge edge_;
   rpc::RpcStats* const metrics_;

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "credbroker/core/proto_time.h"
 #include "credbroker/core/status_macros.h"
@@ -22,9 +23,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
  public:
   static constexpr size_t kMaxQueued = 4096;
 
-  WatchReactor(rotation::KeyRing* ring, WatchRegistry* registry,
-               absl::flat_hash_set<std::string> providers)
-      : ring_(ring), registry_(registry), providers_(std::move(providers)) {
+  WatchReactor(rotation::KeyRing* ring, WatchRegistry* registry, WatchScope scope)
+      : ring_(ring), registry_(registry), scope_(std::move(scope)) {
     registry_->Add(this);
     std::shared_ptr<const rotation::KeySnapshot> snap = ring_->Subscribe(
         [this](const std::vector<rotation::KeyEvent>& events) { OnKeyEvents(events); },
@@ -81,7 +81,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
     // After Unsubscribe returns no listener call is running or can start (the ring calls
     // listeners under the lock Unsubscribe takes), so deleting is safe.
     ring_->Unsubscribe(subscription_);
-    registry_->Remove(this);
+    registry_->Remove(this, scope_.caller);
     delete this;
   }
 
@@ -92,15 +92,18 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
   }
 
  private:
-  bool Wanted(const std::string& provider) const {
-    return providers_.empty() || providers_.contains(provider);
+  bool Wanted(const std::string& provider) const { return scope_.providers.contains(provider); }
+  bool Wanted(const rotation::KeyEvent& ev) const {
+    if (!Wanted(ev.provider)) return false;
+    return ev.type != rotation::KeyEvent::Type::kAnomaly || scope_.admin ||
+           ev.caller == scope_.caller;
   }
 
   void OnKeyEvents(const std::vector<rotation::KeyEvent>& events) {
     absl::MutexLock lock(&mu_);
     if (finished_ || pending_finish_) return;
     for (const rotation::KeyEvent& ev : events) {
-      if (!Wanted(ev.provider)) continue;
+      if (!Wanted(ev)) continue;
       queue_.push_back(ToProto(ev));
     }
     if (queue_.size() > kMaxQueued) {
@@ -134,7 +137,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
 
   rotation::KeyRing* const ring_;
   WatchRegistry* const registry_;
-  const absl::flat_hash_set<std::string> providers_;
+  const WatchScope scope_;
   uint64_t subscription_ = 0;
   absl::Mutex mu_;
   std::deque<v1::KeyEvent> queue_ ABSL_GUARDED_BY(mu_);
@@ -152,14 +155,41 @@ class FailedStream final : public grpc::ServerWriteReactor<v1::KeyEvent> {
   void OnDone() override { delete this; }
 };
 
+absl::Status WatchRegistry::Admit(const std::string& caller) {
+  absl::MutexLock lock(&mu_);
+  size_t& mine = per_caller_[caller];
+  if (open_ >= limits_.total || mine >= limits_.per_caller) {
+    const bool all = open_ >= limits_.total;
+    if (mine == 0) per_caller_.erase(caller);
+    return core::WithReason(
+        absl::ResourceExhaustedError(
+            all ? absl::StrCat("the broker has ", limits_.total,
+                               " WatchKeys streams open (server.max_watch_streams); retry later")
+                : absl::StrCat(caller, " has ", limits_.per_caller,
+                               " WatchKeys streams open (server.max_watch_streams_per_caller)")),
+        "TOO_MANY_WATCHERS");
+  }
+  ++mine;
+  ++open_;
+  return absl::OkStatus();
+}
+
+void WatchRegistry::Remove(WatchReactor* r, const std::string& caller) {
+  absl::MutexLock lock(&mu_);
+  reactors_.erase(r);
+  --open_;
+  auto it = per_caller_.find(caller);
+  if (it != per_caller_.end() && --it->second == 0) per_caller_.erase(it);
+}
+
 void WatchRegistry::CloseAll() {
   absl::MutexLock lock(&mu_);
   for (WatchReactor* r : reactors_) r->Close();
 }
 
 grpc::ServerWriteReactor<v1::KeyEvent>* StartWatch(rotation::KeyRing* ring, WatchRegistry* registry,
-                                                   absl::flat_hash_set<std::string> providers) {
-  return new WatchReactor(ring, registry, std::move(providers));
+                                                   WatchScope scope) {
+  return new WatchReactor(ring, registry, std::move(scope));
 }
 
 grpc::ServerWriteReactor<v1::KeyEvent>* FailedWatch(const grpc::Status& status) {

@@ -37,13 +37,17 @@ identity:
       token: newcomer-token-0123456789
     - service: latecomer
       token: latecomer-token-0123456789
+    - service: e2e-admin
+      token_file: admin.token
+      admin: true
 )");
   const absl::Time started = absl::Now();
   StartBroker();
   v1::Lease lease;
   ASSERT_TRUE(Acquire("lumenfall", &lease).ok());  // during the learning period: baseline
+  // An admin's stream: ANOMALY events about other callers reach admins only.
   grpc::ClientContext ctx;
-  ctx.AddMetadata("authorization", "Bearer " + kAppToken);
+  ctx.AddMetadata("authorization", "Bearer " + kAdminToken);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   auto reader = lease_->WatchKeys(&ctx, v1::WatchKeysRequest());
   v1::KeyEvent e;

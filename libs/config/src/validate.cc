@@ -79,9 +79,8 @@ bool IsLoopbackHost(std::string host) {
 // An identity pattern of identity::IdentityMatches: exact (no '*'), "<namespace>/*" or "*".
 bool IsIdentityPattern(const std::string& id) {
   const size_t star = id.find('*');
-  return !id.empty() &&
-         (star == std::string::npos || id == "*" ||
-          (star == id.size() - 1 && id.size() >= 3 && id[id.size() - 2] == '/'));
+  return !id.empty() && (star == std::string::npos || id == "*" ||
+                         (star == id.size() - 1 && id.size() >= 3 && id[id.size() - 2] == '/'));
 }
 
 bool ValidHostPort(const std::string& s) {
@@ -423,8 +422,7 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
 
   // Default deny (identity::Policy): with identities the operator does not list one by one, a
   // broker without rules would answer every lease with NO_RULE; refuse it at start instead.
-  if (c.policy().rules_size() == 0 &&
-      (c.identity().has_kubernetes() || c.identity().has_mtls())) {
+  if (c.policy().rules_size() == 0 && (c.identity().has_kubernetes() || c.identity().has_mtls())) {
     errors.Add("policy.rules",
                "required with identity.kubernetes or identity.mtls: leases are denied unless a "
                "rule allows them");
@@ -485,6 +483,8 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
   resolve(server->mutable_data_dir());
   if (!server->has_shutdown_grace())
     SetDuration(server->mutable_shutdown_grace(), absl::Seconds(5));
+  if (server->max_watch_streams() == 0) server->set_max_watch_streams(10000);
+  if (server->max_watch_streams_per_caller() == 0) server->set_max_watch_streams_per_caller(1000);
 
   for (v1::SourceConfig& s : *c.mutable_sources()) {
     if (!s.has_max_staleness()) SetDuration(s.mutable_max_staleness(), absl::Hours(24));

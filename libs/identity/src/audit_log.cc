@@ -40,6 +40,25 @@ AuditLog::~AuditLog() {
   if (owned_) ::close(fd_);
 }
 
+namespace {
+
+// Callers choose much of what is audited (a provider name, a lease id, a reason built from them):
+// no field may make a line long enough to flood the log. Cut at a UTF-8 boundary and say so.
+constexpr size_t kMaxFieldBytes = 256;
+
+void AppendBounded(std::string& line, absl::string_view value) {
+  if (value.size() <= kMaxFieldBytes) {
+    core::AppendJsonString(line, value);
+    return;
+  }
+  size_t cut = kMaxFieldBytes;
+  while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;
+  core::AppendJsonString(
+      line, absl::StrCat(value.substr(0, cut), "...[", value.size(), " bytes, truncated]"));
+}
+
+}  // namespace
+
 void AuditLog::Record(const AuditRecord& r) {
   std::string line = "{\"ts\":\"";
   core::AppendUtcTimestamp(line, clock_->Now(), 6);
@@ -49,7 +68,7 @@ void AuditLog::Record(const AuditRecord& r) {
     line += ",";
     core::AppendJsonString(line, name);
     line += ":";
-    core::AppendJsonString(line, value);
+    AppendBounded(line, value);
   };
   field("action", r.action);
   field("caller", r.caller);

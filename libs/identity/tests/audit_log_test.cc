@@ -30,6 +30,26 @@ TEST(AuditLogTest, OneJsonLinePerRecordWithOnlySetFields) {
   EXPECT_THAT(lines[1], Not(HasSubstr("key_version")));
 }
 
+TEST(AuditLogTest, CallerChosenFieldsAreBounded) {
+  std::vector<std::string> lines;
+  core::FakeClock clock;
+  auto log = AuditLog::ToSink([&](absl::string_view l) { lines.emplace_back(l); }, &clock);
+  // 300 three-byte characters: byte 256 falls inside the 86th, so the cut backs off to its start.
+  std::string provider;
+  for (int i = 0; i < 300; ++i) provider += "\xe2\x82\xac";  // €
+  log->Record({"AcquireLease", "billing/api", provider, "", "", std::string(100'000, 'x'), "deny",
+               "NO_RULE"});
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_LT(lines[0].size(), 1000u);
+  EXPECT_THAT(lines[0], HasSubstr("...[100000 bytes, truncated]"));
+  EXPECT_THAT(lines[0], HasSubstr(R"("lease_id":")" + std::string(256, 'x') + "...["));
+  // 85 whole characters (255 bytes), no part of the 86th.
+  std::string kept;
+  for (int i = 0; i < 85; ++i) kept += "\xe2\x82\xac";
+  EXPECT_THAT(lines[0], HasSubstr(R"("provider":")" + kept + "...[900 bytes, truncated]"));
+  EXPECT_THAT(lines[0], HasSubstr(R"("reason":"NO_RULE")"));
+}
+
 TEST(AuditLogTest, AppendsToAFile) {
   testing::TempDir dir;
   core::FakeClock clock;

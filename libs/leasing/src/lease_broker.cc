@@ -262,12 +262,12 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
     CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
                         ServableProvider(*grant.snapshot, provider, now, backend_detail));
     if (keys->current == nullptr) {
-      return Reason(absl::UnavailableError(absl::StrCat(
-                        "no valid key is loaded for ", provider,
-                        keys->last_error.empty() || !backend_detail
-                            ? ""
-                            : absl::StrCat(": ", keys->last_error))),
-                    "NO_KEY");
+      return Reason(
+          absl::UnavailableError(absl::StrCat("no valid key is loaded for ", provider,
+                                              keys->last_error.empty() || !backend_detail
+                                                  ? ""
+                                                  : absl::StrCat(": ", keys->last_error))),
+          "NO_KEY");
     }
     // After the policy: only callers allowed to use the provider are judged by the detector (a
     // caller seen for the first time here may be suspended before it gets a key).

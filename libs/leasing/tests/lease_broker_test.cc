@@ -71,9 +71,9 @@ TEST_F(LeaseBrokerTest, StaleBackendFailsClosedAndRecovers) {
   EXPECT_THAT(stale, StatusIs(absl::StatusCode::kUnavailable, Not(HasSubstr("vault down"))));
   EXPECT_EQ(core::ReasonOf(stale.status()), "BACKEND_STALE");
   // The backend's error names the secret store's paths and roles: admins only.
-  EXPECT_THAT(broker->Acquire(identity::Identity{"ops", true}, "lumenfall", absl::ZeroDuration(),
-                              ""),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("vault down")));
+  EXPECT_THAT(
+      broker->Acquire(identity::Identity{"ops", true}, "lumenfall", absl::ZeroDuration(), ""),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("vault down")));
   source.FailListing(absl::OkStatus());
   (void)ring->RefreshProvider("lumenfall", source);
   EXPECT_THAT(broker->Acquire(app, "lumenfall", absl::ZeroDuration(), ""), IsOk());

@@ -2,6 +2,8 @@
 // leasing::LeaseBroker, KeyRing and LeaseTable over fakes for the secret source and the clock.
 #include <grpcpp/grpcpp.h>
 
+#include <set>
+
 #include "admin_service.h"
 #include "broker_fixture.h"  // libs/leasing/tests
 #include "credbroker/core/ids.h"
@@ -25,7 +27,11 @@ std::string Reason(const grpc::Status& s) { return testing::ErrorReason(s); }
 
 class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
  protected:
+  // Lets a test case change the policy and limits before the services are built.
+  virtual void Configure() {}
+
   void SetUp() override {
+    Configure();
     v1::IdentityConfig ids;
     auto* a = ids.add_static_tokens();
     a->set_service("billing");
@@ -35,8 +41,8 @@ class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
     b->set_token("ops-token-0123456789abc");
     b->set_admin(true);
     auth_ = *identity::StaticTokenAuthenticator::Create(ids);
-    Edge edge{auth_.get(), metrics.get(), nullptr, nullptr};
-    lease_service_ = std::make_unique<LeaseServiceImpl>(broker.get(), edge);
+    Edge edge{auth_.get(), metrics.get(), policy_.get(), nullptr};
+    lease_service_ = std::make_unique<LeaseServiceImpl>(broker.get(), edge, limits_);
     probe_ = std::make_unique<rotation::HttpProviderProbe>(&provider_http_);
     engine_ = std::make_unique<rotation::RotationEngine>(
         ring.get(), &catalog,
@@ -74,6 +80,8 @@ class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
     return lease_->AcquireLease(Ctx(token).get(), req, out);
   }
 
+  std::unique_ptr<identity::Policy> policy_;
+  WatchLimits limits_;
   const std::string kApp = "billing-token-0123456789";
   const std::string kAdmin = "ops-token-0123456789abc";
   std::unique_ptr<identity::Authenticator> auth_;
@@ -184,6 +192,140 @@ TEST_F(GrpcServiceTest, WatchRejectsUnknownProviderAndMissingToken) {
   v1::KeyEvent e;
   EXPECT_FALSE(reader->Read(&e));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// billing may lease lumenfall only; ops is an admin; at most 3 streams, 2 per caller.
+class WatchScopeTest : public GrpcServiceTest {
+ protected:
+  void Configure() override {
+    v1::PolicyConfig config;
+    auto* rule = config.add_rules();
+    rule->add_identities("billing");
+    rule->add_providers("lumenfall");
+    policy_ = std::make_unique<identity::Policy>(config, &clock);
+    limits_ = WatchLimits{3, 2};
+    source.Put("fluximage", "v1", "flx_live_" + std::string(40, 'c'));
+    ASSERT_TRUE(ring->RefreshProvider("fluximage", source).ok());
+  }
+
+  // A client stream, cancelled and finished when it goes out of scope.
+  struct Stream {
+    Stream() = default;
+    Stream(Stream&&) = default;
+    Stream& operator=(Stream&&) = default;
+    ~Stream() { Close(); }
+    grpc::Status Finish() {
+      finished = true;
+      return reader->Finish();
+    }
+    void Close() {
+      if (reader == nullptr || finished) return;
+      ctx->TryCancel();
+      (void)Finish();
+    }
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReader<v1::KeyEvent>> reader;
+    bool finished = false;
+  };
+  Stream Watch(const std::string& token, std::vector<std::string> providers = {}) {
+    Stream s;
+    s.ctx = std::make_unique<grpc::ClientContext>();
+    s.ctx->AddMetadata("authorization", "Bearer " + token);
+    v1::WatchKeysRequest req;
+    for (const std::string& p : providers) req.add_providers(p);
+    s.reader = lease_->WatchKeys(s.ctx.get(), req);
+    return s;
+  }
+  // The providers of the stream's SNAPSHOT events, once SYNCED arrived; false if it ended.
+  static bool ReadSnapshot(Stream& s, std::set<std::string>* providers) {
+    v1::KeyEvent e;
+    while (s.reader->Read(&e)) {
+      if (e.type() == v1::KeyEvent::SYNCED) return true;
+      providers->insert(e.provider());
+    }
+    return false;
+  }
+  static grpc::Status Refused(Stream& s) {
+    v1::KeyEvent e;
+    EXPECT_FALSE(s.reader->Read(&e));
+    return s.Finish();
+  }
+};
+
+TEST_F(WatchScopeTest, ACallerSeesOnlyTheProvidersItMayLease) {
+  Stream mine = Watch(kApp);
+  std::set<std::string> seen;
+  ASSERT_TRUE(ReadSnapshot(mine, &seen));
+  EXPECT_EQ(seen, (std::set<std::string>{"lumenfall"}));
+  Stream all = Watch(kAdmin);
+  seen.clear();
+  ASSERT_TRUE(ReadSnapshot(all, &seen));
+  EXPECT_EQ(seen, (std::set<std::string>{"lumenfall", "fluximage"}));
+  // Asking for a provider without a rule, known or not, is refused alike.
+  for (const std::string provider : {"fluximage", "nope"}) {
+    Stream refused = Watch(kApp, {provider});
+    grpc::Status s = Refused(refused);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << provider;
+    EXPECT_EQ(Reason(s), "NO_RULE") << provider;
+  }
+}
+
+TEST_F(WatchScopeTest, AnomaliesAboutOtherCallersReachAdminsOnly) {
+  Stream mine = Watch(kApp);
+  Stream all = Watch(kAdmin);
+  std::set<std::string> ignored;
+  ASSERT_TRUE(ReadSnapshot(mine, &ignored));
+  ASSERT_TRUE(ReadSnapshot(all, &ignored));
+  for (const std::string caller : {"search", "billing"}) {
+    rotation::KeyEvent e;
+    e.type = rotation::KeyEvent::Type::kAnomaly;
+    e.provider = "lumenfall";
+    e.caller = caller;
+    e.anomaly_kind = "burst";
+    ring->Announce({e});
+  }
+  // The events arrive in order: billing's first event is about itself, so the one about search,
+  // announced before it, was filtered out.
+  v1::KeyEvent e;
+  ASSERT_TRUE(mine.reader->Read(&e));
+  EXPECT_EQ(e.type(), v1::KeyEvent::ANOMALY);
+  EXPECT_EQ(e.caller(), "billing");
+  ASSERT_TRUE(all.reader->Read(&e));
+  EXPECT_EQ(e.caller(), "search");
+  ASSERT_TRUE(all.reader->Read(&e));
+  EXPECT_EQ(e.caller(), "billing");
+}
+
+TEST_F(WatchScopeTest, OpenStreamsAreBoundedPerCallerAndInAll) {
+  std::vector<Stream> open;
+  std::set<std::string> ignored;
+  for (int i = 0; i < 2; ++i) {
+    open.push_back(Watch(kApp));
+    ASSERT_TRUE(ReadSnapshot(open.back(), &ignored));
+  }
+  Stream third = Watch(kApp);
+  grpc::Status s = Refused(third);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Reason(s), "TOO_MANY_WATCHERS");
+  EXPECT_THAT(s.error_message(), HasSubstr("max_watch_streams_per_caller"));
+  open.push_back(Watch(kAdmin));  // the third in all
+  ASSERT_TRUE(ReadSnapshot(open.back(), &ignored));
+  Stream fourth = Watch(kAdmin);
+  s = Refused(fourth);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("server.max_watch_streams"));
+  // A closed stream gives its place back (once the server has seen it end).
+  open[0].Close();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  bool admitted = false;
+  while (!admitted && absl::Now() < deadline) {
+    Stream again = Watch(kApp);
+    admitted = ReadSnapshot(again, &ignored);
+    if (!admitted) {
+      EXPECT_EQ(Reason(again.Finish()), "TOO_MANY_WATCHERS");
+    }
+  }
+  EXPECT_TRUE(admitted);
 }
 
 TEST_F(GrpcServiceTest, AdminNeedsTheAdminRole) {
