@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs dependencies, checks formatting, builds and runs
 # every test (unit, service, integration) in the dev build, runs clang-tidy, builds and runs every
-# test again under ASan+UBSan, and runs the README quick start in demo mode.
+# test again under ASan+UBSan, and runs the README quick start in demo mode. Tests and the quick
+# start run in a network namespace with only loopback (scripts/offline.sh): no test may reach any
+# other address.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,8 +21,8 @@ scripts/format.sh --check
 echo "==> dev build"
 cmake --preset dev
 cmake --build --preset dev
-echo "==> dev tests"
-ctest --preset dev
+echo "==> dev tests (loopback only)"
+scripts/offline.sh ctest --preset dev
 echo "==> clang-tidy"
 scripts/tidy.sh
 
@@ -28,9 +30,9 @@ if [ "${SKIP_ASAN:-0}" != "1" ]; then
   echo "==> asan+ubsan build"
   cmake --preset asan
   cmake --build --preset asan
-  echo "==> asan+ubsan tests"
-  ctest --preset asan
+  echo "==> asan+ubsan tests (loopback only)"
+  scripts/offline.sh ctest --preset asan
 fi
 
-echo "==> quick start (demo mode)"
-scripts/quickstart.sh --demo-only
+echo "==> quick start (demo mode, loopback only)"
+scripts/offline.sh scripts/quickstart.sh --demo-only
