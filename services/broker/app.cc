@@ -281,7 +281,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   if (!config.anomaly_detection().disabled()) {
     c->anomalies = std::make_unique<anomaly::AnomalyDetector>(
         anomaly::AnomalyOptions::FromConfig(config.anomaly_detection()), c->clock, c->metrics.get(),
-        AnomalyResponder(c->broker.get(), c->audit.get(), c->ring.get(), &c->state->facts()));
+        AnomalyResponder(c->broker.get(), c->audit.get(), c->ring.get(), &c->state->facts()),
+        [policy = c->policy.get()](absl::string_view identity) {
+          return policy->MetricLabel(identity);
+        });
     c->broker->SetAnomalyDetector(c->anomalies.get());
     // What earlier runs learned: no fresh warm-up or learning window after a restart.
     c->baselines = std::make_unique<anomaly::BaselineKeeper>(c->anomalies.get(),

@@ -85,8 +85,10 @@ bool ParseAnomalyAction(absl::string_view name, AnomalyAction* out) {
 }
 
 struct AnomalyDetector::Series {
-  Series(std::string c, std::string p) : caller(std::move(c)), provider(std::move(p)) {}
-  const std::string caller;
+  Series(std::string c, std::string l, std::string p)
+      : caller(std::move(c)), label(std::move(l)), provider(std::move(p)) {}
+  const std::string caller;  // the identity
+  const std::string label;   // its metric label
   const std::string provider;
   // The open bucket, written on the request path.
   std::atomic<int64_t> leases{0};
@@ -130,11 +132,14 @@ AnomalyOptions AnomalyOptions::FromConfig(const v1::AnomalyConfig& config) {
 }
 
 AnomalyDetector::AnomalyDetector(AnomalyOptions options, const core::Clock* clock,
-                                 AnomalyStats* stats, std::function<void(const Anomaly&)> sink)
+                                 AnomalyStats* stats, std::function<void(const Anomaly&)> sink,
+                                 std::function<std::string(absl::string_view)> label_of)
     : options_(options),
       clock_(clock),
       stats_(stats),
       sink_(std::move(sink)),
+      label_of_(label_of ? std::move(label_of)
+                         : [](absl::string_view caller) { return std::string(caller); }),
       id_(next_detector_id.fetch_add(1)) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock->Now();
@@ -161,16 +166,25 @@ AnomalyAction AnomalyDetector::ActionFor(AnomalyKind kind) const {
 void AnomalyDetector::Known(absl::string_view caller, absl::string_view provider) {
   absl::MutexLock lock(&mu_);
   auto& slot = series_[absl::StrCat(caller, "\x1f", provider)];
-  if (!slot) slot = std::make_unique<Series>(std::string(caller), std::string(provider));
+  if (!slot) {
+    slot = std::make_unique<Series>(std::string(caller), label_of_(caller), std::string(provider));
+  }
 }
 
 void AnomalyDetector::Restore(const std::vector<AnomalyBaseline>& baselines,
                               absl::Time learning_until) {
   absl::MutexLock lock(&mu_);
   learning_until_ = learning_until;
+  bool shared = false;
   for (const AnomalyBaseline& b : baselines) {
+    if (b.caller == kSharedBaselineCaller) {
+      // An earlier version's series for every identity without a label of its own: it says
+      // nothing about any one of them.
+      shared = true;
+      continue;
+    }
     auto& slot = series_[absl::StrCat(b.caller, "\x1f", b.provider)];
-    if (!slot) slot = std::make_unique<Series>(b.caller, b.provider);
+    if (!slot) slot = std::make_unique<Series>(b.caller, label_of_(b.caller), b.provider);
     slot->rate_mean = b.rate_mean;
     slot->rate_var = b.rate_var;
     slot->fail_mean = b.fail_mean;
@@ -180,6 +194,15 @@ void AnomalyDetector::Restore(const std::vector<AnomalyBaseline>& baselines,
       slot->suspended_until_us.store(absl::ToUnixMicros(b.suspended_until),
                                      std::memory_order_relaxed);
     }
+  }
+  if (shared) {
+    // Those identities were never learned one by one: learn them now rather than call each of
+    // them new. Once: the shared series is not kept, so the next save drops it.
+    learning_until_ = std::max(learning_until_, clock_->Now() + options_.learning_period);
+    core::LogWarning(
+        "anomaly baselines of an earlier version shared by unlabelled callers: learning them one "
+        "by one until the learning period ends",
+        {{"learning_until", absl::FormatTime(learning_until_)}});
   }
 }
 
@@ -213,7 +236,8 @@ AnomalyDetector::Series& AnomalyDetector::Find(absl::string_view caller,
     absl::MutexLock lock(&mu_);
     auto& slot = series_[key];
     if (!slot) {
-      slot = std::make_unique<Series>(std::string(caller), std::string(provider));
+      slot =
+          std::make_unique<Series>(std::string(caller), label_of_(caller), std::string(provider));
       created = true;
     }
     series = slot.get();
@@ -298,7 +322,9 @@ void AnomalyDetector::ApplySuspension(absl::string_view caller, absl::string_vie
   if (s == nullptr) {
     absl::MutexLock lock(&mu_);
     auto& slot = series_[SeriesKey(caller, provider)];
-    if (!slot) slot = std::make_unique<Series>(std::string(caller), std::string(provider));
+    if (!slot)
+      slot =
+          std::make_unique<Series>(std::string(caller), label_of_(caller), std::string(provider));
     s = slot.get();
   }
   const int64_t until_us = absl::ToUnixMicros(until);
@@ -341,6 +367,8 @@ bool AnomalyDetector::Tick() {
     const double alpha =
         std::clamp(absl::FDivDuration(options_.bucket, options_.baseline_window), 0.001, 1.0);
     absl::flat_hash_map<std::string, int> suspended;
+    // Several identities may share a label ("unknown"): the gauge shows the highest score.
+    absl::flat_hash_map<std::pair<std::string, std::string>, double> scores;
     for (auto& entry : series_) {
       Series* s = entry.second.get();
       const auto x = static_cast<double>(s->leases.exchange(0, std::memory_order_relaxed));
@@ -376,9 +404,8 @@ bool AnomalyDetector::Tick() {
                                 f, x + f, 100 * ratio, 100 * s->fail_mean, 100 * sd_fail));
         }
       }
-      if (stats_) {
-        stats_->AnomalyScore(s->caller, s->provider, std::max({0.0, z_rate, z_fail}));
-      }
+      double& score = scores[{s->label, s->provider}];
+      score = std::max({score, z_rate, z_fail});
       Fold(x, alpha, &s->rate_mean, &s->rate_var);
       if (x + f > 0) Fold(ratio, alpha, &s->fail_mean, &s->fail_var);
       ++s->buckets;
@@ -386,6 +413,7 @@ bool AnomalyDetector::Tick() {
       if (s->suspended_until_us.load(std::memory_order_relaxed) > absl::ToUnixMicros(now)) ++n;
     }
     if (stats_) {
+      for (const auto& [key, score] : scores) stats_->AnomalyScore(key.first, key.second, score);
       for (const auto& [provider, n] : suspended) stats_->SuspendedCallers(provider, n);
     }
     // A late tick closes one bucket; the next starts now.

@@ -197,6 +197,60 @@ TEST_F(AnomalyDetectorTest, RestoredBaselinesJudgeAtOnceAndKeepTheLearningWindow
   EXPECT_EQ(Kinds(), (std::vector<std::string>{"rate_spike", "new_caller"}));
 }
 
+// Identities the policy does not name share the metric label "unknown", and nothing else.
+TEST_F(AnomalyDetectorTest, IdentitiesSharingALabelShareNoVerdict) {
+  AnomalyOptions options;
+  options.warmup_buckets = 10;
+  options.learning_period = absl::Minutes(30);
+  options.rate_spike = AnomalyAction::kSuspend;
+  options.suspend_for = absl::Minutes(10);
+  detector_ = std::make_unique<AnomalyDetector>(
+      options, &clock_, &metrics_, [this](const Anomaly& a) { found_.push_back(a); },
+      [](absl::string_view) { return std::string("unknown"); });
+  auto both = [this](int one, int two) {
+    for (int i = 0; i < one; ++i) detector_->RecordLease("team-a/job", "lumenfall");
+    for (int i = 0; i < two; ++i) detector_->RecordLease("team-b/job", "lumenfall");
+    clock_.Advance(absl::Minutes(1));
+    detector_->Tick();
+  };
+  for (int i = 0; i < 40; ++i) both(10 + i % 3, 10 + i % 2);
+  ASSERT_THAT(found_, ::testing::IsEmpty());
+  // team-a bursts; team-b's traffic is as usual.
+  both(120, 11);
+  ASSERT_EQ(Kinds(), std::vector<std::string>{"rate_spike"});
+  EXPECT_EQ(found_[0].caller, "team-a/job");
+  EXPECT_GT(detector_->SuspendedUntil("team-a/job", "lumenfall"), clock_.Now());
+  EXPECT_EQ(detector_->SuspendedUntil("team-b/job", "lumenfall"), absl::InfinitePast());
+  // One series per label in the metrics: the highest score of the identities behind it.
+  const std::string scrape = Scrape();
+  EXPECT_THAT(scrape,
+              HasSubstr(R"(credbroker_anomaly_score{caller="unknown",provider="lumenfall"})"));
+  EXPECT_THAT(scrape, Not(HasSubstr("team-a")));
+  EXPECT_THAT(
+      scrape,
+      Not(HasSubstr(R"(credbroker_anomaly_score{caller="unknown",provider="lumenfall"} 0)")));
+}
+
+TEST_F(AnomalyDetectorTest, ABaselineSharedByUnlabelledCallersIsRelearnedOneByOne) {
+  Build();
+  // Saved by an earlier version: one series for every identity labelled "unknown", and the
+  // learning window long closed.
+  AnomalyBaseline shared;
+  shared.caller = kSharedBaselineCaller;
+  shared.provider = "lumenfall";
+  shared.buckets = 500;
+  detector_->Restore({shared}, clock_.Now() - absl::Hours(24));
+  // Not a verdict on anyone: the identities behind it are learned anew, so none is "new" yet.
+  detector_->RecordLease("team-a/job", "lumenfall");
+  EXPECT_THAT(found_, ::testing::IsEmpty());
+  for (const AnomalyBaseline& b : detector_->Baselines()) EXPECT_NE(b.caller, "unknown");
+  EXPECT_THAT(logs_, HasSubstr("learning them one by one"));
+  // Once that learning period is over, a caller never seen is new again.
+  clock_.Advance(absl::Minutes(31));
+  detector_->RecordLease("team-c/job", "lumenfall");
+  EXPECT_EQ(Kinds(), std::vector<std::string>{"new_caller"});
+}
+
 TEST(AnomalyActionTest, Parses) {
   AnomalyAction a;
   EXPECT_TRUE(ParseAnomalyAction("suspend", &a));

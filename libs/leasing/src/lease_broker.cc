@@ -63,7 +63,7 @@ bool LeaseBroker::IsAdmin(const identity::Identity& caller) const {
 
 void LeaseBroker::RestoreLoaded(const std::vector<LeaseRecord>& loaded) {
   if (anomalies_ == nullptr) return;
-  for (const LeaseRecord& l : loaded) anomalies_->Known(Label(l.caller), l.provider);
+  for (const LeaseRecord& l : loaded) anomalies_->Known(l.caller, l.provider);
 }
 
 std::string LeaseBroker::Label(absl::string_view caller) const {
@@ -117,22 +117,20 @@ std::vector<LeaseRecord> LeaseBroker::RevokeMatching(
   return *std::move(revoked);
 }
 
-int64_t LeaseBroker::RevokeCallerLeases(absl::string_view caller_label, absl::string_view provider,
+int64_t LeaseBroker::RevokeCallerLeases(absl::string_view caller, absl::string_view provider,
                                         absl::string_view reason) {
-  return static_cast<int64_t>(RevokeMatching(
-                                  [&](const LeaseRecord& l) {
-                                    return l.provider == provider &&
-                                           Label(l.caller) == caller_label;
-                                  },
-                                  reason)
-                                  .size());
+  return static_cast<int64_t>(
+      RevokeMatching(
+          [&](const LeaseRecord& l) { return l.provider == provider && l.caller == caller; },
+          reason)
+          .size());
 }
 
-absl::Status LeaseBroker::CheckSuspended(const identity::Identity& caller, absl::string_view label,
+absl::Status LeaseBroker::CheckSuspended(const identity::Identity& caller,
                                          absl::string_view provider, absl::Time now, bool admit) {
   if (anomalies_ == nullptr) return absl::OkStatus();
-  const absl::Time until =
-      admit ? anomalies_->Admit(label, provider) : anomalies_->SuspendedUntil(label, provider);
+  const absl::Time until = admit ? anomalies_->Admit(caller.name, provider)
+                                 : anomalies_->SuspendedUntil(caller.name, provider);
   if (until <= now) return absl::OkStatus();
   return Reason(absl::PermissionDeniedError(absl::StrCat(
                     caller.name, " is suspended on ", provider, " until ", absl::FormatTime(until),
@@ -151,7 +149,7 @@ void LeaseBroker::CheckRevokedForKey(const identity::Identity& caller, const std
     found = it->second;
   }
   anomalies_->RecordRetiredKeyUse(
-      Label(caller.name), found.provider, found.key_version,
+      caller.name, found.provider, found.key_version,
       absl::StrCat(what, " a lease revoked with its key version (", found.reason, ")"));
 }
 
@@ -271,7 +269,7 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
     }
     // After the policy: only callers allowed to use the provider are judged by the detector (a
     // caller seen for the first time here may be suspended before it gets a key).
-    CB_RETURN_IF_ERROR(CheckSuspended(caller, call->label, provider, now, /*admit=*/true));
+    CB_RETURN_IF_ERROR(CheckSuspended(caller, provider, now, /*admit=*/true));
     LeaseRecord& l = grant.lease;
     l.id = core::NewLeaseId();
     if (!counts_->Reserve(l.id, caller.name, provider, max_active)) {
@@ -304,7 +302,7 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
                         }
                         metrics_->LeaseIssued(call->provider, call->label);
                         Audit("AcquireLease", call->caller, call->grant.lease);
-                        if (anomalies_) anomalies_->RecordLease(call->label, call->provider);
+                        if (anomalies_) anomalies_->RecordLease(call->caller.name, call->provider);
                         done(std::move(call->grant));
                       });
 }
@@ -331,7 +329,8 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
   auto fail = [this, call](const absl::Status& status, const GrantDone& done) {
     Denied("RenewLease", call->caller, "", status, call->lease_id);
     if (anomalies_ && core::ReasonOf(status) == "KEY_RETIRED") {
-      anomalies_->RecordRetiredKeyUse(call->label, call->retired_provider, call->retired_version,
+      anomalies_->RecordRetiredKeyUse(call->caller.name, call->retired_provider,
+                                      call->retired_version,
                                       "renewal of a lease after its key version's retire time");
     } else if (absl::IsNotFound(status)) {
       CheckRevokedForKey(call->caller, call->lease_id, "renewal of");
@@ -353,7 +352,7 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
             const rotation::ProviderKeys* keys,
             ServableProvider(*grant.snapshot, l.provider, now, IsAdmin(call->caller)));
         // A lookup only (an admission could run the anomaly sink, which revokes leases).
-        CB_RETURN_IF_ERROR(CheckSuspended(call->caller, call->label, l.provider, now,
+        CB_RETURN_IF_ERROR(CheckSuspended(call->caller, l.provider, now,
                                           /*admit=*/false));
         call->retired_provider = l.provider;
         call->retired_version = l.key_version;
@@ -386,7 +385,7 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
         call->grant.lease = *std::move(renewed);
         metrics_->LeaseRenewed(call->grant.lease.provider, call->label);
         Audit("RenewLease", call->caller, call->grant.lease);
-        if (anomalies_) anomalies_->RecordLease(call->label, call->grant.lease.provider);
+        if (anomalies_) anomalies_->RecordLease(call->caller.name, call->grant.lease.provider);
         done(std::move(call->grant));
       });
 }
@@ -442,10 +441,10 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
           });
     }
     if (anomalies_) {
-      anomalies_->RecordAuthFailure(label, lease.provider, http_status);
+      anomalies_->RecordAuthFailure(caller.name, lease.provider, http_status);
       const rotation::KeyVersion* key = keys ? keys->Find(lease.key_version) : nullptr;
       if (key == nullptr || key->retires_at <= clock_->Now()) {
-        anomalies_->RecordRetiredKeyUse(label, lease.provider, lease.key_version,
+        anomalies_->RecordRetiredKeyUse(caller.name, lease.provider, lease.key_version,
                                         "provider call with a key version past its retire time");
       }
     }

@@ -247,6 +247,36 @@ class LeaseBrokerAnomalyTest : public ::testing::Test, public BrokerFixture {
   int64_t revoked = 0;
 };
 
+TEST_F(LeaseBrokerAnomalyTest, ASuspensionHitsOneIdentityNotEveryoneSharingItsLabel) {
+  // billing and search are both matched only by "*": both have the metric label "unknown".
+  v1::PolicyConfig config;
+  auto* rule = config.add_rules();
+  rule->add_identities("*");
+  rule->add_providers("*");
+  identity::Policy policy(config, &clock);
+  broker = std::make_unique<LeaseBroker>(ring.get(), table.get(), &counts, metrics.get(), &clock,
+                                         TtlPolicy{}, &policy);
+  anomaly::AnomalyOptions options;
+  options.retired_key_use = anomaly::AnomalyAction::kSuspend;
+  Build(options);
+  ASSERT_EQ(policy.MetricLabel("search"), policy.MetricLabel("billing"));
+  auto mine = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  auto theirs = broker->Acquire(other, "lumenfall", absl::ZeroDuration(), "");
+  ASSERT_THAT(mine, IsOk());
+  ASSERT_THAT(theirs, IsOk());
+  detector->RecordRetiredKeyUse(other.name, "lumenfall", "v1", "a report on a retired key");
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].caller, "search");
+  EXPECT_EQ(revoked, 1);
+  EXPECT_THAT(broker->Renew(other, theirs->lease.id, absl::ZeroDuration()),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(broker->Acquire(other, "lumenfall", absl::ZeroDuration(), ""),
+              StatusIs(absl::StatusCode::kPermissionDenied));
+  // billing shares the label, not the verdict.
+  EXPECT_THAT(broker->Renew(app, mine->lease.id, absl::ZeroDuration()), IsOk());
+  EXPECT_THAT(broker->Acquire(app, "lumenfall", absl::ZeroDuration(), ""), IsOk());
+}
+
 TEST_F(LeaseBrokerAnomalyTest, RenewalOfARetiredKeyIsRetiredKeyUseAndSuspends) {
   anomaly::AnomalyOptions options;
   options.retired_key_use = anomaly::AnomalyAction::kSuspend;

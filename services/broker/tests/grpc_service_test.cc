@@ -227,7 +227,7 @@ class WatchScopeTest : public GrpcServiceTest {
     std::unique_ptr<grpc::ClientReader<v1::KeyEvent>> reader;
     bool finished = false;
   };
-  Stream Watch(const std::string& token, std::vector<std::string> providers = {}) {
+  Stream Watch(const std::string& token, const std::vector<std::string>& providers = {}) {
     Stream s;
     s.ctx = std::make_unique<grpc::ClientContext>();
     s.ctx->AddMetadata("authorization", "Bearer " + token);

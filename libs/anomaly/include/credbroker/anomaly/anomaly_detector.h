@@ -102,12 +102,19 @@ struct Anomaly {
   absl::Time suspended_until = absl::InfinitePast();
 };
 
+// The caller of baselines saved by versions that kept one series per metric label: "unknown"
+// stood for every identity the policy does not name (identity::Policy::MetricLabel).
+inline constexpr char kSharedBaselineCaller[] = "unknown";
+
 class AnomalyDetector {
  public:
   // `sink` gets every anomaly after it was counted and logged (audit log, WatchKeys); it runs on
-  // the thread that found the anomaly and must not block.
+  // the thread that found the anomaly and must not block. Callers are identities: each has its
+  // own baseline, suspension and new-caller verdict. `label_of` maps an identity to its bounded
+  // metric label (default: the identity itself); identities sharing a label share nothing else.
   AnomalyDetector(AnomalyOptions options, const core::Clock* clock, AnomalyStats* stats,
-                  std::function<void(const Anomaly&)> sink);
+                  std::function<void(const Anomaly&)> sink,
+                  std::function<std::string(absl::string_view)> label_of = nullptr);
   ~AnomalyDetector();
   AnomalyDetector(const AnomalyDetector&) = delete;
   AnomalyDetector& operator=(const AnomalyDetector&) = delete;
@@ -164,10 +171,11 @@ class AnomalyDetector {
   const core::Clock* const clock_;
   AnomalyStats* const stats_;  // may be null
   const std::function<void(const Anomaly&)> sink_;
+  const std::function<std::string(absl::string_view)> label_of_;
   const uint64_t id_;  // process-unique, keys the per-thread caches
 
   absl::Mutex mu_;
-  // Never erased (bounded by caller labels × providers), so cached pointers stay valid.
+  // Never erased (bounded by authenticated identities × providers), so cached pointers stay valid.
   absl::flat_hash_map<std::string, std::unique_ptr<Series>> series_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> retired_reported_ ABSL_GUARDED_BY(mu_);
   absl::Time bucket_end_ ABSL_GUARDED_BY(mu_);

@@ -113,9 +113,8 @@ class LeaseBroker final : public rotation::LeaseView {
   // (PERMISSION_DENIED, CALLER_SUSPENDED). Set once, before serving.
   void SetAnomalyDetector(anomaly::AnomalyDetector* anomalies) { anomalies_ = anomalies; }
 
-  // Revokes every lease the caller (a metric label, as the anomaly detector knows callers) holds
-  // on the provider; returns how many.
-  int64_t RevokeCallerLeases(absl::string_view caller_label, absl::string_view provider,
+  // Revokes every lease the caller (an identity) holds on the provider; returns how many.
+  int64_t RevokeCallerLeases(absl::string_view caller, absl::string_view provider,
                              absl::string_view reason);
   // Whether the caller may see backend errors in its answers (the policy's admins).
   bool IsAdmin(const identity::Identity& caller) const;
@@ -139,8 +138,8 @@ class LeaseBroker final : public rotation::LeaseView {
   // CALLER_SUSPENDED when the anomaly detector suspended the caller (`label`, its metric label)
   // on the provider. `admit` (AcquireLease, outside every lock) also lets the detector see a new
   // caller first.
-  absl::Status CheckSuspended(const identity::Identity& caller, absl::string_view label,
-                              absl::string_view provider, absl::Time now, bool admit);
+  absl::Status CheckSuspended(const identity::Identity& caller, absl::string_view provider,
+                              absl::Time now, bool admit);
   // A NOT_FOUND lease that was revoked with its key version: report the use of a retired key.
   void CheckRevokedForKey(const identity::Identity& caller, const std::string& lease_id,
                           absl::string_view what);
