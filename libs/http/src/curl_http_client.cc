@@ -11,8 +11,20 @@
 namespace credbroker::http {
 namespace {
 
+// The response body, up to the request's limit.
+struct BodySink {
+  std::string* body;
+  size_t limit;
+  bool exceeded = false;
+};
+
 size_t WriteBody(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* sink = static_cast<BodySink*>(user);
+  if (sink->body->size() + size * n > sink->limit) {
+    sink->exceeded = true;
+    return 0;  // libcurl stops the transfer (CURLE_WRITE_ERROR)
+  }
+  sink->body->append(data, size * n);
   return size * n;
 }
 
@@ -100,8 +112,12 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // never forward credentials to a redirect
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  BodySink body{&response.body, request.max_response_bytes};
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteBody);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &response.body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+  // Refused before the transfer when the server announces a larger Content-Length.
+  curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+                   static_cast<curl_off_t>(request.max_response_bytes));
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, WriteHeader);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &response.headers);
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -112,6 +128,10 @@ absl::StatusOr<HttpResponse> CurlHttpClient::Send(const HttpRequest& request) {
     curl_easy_setopt(c, CURLOPT_SSLKEY, tls_.client_key_file.c_str());
   }
   CURLcode rc = curl_easy_perform(c);
+  if (body.exceeded || rc == CURLE_FILESIZE_EXCEEDED) {
+    return absl::ResourceExhaustedError(absl::StrCat(request.url, ": response body larger than ",
+                                                     request.max_response_bytes, " bytes"));
+  }
   if (rc != CURLE_OK) return FromCurl(rc, errbuf, request.url);
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);

@@ -176,6 +176,29 @@ TEST(CurlHttpClientTest, SendsMethodHeadersBodyAndReadsTheAnswer) {
   EXPECT_THAT(seen, ::testing::Not(HasSubstr("Expect:")));
 }
 
+TEST(CurlHttpClientTest, ABodyOverTheLimitIsRefused) {
+  auto client = CurlHttpClient::Create(TlsOptions{});
+  ASSERT_THAT(client, IsOk());
+  const std::string body(2000, 'a');
+  // Announced (Content-Length) and unannounced (read until close) bodies alike.
+  for (const std::string& length : {std::string("Content-Length: 2000\r\n"), std::string()}) {
+    OneShotServer server("HTTP/1.1 200 OK\r\n" + length + "Connection: close\r\n\r\n" + body);
+    HttpRequest req;
+    req.url = server.url("/jwks");
+    req.max_response_bytes = 1000;
+    EXPECT_THAT((*client)->Send(req),
+                StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("larger than 1000 bytes")))
+        << length;
+  }
+  OneShotServer exact("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body);
+  HttpRequest req;
+  req.url = exact.url("/jwks");
+  req.max_response_bytes = 2000;
+  auto r = (*client)->Send(req);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->body.size(), 2000u);
+}
+
 TEST(CurlHttpClientTest, ConnectionRefusedIsUnavailable) {
   int port;
   {

@@ -208,7 +208,11 @@ absl::StatusOr<secrets::VersionInfo> FileSecretSource::WriteVersion(
   const std::string version = NextVersionId(newest);
   const std::string tmp = absl::StrCat(*folder, "/.", version, ".tmp");
   const std::string final_path = absl::StrCat(*folder, "/", version);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // A file (or a symlink someone planted to catch the key) left at the temporary name goes first;
+  // then only a file this call creates is written: O_EXCL refuses an existing name, O_NOFOLLOW a
+  // symlink put there since.
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     return absl::PermissionDeniedError(
         absl::StrCat("file source ", name_, ": cannot create ", tmp, ": ", std::strerror(errno)));

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "credbroker/testing/status_matchers.h"
 #include "credbroker/testing/temp_dir.h"
@@ -103,6 +104,26 @@ TEST(FileSecretSourceTest, WritesTheNextVersionPrivatelyAndAtomically) {
   auto first = (*source)->WriteVersion("q", core::SecretBytes("k1"));
   ASSERT_THAT(first, IsOk());
   EXPECT_EQ(first->version_id, "v1");
+}
+
+TEST(FileSecretSourceTest, NeverWritesAKeyThroughAPlantedSymlink) {
+  TempDir dir;
+  WriteFile(dir.Join("p/v1"), "k1");
+  WriteFile(dir.Join("elsewhere/readable"), "");
+  // Planted at the temporary name the next write uses.
+  ASSERT_EQ(::symlink(dir.Join("elsewhere/readable").c_str(), dir.Join("p/.v2.tmp").c_str()), 0);
+  auto source = FileSecretSource::Create("local", dir.path());
+  auto written = (*source)->WriteVersion("p", core::SecretBytes("k2-secret"));
+  ASSERT_THAT(written, IsOk());
+  EXPECT_EQ(written->version_id, "v2");
+  std::ifstream target(dir.Join("elsewhere/readable"));
+  std::string leaked((std::istreambuf_iterator<char>(target)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(leaked.empty());
+  struct stat st;
+  ASSERT_EQ(::lstat(dir.Join("p/v2").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ((*source)->FetchVersion("p", "v2")->material.reveal(), "k2-secret");
 }
 
 TEST(FileSecretSourceTest, RefusesToWriteIntoAMountedSecret) {

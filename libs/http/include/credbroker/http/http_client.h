@@ -5,7 +5,8 @@
 // Errors from Send are transport errors only — an HTTP error status is a successful Send whose
 // response carries the status: UNAVAILABLE (connection refused/reset, DNS), DEADLINE_EXCEEDED
 // (timeout), FAILED_PRECONDITION (TLS verification failed: retrying will not help),
-// INVALID_ARGUMENT (malformed URL).
+// INVALID_ARGUMENT (malformed URL), RESOURCE_EXHAUSTED (the response body is larger than the
+// request allows: a misbehaving or hostile server cannot make the broker buffer without bound).
 // Request headers may carry credentials: nothing here logs requests.
 // Thread-safety: implementations are safe for concurrent use.
 #pragma once
@@ -30,6 +31,8 @@ struct HttpRequest {
   Headers headers;
   std::string body;
   absl::Duration timeout = absl::Seconds(10);
+  // The largest response body accepted. Secrets, JWKS documents and probe answers are a few KiB.
+  size_t max_response_bytes = 1 << 20;
 };
 
 struct HttpResponse {
