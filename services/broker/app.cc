@@ -129,6 +129,22 @@ absl::Status WritePortFile(const std::string& path, int grpc_port, int metrics_p
   return absl::OkStatus();
 }
 
+// The name gRPC's server reflection plugin registers itself under.
+constexpr char kReflectionPlugin[] = "proto_server_reflection";
+
+// Takes a plugin off the server being built.
+class WithoutPlugin final : public grpc::ServerBuilderOption {
+ public:
+  explicit WithoutPlugin(std::string name) : name_(std::move(name)) {}
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    std::erase_if(*plugins, [this](const auto& p) { return p->name() == name_; });
+  }
+
+ private:
+  const std::string name_;
+};
+
 // Limits on what a caller may send (README, "Running the broker").
 constexpr int kMaxRequestBytes = 64 * 1024;
 constexpr int kMaxMetadataBytes = 16 * 1024;
@@ -351,8 +367,13 @@ absl::Status App::Start() {
   c.metrics_port = ports.empty() ? 0 : ports.front();
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (c.config.server().reflection()) {
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  } else {
+    // Linking gRPC's reflection library registers its plugin for every server at load time.
+    builder.SetOption(std::make_unique<WithoutPlugin>(kReflectionPlugin));
+  }
   // gRPC sets SO_REUSEPORT by default, which lets a second broker bind the same port and
   // silently share its traffic. One port, one broker.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
