@@ -8,6 +8,7 @@
 #include <deque>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "credbroker/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -182,7 +183,8 @@ TEST(CurlHttpClientTest, ABodyOverTheLimitIsRefused) {
   const std::string body(2000, 'a');
   // Announced (Content-Length) and unannounced (read until close) bodies alike.
   for (const std::string& length : {std::string("Content-Length: 2000\r\n"), std::string()}) {
-    OneShotServer server("HTTP/1.1 200 OK\r\n" + length + "Connection: close\r\n\r\n" + body);
+    OneShotServer server(
+        absl::StrCat("HTTP/1.1 200 OK\r\n", length, "Connection: close\r\n\r\n", body));
     HttpRequest req;
     req.url = server.url("/jwks");
     req.max_response_bytes = 1000;

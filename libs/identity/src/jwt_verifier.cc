@@ -25,6 +25,8 @@ using google::protobuf::Struct;
 using google::protobuf::Value;
 
 constexpr absl::Duration kMinKidRefresh = absl::Seconds(10);
+// How long a token with an unknown kid waits for the fetch it joined (real time).
+constexpr absl::Duration kKidFetchWait = absl::Seconds(2);
 
 absl::Status Unauth(absl::string_view msg, absl::string_view reason) {
   return core::WithReason(absl::UnauthenticatedError(msg), reason);
@@ -212,15 +214,64 @@ absl::StatusOr<size_t> CountJwksKeys(absl::string_view jwks_json) {
 JwtVerifier::JwtVerifier(JwtVerifierOptions options, JwksFetcher fetcher, const core::Clock* clock)
     : options_(std::move(options)), fetcher_(std::move(fetcher)), clock_(clock) {}
 
-JwtVerifier::~JwtVerifier() = default;
+JwtVerifier::~JwtVerifier() {
+  {
+    absl::MutexLock lock(&fetch_mu_);
+    stop_ = true;
+  }
+  if (fetch_thread_.joinable()) fetch_thread_.join();
+}
+
+void JwtVerifier::RunFetches() {
+  while (true) {
+    {
+      absl::MutexLock lock(&fetch_mu_);
+      fetch_mu_.Await(absl::Condition(
+          +[](JwtVerifier* v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(v->fetch_mu_) {
+            return v->stop_ || v->fetch_requested_;
+          },
+          this));
+      if (stop_) return;
+      fetch_requested_ = false;
+      ++fetches_started_;
+    }
+    // No lock held while fetching: tokens keep verifying against the keys already loaded.
+    absl::Status s = Reload();
+    if (!s.ok()) {
+      core::LogWarning("JWKS refresh failed: keeping the old keys", {{"error", s.ToString()}});
+    }
+    absl::MutexLock lock(&fetch_mu_);
+    ++fetches_done_;
+  }
+}
+
+uint64_t JwtVerifier::RequestFetch() {
+  absl::MutexLock lock(&fetch_mu_);
+  // Single flight: every request until the fetch thread takes them is served by one fetch, the
+  // next to start (one running now may have read the keys before they changed).
+  fetch_requested_ = true;
+  return fetches_started_ + 1;
+}
+
+bool JwtVerifier::AwaitFetch(uint64_t fetch) {
+  absl::MutexLock lock(&fetch_mu_);
+  auto finished = [this, fetch]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(fetch_mu_) {
+    return fetches_done_ >= fetch || stop_;
+  };
+  return fetch_mu_.AwaitWithTimeout(absl::Condition(&finished), kKidFetchWait) && !stop_;
+}
 
 absl::StatusOr<std::unique_ptr<JwtVerifier>> JwtVerifier::Create(JwtVerifierOptions options,
                                                                  JwksFetcher fetcher,
                                                                  const core::Clock* clock) {
   auto v =
       std::unique_ptr<JwtVerifier>(new JwtVerifier(std::move(options), std::move(fetcher), clock));
-  absl::MutexLock lock(&v->keys_mu_);
   CB_RETURN_IF_ERROR(v->Reload());
+  {
+    absl::MutexLock lock(&v->keys_mu_);
+    v->last_fetch_ = clock->Now();
+  }
+  v->fetch_thread_ = std::thread([p = v.get()] { p->RunFetches(); });
   return v;
 }
 
@@ -230,13 +281,13 @@ size_t JwtVerifier::key_count() const {
 }
 
 absl::Status JwtVerifier::Reload() {
-  last_fetch_ = clock_->Now();
   absl::StatusOr<std::string> doc = fetcher_();
   if (!doc.ok()) return core::Annotate(doc.status(), "fetching JWKS");
   CB_ASSIGN_OR_RETURN(std::vector<Jwk> keys, ParseJwks(*doc));
   if (keys.empty()) return absl::InvalidArgumentError("JWKS holds no usable RS256/ES256 key");
   auto next = std::make_shared<Keys>();
   next->keys = std::move(keys);
+  absl::MutexLock lock(&keys_mu_);
   keys_ = std::move(next);
   return absl::OkStatus();
 }
@@ -284,15 +335,17 @@ absl::StatusOr<VerifiedToken> JwtVerifier::VerifyUncached(absl::string_view toke
   const absl::Time now = clock_->Now();
 
   std::shared_ptr<const Keys> keys;
+  bool refresh = false;
   {
     absl::MutexLock lock(&keys_mu_);
     if (now - last_fetch_ >= options_.refresh_interval) {
-      if (absl::Status s = Reload(); !s.ok()) {
-        core::LogWarning("JWKS refresh failed: keeping the old keys", {{"error", s.ToString()}});
-      }
+      last_fetch_ = now;
+      refresh = true;
     }
     keys = keys_;
   }
+  // The periodic re-read happens in the background; this token uses the keys loaded now.
+  if (refresh) RequestFetch();
   auto find = [&](const Keys& ks) -> const Jwk* {
     const Jwk* only = nullptr;
     int candidates = 0;
@@ -306,16 +359,22 @@ absl::StatusOr<VerifiedToken> JwtVerifier::VerifyUncached(absl::string_view toke
   };
   const Jwk* key = find(*keys);
   if (key == nullptr) {
-    // A key rotated in since the last fetch: re-read, but not more often than every 10s.
-    absl::MutexLock lock(&keys_mu_);
-    if (now - last_kid_refresh_ >= kMinKidRefresh) {
-      last_kid_refresh_ = now;
-      if (absl::Status s = Reload(); !s.ok()) {
-        core::LogWarning("JWKS refresh failed: keeping the old keys", {{"error", s.ToString()}});
+    // A key rotated in since the last fetch: have it re-read in the background (not more often
+    // than every 10 s; requests in between join that fetch) and wait a moment for it. Only this
+    // request waits, on no lock that other tokens need.
+    bool fetch = false;
+    {
+      absl::MutexLock lock(&keys_mu_);
+      if (now - last_kid_refresh_ >= kMinKidRefresh) {
+        last_kid_refresh_ = now;
+        fetch = true;
       }
-      keys = keys_;
-      key = find(*keys);
     }
+    if (fetch && AwaitFetch(RequestFetch())) {
+      absl::MutexLock lock(&keys_mu_);
+      keys = keys_;
+    }
+    key = find(*keys);
   }
   if (key == nullptr) {
     return Unauth(absl::StrCat("no ", alg, " key with kid \"", kid.substr(0, 64), "\" in the JWKS"),

@@ -1,6 +1,10 @@
 #include "credbroker/identity/jwt_verifier.h"
 
+#include <atomic>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/testing/jwt_signer.h"
 #include "credbroker/testing/status_matchers.h"
@@ -40,6 +44,11 @@ class JwtVerifierTest : public ::testing::Test {
         opts,
         [this]() -> absl::StatusOr<std::string> {
           ++fetches_;
+          if (hold_fetch_) {
+            fetch_entered_.Notify();
+            fetch_release_.WaitForNotification();
+          }
+          absl::MutexLock lock(&jwks_mu_);
           return jwks_;
         },
         &clock_);
@@ -63,8 +72,18 @@ class JwtVerifierTest : public ::testing::Test {
   static JwtKey* ec_;
   static JwtKey* other_;
   core::FakeClock clock_{absl::Now()};
+  void SetJwks(std::string jwks) {
+    absl::MutexLock lock(&jwks_mu_);
+    jwks_ = std::move(jwks);
+  }
+
+  absl::Mutex jwks_mu_;
   std::string jwks_;
-  int fetches_ = 0;
+  std::atomic<int> fetches_{0};
+  // When set, the next fetch announces itself and waits to be released.
+  std::atomic<bool> hold_fetch_{false};
+  absl::Notification fetch_entered_;
+  absl::Notification fetch_release_;
   std::unique_ptr<JwtVerifier> verifier_;
 };
 JwtKey* JwtVerifierTest::rsa_ = nullptr;
@@ -104,9 +123,38 @@ TEST_F(JwtVerifierTest, RejectsUnknownKidAndRefetchesOnceForIt) {
   EXPECT_EQ(Reason(stranger->Sign(Header(*stranger), Claims())), "UNKNOWN_KID");
   EXPECT_EQ(fetches_, before + 1) << "not more often than every 10s";
   // The cluster rotated its signing key: after the pause the new kid is picked up.
-  jwks_ = testing::Jwks({rsa_, ec_, stranger.get()});
+  SetJwks(testing::Jwks({rsa_, ec_, stranger.get()}));
   clock_.Advance(absl::Seconds(11));
   EXPECT_THAT(verifier_->Verify(stranger->Sign(Header(*stranger), Claims())), IsOk());
+}
+
+TEST_F(JwtVerifierTest, AFetchForAnUnknownKidBlocksNoOtherToken) {
+  auto rotated = JwtKey::NewEc("ec-rotated");
+  SetJwks(testing::Jwks({rsa_, ec_, rotated.get()}));
+  const int before = fetches_;
+  hold_fetch_ = true;
+  absl::StatusOr<VerifiedToken> waited;
+  std::thread first([&] { waited = verifier_->Verify(rotated->Sign(Header(*rotated), Claims())); });
+  fetch_entered_.WaitForNotification();
+  // While that fetch hangs: a token of a known key verifies (a fresh one: no cache), and another
+  // unknown kid starts no second fetch.
+  EXPECT_THAT(verifier_->Verify(rsa_->Sign(Header(*rsa_), Claims(1800))), IsOk());
+  auto stranger = JwtKey::NewEc("ec-stranger");
+  EXPECT_EQ(Reason(stranger->Sign(Header(*stranger), Claims())), "UNKNOWN_KID");
+  EXPECT_EQ(fetches_, before + 1);
+  hold_fetch_ = false;
+  fetch_release_.Notify();
+  first.join();
+  // The first caller got the key if the fetch ended within its wait; either way the fetch ran
+  // once and the rotated key now verifies without another.
+  if (!waited.ok()) {
+    EXPECT_EQ(core::ReasonOf(waited.status()), "UNKNOWN_KID");
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (verifier_->key_count() != 3 && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_THAT(verifier_->Verify(rotated->Sign(Header(*rotated), Claims(1700))), IsOk());
+  EXPECT_EQ(fetches_, before + 1);
 }
 
 TEST_F(JwtVerifierTest, RejectsAlgNone) {

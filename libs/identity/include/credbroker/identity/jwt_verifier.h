@@ -4,8 +4,10 @@
 // `kid` in a JWKS (from a file or the cluster's /openid/v1/jwks), checks `iss`, that the
 // configured audience is in `aud`, and `exp`/`nbf` with a small leeway, and derives the
 // identity "<namespace>/<serviceaccount>". The keys are re-read periodically and when a token
-// names an unknown `kid` (at most every 10 s). Verified tokens are cached until they expire so the
-// hot path does not redo RSA/ECDSA.
+// names an unknown `kid` (at most every 10 s), always on the verifier's own thread, one fetch at a
+// time: tokens signed with known keys keep verifying meanwhile, and a token with an unknown kid
+// waits up to 2 s for the fetch. Verified tokens are cached until they expire so the hot path
+// does not redo RSA/ECDSA.
 //
 // Errors: UNAUTHENTICATED with a reason — MALFORMED_CREDENTIALS, UNSUPPORTED_ALG, UNKNOWN_KID,
 // BAD_SIGNATURE, TOKEN_EXPIRED, NOT_YET_VALID, WRONG_AUDIENCE, UNKNOWN_ISSUER. Messages never
@@ -17,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -59,8 +62,15 @@ class JwtVerifier {
  private:
   struct Keys;
   JwtVerifier(JwtVerifierOptions options, JwksFetcher fetcher, const core::Clock* clock);
-  absl::Status Reload() ABSL_EXCLUSIVE_LOCKS_REQUIRED(keys_mu_);
+  // Fetches and installs the keys (takes keys_mu_ only to install them).
+  absl::Status Reload() ABSL_LOCKS_EXCLUDED(keys_mu_);
   absl::StatusOr<VerifiedToken> VerifyUncached(absl::string_view token);
+  // The fetch thread: one Reload per request, however many requests arrived meanwhile.
+  void RunFetches();
+  // Asks the fetch thread for a fetch; returns the number of the fetch that will serve it.
+  uint64_t RequestFetch() ABSL_LOCKS_EXCLUDED(fetch_mu_);
+  // Waits (up to 2 s) for that fetch to finish; false when it did not in time.
+  bool AwaitFetch(uint64_t fetch) ABSL_LOCKS_EXCLUDED(fetch_mu_);
 
   const JwtVerifierOptions options_;
   JwksFetcher fetcher_;
@@ -69,6 +79,12 @@ class JwtVerifier {
   std::shared_ptr<const Keys> keys_ ABSL_GUARDED_BY(keys_mu_);
   absl::Time last_fetch_ ABSL_GUARDED_BY(keys_mu_) = absl::InfinitePast();
   absl::Time last_kid_refresh_ ABSL_GUARDED_BY(keys_mu_) = absl::InfinitePast();
+  absl::Mutex fetch_mu_;
+  bool fetch_requested_ ABSL_GUARDED_BY(fetch_mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(fetch_mu_) = false;
+  uint64_t fetches_started_ ABSL_GUARDED_BY(fetch_mu_) = 0;
+  uint64_t fetches_done_ ABSL_GUARDED_BY(fetch_mu_) = 0;
+  std::thread fetch_thread_;  // started by Create once the first keys are in
   absl::Mutex cache_mu_;
   absl::flat_hash_map<std::string, VerifiedToken> cache_ ABSL_GUARDED_BY(cache_mu_);
   std::atomic<int64_t> signature_checks_{0};
