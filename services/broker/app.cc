@@ -192,6 +192,7 @@ struct App::Components {
   std::unique_ptr<identity::Authenticator> auth;
   std::unique_ptr<identity::Policy> policy;
   std::unique_ptr<identity::AuditLog> audit;
+  std::unique_ptr<identity::AuthFailureFolder> auth_folder;
   std::unique_ptr<leasing::LeaseBroker> broker;
   std::unique_ptr<LeaseServiceImpl> lease_service;
   std::unique_ptr<AdminServiceImpl> admin_service;
@@ -266,7 +267,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   if (!c->policy->configured()) {
     core::LogWarning("no policy rules: every lease is denied (add policy.rules)");
   }
-  CB_ASSIGN_OR_RETURN(c->audit, identity::AuditLog::Open(config.audit().path(), c->clock));
+  CB_ASSIGN_OR_RETURN(c->audit,
+                      identity::AuditLog::Open(config.audit().path(), c->clock, c->metrics.get()));
+  c->auth_folder = std::make_unique<identity::AuthFailureFolder>(
+      identity::AuthFailureFolderOptions{}, c->clock, c->metrics.get());
   if (config.server().has_tls()) {
     CB_RETURN_IF_ERROR(core::Annotate(CheckTlsFiles(config.server().tls()), "server.tls"));
   } else if (config.server().insecure_plaintext()) {
@@ -338,7 +342,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
                                           if (baselines != nullptr) baselines->Tick();
                                         }},
       scheduling);
-  Edge edge{c->auth.get(), c->metrics.get(), c->policy.get(), c->audit.get()};
+  Edge edge{c->auth.get(), c->metrics.get(), c->policy.get(), c->audit.get(), c->auth_folder.get()};
   c->lease_service = std::make_unique<LeaseServiceImpl>(
       c->broker.get(), edge,
       WatchLimits{config.server().max_watch_streams(),

@@ -1,7 +1,9 @@
 #include "rpc_edge.h"
 
+#include <optional>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "credbroker/core/status_macros.h"
 
 namespace credbroker::broker {
@@ -29,9 +31,18 @@ absl::StatusOr<identity::Identity> Authenticate(grpc::CallbackServerContext* ctx
   if (!who.ok()) {
     std::string reason = core::ReasonOf(who.status());
     edge.metrics->CallerAuthFailure(identity::AuthFailureLabel(reason));
-    if (edge.audit) {
-      edge.audit->Record({std::string(method), "", "", "", "", "", "deny",
-                          reason.empty() ? "UNAUTHENTICATED" : reason});
+    if (reason.empty()) reason = "UNAUTHENTICATED";
+    std::optional<uint64_t> folded_before = 0;
+    if (edge.auth_folder != nullptr) {
+      folded_before =
+          edge.auth_folder->Admit(identity::AuthFailureFolder::PeerAddress(ctx->peer()));
+    }
+    if (edge.audit != nullptr && folded_before.has_value()) {
+      if (*folded_before > 0) {
+        absl::StrAppend(&reason, "; ", *folded_before,
+                        " more failures from this peer were not audited one by one");
+      }
+      edge.audit->Record({std::string(method), "", "", "", "", "", "deny", reason});
     }
   }
   return who;

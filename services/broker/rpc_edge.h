@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "credbroker/identity/audit_log.h"
+#include "credbroker/identity/auth_failure_folder.h"
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/identity/policy.h"
 #include "credbroker/rpc/rpc_stats.h"
@@ -23,6 +24,9 @@ struct Edge {
   const identity::Policy* policy = nullptr;
   // May be null (nothing audited).
   identity::AuditLog* audit = nullptr;
+  // Folds repeated authentication failures of one peer in the audit log; may be null (each one
+  // audited).
+  identity::AuthFailureFolder* auth_folder = nullptr;
 };
 
 // Records latency and outcome of one RPC.

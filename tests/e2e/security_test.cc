@@ -126,6 +126,12 @@ audit:
   std::unique_ptr<testing::JwtKey> jwt_key_;
 };
 
+int CountOf(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 TEST_F(SecurityEndToEndTest, ClientCertificatesJwtsPolicyAndAudit) {
   StartBroker();
   // A SPIFFE client certificate is the identity billing/api.
@@ -277,6 +283,30 @@ TEST_F(EndToEndTest, StateFilesArePrivateAndTheProcessLeavesNoCoreDump) {
 
 // A request beyond the API's needs is refused by gRPC before any handler runs: a message over
 // 64 KiB, or metadata over 16 KiB.
+TEST_F(EndToEndTest, AFloodOfBadTokensFromOnePeerIsAuditedOnceAndCounted) {
+  WriteFile(dir_.Join("broker.yaml"), std::string(kConfig) + "audit: {path: audit.log}\n");
+  StartBroker();
+  for (int i = 0; i < 20; ++i) {
+    v1::Lease lease;
+    EXPECT_EQ(Acquire("lumenfall", &lease, "guess-" + std::to_string(i)).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  // Every failure is refused and counted; one audit line stands for the peer's minute.
+  std::string m = Metrics();
+  EXPECT_THAT(m, HasSubstr(R"(credbroker_caller_auth_failures_total{reason="invalid_token"} 20)"));
+  EXPECT_THAT(m, HasSubstr("credbroker_audit_lines_folded_total 19"));
+  // A lease afterwards proves the audit lines before it were written.
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire("lumenfall", &lease).ok());
+  std::string audit;
+  ASSERT_TRUE(Eventually([&] {
+    audit = testing::ReadFile(dir_.Join("audit.log"));
+    return absl::StrContains(audit, lease.lease_id());
+  }));
+  EXPECT_EQ(CountOf(audit, R"("decision":"deny","reason":"INVALID_CREDENTIALS")"), 1);
+  EXPECT_THAT(audit, Not(HasSubstr("guess-")));
+}
+
 TEST_F(EndToEndTest, OversizedRequestsAndMetadataAreRefused) {
   StartBroker();
   v1::PingRequest big;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -15,9 +16,10 @@
 namespace credbroker::identity {
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
-                                                         const core::Clock* clock) {
+                                                         const core::Clock* clock,
+                                                         AuditStats* stats) {
   if (path.empty() || path == "-") {
-    return std::unique_ptr<AuditLog>(new AuditLog(STDOUT_FILENO, false, nullptr, clock));
+    return std::unique_ptr<AuditLog>(new AuditLog(STDOUT_FILENO, false, nullptr, clock, stats));
   }
   std::error_code ec;
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -27,12 +29,12 @@ absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path
     return absl::FailedPreconditionError(
         absl::StrCat("cannot open audit log ", path, ": ", std::strerror(errno)));
   }
-  return std::unique_ptr<AuditLog>(new AuditLog(fd, true, nullptr, clock));
+  return std::unique_ptr<AuditLog>(new AuditLog(fd, true, nullptr, clock, stats));
 }
 
 std::unique_ptr<AuditLog> AuditLog::ToSink(std::function<void(absl::string_view)> sink,
                                            const core::Clock* clock) {
-  return std::unique_ptr<AuditLog>(new AuditLog(-1, false, std::move(sink), clock));
+  return std::unique_ptr<AuditLog>(new AuditLog(-1, false, std::move(sink), clock, nullptr));
 }
 
 AuditLog::~AuditLog() {
@@ -105,10 +107,23 @@ void AuditLog::WritePending() {
     batch.swap(pending_);
     mu_.Unlock();
     size_t off = 0;
+    int error = 0;
     while (off < batch.size()) {
-      ssize_t n = ::write(fd_, batch.data() + off, batch.size() - off);
-      if (n <= 0) break;
+      const ssize_t n = ::write(fd_, batch.data() + off, batch.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        error = n < 0 ? errno : EIO;
+        break;
+      }
       off += static_cast<size_t>(n);
+    }
+    if (off < batch.size()) {
+      // The lines not (wholly) written are lost: say how many, never what they held.
+      const auto lost = static_cast<uint64_t>(
+          std::count(batch.begin() + static_cast<std::ptrdiff_t>(off), batch.end(), '\n'));
+      if (stats_ != nullptr) stats_->AuditLinesLost(lost);
+      core::LogError("audit log write failed: lines lost",
+                     {{"lines", absl::StrCat(lost)}, {"error", std::strerror(error)}});
     }
     mu_.Lock();
   }

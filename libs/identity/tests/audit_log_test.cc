@@ -50,6 +50,26 @@ TEST(AuditLogTest, CallerChosenFieldsAreBounded) {
   EXPECT_THAT(lines[0], HasSubstr(R"("reason":"NO_RULE")"));
 }
 
+TEST(AuditLogTest, LinesTheFileSystemRefusesAreCountedAsLost) {
+  class Lost final : public AuditStats {
+   public:
+    void AuditLinesLost(uint64_t lines) override { lost += lines; }
+    void AuditLinesFolded(uint64_t) override {}
+    uint64_t lost = 0;
+  } stats;
+  core::FakeClock clock;
+  // /dev/full refuses every write with ENOSPC, as a full disk does.
+  auto log = AuditLog::Open("/dev/full", &clock, &stats);
+  ASSERT_THAT(log, testing::IsOk());
+  (*log)->Record({"AcquireLease", "billing/api", "lumenfall", "", "", "", "allow", ""});
+  {
+    core::BatchScope batch;  // two lines, one write
+    (*log)->Record({"RenewLease", "billing/api", "lumenfall", "", "", "", "allow", ""});
+    (*log)->Record({"ReleaseLease", "billing/api", "lumenfall", "", "", "", "allow", ""});
+  }
+  EXPECT_EQ(stats.lost, 3u);
+}
+
 TEST(AuditLogTest, AppendsToAFile) {
   testing::TempDir dir;
   core::FakeClock clock;

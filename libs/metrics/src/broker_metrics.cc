@@ -271,7 +271,24 @@ BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
                              .Name("credbroker_suspended_callers")
                              .Help("Callers whose leases on the provider are suspended by the "
                                    "anomaly detector.")
-                             .Register(*registry_)) {}
+                             .Register(*registry_)),
+      audit_lost_(&prometheus::BuildCounter()
+                       .Name("credbroker_audit_lines_lost_total")
+                       .Help("Audit lines the file system refused (not in the audit log).")
+                       .Register(*registry_)
+                       .Add({})),
+      audit_folded_(&prometheus::BuildCounter()
+                         .Name("credbroker_audit_lines_folded_total")
+                         .Help("Failed authentications from one peer not audited one by one.")
+                         .Register(*registry_)
+                         .Add({})) {}
+
+void BrokerMetrics::AuditLinesLost(uint64_t lines) {
+  audit_lost_->Increment(static_cast<double>(lines));
+}
+void BrokerMetrics::AuditLinesFolded(uint64_t lines) {
+  audit_folded_->Increment(static_cast<double>(lines));
+}
 
 void BrokerMetrics::LeaseIssued(absl::string_view provider, absl::string_view caller) {
   issued_.Get({provider, caller}).Increment();

@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "credbroker/anomaly/anomaly_stats.h"
+#include "credbroker/identity/audit_log.h"
 #include "credbroker/leasing/lease_stats.h"
 #include "credbroker/rotation/rotation_stats.h"
 #include "credbroker/rpc/rpc_stats.h"
@@ -88,6 +89,7 @@ class ChildCache {
 // One Prometheus implementation of every component's stats interface: each component sees only
 // its own (leasing::LeaseStats, rotation::RotationStats, anomaly::AnomalyStats, rpc::RpcStats).
 class BrokerMetrics final : public anomaly::AnomalyStats,
+                            public identity::AuditStats,
                             public leasing::LeaseStats,
                             public rotation::RotationStats,
                             public rpc::RpcStats {
@@ -140,6 +142,10 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   void MintFailure(absl::string_view provider, absl::string_view operation) override;
   void RevocationSuspected(absl::string_view provider) override;
 
+  // identity::AuditStats
+  void AuditLinesLost(uint64_t lines) override;
+  void AuditLinesFolded(uint64_t lines) override;
+
   // rpc::RpcStats
   void RpcCompleted(absl::string_view method, absl::string_view code,
                     absl::Duration latency) override;
@@ -182,6 +188,8 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   prometheus::Family<prometheus::Counter>& anomalies_;
   prometheus::Family<prometheus::Gauge>& anomaly_score_;
   prometheus::Family<prometheus::Gauge>& suspended_callers_;
+  prometheus::Counter* const audit_lost_;
+  prometheus::Counter* const audit_folded_;
 
   ChildCache<prometheus::Counter> issued_{leases_issued_, {"provider", "caller"}};
   ChildCache<prometheus::Counter> renewed_{leases_renewed_, {"provider", "caller"}};
