@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
@@ -20,11 +21,10 @@ absl::Status Reason(absl::Status s, absl::string_view reason) {
 
 // The provider's keys when new leases may be handed out, or why not.
 // `backend_detail`: whether the caller may see the backend's last error (admins only: it names
-// paths, hosts and roles of the secret store).
-absl::StatusOr<const rotation::ProviderKeys*> ServableProvider(const rotation::KeySnapshot& snap,
-                                                               const std::string& provider,
-                                                               absl::Time now,
-                                                               bool backend_detail) {
+// paths, hosts and roles of the secret store); asked only when there is an error to tell.
+absl::StatusOr<const rotation::ProviderKeys*> ServableProvider(
+    const rotation::KeySnapshot& snap, const std::string& provider, absl::Time now,
+    absl::FunctionRef<bool()> backend_detail) {
   const rotation::ProviderKeys* keys = snap.Find(provider);
   if (keys == nullptr) {
     return Reason(absl::NotFoundError(absl::StrCat("unknown provider \"", provider, "\"")),
@@ -35,7 +35,7 @@ absl::StatusOr<const rotation::ProviderKeys*> ServableProvider(const rotation::K
         absl::UnavailableError(absl::StrCat(
             "keys for ", provider, " could not be refreshed from the backend for longer than ",
             absl::FormatDuration(keys->max_staleness),
-            keys->last_error.empty() || !backend_detail
+            keys->last_error.empty() || !backend_detail()
                 ? ""
                 : absl::StrCat(" (", keys->last_error, ")"))),
         "BACKEND_STALE");
@@ -256,13 +256,13 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
       lifetime = std::min(lifetime, allowed.max_ttl);
       max_active = allowed.max_active_leases;
     }
-    const bool backend_detail = IsAdmin(caller);
+    auto backend_detail = [&] { return IsAdmin(caller); };
     CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
                         ServableProvider(*grant.snapshot, provider, now, backend_detail));
     if (keys->current == nullptr) {
       return Reason(
           absl::UnavailableError(absl::StrCat("no valid key is loaded for ", provider,
-                                              keys->last_error.empty() || !backend_detail
+                                              keys->last_error.empty() || !backend_detail()
                                                   ? ""
                                                   : absl::StrCat(": ", keys->last_error))),
           "NO_KEY");
@@ -348,9 +348,9 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
       [this, call](const LeaseRecord& l) -> absl::StatusOr<absl::Time> {
         const absl::Time now = call->now;
         LeaseGrant& grant = call->grant;
-        CB_ASSIGN_OR_RETURN(
-            const rotation::ProviderKeys* keys,
-            ServableProvider(*grant.snapshot, l.provider, now, IsAdmin(call->caller)));
+        CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
+                            ServableProvider(*grant.snapshot, l.provider, now,
+                                             [&] { return IsAdmin(call->caller); }));
         // A lookup only (an admission could run the anomaly sink, which revokes leases).
         CB_RETURN_IF_ERROR(CheckSuspended(call->caller, l.provider, now,
                                           /*admit=*/false));
