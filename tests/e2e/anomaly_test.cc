@@ -41,7 +41,6 @@ identity:
       token_file: admin.token
       admin: true
 )");
-  const absl::Time started = absl::Now();
   StartBroker();
   v1::Lease lease;
   ASSERT_TRUE(Acquire("lumenfall", &lease).ok());  // during the learning period: baseline
@@ -53,7 +52,12 @@ identity:
   v1::KeyEvent e;
   while (reader->Read(&e) && e.type() != v1::KeyEvent::SYNCED) {
   }
-  absl::SleepFor(started + absl::Milliseconds(3500) - absl::Now());  // learning is over
+  // Learning is over when the broker says so (its own clock and start, not a guess here).
+  std::optional<double> learning_until =
+      MetricValue("credbroker_anomaly_learning_until_timestamp_seconds");
+  ASSERT_TRUE(learning_until.has_value()) << Metrics();
+  ASSERT_TRUE(
+      Eventually([&] { return absl::Now() > absl::UnixEpoch() + absl::Seconds(*learning_until); }));
 
   // A caller never seen before: with new_caller_action "suspend" it never gets a key.
   const std::string newcomer = "newcomer-token-0123456789";

@@ -15,8 +15,10 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/testing/broker_process.h"
@@ -140,6 +142,16 @@ class EndToEndTest : public ::testing::Test {
   std::string Metrics() {
     auto body = HttpGet(broker_->metrics_address(), "/metrics");
     return body.ok() ? *body : "";
+  }
+
+  // The value of the unlabelled metric `name`, if the broker exports it.
+  std::optional<double> MetricValue(const std::string& name) {
+    for (absl::string_view line : absl::StrSplit(Metrics(), '\n')) {
+      if (!absl::ConsumePrefix(&line, name + " ")) continue;
+      double value = 0;
+      if (absl::SimpleAtod(line, &value)) return value;
+    }
+    return std::nullopt;
   }
 
   // Polls until `pred` holds (file watching and refreshes are asynchronous).

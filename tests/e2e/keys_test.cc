@@ -81,7 +81,11 @@ TEST_F(EndToEndTest, KeyVersionStateSurvivesKill9) {
   const v1::KeyVersionInfo before = *previous();
   broker_->Kill();
   broker_.reset();
-  absl::SleepFor(absl::Seconds(1));  // a restart later must not restart the overlap
+  // The restart must come in a later second than the promotion (retires_at - the default 7 day
+  // overlap), so that an overlap restarted by it would show in retires_at.
+  const absl::Time promoted =
+      absl::FromUnixSeconds(before.retires_at().seconds()) - absl::Hours(7 * 24);
+  ASSERT_TRUE(Eventually([&] { return absl::Now() >= promoted + absl::Seconds(1); }));
   StartBroker();
   std::optional<v1::KeyVersionInfo> after = previous();
   ASSERT_TRUE(after.has_value());

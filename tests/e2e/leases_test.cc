@@ -84,7 +84,9 @@ TEST_F(EndToEndTest, ExpiredLeaseIsRefusedAndSwept) {
   v1::Lease lease;
   ASSERT_TRUE(lease_->AcquireLease(Ctx().get(), req, &lease).ok());
   EXPECT_EQ(lease.expires_at().seconds() - lease.issued_at().seconds(), 1);
-  absl::SleepFor(absl::Milliseconds(1100));
+  const absl::Time expires = absl::FromUnixSeconds(lease.expires_at().seconds()) +
+                             absl::Nanoseconds(lease.expires_at().nanos());
+  ASSERT_TRUE(Eventually([&] { return absl::Now() > expires; }));
   v1::Lease renewed;
   grpc::Status s = Renew(lease.lease_id(), &renewed);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);

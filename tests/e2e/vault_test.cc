@@ -4,14 +4,21 @@
 namespace credbroker::e2e {
 namespace {
 
+// The Vault policy the README asks for, in Vault's JSON syntax.
+constexpr char kPolicy[] = R"({"path": {
+  "secret/data/credbroker/*": {"capabilities": ["create", "read", "update"]},
+  "secret/metadata/credbroker/*": {"capabilities": ["read", "list"]}}})";
+
 class VaultEndToEndTest : public EndToEndTest {
  protected:
   void SetUp() override {
     EndToEndTest::SetUp();
     WriteFile(dir_.Join("jwt"), "projected-sa-token-e2e\n");
+    WriteFile(dir_.Join("policy.json"), kPolicy);
     auto vault = testing::ChildProcess::Start(
         {"/usr/bin/python3", CB_VAULT_FIXTURE, "--port-file", dir_.Join("vault.port"), "--k8s-role",
-         "credbroker", "--k8s-jwt-file", dir_.Join("jwt")},
+         "credbroker", "--k8s-jwt-file", dir_.Join("jwt"), "--policy",
+         "credbroker=" + dir_.Join("policy.json"), "--k8s-policies", "credbroker"},
         dir_.Join("vault.port"), dir_.Join("vault.log"));
     ASSERT_THAT(vault.status(), testing::IsOk());
     vault_.emplace(std::move(*vault));
@@ -105,7 +112,32 @@ TEST_F(VaultEndToEndTest, ServesVaultKeysRotatesAndFailsClosedAfterMaxStaleness)
   EXPECT_THAT(broker_->Logs(), Not(HasSubstr("projected-sa-token-e2e")));
 }
 
-// Makes a CA, or a leaf certificate signed by `ca`, with the openssl CLI.
+// An operator takes the broker's Vault policy away: Vault answers 403, counted as
+// permission_denied; the cached key keeps serving until max_staleness, then lease calls fail
+// closed; with the policy back the broker recovers without a restart.
+TEST_F(VaultEndToEndTest, PermissionDeniedByVaultServesCachedKeysThenFailsClosed) {
+  StartBroker();
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire("lumenfall", &lease).ok()) << broker_->Logs();
+  Post("/__fixture/policy", R"({"name":"credbroker","delete":true})");
+  ASSERT_TRUE(Eventually([&] {
+    return absl::StrContains(
+        Metrics(),
+        R"(credbroker_backend_errors_total{backend="vault",reason="permission_denied"})");
+  })) << Metrics();
+  grpc::Status stale;
+  ASSERT_TRUE(Eventually([&] {
+    v1::Lease l;
+    stale = Acquire("lumenfall", &l);
+    return stale.error_code() == grpc::StatusCode::UNAVAILABLE;
+  }));
+  EXPECT_EQ(Reason(stale), "BACKEND_STALE");
+  Post("/__fixture/policy", absl::StrCat(R"({"name":"credbroker","policy":)", kPolicy, "}"));
+  ASSERT_TRUE(Eventually([&] {
+    v1::Lease l;
+    return Acquire("lumenfall", &l).ok();
+  })) << broker_->Logs();
+}
 
 }  // namespace
 }  // namespace credbroker::e2e

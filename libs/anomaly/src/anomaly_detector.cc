@@ -145,6 +145,7 @@ AnomalyDetector::AnomalyDetector(AnomalyOptions options, const core::Clock* cloc
   const absl::Time now = clock->Now();
   bucket_end_ = now + options_.bucket;
   learning_until_ = now + options_.learning_period;
+  if (stats_) stats_->LearningUntil(learning_until_);
 }
 
 AnomalyDetector::~AnomalyDetector() = default;
@@ -204,6 +205,7 @@ void AnomalyDetector::Restore(const std::vector<AnomalyBaseline>& baselines,
         "by one until the learning period ends",
         {{"learning_until", absl::FormatTime(learning_until_)}});
   }
+  if (stats_) stats_->LearningUntil(learning_until_);
 }
 
 std::vector<AnomalyBaseline> AnomalyDetector::Baselines() {

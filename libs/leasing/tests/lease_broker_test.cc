@@ -1,5 +1,7 @@
 #include "credbroker/leasing/lease_broker.h"
 
+#include <optional>
+
 #include "broker_fixture.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/status_macros.h"
@@ -113,10 +115,11 @@ TEST_F(LeaseBrokerTest, LeaseOnPreviousVersionRenewsUntilRetireThenFails) {
   const absl::Time retires = clock.Now() + absl::Hours(24 * 7);
   // Renew every 50 minutes across the whole overlap.
   absl::Time last_expiry;
-  for (int i = 0; i < 300; ++i) {
+  std::optional<absl::Status> refused;
+  for (int i = 0; i < 300 && !refused; ++i) {
     auto r = broker->Renew(app, g->lease.id, absl::Hours(1));
     if (!r.ok()) {
-      EXPECT_EQ(core::ReasonOf(r.status()), "LEASE_EXPIRED") << r.status();
+      refused = r.status();
       break;
     }
     EXPECT_EQ(r->lease.key_version, "v1");
@@ -126,6 +129,11 @@ TEST_F(LeaseBrokerTest, LeaseOnPreviousVersionRenewsUntilRetireThenFails) {
     ASSERT_TRUE(ring->RefreshProvider("lumenfall", source).ok());  // backend stays fresh
   }
   EXPECT_EQ(last_expiry, retires) << "the last renewal is capped at the retire time";
+  // 300 renewals 50 minutes apart outlast the 7 day overlap: the renewal after the retire time
+  // is refused, because the lease expired with it.
+  ASSERT_TRUE(refused.has_value()) << "renewals never stopped";
+  EXPECT_EQ(core::ReasonOf(*refused), "LEASE_EXPIRED") << *refused;
+  EXPECT_GE(clock.Now(), retires);
   ring->Tick();
   auto after = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
   ASSERT_THAT(after, IsOk());

@@ -272,6 +272,12 @@ BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
                              .Help("Callers whose leases on the provider are suspended by the "
                                    "anomaly detector.")
                              .Register(*registry_)),
+      learning_until_(&prometheus::BuildGauge()
+                           .Name("credbroker_anomaly_learning_until_timestamp_seconds")
+                           .Help("End of the anomaly detector's learning period (Unix time): "
+                                 "before it no caller counts as new.")
+                           .Register(*registry_)
+                           .Add({})),
       audit_lost_(&prometheus::BuildCounter()
                        .Name("credbroker_audit_lines_lost_total")
                        .Help("Audit lines the file system refused (not in the audit log).")
@@ -425,6 +431,9 @@ void BrokerMetrics::AnomalyScore(absl::string_view caller, absl::string_view pro
 }
 void BrokerMetrics::SuspendedCallers(absl::string_view provider, double count) {
   suspended_children_.Get({provider}).Set(count);
+}
+void BrokerMetrics::LearningUntil(absl::Time until) {
+  learning_until_->Set(absl::ToDoubleSeconds(until - absl::UnixEpoch()));
 }
 
 absl::string_view HttpStatusLabel(int http_status) {

@@ -1,7 +1,9 @@
 #include "credbroker/backends/vault/vault_source.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -42,6 +44,17 @@ std::string StringAt(const Struct& s, std::initializer_list<absl::string_view> p
 double NumberAt(const Struct& s, std::initializer_list<absl::string_view> path) {
   const Value* v = Find(s, path);
   return v != nullptr && v->kind_case() == Value::kNumberValue ? v->number_value() : 0;
+}
+
+// A version number or count: a whole JSON number in [0, 2^53] (what a double holds exactly);
+// nullopt for anything else, which would not even convert to an integer safely.
+std::optional<int64_t> WholeNumberAt(const Struct& s,
+                                     std::initializer_list<absl::string_view> path) {
+  const Value* v = Find(s, path);
+  if (v == nullptr || v->kind_case() != Value::kNumberValue) return std::nullopt;
+  const double d = v->number_value();
+  if (!(d >= 0 && d <= 9007199254740992.0) || d != std::floor(d)) return std::nullopt;
+  return static_cast<int64_t>(d);
 }
 
 bool BoolAt(const Struct& s, std::initializer_list<absl::string_view> path) {
@@ -120,6 +133,7 @@ absl::Status VaultStatus(int http_status, const Struct& body, absl::string_view 
       return core::WithReason(absl::PermissionDeniedError(msg), "permission_denied");
     case 404:
       return core::WithReason(absl::NotFoundError(msg), "not_found");
+    case 307:  // a standby's redirect that could not be followed (see VaultClient::Send)
     case 412:
       return core::WithReason(absl::UnavailableError(msg), "standby");
     case 429:
@@ -160,6 +174,18 @@ absl::StatusOr<VaultResponse> VaultClient::Send(absl::string_view method, absl::
     req.headers.emplace_back("X-Vault-Namespace", config_.namespace_());
   if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
   absl::StatusOr<http::HttpResponse> resp = retrying_.Send(req);
+  if (resp.ok() && resp->status == 307) {
+    // A standby that cannot forward redirects to the active node ("Client redirection" in Vault's
+    // HA docs). Like Vault's own client, follow one redirect, and only over the same scheme: a
+    // token meant for https is never sent in plaintext.
+    const std::string location = resp->Header("location");
+    const absl::string_view scheme =
+        absl::StartsWith(config_.address(), "https://") ? "https://" : "http://";
+    if (absl::StartsWith(location, scheme)) {
+      req.url = location;
+      resp = retrying_.Send(req);
+    }
+  }
   if (!resp.ok()) {
     absl::Status s = core::Annotate(resp.status(), absl::StrCat("vault ", method, " ", path));
     return core::WithReason(s, "unavailable");
@@ -344,8 +370,12 @@ absl::StatusOr<std::vector<secrets::VersionInfo>> VaultSecretSource::ListVersion
   const absl::Time now = clock_->Now();
   if (versions != nullptr && versions->kind_case() == Value::kStructValue) {
     for (const auto& [id, meta] : versions->struct_value().fields()) {
+      // Versions are positive integers; anything else is not a version this source could fetch.
       int64_t n = 0;
-      if (!absl::SimpleAtoi(id, &n) || meta.kind_case() != Value::kStructValue) continue;
+      if (!absl::SimpleAtoi(id, &n) || n <= 0 || absl::StrCat(n) != id ||
+          meta.kind_case() != Value::kStructValue) {
+        continue;
+      }
       const Struct& m = meta.struct_value();
       if (BoolAt(m, {"destroyed"})) continue;
       // A deletion_time in the future (delete_version_after) does not hide the data yet.
@@ -404,7 +434,14 @@ absl::StatusOr<secrets::VersionInfo> VaultSecretSource::WriteVersion(
   CB_ASSIGN_OR_RETURN(VaultResponse meta, client_.Call("GET", meta_api));
   int64_t current = 0;
   if (meta.status == 200) {
-    current = static_cast<int64_t>(NumberAt(meta.body, {"data", "current_version"}));
+    std::optional<int64_t> n = WholeNumberAt(meta.body, {"data", "current_version"});
+    if (!n) {
+      return core::WithReason(
+          absl::DataLossError(
+              absl::StrCat("vault source ", name_, ": ", meta_api, " has no current_version")),
+          "malformed_answer");
+    }
+    current = *n;
   } else if (meta.status != 404) {
     return Error(meta, absl::StrCat("read metadata ", meta_api));
   }
@@ -414,8 +451,15 @@ absl::StatusOr<secrets::VersionInfo> VaultSecretSource::WriteVersion(
   std::string api = absl::StrCat(config_.mount(), "/data/", secret);
   CB_ASSIGN_OR_RETURN(VaultResponse r, client_.Call("POST", api, body));
   if (r.status != 200 && r.status != 204) return Error(r, absl::StrCat("write ", secret));
+  std::optional<int64_t> written = WholeNumberAt(r.body, {"data", "version"});
+  if (!written || *written <= 0) {
+    return core::WithReason(
+        absl::DataLossError(absl::StrCat("vault source ", name_, ": write ", secret,
+                                         ": the answer has no version")),
+        "malformed_answer");
+  }
   secrets::VersionInfo info;
-  info.version_id = absl::StrCat(static_cast<int64_t>(NumberAt(r.body, {"data", "version"})));
+  info.version_id = absl::StrCat(*written);
   info.etag = info.version_id;
   info.created_at = ParseVaultTime(StringAt(r.body, {"data", "created_time"}));
   return info;

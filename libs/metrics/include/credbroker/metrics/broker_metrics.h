@@ -156,6 +156,7 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
                absl::string_view action) override;
   void AnomalyScore(absl::string_view caller, absl::string_view provider, double score) override;
   void SuspendedCallers(absl::string_view provider, double count) override;
+  void LearningUntil(absl::Time until) override;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -188,6 +189,7 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   prometheus::Family<prometheus::Counter>& anomalies_;
   prometheus::Family<prometheus::Gauge>& anomaly_score_;
   prometheus::Family<prometheus::Gauge>& suspended_callers_;
+  prometheus::Gauge* const learning_until_;
   prometheus::Counter* const audit_lost_;
   prometheus::Counter* const audit_folded_;
 

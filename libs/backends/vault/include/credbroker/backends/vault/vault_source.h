@@ -10,7 +10,9 @@
 // TTL has passed; when renewal is refused, or Vault answers 403 to a request, the source logs in
 // again (login methods) or re-reads the token (static tokens) and retries once.
 // Retryable answers (network errors, 412, 429, 5xx including sealed 503) are retried with
-// jittered exponential backoff; 4xx auth and request errors never are.
+// jittered exponential backoff; 4xx auth and request errors never are. A standby that cannot
+// forward answers 307 with the active node's address: the request follows it once, over the same
+// scheme only; a redirect it cannot follow is UNAVAILABLE (standby).
 //
 // Errors: PERMISSION_DENIED (403, refused login), NOT_FOUND (404: absent, deleted or destroyed),
 // ABORTED (400 check-and-set mismatch), INVALID_ARGUMENT (other 400), UNAVAILABLE (sealed,
