@@ -23,6 +23,7 @@ function(cb_library)
 endfunction()
 
 # cb_test(NAME name SOURCES ... DEPS ... [LABELS ...]): one gtest binary, discovered before run.
+# The label `tsan` puts it in the tsan preset (threads of our own; no gRPC server inside).
 function(cb_test)
   cmake_parse_arguments(ARG "" "NAME" "SOURCES;DEPS;LABELS" ${ARGN})
   if(NOT CB_BUILD_TESTS)
@@ -33,7 +34,25 @@ function(cb_test)
   endif()
   add_executable(${ARG_NAME} ${ARG_SOURCES})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} cb_testing GTest::gmock GTest::gtest_main cb_warnings)
+  if(CB_TSAN)
+    # Happens-before edges for Debian's uninstrumented Abseil (libs/testing/tsan).
+    target_link_libraries(${ARG_NAME} PRIVATE cb_tsan_annotations)
+    if("tsan" IN_LIST ARG_LABELS)
+      add_dependencies(tsan_tests ${ARG_NAME})
+    endif()
+  endif()
+  # gtest_discover_tests passes its PROPERTIES on as a flat list, so only one label survives
+  # there; `tsan` is given to every test of the folder instead (one test target per folder).
+  set(labels ${ARG_LABELS})
+  if("tsan" IN_LIST labels)
+    list(REMOVE_ITEM labels tsan)
+    set_property(DIRECTORY APPEND PROPERTY LABELS tsan)
+  endif()
+  list(LENGTH labels label_count)
+  if(NOT label_count EQUAL 1)
+    message(FATAL_ERROR "cb_test(${ARG_NAME}): one label besides tsan, got ${labels}")
+  endif()
   gtest_discover_tests(${ARG_NAME}
     DISCOVERY_MODE PRE_TEST
-    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 120)
+    PROPERTIES LABELS "${labels}" TIMEOUT 120)
 endfunction()

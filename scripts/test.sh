@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs dependencies, checks formatting, builds and runs
 # every test (unit, service, integration) in the dev build, runs clang-tidy, builds and runs every
-# test again under ASan+UBSan, and runs the README quick start in demo mode. Tests and the quick
+# test again under ASan+UBSan, runs the concurrency tests under ThreadSanitizer, runs each libFuzzer
+# target for a bounded time (FUZZ_SECONDS, default 20), and runs the README quick start in demo
+# mode. Tests and the quick
 # start run in a network namespace with only loopback (scripts/offline.sh): no test may reach any
 # other address.
 set -euo pipefail
@@ -23,9 +25,6 @@ cmake --preset dev
 cmake --build --preset dev
 echo "==> dev tests (loopback only)"
 scripts/offline.sh ctest --preset dev
-echo "==> clang-tidy"
-scripts/tidy.sh
-
 if [ "${SKIP_ASAN:-0}" != "1" ]; then
   echo "==> asan+ubsan build"
   cmake --preset asan
@@ -33,6 +32,25 @@ if [ "${SKIP_ASAN:-0}" != "1" ]; then
   echo "==> asan+ubsan tests (loopback only)"
   scripts/offline.sh ctest --preset asan
 fi
+
+if [ "${SKIP_TSAN:-0}" != "1" ]; then
+  echo "==> tsan build (tests labelled tsan)"
+  cmake --preset tsan
+  cmake --build --preset tsan
+  echo "==> tsan tests (loopback only)"
+  scripts/offline.sh ctest --preset tsan
+fi
+
+if [ "${SKIP_FUZZ:-0}" != "1" ]; then
+  echo "==> fuzz build (clang, libFuzzer)"
+  cmake --preset fuzz
+  cmake --build --preset fuzz
+  echo "==> fuzzing, ${FUZZ_SECONDS:-20}s per target (loopback only)"
+  scripts/offline.sh scripts/fuzz.sh
+fi
+
+echo "==> clang-tidy"
+scripts/tidy.sh
 
 echo "==> quick start (demo mode, loopback only)"
 scripts/offline.sh scripts/quickstart.sh --demo-only

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # clang-tidy over our own sources, tests and benchmarks included (configuration in .clang-tidy),
-# using the dev build's compile_commands.json. Fails when any warning is reported.
+# using the dev build's compile_commands.json; the fuzz targets and the TSan annotations with the
+# fuzz and tsan builds' databases when those builds exist. Fails when any warning is reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f build/dev/compile_commands.json ] || { echo "tidy: build the dev preset first" >&2; exit 1; }
@@ -8,6 +9,14 @@ cd "$(dirname "$0")/.."
 # parse): exit status and findings are both checked.
 rc=0
 out=$(run-clang-tidy -p build/dev -j "$(nproc)" -quiet 'libs/.*/(src|tests)/.*\.cc|services/.*\.cc|tests/.*\.cc|bench/.*\.cc' 2>&1) || rc=$?
+# Absolute paths: run-clang-tidy searches its pattern in absolute file names, and the generated
+# sources under build/ must not match.
+for extra in "build/fuzz $PWD/fuzz/[^/]*\.cc" "build/tsan $PWD/libs/testing/tsan/[^/]*\.cc"; do
+  read -r db files <<<"$extra"
+  [ -f "$db/compile_commands.json" ] || continue
+  more=$(run-clang-tidy -p "$db" -j "$(nproc)" -quiet "$files" 2>&1) || rc=$?
+  out=$(printf '%s\n%s' "$out" "$more")
+done
 warnings=$(printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g' | grep -E "(warning|error):" | sort -u || true)
 if [ -n "$warnings" ]; then
   printf 'clang-tidy findings:\n%s\n' "$warnings" >&2

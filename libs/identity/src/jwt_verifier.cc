@@ -190,14 +190,21 @@ bool HasAudience(const Struct& claims, const std::string& audience) {
   return false;
 }
 
-// NumericDate claim, or InfinitePast when absent.
+// NumericDate claim (RFC 7519 section 2: seconds since the epoch), or InfinitePast when absent.
+// Beyond the year 5000 or before 1970 is no real token's date, and a double that large does not
+// fit an int64 (found by fuzz/jwt_fuzz.cc): refused, not converted.
 absl::StatusOr<absl::Time> TimeClaim(const Struct& claims, const std::string& name) {
   auto it = claims.fields().find(name);
   if (it == claims.fields().end()) return absl::InfinitePast();
   if (it->second.kind_case() != Value::kNumberValue) {
     return Unauth(absl::StrCat("token claim ", name, " is not a number"), "MALFORMED_CREDENTIALS");
   }
-  return absl::FromUnixSeconds(static_cast<int64_t>(it->second.number_value()));
+  constexpr double kMaxNumericDate = 95'617'584'000;  // 5000-01-01T00:00:00Z
+  const double seconds = it->second.number_value();
+  if (!(seconds >= 0 && seconds <= kMaxNumericDate)) {  // also false for NaN
+    return Unauth(absl::StrCat("token claim ", name, " is not a date"), "MALFORMED_CREDENTIALS");
+  }
+  return absl::FromUnixSeconds(static_cast<int64_t>(seconds));
 }
 
 }  // namespace

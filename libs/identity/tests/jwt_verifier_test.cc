@@ -193,6 +193,24 @@ TEST_F(JwtVerifierTest, RejectsGarbageAndNonServiceAccountSubjects) {
   EXPECT_EQ(Reason(rsa_->Sign(Header(*rsa_), user)), "MALFORMED_CREDENTIALS");
 }
 
+// Found by fuzz/jwt_fuzz.cc (its input is in fuzz/corpus/jwt_fuzz/regression-huge-nbf): a date
+// claim too large for an int64 was converted anyway, which is undefined behaviour.
+TEST_F(JwtVerifierTest, RejectsDateClaimsNoTokenCanHave) {
+  const std::string good_exp = absl::StrCat(Now() + 60);
+  for (const std::string& bad :
+       {std::string("1e30"), std::string("-1e30"), std::string("-5"), std::string("95617584001")}) {
+    for (const char* claim : {"exp", "nbf"}) {
+      std::string exp = std::string(claim) == "exp" ? bad : good_exp;
+      std::string nbf = std::string(claim) == "nbf" ? bad : absl::StrCat(Now() - 10);
+      std::string claims =
+          absl::StrCat(R"({"aud":["credbroker"],"exp":)", exp, R"(,"nbf":)", nbf, R"(,"iss":")",
+                       kIssuer, R"(","sub":"system:serviceaccount:billing:api"})");
+      EXPECT_EQ(Reason(ec_->Sign(Header(*ec_), claims)), "MALFORMED_CREDENTIALS")
+          << claim << "=" << bad;
+    }
+  }
+}
+
 TEST_F(JwtVerifierTest, VerifiedTokensAreCachedUntilExpiry) {
   std::string token = rsa_->Sign(Header(*rsa_), Claims(120));
   ASSERT_THAT(verifier_->Verify(token), IsOk());

@@ -3,6 +3,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <cmath>
 #include <cstdio>
 
 #include "absl/strings/ascii.h"
@@ -103,8 +104,10 @@ absl::StatusOr<std::string> JsonPointerString(absl::string_view json, absl::stri
   }
   if (at->has_string_value()) return at->string_value();
   if (at->has_number_value()) {
-    double n = at->number_value();
-    if (n == static_cast<double>(static_cast<int64_t>(n))) {
+    // Ids are usually integers: print them as such, when the double holds one exactly (a cast of
+    // a larger or non-finite double would be undefined).
+    const double n = at->number_value();
+    if (std::abs(n) <= 9007199254740992.0 && n == std::floor(n)) {
       return absl::StrCat(static_cast<int64_t>(n));
     }
     return absl::StrCat(n);
@@ -139,6 +142,11 @@ absl::StatusOr<MintedKey> HttpKeyMinter::Create(const providers::ProviderSpec& s
   if (!key.ok()) {
     return core::WithReason(absl::DataLossError(absl::StrCat(what, ": ", key.status().message())),
                             "KEY_API_ERROR");
+  }
+  if (key->empty()) {
+    return core::WithReason(
+        absl::DataLossError(absl::StrCat(what, ": the answer's ", m.key_pointer(), " is empty")),
+        "KEY_API_ERROR");
   }
   MintedKey out;
   out.material = core::SecretBytes(std::move(*key));

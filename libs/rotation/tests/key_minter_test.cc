@@ -45,6 +45,15 @@ TEST(JsonPointerTest, WalksObjectsAndArrays) {
   EXPECT_THAT(JsonPointerString("not json", "/a"), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// Numbers print as integers only when a double holds one exactly; larger ones (which no int64
+// holds) and fractions print as numbers, never through an out-of-range cast.
+TEST(JsonPointerTest, NumbersOutsideInt64AreNotCast) {
+  EXPECT_EQ(*JsonPointerString(R"({"id":9007199254740992})", "/id"), "9007199254740992");
+  EXPECT_EQ(*JsonPointerString(R"({"id":-42})", "/id"), "-42");
+  EXPECT_EQ(*JsonPointerString(R"({"id":1e300})", "/id"), "1e+300");
+  EXPECT_EQ(*JsonPointerString(R"({"id":2.5})", "/id"), "2.5");
+}
+
 TEST(HttpKeyMinterTest, CreatesAKeyFromTheTemplates) {
   core::FakeClock clock(absl::FromUnixSeconds(1'800'000'000));
   FakeHttpClient client([](const http::HttpRequest&) {
@@ -84,6 +93,19 @@ TEST(HttpKeyMinterTest, ErrorsNeverQuoteTheAnswer) {
   auto bad = minter.Create(MintedSpec(), "admin-token");
   EXPECT_THAT(bad, StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(bad.status().message(), Not(HasSubstr("admin-token")));
+}
+
+// The invariant fuzz/key_minter_fuzz.cc holds the minter to: an answer whose key field is ""
+// used to come back as a minted key with no material.
+TEST(HttpKeyMinterTest, AnEmptyKeyIsNoKey) {
+  core::FakeClock clock;
+  FakeHttpClient client([](const http::HttpRequest&) {
+    return FakeHttpClient::Answer(201, R"({"data":{"id":"key_9","secret":""}})");
+  });
+  HttpKeyMinter minter(&client, &clock);
+  auto minted = minter.Create(MintedSpec(), "admin-token");
+  EXPECT_THAT(minted, StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(minted.status().message(), HasSubstr("/data/secret is empty"));
 }
 
 TEST(HttpKeyMinterTest, RevokesByEscapedIdAndTreatsUnknownAsGone) {

@@ -52,7 +52,8 @@ class KeyRingTest : public ::testing::Test {
   }
   ~KeyRingTest() override { core::SetLogSinkForTest(nullptr); }
 
-  const ProviderKeys& Keys(const std::string& p) { return *ring_->Snapshot()->Find(p); }
+  // A copy, which keeps the versions it shares alive after the ring publishes a newer snapshot.
+  ProviderKeys Keys(const std::string& p) { return *ring_->Snapshot()->Find(p); }
   std::string Current(const std::string& p) {
     const ProviderKeys& k = Keys(p);
     return k.current ? k.current->version_id : "";
@@ -378,7 +379,8 @@ TEST_F(KeyRingTest, StateSurvivesARestart) {
       absl::flat_hash_map<std::string, absl::Duration>{{"lumenfall", absl::Hours(1)}});
   ASSERT_THAT(restarted.UsePersistedState(&store), IsOk());
   ASSERT_THAT(restarted.RefreshProvider("lumenfall", source_), IsOk());
-  const ProviderKeys& k = *restarted.Snapshot()->Find("lumenfall");
+  const std::shared_ptr<const KeySnapshot> snap = restarted.Snapshot();
+  const ProviderKeys& k = *snap->Find("lumenfall");
   EXPECT_EQ(k.Find("v1"), nullptr) << "retired versions stay retired";
   EXPECT_EQ(k.Find("v2"), nullptr);
   ASSERT_NE(k.current, nullptr);
@@ -399,7 +401,8 @@ TEST_F(KeyRingTest, RestartMidOverlapKeepsTheRetireTime) {
   KeyRing restarted(&catalog_, &clock_, metrics_.get());
   ASSERT_THAT(restarted.UsePersistedState(&store), IsOk());
   ASSERT_THAT(restarted.RefreshProvider("lumenfall", source_), IsOk());
-  const KeyVersion* v1 = restarted.Snapshot()->Find("lumenfall")->Find("v1");
+  const std::shared_ptr<const KeySnapshot> snap = restarted.Snapshot();
+  const KeyVersion* v1 = snap->Find("lumenfall")->Find("v1");
   ASSERT_NE(v1, nullptr);
   EXPECT_EQ(v1->state, KeyState::kPrevious);
   EXPECT_EQ(v1->retires_at, retires) << "no fresh overlap after a restart";
@@ -486,7 +489,8 @@ TEST_F(KeyRingTest, PendingStateSurvivesARestart) {
   ASSERT_THAT(restarted.UsePersistedState(&store), IsOk());
   restarted.GatePromotions({"lumenfall"});
   ASSERT_THAT(restarted.RefreshProvider("lumenfall", source_), IsOk());
-  const ProviderKeys& k = *restarted.Snapshot()->Find("lumenfall");
+  const std::shared_ptr<const KeySnapshot> snap = restarted.Snapshot();
+  const ProviderKeys& k = *snap->Find("lumenfall");
   EXPECT_EQ(k.current->version_id, "v1");
   EXPECT_EQ(k.Find("v2")->state, KeyState::kPending);
 }

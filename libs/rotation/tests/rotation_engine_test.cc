@@ -245,10 +245,16 @@ class RotationEngineTest : public ::testing::Test {
       engine_->SuspectRevoked("lumenfall", version);
     }
   }
-  const ProviderKeys& Keys() { return *ring_->Snapshot()->Find("lumenfall"); }
-  std::string Current() { return Keys().current ? Keys().current->version_id : ""; }
+  // A copy: the snapshot it came from may be replaced (and freed) by the scheduler's thread
+  // meanwhile, while the versions the copy shares stay alive with it (found by the tsan preset).
+  ProviderKeys Keys() { return *ring_->Snapshot()->Find("lumenfall"); }
+  std::string Current() {
+    const ProviderKeys keys = Keys();
+    return keys.current ? keys.current->version_id : "";
+  }
   KeyState StateOf(const std::string& v) {
-    const KeyVersion* k = Keys().Find(v);
+    const ProviderKeys keys = Keys();
+    const KeyVersion* k = keys.Find(v);
     return k ? k->state : KeyState::kRetired;
   }
   std::string Scrape() { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
