@@ -191,6 +191,18 @@ absl::StatusOr<Decision> DecideQuarantine(const ProviderKeys& keys, absl::string
     d.current = d.live[pick];
     d.events.push_back(MakeEvent(KeyEvent::Type::kRotated, *d.current, now,
                                  absl::StrCat("replaces quarantined ", version)));
+    // As after a promotion, PENDING versions older than the new CURRENT will never be promoted:
+    // superseded now, rather than left PENDING behind it (a restart would read such a version
+    // as an older one and demote it to PREVIOUS; found by the randomized histories).
+    std::vector<std::shared_ptr<const KeyVersion>> kept;
+    for (int i = 0; i < n; ++i) {
+      if (i < pick && d.live[i]->state == KeyState::kPending) {
+        Supersede(*keys.Find(d.live[i]->version_id), now, d);
+      } else {
+        kept.push_back(d.live[i]);
+      }
+    }
+    d.live = std::move(kept);
   }
   return d;
 }

@@ -297,6 +297,7 @@ struct QuarantineCase {
   const char* replacement;
   const char* live;
   const char* events;
+  const char* gone;
 };
 
 TEST(KeyStateMachineTest, Quarantine) {
@@ -307,37 +308,55 @@ TEST(KeyStateMachineTest, Quarantine) {
        "v1",
        "",
        "v2:CURRENT*",
-       "v1->QUARANTINED"},
+       "v1->QUARANTINED",
+       "v1"},
       {"the current version: the newest one that is not pending takes over",
        {{"v1", KeyState::kPrevious, later}, {"v2", KeyState::kCurrent}, {"v3", KeyState::kPending}},
        "v2",
        "",
        "v1:CURRENT* v3:PENDING",
-       "v2->QUARANTINED v1->CURRENT"},
+       "v2->QUARANTINED v1->CURRENT",
+       "v2"},
       {"the named replacement takes over",
        {{"v1", KeyState::kPrevious, later}, {"v2", KeyState::kCurrent}, {"v3", KeyState::kPending}},
        "v2",
        "v3",
        "v1:PREVIOUS v3:CURRENT*",
-       "v2->QUARANTINED v3->CURRENT"},
-      {"only pending versions left: the newest pending takes over",
+       "v2->QUARANTINED v3->CURRENT",
+       "v2"},
+      {"only pending versions left: the newest pending takes over, older pending ones are "
+       "superseded (as by a promotion)",
        {{"v2", KeyState::kCurrent}, {"v3", KeyState::kPending}, {"v4", KeyState::kPending}},
        "v2",
        "",
-       "v3:PENDING v4:CURRENT*",
-       "v2->QUARANTINED v4->CURRENT"},
+       "v4:CURRENT*",
+       "v2->QUARANTINED v4->CURRENT v3->RETIRED",
+       "v2 v3"},
+      {"a named pending replacement: older pending ones are superseded, previous ones stay",
+       {{"v1", KeyState::kPrevious, later},
+        {"v2", KeyState::kCurrent},
+        {"v3", KeyState::kPending},
+        {"v4", KeyState::kPending},
+        {"v5", KeyState::kPending}},
+       "v2",
+       "v4",
+       "v1:PREVIOUS v4:CURRENT* v5:PENDING",
+       "v2->QUARANTINED v4->CURRENT v3->RETIRED",
+       "v2 v3"},
       {"nothing left: no current version",
        {{"v2", KeyState::kCurrent}},
        "v2",
        "",
        "",
-       "v2->QUARANTINED"},
+       "v2->QUARANTINED",
+       "v2"},
       {"a pending version leaves",
        {{"v2", KeyState::kCurrent}, {"v3", KeyState::kPending}},
        "v3",
        "",
        "v2:CURRENT*",
-       "v3->QUARANTINED"},
+       "v3->QUARANTINED",
+       "v3"},
   };
   for (const QuarantineCase& c : cases) {
     SCOPED_TRACE(c.name);
@@ -347,7 +366,7 @@ TEST(KeyStateMachineTest, Quarantine) {
     ASSERT_THAT(d, IsOk());
     EXPECT_EQ(Live(*d), c.live);
     EXPECT_EQ(Events(*d), c.events);
-    EXPECT_EQ(Gone(*d), c.quarantine);
+    EXPECT_EQ(Gone(*d), c.gone);
     ASSERT_EQ(d->revoke_leases.size(), 1u);
     EXPECT_EQ(d->revoke_leases[0],
               std::make_pair(std::string(c.quarantine), std::string("KEY_QUARANTINED")));
