@@ -144,7 +144,8 @@ class EndToEndTest : public ::testing::Test {
     return body.ok() ? *body : "";
   }
 
-  // The value of the unlabelled metric `name`, if the broker exports it.
+  // The value of the series `name` (with its labels as exposed, e.g. `x{provider="p"}`), if the
+  // broker exports it.
   std::optional<double> MetricValue(const std::string& name) {
     for (absl::string_view line : absl::StrSplit(Metrics(), '\n')) {
       if (!absl::ConsumePrefix(&line, name + " ")) continue;

@@ -91,14 +91,9 @@ identity:
     return it == state.fields().end() ? -1 : static_cast<int64_t>(it->second.number_value());
   }
   double Probes(const std::string& purpose, const std::string& result) {
-    const std::string prefix =
-        absl::StrCat(R"(credbroker_probes_total{provider="lumenfall",purpose=")", purpose,
-                     R"(",result=")", result, R"("} )");
-    for (absl::string_view line : absl::StrSplit(Metrics(), '\n')) {
-      double v = 0;
-      if (absl::ConsumePrefix(&line, prefix) && absl::SimpleAtod(line, &v)) return v;
-    }
-    return 0;
+    return MetricValue(absl::StrCat(R"(credbroker_probes_total{provider="lumenfall",purpose=")",
+                                    purpose, R"(",result=")", result, R"("})"))
+        .value_or(0);
   }
   bool IsCurrent(const std::string& version) {
     return absl::StrContains(Metrics(),
