@@ -341,7 +341,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
                                         [baselines] {
                                           if (baselines != nullptr) baselines->Tick();
                                         }},
-      scheduling);
+      scheduling, c->clock);
   Edge edge{c->auth.get(), c->metrics.get(), c->policy.get(), c->audit.get(), c->auth_folder.get()};
   c->lease_service = std::make_unique<LeaseServiceImpl>(
       c->broker.get(), edge,

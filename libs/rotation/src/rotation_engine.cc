@@ -1,5 +1,6 @@
 #include "credbroker/rotation/rotation_engine.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -394,10 +395,17 @@ void RotationEngine::RunOnce() {
     if (spec.mint == nullptr) continue;
     snap = ring_->Snapshot();
     keys = snap->Find(spec.name);
-    if (keys->current == nullptr || NewestPending(*keys) != nullptr) continue;
-    if (now < keys->current->created_at + spec.rotation_period) continue;
+    if (NewestPending(*keys) != nullptr) continue;
+    // Due: the rotation period ran out, or there is no valid key at all (the CURRENT one was
+    // quarantined with nothing to fall back on): the key API can replace it now.
+    if (keys->current != nullptr && now < keys->current->created_at + spec.rotation_period) {
+      continue;
+    }
     Attempt& attempt = mint_attempts_[spec.name];
     if (attempt.next > now) continue;
+    if (keys->current == nullptr && attempt.failures == 0) {
+      core::LogWarning("no valid key: minting a replacement now", {{"provider", spec.name}});
+    }
     if (absl::Status s = Mint(spec); !s.ok()) {
       attempt.next = now + options_.probe_retry_interval;
       ++attempt.failures;
@@ -449,6 +457,9 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::RotateNow(
 
 void RotationEngine::ResumeRevocations() {
   if (key_ids_ == nullptr || minter_ == nullptr) return;
+  // No pass runs meanwhile, so every revocation this process still owes is in `revokes_` (a
+  // pass puts back what it could not finish): those are not queued twice.
+  absl::MutexLock work(&work_mu_);
   absl::StatusOr<std::vector<PersistedKeyVersion>> all = key_ids_->LoadAll();
   if (!all.ok()) {
     core::LogError("cannot read key states to resume revocations",
@@ -468,11 +479,19 @@ void RotationEngine::ResumeRevocations() {
         {{"provider", r.provider}, {"key_version", r.version_id}, {"fingerprint", r.fingerprint}});
     jobs.push_back({r.provider, r.version_id, r.fingerprint, absl::InfinitePast()});
   }
+  bool queued = false;
   {
     absl::MutexLock lock(&queue_mu_);
-    for (RevokeJob& job : jobs) revokes_.push_back(std::move(job));
+    for (RevokeJob& job : jobs) {
+      const bool owed = std::any_of(revokes_.begin(), revokes_.end(), [&](const RevokeJob& q) {
+        return q.provider == job.provider && q.fingerprint == job.fingerprint;
+      });
+      if (owed) continue;
+      revokes_.push_back(std::move(job));
+      queued = true;
+    }
   }
-  if (!jobs.empty()) Wake();
+  if (queued) Wake();
 }
 
 void RotationEngine::Wake() {

@@ -9,8 +9,12 @@
 namespace credbroker::rotation {
 
 RotationScheduler::RotationScheduler(state::Leadership* leadership, core::Wakeup* wakeup, Work work,
-                                     RotationSchedulerOptions options)
-    : leadership_(leadership), wakeup_(wakeup), work_(std::move(work)), options_(options) {}
+                                     RotationSchedulerOptions options, const core::Clock* clock)
+    : leadership_(leadership),
+      wakeup_(wakeup),
+      work_(std::move(work)),
+      options_(options),
+      clock_(clock) {}
 
 RotationScheduler::~RotationScheduler() { Stop(); }
 
@@ -28,46 +32,55 @@ void RotationScheduler::Stop() {
   leadership_->Unsubscribe(subscription_);
 }
 
+absl::Time RotationScheduler::RunDue(bool woken) {
+  const absl::Time now = clock_->Now();
+  if (!started_) {
+    // A first pass at once: calibrate, promote what is pending.
+    started_ = true;
+    woken = true;
+    next_check_ = now;
+    next_tick_ = now;
+    next_sweep_ = now + options_.sweep_interval;
+  }
+  const bool leader = leadership_->IsLeader();
+  if (leader != was_leader_) {
+    core::LogInfo(leader ? "leading: rotation work runs on this replica"
+                         : "no longer leading: rotation work stops on this replica",
+                  {{"epoch", absl::StrCat(leadership_->Epoch())}});
+    // Keys this broker minted that left service but were not revoked yet (the previous leader,
+    // or this process before a restart, stopped before it could).
+    if (leader) work_.engine->ResumeRevocations();
+    woken = woken || leader;
+    was_leader_ = leader;
+  }
+  if (leader && (woken || now >= next_check_)) {
+    work_.engine->RunOnce();
+    next_check_ = clock_->Now() + options_.check_interval;
+  }
+  if (now >= next_tick_) {
+    if (leader) {
+      work_.ring->Tick();
+    } else {
+      work_.ring->RefreshGauges();
+    }
+    next_tick_ = now + options_.tick_interval;
+  }
+  if (now >= next_sweep_) {
+    if (leader && work_.sweep) work_.sweep();
+    if (work_.every_replica) work_.every_replica();
+    next_sweep_ = now + options_.sweep_interval;
+  }
+  absl::Time deadline = std::min(next_tick_, next_sweep_);
+  if (leader) deadline = std::min(deadline, next_check_);
+  return deadline;
+}
+
 void RotationScheduler::Loop() {
-  const absl::Time start = absl::Now();
-  absl::Time next_check = start;  // a first pass at once: calibrate, promote what is pending
-  absl::Time next_tick = start;
-  absl::Time next_sweep = start + options_.sweep_interval;
-  bool was_leader = false;
-  bool woken = true;
+  bool woken = false;
   while (!wakeup_->stopped()) {
-    const absl::Time now = absl::Now();
-    const bool leader = leadership_->IsLeader();
-    if (leader != was_leader) {
-      core::LogInfo(leader ? "leading: rotation work runs on this replica"
-                           : "no longer leading: rotation work stops on this replica",
-                    {{"epoch", absl::StrCat(leadership_->Epoch())}});
-      // Keys this broker minted that left service but were not revoked yet (the previous leader,
-      // or this process before a restart, stopped before it could).
-      if (leader) work_.engine->ResumeRevocations();
-      woken = woken || leader;
-      was_leader = leader;
-    }
-    if (leader && (woken || now >= next_check)) {
-      work_.engine->RunOnce();
-      next_check = absl::Now() + options_.check_interval;
-    }
-    if (now >= next_tick) {
-      if (leader) {
-        work_.ring->Tick();
-      } else {
-        work_.ring->RefreshGauges();
-      }
-      next_tick = now + options_.tick_interval;
-    }
-    if (now >= next_sweep) {
-      if (leader && work_.sweep) work_.sweep();
-      if (work_.every_replica) work_.every_replica();
-      next_sweep = now + options_.sweep_interval;
-    }
-    absl::Time deadline = std::min(next_tick, next_sweep);
-    if (leader) deadline = std::min(deadline, next_check);
-    woken = wakeup_->WaitUntil(deadline);
+    const absl::Time due = RunDue(woken);
+    // The wait is in real time: the clock's time left until `due`.
+    woken = wakeup_->WaitUntil(absl::Now() + (due - clock_->Now()));
   }
 }
 

@@ -81,8 +81,9 @@ class RotationEngine {
 
   // Queues the revocation of keys the broker minted that left service but were not revoked at
   // the provider yet (the broker, or the previous leader, stopped before it could): from the
-  // persisted key states. The scheduler calls it when this replica starts leading.
-  void ResumeRevocations();
+  // persisted key states. The scheduler calls it when this replica starts leading. A revocation
+  // already queued in this process is not queued again (each key is revoked once).
+  void ResumeRevocations() ABSL_LOCKS_EXCLUDED(work_mu_);
 
  private:
   struct Attempt {

@@ -8,13 +8,18 @@
 // On every replica it refreshes the key gauges (KeyRing::RefreshGauges) and runs `every_replica`
 // (anomaly buckets) at the sweep interval. Losing leadership stops the leader work from the next
 // step on; writes a step already started are fenced by the store.
-// Thread-safety: Start/Stop from one thread; the work runs on an owned thread.
+// Time comes from `clock`; the owned thread waits in real time for the earliest deadline. Tests
+// with a FakeClock do not Start() the thread: they call RunDue() after moving the clock, which
+// runs exactly what the thread would run at that time.
+// Thread-safety: Start/Stop from one thread; the work runs on an owned thread. RunDue only while
+// the thread is not started.
 #pragma once
 
 #include <functional>
 #include <thread>
 
 #include "absl/time/time.h"
+#include "credbroker/core/clock.h"
 #include "credbroker/core/wakeup.h"
 #include "credbroker/rotation/key_ring.h"
 #include "credbroker/rotation/rotation_engine.h"
@@ -39,13 +44,18 @@ class RotationScheduler {
 
   // Everything must outlive the scheduler. `wakeup` is the one the engine notifies.
   RotationScheduler(state::Leadership* leadership, core::Wakeup* wakeup, Work work,
-                    RotationSchedulerOptions options);
+                    RotationSchedulerOptions options, const core::Clock* clock);
   ~RotationScheduler();
   RotationScheduler(const RotationScheduler&) = delete;
   RotationScheduler& operator=(const RotationScheduler&) = delete;
 
   void Start();
   void Stop();
+
+  // Runs the work that is due at the clock's now (all of it on the first call, as the thread's
+  // first pass does); `woken`: a wake-up arrived since the last call (it runs a rotation pass at
+  // once). Returns when the next work is due.
+  absl::Time RunDue(bool woken);
 
  private:
   void Loop();
@@ -54,6 +64,13 @@ class RotationScheduler {
   core::Wakeup* const wakeup_;
   const Work work_;
   const RotationSchedulerOptions options_;
+  const core::Clock* const clock_;
+  // The loop's state: owned by the thread (or by the test calling RunDue).
+  bool started_ = false;
+  bool was_leader_ = false;
+  absl::Time next_check_;
+  absl::Time next_tick_;
+  absl::Time next_sweep_;
   uint64_t subscription_ = 0;
   std::thread thread_;
 };
