@@ -20,7 +20,7 @@ absl::StatusOr<identity::Identity> AdminServiceImpl::Admin(grpc::CallbackServerC
   CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, action));
   bool admin = edge_.policy ? edge_.policy->IsAdmin(who) : who.admin;
   if (edge_.audit) {
-    edge_.audit->Record({std::string(action), who.name, std::string(target), "", "", "",
+    edge_.audit->Record({std::string(action), who.name, std::string(target), "", "", "", "",
                          admin ? "allow" : "deny", admin ? "" : "NOT_ADMIN"});
   }
   if (!admin) {

@@ -17,6 +17,7 @@ void KeyTransitionAuditor::operator()(const std::vector<rotation::KeyEvent>& eve
     r.provider = e.provider;
     r.key_version = e.version_id;
     r.key_fingerprint = e.fingerprint;
+    r.key_hint = e.hint;
     r.decision = e.type == rotation::KeyEvent::Type::kRejected
                      ? "REJECTED"
                      : std::string(rotation::KeyStateName(e.state));
@@ -40,7 +41,7 @@ void AnomalyResponder::operator()(const anomaly::Anomaly& a) const {
     absl::StrAppend(&what, "; caller suspended until ", absl::FormatTime(a.suspended_until), ", ",
                     n, " leases revoked");
   }
-  audit_->Record({"Anomaly", a.caller, a.provider, a.key_version, "", "",
+  audit_->Record({"Anomaly", a.caller, a.provider, a.key_version, "", "", "",
                   std::string(anomaly::AnomalyActionName(a.action)), what});
   rotation::KeyEvent e;
   e.type = rotation::KeyEvent::Type::kAnomaly;

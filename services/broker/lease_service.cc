@@ -122,7 +122,7 @@ grpc::ServerWriteReactor<v1::KeyEvent>* LeaseServiceImpl::WatchKeys(
   if (!watch.ok()) {
     if (edge_.audit != nullptr) {
       edge_.audit->Record({"WatchKeys", who->name, absl::StrJoin(req->providers(), ","), "", "", "",
-                           "deny", std::string(core::ReasonOf(watch.status()))});
+                           "", "deny", std::string(core::ReasonOf(watch.status()))});
     }
     return FailedWatch(scope.Finish(watch.status()));
   }

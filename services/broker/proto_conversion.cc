@@ -56,6 +56,7 @@ void FillKeyVersion(const providers::ProviderSpec& spec, const rotation::KeyVers
   info->set_provider(spec.name);
   info->set_key_version(v.version_id);
   info->set_key_fingerprint(v.fingerprint);
+  info->set_key_hint(v.hint);
   info->set_state(ToProto(v.state));
   ToProtoTime(v.created_at, info->mutable_created_at());
   if (v.retires_at != absl::InfiniteFuture()) ToProtoTime(v.retires_at, info->mutable_retires_at());
@@ -88,6 +89,7 @@ v1::KeyEvent ToProto(const rotation::KeyEvent& ev) {
   e.set_provider(ev.provider);
   e.set_key_version(ev.version_id);
   e.set_key_fingerprint(ev.fingerprint);
+  e.set_key_hint(ev.hint);
   e.set_state(ToProto(ev.state));
   if (ev.retires_at != absl::InfiniteFuture()) ToProtoTime(ev.retires_at, e.mutable_retires_at());
   ToProtoTime(ev.at, e.mutable_at());

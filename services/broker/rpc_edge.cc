@@ -42,7 +42,7 @@ absl::StatusOr<identity::Identity> Authenticate(grpc::CallbackServerContext* ctx
         absl::StrAppend(&reason, "; ", *folded_before,
                         " more failures from this peer were not audited one by one");
       }
-      edge.audit->Record({std::string(method), "", "", "", "", "", "deny", reason});
+      edge.audit->Record({std::string(method), "", "", "", "", "", "", "deny", reason});
     }
   }
   return who;

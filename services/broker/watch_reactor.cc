@@ -40,6 +40,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
         e.set_provider(name);
         e.set_key_version(v->version_id);
         e.set_key_fingerprint(v->fingerprint);
+        e.set_key_hint(v->hint);
         e.set_state(ToProto(v->state));
         if (v->retires_at != absl::InfiniteFuture())
           ToProtoTime(v->retires_at, e.mutable_retires_at());

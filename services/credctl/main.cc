@@ -196,10 +196,11 @@ int Watch(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
     } else if (e.type() == v1::KeyEvent::SYNCED) {
       std::puts("-- synced: changes follow --");
     } else {
-      std::printf("%s %-9s %-12s %-10s %-12s %-11s%s%s\n", Time(e.at()).c_str(),
+      std::printf("%s %-9s %-12s %-10s %-12s %-21s %-11s%s%s\n", Time(e.at()).c_str(),
                   v1::KeyEvent::Type_Name(e.type()).c_str(), e.provider().c_str(),
                   e.key_version().c_str(), e.key_fingerprint().c_str(),
-                  StateName(e.state()).c_str(), e.reason().empty() ? "" : " ", e.reason().c_str());
+                  e.key_hint().empty() ? "-" : e.key_hint().c_str(), StateName(e.state()).c_str(),
+                  e.reason().empty() ? "" : " ", e.reason().c_str());
     }
     std::fflush(stdout);
     if (o.count > 0 && ++seen >= o.count) {
@@ -249,14 +250,16 @@ int Keys(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
     std::puts(Json(resp).c_str());
     return 0;
   }
-  std::printf("%-12s %-10s %-12s %-10s %-20s %-20s %-20s %s\n", "PROVIDER", "VERSION",
-              "FINGERPRINT", "STATE", "SEEN", "RETIRES", "DUE", "LEASES");
+  // HINT: what the provider's dashboard shows of the key, to find it there.
+  std::printf("%-12s %-10s %-12s %-21s %-10s %-20s %-20s %-20s %s\n", "PROVIDER", "VERSION",
+              "FINGERPRINT", "HINT", "STATE", "SEEN", "RETIRES", "DUE", "LEASES");
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   for (const auto& v : resp.versions()) {
     std::string due = Time(v.due_at());
     if (v.has_due_at() && v.due_at().seconds() <= now) due += " OVERDUE";
-    std::printf("%-12s %-10s %-12s %-10s %-20s %-20s %-20s %lld\n", v.provider().c_str(),
-                v.key_version().c_str(), v.key_fingerprint().c_str(), StateName(v.state()).c_str(),
+    std::printf("%-12s %-10s %-12s %-21s %-10s %-20s %-20s %-20s %lld\n", v.provider().c_str(),
+                v.key_version().c_str(), v.key_fingerprint().c_str(),
+                v.key_hint().empty() ? "-" : v.key_hint().c_str(), StateName(v.state()).c_str(),
                 Time(v.created_at()).c_str(), Time(v.retires_at()).c_str(), due.c_str(),
                 static_cast<long long>(v.active_leases()));
   }

@@ -155,17 +155,28 @@ TEST_F(EndToEndTest, CredctlWorksForHumansAndScripts) {
       row = absl::StrSplit(line, ' ', absl::SkipEmpty());
     }
   }
-  ASSERT_EQ(row.size(), 8u) << keys.output;
-  EXPECT_EQ(row[3], "CURRENT");
+  ASSERT_EQ(row.size(), 9u) << keys.output;
+  EXPECT_EQ(row[3], "-");  // lumenfall's dashboard shows no part of a key
+  EXPECT_EQ(row[4], "CURRENT");
   v1::ListKeyVersionsRequest list;
   list.set_provider("lumenfall");
   v1::ListKeyVersionsResponse versions;
   ASSERT_TRUE(admin_->ListKeyVersions(Ctx(kAdminToken).get(), list, &versions).ok());
   ASSERT_EQ(versions.versions_size(), 1);
   ASSERT_TRUE(versions.versions(0).has_due_at());
-  EXPECT_EQ(row[6], absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+  EXPECT_EQ(row[7], absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
                                      absl::FromUnixSeconds(versions.versions(0).due_at().seconds()),
                                      absl::UTCTimeZone()));
+  // fluximage's dashboard shows a masked prefix: the same hint in credctl keys, the admin API,
+  // WatchKeys and the audit lines.
+  const std::string flx_hint = "flx_live_ccccc...cccc";
+  EXPECT_THAT(keys.output, HasSubstr(flx_hint));
+  list.set_provider("fluximage");
+  ASSERT_TRUE(admin_->ListKeyVersions(Ctx(kAdminToken).get(), list, &versions).ok());
+  ASSERT_EQ(versions.versions_size(), 1);
+  EXPECT_EQ(versions.versions(0).key_hint(), flx_hint);
+  auto watched = Credctl({"watch", "--count", "1", "fluximage"});
+  EXPECT_THAT(watched.output, HasSubstr(flx_hint));
   auto providers = Credctl({"--json", "providers"}, kAdminToken);
   ASSERT_EQ(providers.exit_code, 0);
   EXPECT_THAT(providers.output, HasSubstr("\"name\":\"fluximage\""));

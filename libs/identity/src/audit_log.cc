@@ -77,6 +77,7 @@ void AuditLog::Record(const AuditRecord& r) {
   field("provider", r.provider);
   field("key_version", r.key_version);
   field("key_fingerprint", r.key_fingerprint);
+  field("key_hint", r.key_hint);
   field("lease_id", r.lease_id);
   field("decision", r.decision);
   field("reason", r.reason);

@@ -110,8 +110,8 @@ std::vector<LeaseRecord> LeaseBroker::RevokeMatching(
   for (const LeaseRecord& l : *revoked) {
     Unbook(l);
     if (audit_) {
-      audit_->Record({"RevokeLease", l.caller, l.provider, l.key_version, l.key_fingerprint, l.id,
-                      "revoke", std::string(reason)});
+      audit_->Record({"RevokeLease", l.caller, l.provider, l.key_version, l.key_fingerprint, "",
+                      l.id, "revoke", std::string(reason)});
     }
   }
   return *std::move(revoked);
@@ -163,16 +163,18 @@ void LeaseBroker::Denied(absl::string_view method, const identity::Identity& cal
     metrics_->PolicyDenied(Label(caller.name), provider, reason);
   }
   if (audit_) {
-    audit_->Record({std::string(method), caller.name, std::string(provider), "", "",
+    audit_->Record({std::string(method), caller.name, std::string(provider), "", "", "",
                     std::string(lease_id), "deny", reason});
   }
 }
 
 void LeaseBroker::Audit(absl::string_view method, const identity::Identity& caller,
-                        const LeaseRecord& lease, absl::string_view note) {
+                        const LeaseRecord& lease, const rotation::KeyVersion* key,
+                        absl::string_view note) {
   if (!audit_) return;
   audit_->Record({std::string(method), caller.name, lease.provider, lease.key_version,
-                  lease.key_fingerprint, lease.id, "allow", std::string(note)});
+                  lease.key_fingerprint, key != nullptr ? key->hint : std::string(), lease.id,
+                  "allow", std::string(note)});
 }
 
 absl::StatusOr<absl::Duration> LeaseBroker::EffectiveTtl(absl::Duration requested) const {
@@ -301,7 +303,7 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
                           return done(inserted);
                         }
                         metrics_->LeaseIssued(call->provider, call->label);
-                        Audit("AcquireLease", call->caller, call->grant.lease);
+                        Audit("AcquireLease", call->caller, call->grant.lease, call->grant.key);
                         if (anomalies_) anomalies_->RecordLease(call->caller.name, call->provider);
                         done(std::move(call->grant));
                       });
@@ -384,7 +386,7 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
         if (!renewed.ok()) return fail(renewed.status(), done);
         call->grant.lease = *std::move(renewed);
         metrics_->LeaseRenewed(call->grant.lease.provider, call->label);
-        Audit("RenewLease", call->caller, call->grant.lease);
+        Audit("RenewLease", call->caller, call->grant.lease, call->grant.key);
         if (anomalies_) anomalies_->RecordLease(call->caller.name, call->grant.lease.provider);
         done(std::move(call->grant));
       });
@@ -405,7 +407,7 @@ void LeaseBroker::ReleaseAsync(const identity::Identity& caller, const std::stri
           return done(released.status());
         }
         metrics_->LeaseReleased(released->provider, Label(caller.name));
-        Audit("ReleaseLease", caller, *released);
+        Audit("ReleaseLease", caller, *released, nullptr);
         done(absl::OkStatus());
       });
 }
@@ -428,7 +430,8 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
     const std::shared_ptr<const rotation::KeySnapshot> snap = ring_->Snapshot();
     const rotation::ProviderKeys* keys = snap->Find(lease.provider);
     metrics_->AuthFailureReported(lease.provider, lease.key_version, label, http_status);
-    Audit("ReportAuthFailure", caller, lease, absl::StrCat("provider answered ", http_status));
+    Audit("ReportAuthFailure", caller, lease, keys ? keys->Find(lease.key_version) : nullptr,
+          absl::StrCat("provider answered ", http_status));
     if (facts_ != nullptr) {
       // For the leader's revocation detection (RevocationFeed), whichever replica got the report.
       facts_->AddAuthFailure(

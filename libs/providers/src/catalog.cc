@@ -1,5 +1,7 @@
 #include "credbroker/providers/catalog.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "credbroker/core/proto_time.h"
@@ -13,7 +15,7 @@ namespace {
 constexpr char kOpaqueKeyFormat[] = R"([\x21-\x7e]{8,512})";
 
 ProviderSpec Builtin(std::string name, std::string base_url, std::string key_format,
-                     bool single_key, ProbeSpec probe) {
+                     bool single_key, ProbeSpec probe, KeyHint hint = {}) {
   ProviderSpec s;
   s.name = std::move(name);
   s.base_url = std::move(base_url);
@@ -21,6 +23,7 @@ ProviderSpec Builtin(std::string name, std::string base_url, std::string key_for
   s.single_key = single_key;
   s.builtin = true;
   s.probe = std::move(probe);
+  s.hint = hint;
   s.key_regex = *CompileKeyFormat(s.key_format);
   return s;
 }
@@ -33,14 +36,16 @@ const std::vector<ProviderSpec>& BuiltinProviders() {
       Builtin("firemoon", "https://firemoon.studio/api/v1", kOpaqueKeyFormat, false, {}),
       // Generic provider; keys carry read/write/admin/webhook permissions.
       Builtin("example-ai", "https://api.example.com/v1", kOpaqueKeyFormat, false, {}),
-      // ONE key per account: regenerating invalidates the old key at once.
+      // ONE key per account: regenerating invalidates the old key at once. The dashboard shows
+      // "a masked prefix (for example, `flx_live_a3b4c...f8e9`)" (fluximage-auth, API key format).
       Builtin("fluximage", "https://fluximage.app/api", "flx_live_[0-9a-fA-F]{40}", true,
-              {"GET", "/usage", 200}),
+              {"GET", "/usage", 200}, {14, 4}),
       // OpenAI-compatible; several revocable keys.
       Builtin("lumenfall", "https://api.lumenfall.ai/openai/v1",
               R"(lmnfl_[A-Za-z0-9]+\.[A-Za-z0-9_\-]+)", false, {"GET", "/models", 200}),
-      // Several named keys; revocation is immediate.
-      Builtin("magichour", "https://api.magichour.ai/v1", kOpaqueKeyFormat, false, {}),
+      // Several named keys; revocation is immediate. The Developer Hub lists each key's "Last 4
+      // Characters" (magichour-auth, Viewing API Keys).
+      Builtin("magichour", "https://api.magichour.ai/v1", kOpaqueKeyFormat, false, {}, {0, 4}),
   };
   return *kBuiltins;
 }
@@ -79,6 +84,13 @@ absl::Status ProviderSpec::ValidateKey(absl::string_view key) const {
 
 std::string ProviderSpec::HeaderValue(absl::string_view key) const {
   return absl::StrCat(header_prefix, key);
+}
+
+std::string ProviderSpec::HintOf(absl::string_view key) const {
+  const auto prefix = static_cast<size_t>(hint.prefix);
+  const auto suffix = static_cast<size_t>(hint.suffix);
+  if (prefix + suffix == 0 || 2 * (prefix + suffix) >= key.size()) return "";
+  return absl::StrCat(key.substr(0, prefix), "...", key.substr(key.size() - suffix));
 }
 
 absl::StatusOr<ProviderCatalog> ProviderCatalog::FromConfig(const v1::BrokerConfig& config) {
@@ -128,6 +140,19 @@ absl::StatusOr<ProviderCatalog> ProviderCatalog::FromConfig(const v1::BrokerConf
       if (pc.probe().has_timeout())
         spec.probe.timeout = core::FromProtoDuration(pc.probe().timeout());
       if (pc.probe().disabled()) spec.probe = ProbeSpec{};
+    }
+    if (pc.has_key_hint()) {
+      const KeyHint wanted{static_cast<int>(std::min<uint32_t>(pc.key_hint().prefix(), 1024)),
+                           static_cast<int>(std::min<uint32_t>(pc.key_hint().suffix(), 1024))};
+      const KeyHint most = found ? spec.hint : KeyHint{KeyHint::kMaxPrefix, KeyHint::kMaxSuffix};
+      if (wanted.prefix > most.prefix || wanted.suffix > most.suffix) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ".key_hint: ", pc.name(), found ? " itself shows" : " may show",
+                         " at most the first ", most.prefix, " and the last ", most.suffix,
+                         " characters of a key, got prefix ", pc.key_hint().prefix(),
+                         " and suffix ", pc.key_hint().suffix()));
+      }
+      spec.hint = wanted;
     }
     if (pc.has_mint()) {
       auto mint = std::make_shared<v1::MintConfig>(pc.mint());

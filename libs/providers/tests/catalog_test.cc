@@ -112,6 +112,60 @@ TEST(CatalogTest, NewProviderNeedsBaseUrlAndKeyFormat) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("providers[0].key_format")));
 }
 
+// What each provider's dashboard shows of a key (reference/providers): fluximage a masked prefix,
+// magichour the last 4 characters, the others nothing but the key's name.
+TEST(CatalogTest, KeyHintsMatchTheDashboards) {
+  EXPECT_EQ(Builtin("fluximage").HintOf("flx_live_a3b4c" + std::string(31, '0') + "f8e9"),
+            "flx_live_a3b4c...f8e9");
+  EXPECT_EQ(Builtin("magichour").HintOf("mh_secret_key_0123456789wxyz"), "...wxyz");
+  for (const char* name : {"firemoon", "example-ai", "lumenfall"}) {
+    EXPECT_EQ(Builtin(name).HintOf("lmnfl_abcdef.0123456789abcdef"), "") << name;
+  }
+  // Never half of a key or more: a short key gets no hint.
+  EXPECT_EQ(Builtin("magichour").HintOf("abcdefgh"), "");
+  EXPECT_EQ(Builtin("magichour").HintOf("abcdefghi"), "...fghi");
+}
+
+TEST(CatalogTest, AConfiguredHintNeverShowsMoreThanTheProvider) {
+  v1::BrokerConfig config;
+  v1::ProviderConfig* flux = config.add_providers();
+  flux->set_name("fluximage");
+  flux->mutable_key_hint()->set_suffix(4);  // narrower than the dashboard: allowed
+  auto catalog = ProviderCatalog::FromConfig(config);
+  ASSERT_THAT(catalog, IsOk());
+  EXPECT_EQ(catalog->Find("fluximage")->HintOf("flx_live_" + std::string(36, 'a') + "f8e9"),
+            "...f8e9");
+  flux->mutable_key_hint()->set_prefix(15);
+  EXPECT_THAT(ProviderCatalog::FromConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("providers[0].key_hint: fluximage itself shows at most the first "
+                                 "14 and the last 4 characters")));
+  // lumenfall's dashboard shows nothing: `key_hint: {}` is all it may have.
+  config.Clear();
+  v1::ProviderConfig* lmn = config.add_providers();
+  lmn->set_name("lumenfall");
+  lmn->mutable_key_hint()->set_suffix(1);
+  EXPECT_THAT(ProviderCatalog::FromConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("providers[0].key_hint")));
+  lmn->mutable_key_hint()->set_suffix(0);
+  EXPECT_THAT(ProviderCatalog::FromConfig(config), IsOk());
+  // A provider that is not built in: the operator says what its dashboard shows, within bounds.
+  config.Clear();
+  v1::ProviderConfig* acme = config.add_providers();
+  acme->set_name("acme");
+  acme->set_base_url("http://127.0.0.1:9/v1");
+  acme->set_key_format("acme_[0-9a-z]{24}");
+  acme->mutable_key_hint()->set_prefix(7);
+  acme->mutable_key_hint()->set_suffix(2);
+  catalog = ProviderCatalog::FromConfig(config);
+  ASSERT_THAT(catalog, IsOk());
+  EXPECT_EQ(catalog->Find("acme")->HintOf("acme_x" + std::string(22, '0') + "yz"), "acme_x0...yz");
+  acme->mutable_key_hint()->set_suffix(5);
+  EXPECT_THAT(ProviderCatalog::FromConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("acme may show at most the first 16 and the last 4")));
+}
+
 TEST(CatalogTest, BadRegexIsAnError) {
   EXPECT_THAT(CompileKeyFormat("([a-z]"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(CompileKeyFormat(""), StatusIs(absl::StatusCode::kInvalidArgument));

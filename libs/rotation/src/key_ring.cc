@@ -90,6 +90,7 @@ KeyEvent MakeEvent(KeyEvent::Type type, const KeyVersion& v, absl::Time at, std:
   e.provider = v.provider;
   e.version_id = v.version_id;
   e.fingerprint = v.fingerprint;
+  e.hint = v.hint;
   e.state = v.state;
   e.retires_at = v.retires_at;
   e.at = at;
@@ -355,6 +356,7 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     v->provider = provider;
     v->version_id = f.info.version_id;
     v->fingerprint = f.fingerprint;
+    v->hint = spec.HintOf(f.material->reveal());
     v->etag = f.info.etag;
     v->material = f.material;
     if (known != nullptr) {

@@ -161,6 +161,20 @@ TEST_F(KeyRingTest, SingleKeyProviderCutsOverAtOnce) {
               ::testing::UnorderedElementsAre(KeyEvent::Type::kRotated, KeyEvent::Type::kRetired));
 }
 
+// Each version and each event about it carries what fluximage's dashboard shows of the key.
+TEST_F(KeyRingTest, VersionsAndEventsCarryTheDashboardHint) {
+  source_.Put("fluximage", "v1", kFlxV1);
+  ASSERT_THAT(ring_->RefreshProvider("fluximage", source_), IsOk());
+  EXPECT_EQ(Keys("fluximage").current->hint, "flx_live_aaaaa...aaaa");
+  events_.clear();
+  source_.Put("fluximage", "v2", kFlxV2);
+  ASSERT_THAT(ring_->RefreshProvider("fluximage", source_), IsOk());
+  ASSERT_EQ(events_.size(), 2u);
+  for (const KeyEvent& e : events_) {
+    EXPECT_EQ(e.hint, e.version_id == "v2" ? "flx_live_bbbbb...bbbb" : "flx_live_aaaaa...aaaa");
+  }
+}
+
 TEST_F(KeyRingTest, VersionRemovedFromBackendIsRetired) {
   source_.Put("lumenfall", "v1", kLmnV1);
   source_.Put("lumenfall", "v2", kLmnV2);

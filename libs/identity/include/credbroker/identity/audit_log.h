@@ -38,6 +38,8 @@ struct AuditRecord {
   std::string provider;
   std::string key_version;
   std::string key_fingerprint;
+  // What the provider's dashboard shows of the key; the field is left out when empty.
+  std::string key_hint;
   std::string lease_id;
   std::string decision;  // "allow" or "deny"
   std::string reason;    // the error reason for denials, or a short note

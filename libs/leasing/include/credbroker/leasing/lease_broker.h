@@ -127,8 +127,9 @@ class LeaseBroker final : public rotation::LeaseView {
   void Denied(absl::string_view method, const identity::Identity& caller,
               absl::string_view provider, const absl::Status& status,
               absl::string_view lease_id = "");
+  // `key`: the lease's key version when at hand (its dashboard hint goes into the line).
   void Audit(absl::string_view method, const identity::Identity& caller, const LeaseRecord& lease,
-             absl::string_view note = "");
+             const rotation::KeyVersion* key, absl::string_view note = "");
   // Bookkeeping for a lease just revoked: the revoked counter.
   void Unbook(const LeaseRecord& l);
   // Revokes the leases matching `pred` with bookkeeping and one audit line each; on a store

@@ -26,6 +26,16 @@ struct ProbeSpec {
   bool enabled() const { return !method.empty(); }
 };
 
+// Which characters of a key identify it in the provider's dashboard: the first `prefix` and the
+// last `suffix` (both 0: nothing but the version name).
+struct KeyHint {
+  int prefix = 0;
+  int suffix = 0;
+  // At most this much of a key for providers that are not built in.
+  static constexpr int kMaxPrefix = 16;
+  static constexpr int kMaxSuffix = 4;
+};
+
 struct ProviderSpec {
   std::string name;
   std::string base_url;
@@ -45,6 +55,7 @@ struct ProviderSpec {
   // absent: staged rotation.
   std::shared_ptr<const v1::MintConfig> mint;
   std::shared_ptr<const std::regex> key_regex;
+  KeyHint hint;
 
   // OK when `key` can be served: matches key_format, no whitespace or control characters (it
   // goes into an HTTP header), at most kMaxKeyBytes. Errors are INVALID_ARGUMENT with a reason
@@ -52,6 +63,10 @@ struct ProviderSpec {
   absl::Status ValidateKey(absl::string_view key) const;
 
   std::string HeaderValue(absl::string_view key) const;
+
+  // The dashboard hint of `key` ("flx_live_a3b4c...f8e9", "...f8e9"), or empty when the provider
+  // shows none. Never half of the key or more: a short key gets no hint.
+  std::string HintOf(absl::string_view key) const;
 };
 
 inline constexpr size_t kMaxKeyBytes = 4096;

@@ -49,6 +49,8 @@ struct KeyVersion {
   std::string provider;
   std::string version_id;
   std::string fingerprint;
+  // What the provider's dashboard shows of the key (ProviderSpec::HintOf); often empty.
+  std::string hint;
   std::string etag;
   KeyState state = KeyState::kPending;
   // When this broker first saw the version.
@@ -109,6 +111,7 @@ struct KeyEvent {
   std::string provider;
   std::string version_id;
   std::string fingerprint;
+  std::string hint;
   KeyState state = KeyState::kPending;
   absl::Time retires_at = absl::InfiniteFuture();
   absl::Time at;
