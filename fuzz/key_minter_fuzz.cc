@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "credbroker/core/clock.h"
+#include "credbroker/core/json_pointer.h"
 #include "credbroker/rotation/key_minter.h"
 #include "credbroker/testing/fake_http_client.h"
 #include "fuzz_input.h"
@@ -50,6 +51,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   rotation::HttpKeyMinter minter(&client, &clock);
   auto minted = minter.Create(*spec, "admin-token");
   if (minted.ok() && minted->material.reveal().empty()) std::abort();
-  (void)rotation::JsonPointerString(answer.second, parts[1]).ok();
+  (void)core::JsonPointerString(answer.second, parts[1]).ok();
   return 0;
 }

@@ -83,11 +83,12 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::ReportAuthFailure(
     v1::ReportAuthFailureResponse* resp) {
   return Unary(ctx, metrics_, "ReportAuthFailure", [&]() -> absl::Status {
     CB_ASSIGN_OR_RETURN(identity::Identity who, Authenticate(ctx, edge_, "ReportAuthFailure"));
-    CB_ASSIGN_OR_RETURN(
-        leasing::AuthFailureOutcome out,
-        broker_->ReportAuthFailure(who, req->lease_id(), req->http_status(), req->error_code()));
+    CB_ASSIGN_OR_RETURN(leasing::AuthFailureOutcome out,
+                        broker_->ReportAuthFailure(who, req->lease_id(), req->http_status(),
+                                                   req->error_code(), req->body()));
     resp->set_newer_key_available(out.newer_key_available);
     resp->set_current_key_version(out.current_key_version);
+    resp->set_classification(out.classification);
     return absl::OkStatus();
   });
 }

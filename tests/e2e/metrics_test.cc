@@ -28,6 +28,17 @@ TEST_F(EndToEndTest, MetricsEndpointServesTheMetricSet) {
   v1::ReportAuthFailureResponse resp;
   ASSERT_TRUE(lease_->ReportAuthFailure(Ctx().get(), report, &resp).ok());
   EXPECT_FALSE(resp.newer_key_available());
+  EXPECT_EQ(resp.classification(), "key_rejected");
+  // A 429 with the provider's body: understood as a rate limit, counted apart.
+  report.set_http_status(429);
+  report.clear_error_code();
+  report.set_body(R"({"error":{"message":"Rate limit reached","type":"requests"}})");
+  ASSERT_TRUE(lease_->ReportAuthFailure(Ctx().get(), report, &resp).ok());
+  EXPECT_EQ(resp.classification(), "rate_limited");
+  report.set_body(std::string(5000, 'x'));
+  grpc::Status too_long = lease_->ReportAuthFailure(Ctx().get(), report, &resp);
+  EXPECT_EQ(too_long.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Reason(too_long), "BAD_ERROR_BODY");
   std::string m = Metrics();
   EXPECT_THAT(
       m, HasSubstr(R"(credbroker_leases_issued_total{caller="e2e-app",provider="lumenfall"} 1)"));
@@ -35,7 +46,7 @@ TEST_F(EndToEndTest, MetricsEndpointServesTheMetricSet) {
   EXPECT_THAT(
       m,
       HasSubstr(
-          R"(credbroker_auth_failure_reports_total{caller="e2e-app",http_status="401",key_version="v1",provider="lumenfall"} 1)"));
+          R"(credbroker_auth_failure_reports_total{caller="e2e-app",classification="key_rejected",http_status="401",key_version="v1",provider="lumenfall"} 1)"));
   EXPECT_THAT(m, HasSubstr("credbroker_grpc_request_duration_seconds_bucket"));
   EXPECT_THAT(m,
               HasSubstr(R"(credbroker_backend_last_success_timestamp_seconds{backend="local"})"));

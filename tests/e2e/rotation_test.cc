@@ -204,6 +204,56 @@ TEST_F(ProbeEndToEndTest, KeyRevokedAtTheProviderIsQuarantinedAfterReportsFromSe
   (void)reader->Finish();
 }
 
+// example-ai documents EXPIRED_API_KEY: one caller reporting it is enough for the broker to probe
+// the key and, when the provider refuses it, quarantine it (a plain 401 needs several callers).
+// The fake provider's OpenAI-style probe path stands in for example-ai's API here.
+TEST_F(ProbeEndToEndTest, OneExpiredKeyReportQuarantinesTheKey) {
+  const std::string v1 = "exai-e2e-key-one-0123456789";
+  const std::string v2 = "exai-e2e-key-two-0123456789";
+  Control("/__fixture/issue", v1);
+  Control("/__fixture/issue", v2);
+  WriteK8sSecretDir(dir_.Join("keys/example-ai"), {{"v1", v1}});
+  WriteConfig("keys", absl::StrCat("  - name: example-ai\n    base_url: ", provider_url_,
+                                   "/openai/v1\n    overlap: 2s\n    probe: {path: /models}\n"));
+  StartBroker();
+  ASSERT_TRUE(Eventually([&] {
+    return absl::StrContains(Metrics(), R"(credbroker_probe_calibrated{provider="example-ai"} 1)");
+  })) << broker_->Logs();
+  WriteK8sSecretDir(dir_.Join("keys/example-ai"), {{"v1", v1}, {"v2", v2}});
+  v1::Lease lease;
+  ASSERT_TRUE(Eventually([&] {
+    return Acquire("example-ai", &lease).ok() && lease.key_version() == "v2";
+  })) << broker_->Logs();
+
+  grpc::ClientContext watch_ctx;
+  watch_ctx.AddMetadata("authorization", "Bearer " + kAppToken);
+  watch_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::WatchKeysRequest watch_req;
+  watch_req.add_providers("example-ai");
+  auto reader = lease_->WatchKeys(&watch_ctx, watch_req);
+
+  Control("/__fixture/revoke", v2);
+  v1::ReportAuthFailureRequest req;
+  req.set_lease_id(lease.lease_id());
+  req.set_http_status(401);
+  req.set_body(R"({"success":false,"error":{"code":"EXPIRED_API_KEY","message":"The API key has )"
+               R"(expired","details":{"expired_at":"2024-01-01T00:00:00Z"}}})");
+  v1::ReportAuthFailureResponse resp;
+  ASSERT_TRUE(lease_->ReportAuthFailure(Ctx().get(), req, &resp).ok());
+  EXPECT_EQ(resp.classification(), "key_expired");
+  bool quarantined = false;
+  v1::KeyEvent e;
+  while (!quarantined && reader->Read(&e)) {
+    quarantined = e.type() == v1::KeyEvent::QUARANTINED && e.key_version() == "v2";
+  }
+  ASSERT_TRUE(quarantined) << broker_->Logs();
+  v1::Lease after;
+  ASSERT_TRUE(Acquire("example-ai", &after).ok());
+  EXPECT_EQ(after.key_version(), "v1");
+  watch_ctx.TryCancel();
+  (void)reader->Finish();
+}
+
 TEST_F(ProbeEndToEndTest, MintedRotationCreatesStoresPromotesAndRevokesKeys) {
   // A writable folder (a mounted Secret is read-only), and the provider's key API.
   WriteFile(dir_.Join("minted/lumenfall/v1"), kLmnV1);

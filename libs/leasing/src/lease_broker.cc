@@ -9,6 +9,7 @@
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
+#include "credbroker/providers/auth_failure.h"
 
 namespace credbroker::leasing {
 namespace {
@@ -415,7 +416,8 @@ void LeaseBroker::ReleaseAsync(const identity::Identity& caller, const std::stri
 absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity::Identity& caller,
                                                                   const std::string& lease_id,
                                                                   int http_status,
-                                                                  const std::string& error_code) {
+                                                                  const std::string& error_code,
+                                                                  const std::string& body) {
   absl::StatusOr<AuthFailureOutcome> result = [&]() -> absl::StatusOr<AuthFailureOutcome> {
     if (http_status != 401 && http_status != 403 && http_status != 429) {
       return Reason(absl::InvalidArgumentError(
@@ -425,26 +427,44 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
     if (!core::LooksLikeLeaseId(lease_id)) {
       return Reason(absl::InvalidArgumentError("lease_id is malformed"), "BAD_LEASE_ID");
     }
+    if (error_code.size() > kMaxErrorCodeBytes || body.size() > kMaxErrorBodyBytes) {
+      return Reason(absl::InvalidArgumentError(absl::StrCat(
+                        "error_code is limited to ", kMaxErrorCodeBytes, " bytes and body to ",
+                        kMaxErrorBodyBytes, " (send the start of the answer)")),
+                    "BAD_ERROR_BODY");
+    }
     CB_ASSIGN_OR_RETURN(LeaseRecord lease, table_->Get(lease_id, caller.name));
     const std::string label = Label(caller.name);
     const std::shared_ptr<const rotation::KeySnapshot> snap = ring_->Snapshot();
     const rotation::ProviderKeys* keys = snap->Find(lease.provider);
-    metrics_->AuthFailureReported(lease.provider, lease.key_version, label, http_status);
+    const providers::AuthFailureKind kind =
+        keys != nullptr && keys->spec != nullptr
+            ? providers::ClassifyAuthFailure(*keys->spec, {http_status, error_code, body})
+            : providers::ClassifyAuthFailure(providers::ProviderSpec{}, {http_status, "", ""});
+    const absl::string_view kind_name = providers::AuthFailureKindName(kind);
+    metrics_->AuthFailureReported(lease.provider, lease.key_version, label, http_status, kind_name);
     Audit("ReportAuthFailure", caller, lease, keys ? keys->Find(lease.key_version) : nullptr,
-          absl::StrCat("provider answered ", http_status));
-    if (facts_ != nullptr) {
+          absl::StrCat("provider answered ", http_status, ": ", kind_name));
+    if (facts_ != nullptr && providers::IsEvidenceAgainstTheKey(kind)) {
       // For the leader's revocation detection (RevocationFeed), whichever replica got the report.
-      facts_->AddAuthFailure(
-          {lease.provider, lease.key_version, caller.name, http_status, clock_->Now()},
-          [provider = lease.provider](const absl::Status& s) {
-            if (!s.ok()) {
-              core::LogError("cannot store auth-failure report",
-                             {{"provider", provider}, {"error", s.ToString()}});
-            }
-          });
+      // Only what says the key stopped working: a missing key is the client's bug, and rate
+      // limits or a refusal that may be one say nothing about the key.
+      facts_->AddAuthFailure({lease.provider, lease.key_version, caller.name, http_status,
+                              clock_->Now(), std::string(kind_name)},
+                             [provider = lease.provider](const absl::Status& s) {
+                               if (!s.ok()) {
+                                 core::LogError("cannot store auth-failure report",
+                                                {{"provider", provider}, {"error", s.ToString()}});
+                               }
+                             });
     }
     if (anomalies_) {
-      anomalies_->RecordAuthFailure(caller.name, lease.provider, http_status);
+      // The failure ratio counts refusals of the key only (not a missing key, a rate limit or
+      // an ambiguous 403).
+      if (providers::IsEvidenceAgainstTheKey(kind) ||
+          kind == providers::AuthFailureKind::kForbidden) {
+        anomalies_->RecordAuthFailure(caller.name, lease.provider, http_status);
+      }
       const rotation::KeyVersion* key = keys ? keys->Find(lease.key_version) : nullptr;
       if (key == nullptr || key->retires_at <= clock_->Now()) {
         anomalies_->RecordRetiredKeyUse(caller.name, lease.provider, lease.key_version,
@@ -456,8 +476,10 @@ absl::StatusOr<AuthFailureOutcome> LeaseBroker::ReportAuthFailure(const identity
                                                         {"fingerprint", lease.key_fingerprint},
                                                         {"caller", caller.name},
                                                         {"http_status", absl::StrCat(http_status)},
-                                                        {"error_code", error_code.substr(0, 64)}});
+                                                        {"error_code", error_code.substr(0, 64)},
+                                                        {"classification", kind_name}});
     AuthFailureOutcome out;
+    out.classification = std::string(kind_name);
     if (keys != nullptr && keys->current != nullptr) {
       out.current_key_version = keys->current->version_id;
       out.newer_key_available = keys->current->version_id != lease.key_version;

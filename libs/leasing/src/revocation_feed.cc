@@ -1,6 +1,7 @@
 #include "credbroker/leasing/revocation_feed.h"
 
 #include "credbroker/core/status_macros.h"
+#include "credbroker/providers/auth_failure.h"
 
 namespace credbroker::leasing {
 
@@ -21,7 +22,12 @@ void RevocationFeed::OnFacts(const std::vector<state::Fact>& facts) {
   for (const state::Fact& fact : facts) {
     if (fact.kind != state::Fact::Kind::kAuthFailure) continue;
     const state::AuthFailureReport& r = fact.report;
-    const bool burst = detector_->Record(r.provider, r.key_version, r.caller, r.http_status, r.at);
+    // "The key expired" from one caller is enough to check the key; a plain refusal needs
+    // refusals from several callers (one caller's bad configuration proves nothing).
+    const bool burst =
+        r.kind == providers::AuthFailureKindName(providers::AuthFailureKind::kKeyExpired)
+            ? detector_->RecordDecisive(r.provider, r.key_version, r.caller, r.at)
+            : detector_->Record(r.provider, r.key_version, r.caller, r.http_status, r.at);
     if (burst && leadership_->IsLeader()) suspect_(r.provider, r.key_version);
   }
 }

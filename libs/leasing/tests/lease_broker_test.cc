@@ -5,6 +5,7 @@
 #include "broker_fixture.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/status_macros.h"
+#include "credbroker/state/shared_facts.h"
 #include "credbroker/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -186,8 +187,40 @@ TEST_F(LeaseBrokerTest, ReportAuthFailureCountsAndTellsWhetherANewerKeyExists) {
   EXPECT_THAT(
       text,
       HasSubstr(
-          R"(credbroker_auth_failure_reports_total{caller="billing",http_status="401",key_version="v1",provider="lumenfall"} 1)"));
+          R"(credbroker_auth_failure_reports_total{caller="billing",classification="key_rejected",http_status="401",key_version="v1",provider="lumenfall"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(http_status="429",key_version="v1")"));
+}
+
+// The answer is classified by the provider's documented shapes (providers/auth_failure.h); only
+// refusals of the key reach revocation detection, and what the caller may send is bounded.
+TEST_F(LeaseBrokerTest, AnswersAreClassifiedAndOnlyRefusalsOfTheKeyAreEvidence) {
+  state::InMemorySharedFacts facts;
+  broker->SetAuthFailureReports(&facts);
+  auto g = broker->Acquire(app, "lumenfall", absl::ZeroDuration(), "");
+  ASSERT_THAT(g, IsOk());
+  auto classify = [&](int status, const std::string& code, const std::string& body = "") {
+    auto out = broker->ReportAuthFailure(app, g->lease.id, status, code, body);
+    return out.ok() ? out->classification : out.status().ToString();
+  };
+  EXPECT_EQ(classify(429, ""), "rate_limited");
+  EXPECT_EQ(classify(403, ""), "forbidden");
+  // Codes are the provider's own: lumenfall documents none, so its 401 is a refusal whatever
+  // the code says.
+  EXPECT_EQ(classify(401, "EXPIRED_API_KEY"), "key_rejected");
+  EXPECT_EQ(classify(401, "", R"({"error":{"message":"Incorrect API key provided"}})"),
+            "key_rejected");
+  EXPECT_THAT(broker->ReportAuthFailure(app, g->lease.id, 401, "", std::string(4097, 'x')),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("body")));
+  EXPECT_THAT(broker->ReportAuthFailure(app, g->lease.id, 401, std::string(129, 'X')),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  auto listing = facts.List(clock.Now());
+  ASSERT_THAT(listing, IsOk());
+  ASSERT_EQ(listing->facts.size(), 2u);  // the two 401s, not the 429 or the 403
+  for (const state::Fact& f : listing->facts) EXPECT_EQ(f.report.kind, "key_rejected");
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(
+          R"(credbroker_auth_failure_reports_total{caller="billing",classification="forbidden",http_status="403",key_version="v1",provider="lumenfall"} 1)"));
 }
 
 TEST_F(LeaseBrokerTest, KeyRingRetiresThroughTheBrokersLeaseCounts) {

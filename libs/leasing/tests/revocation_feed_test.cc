@@ -19,8 +19,9 @@ const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
 
 class RevocationFeedTest : public ::testing::Test {
  protected:
-  void Report(const std::string& caller, int status, absl::Time at) {
-    facts_.AddAuthFailure({"lumenfall", "v1", caller, status, at},
+  void Report(const std::string& caller, int status, absl::Time at,
+              const std::string& kind = "key_rejected") {
+    facts_.AddAuthFailure({"lumenfall", "v1", caller, status, at, kind},
                           [](const absl::Status& s) { EXPECT_THAT(s, IsOk()); });
   }
   absl::StatusOr<std::unique_ptr<RevocationFeed>> Start(absl::Time now) {
@@ -45,6 +46,18 @@ TEST_F(RevocationFeedTest, TheLeaderSuspectsAKeyFromReportsOfEveryReplica) {
   Report("billing/api", 429, kT0);  // rate limits never count
   EXPECT_THAT(suspected_, IsEmpty());
   Report("search/api", 401, kT0 + absl::Seconds(3));
+  EXPECT_THAT(suspected_, ElementsAre("lumenfall/v1"));
+}
+
+// "EXPIRED_API_KEY" (example-ai) from a single caller is enough to check the key at once; a
+// flood of them still makes one check per window.
+TEST_F(RevocationFeedTest, OneExpiredKeyReportIsEnough) {
+  leadership_.Set(1);
+  auto feed = Start(kT0);
+  ASSERT_THAT(feed, IsOk());
+  Report("billing/api", 401, kT0, "key_expired");
+  EXPECT_THAT(suspected_, ElementsAre("lumenfall/v1"));
+  Report("search/api", 401, kT0 + absl::Seconds(1), "key_expired");
   EXPECT_THAT(suspected_, ElementsAre("lumenfall/v1"));
 }
 

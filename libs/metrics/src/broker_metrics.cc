@@ -170,7 +170,8 @@ BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
       auth_failures_(prometheus::BuildCounter()
                          .Name("credbroker_auth_failure_reports_total")
                          .Help("Provider auth failures reported by callers, by provider, key "
-                               "version, caller and HTTP status.")
+                               "version, caller, HTTP status and what the provider's answer "
+                               "means (classification).")
                          .Register(*registry_)),
       lease_denied_(prometheus::BuildCounter()
                         .Name("credbroker_lease_requests_denied_total")
@@ -321,8 +322,10 @@ void BrokerMetrics::ActiveLeasesAdd(absl::string_view provider, absl::string_vie
   active_.Get({provider, key_version}).Increment(delta);
 }
 void BrokerMetrics::AuthFailureReported(absl::string_view provider, absl::string_view key_version,
-                                        absl::string_view caller, int http_status) {
-  auth_fail_.Get({provider, key_version, caller, HttpStatusLabel(http_status)}).Increment();
+                                        absl::string_view caller, int http_status,
+                                        absl::string_view classification) {
+  auth_fail_.Get({provider, key_version, caller, HttpStatusLabel(http_status), classification})
+      .Increment();
 }
 void BrokerMetrics::LeaseRequestDenied(absl::string_view method, absl::string_view reason) {
   denied_.Get({method, reason}).Increment();

@@ -23,8 +23,8 @@ TEST(BrokerMetricsTest, CountersCarryTheirLabels) {
   m.LeaseIssued("lumenfall", "svc-a");
   m.LeaseIssued("lumenfall", "svc-a");
   m.LeaseIssued("fluximage", "svc-b");
-  m.AuthFailureReported("lumenfall", "v2", "svc-a", 401);
-  m.AuthFailureReported("lumenfall", "v2", "svc-a", 500);
+  m.AuthFailureReported("lumenfall", "v2", "svc-a", 401, "key_rejected");
+  m.AuthFailureReported("lumenfall", "v2", "svc-a", 500, "key_rejected");
   m.RpcCompleted("AcquireLease", "OK", absl::Microseconds(120));
   std::string text = Scrape(*registry);
   EXPECT_THAT(

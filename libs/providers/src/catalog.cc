@@ -6,6 +6,7 @@
 #include "absl/strings/string_view.h"
 #include "credbroker/core/proto_time.h"
 #include "credbroker/core/status_macros.h"
+#include "credbroker/providers/auth_failure.h"
 
 namespace credbroker::providers {
 namespace {
@@ -15,7 +16,7 @@ namespace {
 constexpr char kOpaqueKeyFormat[] = R"([\x21-\x7e]{8,512})";
 
 ProviderSpec Builtin(std::string name, std::string base_url, std::string key_format,
-                     bool single_key, ProbeSpec probe, KeyHint hint = {}) {
+                     bool single_key, ProbeSpec probe, KeyHint hint = {}, ErrorShape errors = {}) {
   ProviderSpec s;
   s.name = std::move(name);
   s.base_url = std::move(base_url);
@@ -24,6 +25,7 @@ ProviderSpec Builtin(std::string name, std::string base_url, std::string key_for
   s.builtin = true;
   s.probe = std::move(probe);
   s.hint = hint;
+  s.errors = std::move(errors);
   s.key_regex = *CompileKeyFormat(s.key_format);
   return s;
 }
@@ -32,14 +34,24 @@ ProviderSpec Builtin(std::string name, std::string base_url, std::string key_for
 
 const std::vector<ProviderSpec>& BuiltinProviders() {
   static const std::vector<ProviderSpec>* const kBuiltins = new std::vector<ProviderSpec>{
-      // Several keys per account (dev/staging/prod); 401 bad key, 403 no access or rate limited.
-      Builtin("firemoon", "https://firemoon.studio/api/v1", kOpaqueKeyFormat, false, {}),
-      // Generic provider; keys carry read/write/admin/webhook permissions.
-      Builtin("example-ai", "https://api.example.com/v1", kOpaqueKeyFormat, false, {}),
+      // Several keys per account (dev/staging/prod); 401 bad key, 403 "no access to the
+      // requested provider" or "exceeded rate limits" (firemoon-auth, Troubleshooting).
+      Builtin("firemoon", "https://firemoon.studio/api/v1", kOpaqueKeyFormat, false, {}, {},
+              {"", {}, /*forbidden_is_ambiguous=*/true}),
+      // Generic provider; keys carry read/write/admin/webhook permissions. Errors are
+      // {"success":false,"error":{"code":...}} (example-ai-auth, Error Responses).
+      Builtin("example-ai", "https://api.example.com/v1", kOpaqueKeyFormat, false, {}, {},
+              {"/error/code",
+               {{"INVALID_API_KEY", AuthFailureKind::kKeyRejected},
+                {"EXPIRED_API_KEY", AuthFailureKind::kKeyExpired},
+                {"MISSING_API_KEY", AuthFailureKind::kKeyMissing}},
+               false}),
       // ONE key per account: regenerating invalidates the old key at once. The dashboard shows
       // "a masked prefix (for example, `flx_live_a3b4c...f8e9`)" (fluximage-auth, API key format).
+      // Its one error answer, 401 {"error":"Unauthorized"}, covers a missing, malformed or
+      // invalid key alike: a 401 (see auth_failure.h).
       Builtin("fluximage", "https://fluximage.app/api", "flx_live_[0-9a-fA-F]{40}", true,
-              {"GET", "/usage", 200}, {14, 4}),
+              {"GET", "/usage", 200}, {14, 4}, {"/error", {}, false}),
       // OpenAI-compatible; several revocable keys.
       Builtin("lumenfall", "https://api.lumenfall.ai/openai/v1",
               R"(lmnfl_[A-Za-z0-9]+\.[A-Za-z0-9_\-]+)", false, {"GET", "/models", 200}),

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "credbroker/core/json_pointer.h"
 #include "credbroker/core/proto_time.h"
 #include "credbroker/core/status_macros.h"
 
@@ -72,49 +73,6 @@ absl::Status StatusForAnswer(absl::string_view what, int status) {
 
 }  // namespace
 
-absl::StatusOr<std::string> JsonPointerString(absl::string_view json, absl::string_view pointer) {
-  google::protobuf::Struct doc;
-  if (!google::protobuf::util::JsonStringToMessage(std::string(json), &doc).ok()) {
-    return absl::InvalidArgumentError("answer is not a JSON object");
-  }
-  Value root;
-  *root.mutable_struct_value() = std::move(doc);
-  const Value* at = &root;
-  if (!pointer.empty()) {
-    if (pointer[0] != '/') return absl::InvalidArgumentError("JSON pointer must start with /");
-    for (absl::string_view raw : absl::StrSplit(pointer.substr(1), '/')) {
-      std::string token = absl::StrReplaceAll(raw, {{"~1", "/"}, {"~0", "~"}});
-      if (at->has_struct_value()) {
-        auto it = at->struct_value().fields().find(token);
-        if (it == at->struct_value().fields().end()) {
-          return absl::NotFoundError(absl::StrCat("no ", pointer, " in the answer"));
-        }
-        at = &it->second;
-      } else if (at->has_list_value()) {
-        size_t index = 0;
-        if (!absl::SimpleAtoi(token, &index) ||
-            index >= static_cast<size_t>(at->list_value().values_size())) {
-          return absl::NotFoundError(absl::StrCat("no ", pointer, " in the answer"));
-        }
-        at = &at->list_value().values(static_cast<int>(index));
-      } else {
-        return absl::NotFoundError(absl::StrCat("no ", pointer, " in the answer"));
-      }
-    }
-  }
-  if (at->has_string_value()) return at->string_value();
-  if (at->has_number_value()) {
-    // Ids are usually integers: print them as such, when the double holds one exactly (a cast of
-    // a larger or non-finite double would be undefined).
-    const double n = at->number_value();
-    if (std::abs(n) <= 9007199254740992.0 && n == std::floor(n)) {
-      return absl::StrCat(static_cast<int64_t>(n));
-    }
-    return absl::StrCat(n);
-  }
-  return absl::InvalidArgumentError(absl::StrCat(pointer, " is not a string or number"));
-}
-
 absl::StatusOr<MintedKey> HttpKeyMinter::Create(const providers::ProviderSpec& spec,
                                                 absl::string_view credential) {
   if (spec.mint == nullptr) {
@@ -138,7 +96,7 @@ absl::StatusOr<MintedKey> HttpKeyMinter::Create(const providers::ProviderSpec& s
   const bool ok =
       expected != 0 ? resp->status == expected : (resp->status == 200 || resp->status == 201);
   if (!ok) return StatusForAnswer(what, resp->status);
-  absl::StatusOr<std::string> key = JsonPointerString(resp->body, m.key_pointer());
+  absl::StatusOr<std::string> key = core::JsonPointerString(resp->body, m.key_pointer());
   if (!key.ok()) {
     return core::WithReason(absl::DataLossError(absl::StrCat(what, ": ", key.status().message())),
                             "KEY_API_ERROR");
@@ -151,7 +109,7 @@ absl::StatusOr<MintedKey> HttpKeyMinter::Create(const providers::ProviderSpec& s
   MintedKey out;
   out.material = core::SecretBytes(std::move(*key));
   if (!m.key_id_pointer().empty()) {
-    absl::StatusOr<std::string> id = JsonPointerString(resp->body, m.key_id_pointer());
+    absl::StatusOr<std::string> id = core::JsonPointerString(resp->body, m.key_id_pointer());
     if (!id.ok()) {
       return core::WithReason(absl::DataLossError(absl::StrCat(what, ": ", id.status().message())),
                               "KEY_API_ERROR");

@@ -12,6 +12,16 @@ void RevocationDetector::Prune(Burst& burst, absl::Time now) const {
 bool RevocationDetector::Record(absl::string_view provider, absl::string_view version,
                                 absl::string_view caller, int http_status, absl::Time now) {
   if (http_status != 401) return false;
+  return Add(provider, version, caller, now, min_callers_);
+}
+
+bool RevocationDetector::RecordDecisive(absl::string_view provider, absl::string_view version,
+                                        absl::string_view caller, absl::Time now) {
+  return Add(provider, version, caller, now, 1);
+}
+
+bool RevocationDetector::Add(absl::string_view provider, absl::string_view version,
+                             absl::string_view caller, absl::Time now, int min_callers) {
   absl::MutexLock lock(&mu_);
   // Forget bursts that went quiet so the map only holds versions with recent 401s.
   absl::erase_if(bursts_, [&](auto& entry) {
@@ -20,7 +30,7 @@ bool RevocationDetector::Record(absl::string_view provider, absl::string_view ve
   });
   Burst& burst = bursts_[absl::StrCat(provider, "\x1f", version)];
   burst.last_report[std::string(caller)] = now;
-  if (static_cast<int>(burst.last_report.size()) < min_callers_) return false;
+  if (static_cast<int>(burst.last_report.size()) < min_callers) return false;
   if (now - burst.triggered_at < window_) return false;
   burst.triggered_at = now;
   return true;

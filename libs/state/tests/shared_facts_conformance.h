@@ -19,7 +19,7 @@ namespace credbroker::state {
 inline const absl::Time kFactsT0 = absl::FromUnixSeconds(1'800'000'000);
 
 inline AuthFailureReport Report401(const std::string& caller, absl::Time at) {
-  return {"lumenfall", "v1", caller, 401, at};
+  return {"lumenfall", "v1", caller, 401, at, "key_rejected"};
 }
 
 // "report:caller@revision" / "suspend:caller@revision" for each fact, in order.
@@ -58,6 +58,8 @@ TYPED_TEST_P(SharedFactsConformanceTest, FactsAreListedAndWatchedInRevisionOrder
   this->AddReport(Report401("billing/api", kFactsT0));
   auto listing = facts.List(kFactsT0);
   ASSERT_THAT(listing, testing::IsOk());
+  ASSERT_EQ(listing->facts.size(), 1u);
+  EXPECT_EQ(listing->facts[0].report.kind, "key_rejected");
   absl::Mutex mu;
   std::vector<Fact> seen;
   auto watch = facts.Watch(listing->revision, [&](const std::vector<Fact>& f) {
@@ -77,6 +79,7 @@ TYPED_TEST_P(SharedFactsConformanceTest, FactsAreListedAndWatchedInRevisionOrder
     ASSERT_EQ(seen.size(), 2u);
     EXPECT_EQ(seen[0].report.http_status, 401);
     EXPECT_EQ(seen[0].report.key_version, "v1");
+    EXPECT_EQ(seen[0].report.kind, "key_rejected");
     EXPECT_EQ(seen[0].report.at, kFactsT0 + absl::Seconds(1));
     EXPECT_EQ(seen[1].suspension.until, kFactsT0 + absl::Minutes(15));
     EXPECT_EQ(seen[1].suspension.reason, "spike");

@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS auth_failure_reports (
   key_version TEXT NOT NULL,
   caller TEXT NOT NULL,
   http_status INTEGER NOT NULL,
-  at_us INTEGER NOT NULL
+  at_us INTEGER NOT NULL,
+  kind TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS auth_failure_reports_at ON auth_failure_reports(at_us);
 CREATE TABLE IF NOT EXISTS suspensions (
@@ -42,6 +43,29 @@ SqliteSharedFacts::~SqliteSharedFacts() = default;
 
 absl::StatusOr<std::unique_ptr<SqliteSharedFacts>> SqliteSharedFacts::Open(
     Database* db, absl::Duration report_retention) {
+  // State files written before reports carried their classification: add the column (the old
+  // rows keep '' and are judged by their status, as they were).
+  bool has_kind = false;
+  CB_RETURN_IF_ERROR(db->Read([&](sqlite3* h) -> absl::Status {
+    Statement s(h, "SELECT 1 FROM pragma_table_info('auth_failure_reports') WHERE name='kind'");
+    if (!s.ok()) return db->Error(h, "read the auth-failure report columns");
+    const int rc = sqlite3_step(s.get());
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      return db->Error(h, "read the auth-failure report columns");
+    }
+    has_kind = rc == SQLITE_ROW;
+    return absl::OkStatus();
+  }));
+  if (!has_kind) {
+    CB_RETURN_IF_ERROR(db->Write([&](Database::Txn& txn) -> absl::Status {
+      Statement s(txn.db(),
+                  "ALTER TABLE auth_failure_reports ADD COLUMN kind TEXT NOT NULL DEFAULT ''");
+      if (!s.ok() || sqlite3_step(s.get()) != SQLITE_DONE) {
+        return db->Error(txn.db(), "add the auth-failure report kind");
+      }
+      return absl::OkStatus();
+    }));
+  }
   int64_t revision = 0;
   CB_RETURN_IF_ERROR(db->Read([&](sqlite3* h) -> absl::Status {
     Statement s(h,
@@ -74,7 +98,7 @@ void SqliteSharedFacts::AddAuthFailure(const AuthFailureReport& report,
         f.kind = Fact::Kind::kAuthFailure;
         f.revision = counter_->Next(txn);
         f.report = report;
-        Statement s(h, "INSERT INTO auth_failure_reports VALUES (?,?,?,?,?,?)");
+        Statement s(h, "INSERT INTO auth_failure_reports VALUES (?,?,?,?,?,?,?)");
         if (!s.ok()) return db_->Error(h, "save auth-failure report");
         sqlite3_bind_int64(s.get(), 1, f.revision);
         s.Bind(2, report.provider);
@@ -82,6 +106,7 @@ void SqliteSharedFacts::AddAuthFailure(const AuthFailureReport& report,
         s.Bind(4, report.caller);
         sqlite3_bind_int(s.get(), 5, report.http_status);
         sqlite3_bind_int64(s.get(), 6, absl::ToUnixMicros(report.at));
+        s.Bind(7, report.kind);
         if (sqlite3_step(s.get()) != SQLITE_DONE) return db_->Error(h, "save auth-failure report");
         counter_->Add(std::move(f));
         return absl::OkStatus();
@@ -114,8 +139,8 @@ absl::StatusOr<FactListing> SqliteSharedFacts::List(absl::Time now) {
   CB_RETURN_IF_ERROR(db_->Read([&](sqlite3* h) -> absl::Status {
     {
       Statement s(h,
-                  "SELECT revision, provider, key_version, caller, http_status, at_us FROM "
-                  "auth_failure_reports WHERE at_us >= ?");
+                  "SELECT revision, provider, key_version, caller, http_status, at_us, kind "
+                  "FROM auth_failure_reports WHERE at_us >= ?");
       if (!s.ok()) return db_->Error(h, "read auth-failure reports");
       sqlite3_bind_int64(s.get(), 1, absl::ToUnixMicros(now - retention_));
       int rc;
@@ -123,8 +148,12 @@ absl::StatusOr<FactListing> SqliteSharedFacts::List(absl::Time now) {
         Fact f;
         f.kind = Fact::Kind::kAuthFailure;
         f.revision = sqlite3_column_int64(s.get(), 0);
-        f.report = {s.Text(1), s.Text(2), s.Text(3), sqlite3_column_int(s.get(), 4),
-                    absl::FromUnixMicros(sqlite3_column_int64(s.get(), 5))};
+        f.report = {s.Text(1),
+                    s.Text(2),
+                    s.Text(3),
+                    sqlite3_column_int(s.get(), 4),
+                    absl::FromUnixMicros(sqlite3_column_int64(s.get(), 5)),
+                    s.Text(6)};
         out.facts.push_back(std::move(f));
       }
       if (rc != SQLITE_DONE) return db_->Error(h, "read auth-failure reports");

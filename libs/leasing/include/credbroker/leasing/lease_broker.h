@@ -59,7 +59,13 @@ struct LeaseGrant {
 struct AuthFailureOutcome {
   bool newer_key_available = false;
   std::string current_key_version;
+  // What the provider's answer means (providers::AuthFailureKindName).
+  std::string classification;
 };
+
+// Bounds of what a caller may send of the provider's answer.
+inline constexpr size_t kMaxErrorCodeBytes = 128;
+inline constexpr size_t kMaxErrorBodyBytes = 4096;
 
 class LeaseBroker final : public rotation::LeaseView {
  public:
@@ -90,9 +96,13 @@ class LeaseBroker final : public rotation::LeaseView {
   absl::StatusOr<LeaseGrant> Renew(const identity::Identity& caller, const std::string& lease_id,
                                    absl::Duration ttl);
   absl::Status Release(const identity::Identity& caller, const std::string& lease_id);
+  // The provider's answer as the caller saw it: status, error code and/or the start of the body
+  // (bounded; INVALID_ARGUMENT BAD_ERROR_BODY beyond), classified by the provider's documented
+  // error shapes (providers/auth_failure.h). Only refusals of the key feed revocation detection.
   absl::StatusOr<AuthFailureOutcome> ReportAuthFailure(const identity::Identity& caller,
                                                        const std::string& lease_id, int http_status,
-                                                       const std::string& error_code);
+                                                       const std::string& error_code,
+                                                       const std::string& body = "");
   // Removes expired leases; returns how many.
   size_t SweepExpired();
   // Administrative revocation of every lease matching `pred`.

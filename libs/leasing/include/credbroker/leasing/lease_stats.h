@@ -25,8 +25,10 @@ class LeaseStats {
   // Active leases on a key version (+1 when one appears in the lease data, -1 when it goes).
   virtual void ActiveLeasesAdd(absl::string_view provider, absl::string_view key_version,
                                double delta) = 0;
+  // classification: what the provider's answer means (providers::AuthFailureKindName).
   virtual void AuthFailureReported(absl::string_view provider, absl::string_view key_version,
-                                   absl::string_view caller, int http_status) = 0;
+                                   absl::string_view caller, int http_status,
+                                   absl::string_view classification) = 0;
   // reason: the machine-readable reason of the refusal (core::ReasonOf).
   virtual void LeaseRequestDenied(absl::string_view method, absl::string_view reason) = 0;
   virtual void PolicyDenied(absl::string_view caller, absl::string_view provider,

@@ -115,7 +115,8 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   void ActiveLeasesAdd(absl::string_view provider, absl::string_view key_version,
                        double delta) override;
   void AuthFailureReported(absl::string_view provider, absl::string_view key_version,
-                           absl::string_view caller, int http_status) override;
+                           absl::string_view caller, int http_status,
+                           absl::string_view classification) override;
   void LeaseRequestDenied(absl::string_view method, absl::string_view reason) override;
   void PolicyDenied(absl::string_view caller, absl::string_view provider,
                     absl::string_view reason) override;
@@ -199,8 +200,8 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   ChildCache<prometheus::Counter> expired_{leases_expired_, {"provider", "caller"}};
   ChildCache<prometheus::Counter> revoked_{leases_revoked_, {"provider", "caller"}};
   ChildCache<prometheus::Gauge> active_{active_leases_, {"provider", "key_version"}};
-  ChildCache<prometheus::Counter> auth_fail_{auth_failures_,
-                                             {"provider", "key_version", "caller", "http_status"}};
+  ChildCache<prometheus::Counter> auth_fail_{
+      auth_failures_, {"provider", "key_version", "caller", "http_status", "classification"}};
   ChildCache<prometheus::Counter> denied_{lease_denied_, {"method", "reason"}};
   ChildCache<prometheus::Counter> caller_auth_{caller_auth_failures_, {"reason"}};
   ChildCache<prometheus::Counter> policy_denied_{policy_denials_, {"caller", "provider", "reason"}};

@@ -36,6 +36,23 @@ struct KeyHint {
   static constexpr int kMaxSuffix = 4;
 };
 
+enum class AuthFailureKind;
+
+// A provider error code with a documented meaning.
+struct ErrorCode {
+  std::string code;
+  AuthFailureKind kind;
+};
+
+// How a provider says why it refused a request (see auth_failure.h).
+struct ErrorShape {
+  // Where its answers carry the error code (RFC 6901), or empty: status codes only.
+  std::string code_pointer;
+  std::vector<ErrorCode> codes;
+  // Its 403 means either "no access" or "rate limited" (firemoon).
+  bool forbidden_is_ambiguous = false;
+};
+
 struct ProviderSpec {
   std::string name;
   std::string base_url;
@@ -56,6 +73,7 @@ struct ProviderSpec {
   std::shared_ptr<const v1::MintConfig> mint;
   std::shared_ptr<const std::regex> key_regex;
   KeyHint hint;
+  ErrorShape errors;
 
   // OK when `key` can be served: matches key_format, no whitespace or control characters (it
   // goes into an HTTP header), at most kMaxKeyBytes. Errors are INVALID_ARGUMENT with a reason

@@ -52,9 +52,4 @@ class HttpKeyMinter final : public KeyMinter {
   const core::Clock* const clock_;
 };
 
-// The string or number at `pointer` (RFC 6901, e.g. "/data/key") in the JSON document `json`.
-// NOT_FOUND when absent; INVALID_ARGUMENT when `json` is not a JSON object or the value is not
-// a string or number. Messages never quote the document.
-absl::StatusOr<std::string> JsonPointerString(absl::string_view json, absl::string_view pointer);
-
 }  // namespace credbroker::rotation

@@ -24,6 +24,10 @@ class RevocationDetector {
   // triggers again only after `window` has passed.
   bool Record(absl::string_view provider, absl::string_view version, absl::string_view caller,
               int http_status, absl::Time now);
+  // A report that settles it alone (the provider said the key expired): one caller completes
+  // the burst; the window still keeps a flood of them to one check.
+  bool RecordDecisive(absl::string_view provider, absl::string_view version,
+                      absl::string_view caller, absl::Time now);
 
   // Distinct callers with a 401 on the version within the window ending at `now`.
   int DistinctCallers(absl::string_view provider, absl::string_view version, absl::Time now);
@@ -34,6 +38,8 @@ class RevocationDetector {
     absl::Time triggered_at = absl::InfinitePast();
   };
   void Prune(Burst& burst, absl::Time now) const;
+  bool Add(absl::string_view provider, absl::string_view version, absl::string_view caller,
+           absl::Time now, int min_callers);
 
   const int min_callers_;
   const absl::Duration window_;

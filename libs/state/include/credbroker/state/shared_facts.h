@@ -36,6 +36,9 @@ struct AuthFailureReport {
   std::string caller;  // the caller's identity
   int http_status = 0;
   absl::Time at;
+  // What the provider's answer means (providers::AuthFailureKindName): "key_rejected" or
+  // "key_expired", the only kinds stored; empty in reports stored before it was recorded.
+  std::string kind;
 };
 
 struct Suspension {
