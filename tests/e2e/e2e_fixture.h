@@ -155,6 +155,17 @@ class EndToEndTest : public ::testing::Test {
     return std::nullopt;
   }
 
+  // Reads a WatchKeys stream until an event of `type` on `version` arrives; false when the stream
+  // ends (its deadline) first.
+  static bool ReadUntil(grpc::ClientReader<v1::KeyEvent>& reader, v1::KeyEvent::Type type,
+                        const std::string& version) {
+    v1::KeyEvent e;
+    while (reader.Read(&e)) {
+      if (e.type() == type && e.key_version() == version) return true;
+    }
+    return false;
+  }
+
   // Polls until `pred` holds (file watching and refreshes are asynchronous).
   template <typename Pred>
   bool Eventually(Pred pred, absl::Duration timeout = absl::Seconds(10)) {

@@ -29,9 +29,25 @@ class ProbeEndToEndTest : public EndToEndTest {
   // Extra command-line flags of the fake provider.
   virtual std::vector<std::string> ProviderFlags() const { return {}; }
 
+  struct ConfigOptions {
+    std::string source_root = "keys";
+    std::string lumenfall_extra;  // appended to the lumenfall entry
+    std::string overlap = "2s";
+    std::string retire_grace = "1h";
+    std::string top_level;  // more top-level blocks (leases: ...)
+  };
+
   // Staged rotation with the fake provider's probe; `extra` is appended to the lumenfall entry.
   void WriteConfig(const std::string& source_root, const std::string& extra = "") {
-    WriteFile(dir_.Join("broker.yaml"), absl::StrCat(R"(server:
+    ConfigOptions o;
+    o.source_root = source_root;
+    o.lumenfall_extra = extra;
+    WriteConfig(o);
+  }
+
+  void WriteConfig(const ConfigOptions& o) {
+    WriteFile(dir_.Join("broker.yaml"),
+              absl::StrCat(R"(server:
   listen: 127.0.0.1:0
   metrics_listen: 127.0.0.1:0
   data_dir: data
@@ -40,16 +56,16 @@ sources:
   - name: local
     file:
       root: )",
-                                                     source_root, R"(
+                           o.source_root, R"(
     refresh_interval: 1s
 providers:
   - name: lumenfall
     base_url: )",
-                                                     provider_url_, R"(/openai/v1
-    overlap: 2s
-    retire_grace: 1h
-)",
-                                                     extra, R"(
+                           provider_url_, R"(/openai/v1
+    overlap: )",
+                           o.overlap, R"(
+    retire_grace: )",
+                           o.retire_grace, "\n", o.lumenfall_extra, o.top_level, R"(
 rotation:
   check_interval: 200ms
   probe_retry_interval: 1s
@@ -72,6 +88,19 @@ identity:
       token_file: admin.token
       admin: true
 )"));
+  }
+
+  // The lumenfall entry's minted mode against the fake provider's key API.
+  std::string MintBlock() const {
+    return absl::StrCat(R"(    mint:
+      base_url: )",
+                        provider_url_, R"(
+      create: {method: POST, path: /v1/keys, body: '{"name":"credbroker-{provider}-{timestamp}"}'}
+      revoke: {method: DELETE, path: "/v1/keys/{key_id}"}
+      key_pointer: /key
+      key_id_pointer: /id
+      admin_key_file: provider-admin.token
+)");
   }
 
   void Control(const std::string& path, const std::string& key) {

@@ -177,12 +177,7 @@ TEST_F(ProbeEndToEndTest, KeyRevokedAtTheProviderIsQuarantinedAfterReportsFromSe
   Control("/__fixture/revoke", kLmnV2);
   // 401s from three distinct callers: probed, refused, quarantined; v1 serves again.
   for (size_t i = 0; i < tokens.size(); ++i) ASSERT_TRUE(Report(leases[i], 401, tokens[i]).ok());
-  bool quarantined = false;
-  v1::KeyEvent e;
-  while (!quarantined && reader->Read(&e)) {
-    quarantined = e.type() == v1::KeyEvent::QUARANTINED && e.key_version() == "v2";
-  }
-  ASSERT_TRUE(quarantined) << broker_->Logs();
+  ASSERT_TRUE(ReadUntil(*reader, v1::KeyEvent::QUARANTINED, "v2")) << broker_->Logs();
   v1::Lease after;
   ASSERT_TRUE(Acquire("lumenfall", &after).ok());
   EXPECT_EQ(after.key_version(), "v1");
@@ -241,12 +236,7 @@ TEST_F(ProbeEndToEndTest, OneExpiredKeyReportQuarantinesTheKey) {
   v1::ReportAuthFailureResponse resp;
   ASSERT_TRUE(lease_->ReportAuthFailure(Ctx().get(), req, &resp).ok());
   EXPECT_EQ(resp.classification(), "key_expired");
-  bool quarantined = false;
-  v1::KeyEvent e;
-  while (!quarantined && reader->Read(&e)) {
-    quarantined = e.type() == v1::KeyEvent::QUARANTINED && e.key_version() == "v2";
-  }
-  ASSERT_TRUE(quarantined) << broker_->Logs();
+  ASSERT_TRUE(ReadUntil(*reader, v1::KeyEvent::QUARANTINED, "v2")) << broker_->Logs();
   v1::Lease after;
   ASSERT_TRUE(Acquire("example-ai", &after).ok());
   EXPECT_EQ(after.key_version(), "v1");
@@ -257,15 +247,7 @@ TEST_F(ProbeEndToEndTest, OneExpiredKeyReportQuarantinesTheKey) {
 TEST_F(ProbeEndToEndTest, MintedRotationCreatesStoresPromotesAndRevokesKeys) {
   // A writable folder (a mounted Secret is read-only), and the provider's key API.
   WriteFile(dir_.Join("minted/lumenfall/v1"), kLmnV1);
-  WriteConfig("minted", absl::StrCat(R"(    mint:
-      base_url: )",
-                                     provider_url_, R"(
-      create: {method: POST, path: /v1/keys, body: '{"name":"credbroker-{provider}-{timestamp}"}'}
-      revoke: {method: DELETE, path: "/v1/keys/{key_id}"}
-      key_pointer: /key
-      key_id_pointer: /id
-      admin_key_file: provider-admin.token
-)"));
+  WriteConfig("minted", MintBlock());
   StartBroker();
   auto providers = Credctl({"providers"}, kAdminToken);
   EXPECT_THAT(providers.output, HasSubstr("minted"));

@@ -5,9 +5,11 @@
 // it stops by itself. Loopback only (the fake provider on a loopback port).
 //
 // It checks that
-//  - every AcquireLease succeeds (rotations and the quarantine never leave the provider without
-//    a key) and no call fails other than as documented (KEY_RETIRED on a renewal after the
-//    overlap, NOT_FOUND for a lease revoked with its key version);
+//  - every AcquireLease succeeds: rotations never leave the provider without a key. The one
+//    exception is NO_KEY between the provider revoking the only valid key and the minted
+//    replacement that follows its quarantine (counted; the replacement must come). No call fails
+//    other than as documented (KEY_RETIRED on a renewal after the overlap, NOT_FOUND for a lease
+//    revoked with its key version);
 //  - no lease id is issued twice, and no lease requested after the caller saw a version's
 //    QUARANTINED event is on that version;
 //  - no lease is lost: a lease that disappears belongs to a version that left service, and at the
@@ -68,6 +70,10 @@ class SoakTest : public ProbeEndToEndTest {
     std::map<std::string, std::string> vanished ABSL_GUARDED_BY(mu);
     std::set<std::string> left_service ABSL_GUARDED_BY(mu);  // versions, from WatchKeys
     std::set<std::string> quarantined ABSL_GUARDED_BY(mu);
+    // The provider revoked the CURRENT key; a ROTATED event has followed its quarantine.
+    bool revoking ABSL_GUARDED_BY(mu) = false;
+    bool replaced ABSL_GUARDED_BY(mu) = false;
+    int64_t no_key_while_replacing ABSL_GUARDED_BY(mu) = 0;
     std::vector<std::string> failures ABSL_GUARDED_BY(mu);
     int64_t calls ABSL_GUARDED_BY(mu) = 0;
     int64_t key_retired ABSL_GUARDED_BY(mu) = 0;
@@ -80,57 +86,18 @@ class SoakTest : public ProbeEndToEndTest {
 
   void WriteSoakConfig() {
     WriteFile(dir_.Join("minted/lumenfall/v1"), kLmnV1);
-    WriteFile(dir_.Join("broker.yaml"), absl::StrCat(R"(server:
-  listen: 127.0.0.1:0
-  metrics_listen: 127.0.0.1:0
-  data_dir: data
-  shutdown_grace: 1s
-sources:
-  - name: local
-    file:
-      root: minted
-    refresh_interval: 1s
-providers:
-  - name: lumenfall
-    base_url: )",
-                                                     provider_url_, R"(/openai/v1
-    overlap: 3s
-    retire_grace: 20s
-    mint:
-      base_url: )",
-                                                     provider_url_, R"(
-      create: {method: POST, path: /v1/keys, body: '{"name":"credbroker-{provider}-{timestamp}"}'}
-      revoke: {method: DELETE, path: "/v1/keys/{key_id}"}
-      key_pointer: /key
-      key_id_pointer: /id
-      admin_key_file: provider-admin.token
-rotation:
-  check_interval: 200ms
-  probe_retry_interval: 1s
-  revocation_detection: {min_callers: 3, window: 1m}
-leases:
+    ConfigOptions o;
+    o.source_root = "minted";
+    o.overlap = "3s";
+    o.retire_grace = "20s";
+    o.lumenfall_extra = MintBlock();
+    o.top_level = R"(leases:
   default_ttl: 30s
   max_ttl: 1m
   min_ttl: 1s
   sweep_interval: 1s
-audit:
-  path: audit.log
-policy:
-  rules:
-    - identities: [e2e-app, billing, search]
-      providers: ["*"]
-identity:
-  static_tokens:
-    - service: e2e-app
-      token: e2e-app-token-0123456789
-    - service: billing
-      token: billing-token-0123456789
-    - service: search
-      token: search-token-0123456789
-    - service: e2e-admin
-      token_file: admin.token
-      admin: true
-)"));
+)";
+    WriteConfig(o);
   }
 
   // One caller: a steady call every kOpInterval until `stop`, holding up to kHeldPerCaller
@@ -150,15 +117,22 @@ identity:
       const int dice = static_cast<int>(rng() % 4);
       if (held.size() < kHeldPerCaller) {
         std::set<std::string> quarantined;
+        bool replacing = false;
         {
           absl::MutexLock lock(&ledger_.mu);
           quarantined = ledger_.quarantined;
+          replacing = ledger_.revoking && !ledger_.replaced;
         }
         v1::AcquireLeaseRequest req;
         req.set_provider("lumenfall");
         req.mutable_ttl()->set_seconds(30);
         v1::Lease lease;
         grpc::Status s = lease_->AcquireLease(Ctx(token).get(), req, &lease);
+        if (!s.ok() && replacing && Reason(s) == "NO_KEY") {
+          absl::MutexLock lock(&ledger_.mu);
+          ++ledger_.no_key_while_replacing;
+          continue;
+        }
         if (!s.ok()) {
           ledger_.Fail(absl::StrCat("AcquireLease: ", s.error_message(), " (", Reason(s), ")"));
           continue;
@@ -243,6 +217,9 @@ identity:
     while (reader->Read(&e)) {
       absl::MutexLock lock(&ledger_.mu);
       if (e.type() == v1::KeyEvent::QUARANTINED) ledger_.quarantined.insert(e.key_version());
+      if (e.type() == v1::KeyEvent::ROTATED && !ledger_.quarantined.empty()) {
+        ledger_.replaced = true;
+      }
       if (e.type() == v1::KeyEvent::QUARANTINED || e.type() == v1::KeyEvent::RETIRED ||
           e.type() == v1::KeyEvent::REVOKED) {
         ledger_.left_service.insert(e.key_version());
@@ -261,6 +238,10 @@ identity:
       if (!Acquire("lumenfall", &leases[i], tokens[i]).ok()) return "";
     }
     std::string version = leases[0].key_version();
+    {
+      absl::MutexLock lock(&ledger_.mu);
+      ledger_.revoking = true;
+    }
     Control("/__fixture/revoke", leases[0].api_key());
     for (size_t i = 0; i < tokens.size(); ++i) {
       if (leases[i].key_version() != version) continue;
@@ -336,12 +317,13 @@ TEST_F(SoakTest, SteadyLoadThroughRotationsAndAQuarantine) {
   }
   EXPECT_TRUE(Eventually([&] {
     absl::MutexLock lock(&ledger_.mu);
-    if (!ledger_.quarantined.contains(quarantined_version)) return false;
+    if (!ledger_.quarantined.contains(quarantined_version) || !ledger_.replaced) return false;
     for (const auto& [id, version] : vanished) {
       if (!ledger_.left_service.contains(version)) return false;
     }
     return true;
-  })) << "a lease vanished while its key version was still in service";
+  })) << "a lease vanished while its key version was still in service, or the quarantined key "
+         "was never replaced";
 
   // The broker's lease list against what the callers hold.
   std::set<std::string> held_now;
@@ -369,10 +351,12 @@ TEST_F(SoakTest, SteadyLoadThroughRotationsAndAQuarantine) {
     EXPECT_GT(ledger_.calls, 0);
     std::printf(
         "soak: %s, %lld calls, %zu leases issued, %zu released, %zu vanished with their key, "
-        "%lld renewals refused after the overlap, %d rotations, quarantined %s\n",
+        "%lld renewals refused after the overlap, %d rotations, quarantined %s, %lld acquires "
+        "refused with NO_KEY until its replacement\n",
         absl::FormatDuration(length).c_str(), static_cast<long long>(ledger_.calls),
         ledger_.issued.size(), ledger_.released.size(), vanished.size(),
-        static_cast<long long>(ledger_.key_retired), rotations, quarantined_version.c_str());
+        static_cast<long long>(ledger_.key_retired), rotations, quarantined_version.c_str(),
+        static_cast<long long>(ledger_.no_key_while_replacing));
   }
   EXPECT_GE(rotations, 2);
 
