@@ -315,15 +315,8 @@ providers:
   - name: fluximage
     base_url: )",
                                                    provider_url_, R"(/api
-    mint:
-      base_url: )",
-                                                   provider_url_, R"(
-      create: {method: POST, path: /v1/keys, body: '{"name":"credbroker-{provider}-{timestamp}"}'}
-      revoke: {method: DELETE, path: "/v1/keys/{key_id}"}
-      key_pointer: /key
-      key_id_pointer: /id
-      admin_key_file: provider-admin.token
-rotation:
+)",
+                                                   MintBlock(), R"(rotation:
   check_interval: 200ms
 audit:
   path: audit.log
