@@ -158,6 +158,47 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QuarantineKeyVersion(
   });
 }
 
+grpc::ServerUnaryReactor* AdminServiceImpl::ListKeysToDelete(grpc::CallbackServerContext* ctx,
+                                                             const v1::ListKeysToDeleteRequest* req,
+                                                             v1::ListKeysToDeleteResponse* resp) {
+  return Unary(ctx, metrics_, "ListKeysToDelete", [&]() -> absl::Status {
+    CB_RETURN_IF_ERROR(Admin(ctx, "ListKeysToDelete", req->provider()).status());
+    if (engine_ == nullptr) return absl::OkStatus();  // nothing is minted without the engine
+    CB_ASSIGN_OR_RETURN(std::vector<rotation::KeyToDelete> keys,
+                        engine_->KeysToDelete(req->provider()));
+    for (const rotation::KeyToDelete& k : keys) {
+      v1::KeyToDelete* out = resp->add_keys();
+      out->set_provider(k.provider);
+      out->set_key_version(k.version);
+      out->set_key_fingerprint(k.fingerprint);
+      out->set_provider_key(k.provider_key);
+      out->set_key_hint(k.hint);
+      out->set_state(ToProto(k.state));
+      ToProtoTime(k.created_at, out->mutable_created_at());
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AdminServiceImpl::ConfirmKeyDeleted(
+    grpc::CallbackServerContext* ctx, const v1::ConfirmKeyDeletedRequest* req,
+    v1::ConfirmKeyDeletedResponse*) {
+  return Unary(ctx, metrics_, "ConfirmKeyDeleted", [&]() -> absl::Status {
+    CB_ASSIGN_OR_RETURN(
+        identity::Identity who,
+        Admin(ctx, "ConfirmKeyDeleted", absl::StrCat(req->provider(), "/", req->key_version())));
+    if (req->provider().empty() || req->key_version().empty()) {
+      return core::WithReason(absl::InvalidArgumentError("provider and key_version are required"),
+                              "MISSING_FILTER");
+    }
+    if (engine_ == nullptr) {
+      return core::WithReason(absl::UnavailableError("the rotation engine is not running"),
+                              "NOT_READY");
+    }
+    return engine_->ConfirmDeleted(req->provider(), req->key_version(), who.name);
+  });
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::ListLeases(grpc::CallbackServerContext* ctx,
                                                        const v1::ListLeasesRequest* req,
                                                        v1::ListLeasesResponse* resp) {

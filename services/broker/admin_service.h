@@ -43,6 +43,12 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   grpc::ServerUnaryReactor* RevokeLeases(grpc::CallbackServerContext* ctx,
                                          const v1::RevokeLeasesRequest* req,
                                          v1::RevokeLeasesResponse* resp) override;
+  grpc::ServerUnaryReactor* ListKeysToDelete(grpc::CallbackServerContext* ctx,
+                                             const v1::ListKeysToDeleteRequest* req,
+                                             v1::ListKeysToDeleteResponse* resp) override;
+  grpc::ServerUnaryReactor* ConfirmKeyDeleted(grpc::CallbackServerContext* ctx,
+                                              const v1::ConfirmKeyDeletedRequest* req,
+                                              v1::ConfirmKeyDeletedResponse* resp) override;
 
  private:
   // Authenticates and requires the admin role; audits the action (allowed or denied).

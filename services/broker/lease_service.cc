@@ -37,6 +37,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
     return reactor;
   }
   broker_->AcquireAsync(*who, req->provider(), FromProtoDuration(req->ttl()), req->purpose(),
+                        req->scope(),
                         [reactor, scope, resp](absl::StatusOr<leasing::LeaseGrant> grant) mutable {
                           if (grant.ok()) FillLease(*grant, resp);
                           reactor->Finish(scope.Finish(grant.status()));
@@ -136,13 +137,38 @@ absl::StatusOr<WatchScope> LeaseServiceImpl::ScopeOf(const identity::Identity& w
   WatchScope scope;
   scope.caller = who.name;
   scope.admin = edge_.policy != nullptr ? edge_.policy->IsAdmin(who) : who.admin;
-  // The rules that let the caller lease a provider let it watch that provider's versions.
-  auto allowed = [&](const std::string& provider) {
-    return scope.admin || edge_.policy == nullptr ||
-           edge_.policy->AuthorizeRenew(who, provider).ok();
-  };
   std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
+  // The rules that let the caller lease a provider's key line (with its key's scopes) let it
+  // watch that line's versions.
+  auto allowed = [&](const std::string& provider) {
+    if (scope.admin || edge_.policy == nullptr) return true;
+    const rotation::ProviderKeys* keys = snap->Find(provider);
+    if (keys == nullptr) {
+      // Unknown: only NO_RULE hides that it does not exist.
+      return core::ReasonOf(edge_.policy->MayHold(who, {provider, provider, {}})) != "NO_RULE";
+    }
+    return edge_.policy->MayHold(who, {provider, keys->spec->api, keys->Scopes()}).ok();
+  };
   for (const std::string& p : req.providers()) {
+    if (snap->Find(p) == nullptr) {
+      // An api whose key lines have other names: every line the caller may hold.
+      bool is_api = false;
+      bool any = false;
+      for (const auto& [name, keys] : snap->providers) {
+        if (keys.spec->api != p) continue;
+        is_api = true;
+        if (allowed(name)) {
+          scope.providers.insert(name);
+          any = true;
+        }
+      }
+      if (is_api && any) continue;
+      if (is_api) {
+        return core::WithReason(absl::PermissionDeniedError(absl::StrCat(
+                                    "no policy rule allows ", who.name, " to watch ", p)),
+                                "NO_RULE");
+      }
+    }
     // The policy first, as for AcquireLease: no answer tells a caller which providers exist.
     if (!allowed(p)) {
       return core::WithReason(absl::PermissionDeniedError(absl::StrCat("no policy rule allows ",

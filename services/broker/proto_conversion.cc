@@ -57,6 +57,7 @@ void FillKeyVersion(const providers::ProviderSpec& spec, const rotation::KeyVers
   info->set_key_version(v.version_id);
   info->set_key_fingerprint(v.fingerprint);
   info->set_key_hint(v.hint);
+  for (const std::string& scope : rotation::ScopesOf(v, spec)) info->add_scopes(scope);
   info->set_state(ToProto(v.state));
   ToProtoTime(v.created_at, info->mutable_created_at());
   if (v.retires_at != absl::InfiniteFuture()) ToProtoTime(v.retires_at, info->mutable_retires_at());
@@ -81,6 +82,7 @@ void FillLease(const leasing::LeaseGrant& g, v1::Lease* out) {
   out->set_header_value(g.spec->HeaderValue(g.key->material->reveal()));
   out->set_renew_count(g.lease.renew_count);
   out->set_key_state(ToProto(g.key->state));
+  for (const std::string& scope : rotation::ScopesOf(*g.key, *g.spec)) out->add_scopes(scope);
 }
 
 v1::KeyEvent ToProto(const rotation::KeyEvent& ev) {

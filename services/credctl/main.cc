@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "credbroker/config/config.h"
@@ -31,7 +32,7 @@ constexpr char kUsage[] =
     R"(usage: credctl [--addr HOST:PORT] [--token T | --token-file F] [--json] COMMAND
 
 commands:
-  lease acquire PROVIDER [--ttl DURATION] [--purpose TEXT] [--reveal-key]
+  lease acquire PROVIDER [--scope SCOPE] [--ttl DURATION] [--purpose TEXT] [--reveal-key]
   lease renew LEASE_ID [--ttl DURATION] [--reveal-key]
   lease release LEASE_ID
   watch [PROVIDER ...] [--count N]   stream key events (stop after N events)
@@ -42,6 +43,10 @@ commands:
                                      take a key version out of service now (admin)
   rotate PROVIDER [--skip-probe]     rotate now: mint (minted) or probe and promote the staged
                                      PENDING version (staged) (admin)
+  keys-to-delete [PROVIDER]          minted keys that left service at a provider without a
+                                     key-deletion API (firemoon): delete them in its dashboard
+                                     (admin)
+  key-deleted PROVIDER VERSION       confirm you deleted that key in the dashboard (admin)
   check-config FILE                  validate a broker configuration file
 
 The address defaults to $CREDBROKER_ADDR or 127.0.0.1:7443, the token to $CREDBROKER_TOKEN.
@@ -55,6 +60,7 @@ struct Options {
   bool skip_probe = false;
   std::string ttl;
   std::string purpose;
+  std::string scope;
   std::string reason;
   std::string provider_filter;
   std::string caller_filter;
@@ -124,6 +130,9 @@ int PrintLease(v1::Lease lease, const Options& o) {
   std::printf("key_version:  %s (%s)\n", lease.key_version().c_str(),
               StateName(lease.key_state()).c_str());
   std::printf("fingerprint:  %s\n", lease.key_fingerprint().c_str());
+  if (!lease.scopes().empty()) {
+    std::printf("scopes:       %s\n", absl::StrJoin(lease.scopes(), ", ").c_str());
+  }
   std::printf("expires_at:   %s\n", Time(lease.expires_at()).c_str());
   if (lease.has_key_retires_at()) {
     std::printf("key_retires:  %s\n", Time(lease.key_retires_at()).c_str());
@@ -150,6 +159,7 @@ int Lease(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
     v1::AcquireLeaseRequest req;
     req.set_provider(o.args[2]);
     req.set_purpose(o.purpose);
+    req.set_scope(o.scope);
     if (!ParseTtl(o, req.mutable_ttl(), &error)) return Fail(error);
     v1::Lease lease;
     grpc::Status s = stub->AcquireLease(&ctx, req, &lease);
@@ -251,17 +261,18 @@ int Keys(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
     return 0;
   }
   // HINT: what the provider's dashboard shows of the key, to find it there.
-  std::printf("%-12s %-10s %-12s %-21s %-10s %-20s %-20s %-20s %s\n", "PROVIDER", "VERSION",
-              "FINGERPRINT", "HINT", "STATE", "SEEN", "RETIRES", "DUE", "LEASES");
+  std::printf("%-16s %-10s %-12s %-21s %-10s %-20s %-20s %-20s %-6s %s\n", "PROVIDER", "VERSION",
+              "FINGERPRINT", "HINT", "STATE", "SEEN", "RETIRES", "DUE", "LEASES", "SCOPES");
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   for (const auto& v : resp.versions()) {
     std::string due = Time(v.due_at());
     if (v.has_due_at() && v.due_at().seconds() <= now) due += " OVERDUE";
-    std::printf("%-12s %-10s %-12s %-21s %-10s %-20s %-20s %-20s %lld\n", v.provider().c_str(),
+    const std::string scopes = v.scopes().empty() ? "-" : absl::StrJoin(v.scopes(), ",");
+    std::printf("%-16s %-10s %-12s %-21s %-10s %-20s %-20s %-20s %-6lld %s\n", v.provider().c_str(),
                 v.key_version().c_str(), v.key_fingerprint().c_str(),
                 v.key_hint().empty() ? "-" : v.key_hint().c_str(), StateName(v.state()).c_str(),
                 Time(v.created_at()).c_str(), Time(v.retires_at()).c_str(), due.c_str(),
-                static_cast<long long>(v.active_leases()));
+                static_cast<long long>(v.active_leases()), scopes.c_str());
   }
   return 0;
 }
@@ -306,6 +317,57 @@ int Quarantine(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
     std::printf("{\"quarantined\":\"%s/%s\"}\n", o.args[1].c_str(), o.args[2].c_str());
   } else {
     std::printf("quarantined %s %s\n", o.args[1].c_str(), o.args[2].c_str());
+  }
+  return 0;
+}
+
+int KeysToDelete(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+  auto stub = v1::AdminService::NewStub(ch);
+  grpc::ClientContext ctx;
+  SetContext(&ctx, o);
+  v1::ListKeysToDeleteRequest req;
+  if (o.args.size() > 1) req.set_provider(o.args[1]);
+  v1::ListKeysToDeleteResponse resp;
+  grpc::Status s = stub->ListKeysToDelete(&ctx, req, &resp);
+  if (!s.ok()) return FailRpc(s);
+  if (o.json) {
+    std::puts(Json(resp).c_str());
+    return 0;
+  }
+  if (resp.keys().empty()) {
+    std::puts("no keys to delete at any provider");
+    return 0;
+  }
+  // NAME IN DASHBOARD: the key's description (firemoon) or the id its key API returned.
+  std::printf("%-16s %-10s %-12s %-21s %-12s %-20s %s\n", "PROVIDER", "VERSION", "FINGERPRINT",
+              "HINT", "STATE", "CREATED", "NAME IN DASHBOARD");
+  for (const auto& k : resp.keys()) {
+    std::printf("%-16s %-10s %-12s %-21s %-12s %-20s %s\n", k.provider().c_str(),
+                k.key_version().c_str(), k.key_fingerprint().c_str(),
+                k.key_hint().empty() ? "-" : k.key_hint().c_str(), StateName(k.state()).c_str(),
+                Time(k.created_at()).c_str(), k.provider_key().c_str());
+  }
+  std::puts(
+      "\nDelete each in the provider's dashboard, then: credctl key-deleted PROVIDER VERSION");
+  return 0;
+}
+
+int KeyDeleted(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+  if (o.args.size() != 3) return Fail("key-deleted needs PROVIDER VERSION");
+  auto stub = v1::AdminService::NewStub(ch);
+  grpc::ClientContext ctx;
+  SetContext(&ctx, o);
+  v1::ConfirmKeyDeletedRequest req;
+  req.set_provider(o.args[1]);
+  req.set_key_version(o.args[2]);
+  v1::ConfirmKeyDeletedResponse resp;
+  grpc::Status s = stub->ConfirmKeyDeleted(&ctx, req, &resp);
+  if (!s.ok()) return FailRpc(s);
+  if (o.json) {
+    std::printf("{\"deleted\":\"%s/%s\"}\n", o.args[1].c_str(), o.args[2].c_str());
+  } else {
+    std::printf("recorded %s %s as deleted at the provider\n", o.args[1].c_str(),
+                o.args[2].c_str());
   }
   return 0;
 }
@@ -401,6 +463,8 @@ int main(int argc, char** argv) {
       ok = value(&o.ttl);
     else if (arg == "--purpose")
       ok = value(&o.purpose);
+    else if (arg == "--scope")
+      ok = value(&o.scope);
     else if (arg == "--reason")
       ok = value(&o.reason);
     else if (arg == "--provider")
@@ -431,5 +495,7 @@ int main(int argc, char** argv) {
   if (cmd == "leases") return Leases(channel, o);
   if (cmd == "quarantine") return Quarantine(channel, o);
   if (cmd == "rotate") return Rotate(channel, o);
+  if (cmd == "keys-to-delete") return KeysToDelete(channel, o);
+  if (cmd == "key-deleted") return KeyDeleted(channel, o);
   return Fail("unknown command \"" + cmd + "\"\n" + kUsage);
 }

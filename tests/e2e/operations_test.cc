@@ -155,9 +155,10 @@ TEST_F(EndToEndTest, CredctlWorksForHumansAndScripts) {
       row = absl::StrSplit(line, ' ', absl::SkipEmpty());
     }
   }
-  ASSERT_EQ(row.size(), 9u) << keys.output;
+  ASSERT_EQ(row.size(), 10u) << keys.output;
   EXPECT_EQ(row[3], "-");  // lumenfall's dashboard shows no part of a key
   EXPECT_EQ(row[4], "CURRENT");
+  EXPECT_EQ(row[9], "-");  // no scopes named for lumenfall's key
   v1::ListKeyVersionsRequest list;
   list.set_provider("lumenfall");
   v1::ListKeyVersionsResponse versions;

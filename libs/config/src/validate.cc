@@ -18,6 +18,7 @@
 #include "credbroker/core/duration.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/proto_time.h"
+#include "credbroker/core/scopes.h"
 #include "credbroker/providers/catalog.h"
 
 namespace credbroker::config {
@@ -209,6 +210,16 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     } else if (!provider_names.insert(p.name()).second) {
       errors.Add(f + ".name", "duplicate provider \"" + p.name() + "\"");
     }
+    if (!p.api().empty() && !std::regex_match(p.api(), NameRegex())) {
+      errors.Add(f + ".api", "must be lowercase letters, digits and '-', got \"" + p.api() + "\"");
+    }
+    for (int j = 0; j < p.scopes_size(); ++j) {
+      if (!core::IsScopeName(p.scopes(j))) {
+        errors.Add(absl::StrCat(f, ".scopes[", j, "]"),
+                   "must be a scope name (lowercase letters, digits, '_', '-', '.', ':'), got \"" +
+                       p.scopes(j) + "\"");
+      }
+    }
     if (!p.source().empty() && !source_names.contains(p.source())) {
       errors.Add(f + ".source", "no source named \"" + p.source() + "\"");
     }
@@ -249,9 +260,17 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     }
     if (p.has_mint()) {
       const v1::MintConfig& m = p.mint();
-      if (m.create().path().empty()) errors.Add(f + ".mint.create.path", "required");
-      if (m.key_pointer().empty() || m.key_pointer()[0] != '/') {
+      // A preset fills create and key_pointer (ProviderCatalog checks the preset itself).
+      const bool preset = !m.preset().empty();
+      if (!preset && m.create().path().empty()) errors.Add(f + ".mint.create.path", "required");
+      if ((!preset || !m.key_pointer().empty()) &&
+          (m.key_pointer().empty() || m.key_pointer()[0] != '/')) {
         errors.Add(f + ".mint.key_pointer", "required: a JSON pointer such as /key");
+      }
+      if (m.preset() == "firemoon" && m.admin_key_file().empty()) {
+        errors.Add(f + ".mint.admin_key_file",
+                   "required by the firemoon preset: firemoon creates keys only with a user "
+                   "session token (POST /api/keys), never with an API key");
       }
       if (m.has_revoke()) {
         if (m.revoke().path().empty()) errors.Add(f + ".mint.revoke.path", "required");
@@ -393,6 +412,11 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
       errors.Add("identity.mtls", "needs server.tls.client_ca_file to verify client certificates");
     }
   }
+  // Policy rules may name a line or the api several lines share.
+  std::set<std::string> lease_names = provider_names;
+  for (const v1::ProviderConfig& p : c.providers()) {
+    if (!p.api().empty()) lease_names.insert(p.api());
+  }
   for (int i = 0; i < c.policy().rules_size(); ++i) {
     const v1::PolicyRule& r = c.policy().rules(i);
     std::string f = absl::StrCat("policy.rules[", i, "]");
@@ -406,13 +430,20 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     }
     if (r.providers_size() == 0) errors.Add(f + ".providers", "at least one provider or \"*\"");
     for (int j = 0; j < r.providers_size(); ++j) {
-      if (r.providers(j) != "*" && !provider_names.contains(r.providers(j))) {
+      if (r.providers(j) != "*" && !lease_names.contains(r.providers(j))) {
         errors.Add(absl::StrCat(f, ".providers[", j, "]"),
                    "no configured provider \"" + r.providers(j) + "\"");
       }
     }
     if (r.has_max_ttl() && ToAbsl(r.max_ttl()) <= absl::ZeroDuration()) {
       errors.Add(f + ".max_ttl", "must be positive");
+    }
+    for (int j = 0; j < r.scopes_size(); ++j) {
+      if (!core::IsScopeName(r.scopes(j))) {
+        errors.Add(absl::StrCat(f, ".scopes[", j, "]"),
+                   "must be a scope name (lowercase letters, digits, '_', '-', '.', ':'), got \"" +
+                       r.scopes(j) + "\"");
+      }
     }
     if (r.max_active_leases() < 0) errors.Add(f + ".max_active_leases", "must not be negative");
     if (r.has_rate_limit() && (r.rate_limit().per_second() <= 0 || r.rate_limit().burst() < 1)) {

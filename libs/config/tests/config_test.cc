@@ -279,6 +279,40 @@ providers:
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("sources: at least one")));
 }
 
+TEST(ConfigTest, KeyLinesScopesAndScopedRulesAreChecked) {
+  constexpr char kLines[] = R"(sources: [{name: local, file: {root: k}}]
+providers:
+  - name: example-ai
+    scopes: [read]
+  - name: example-ai-admin
+    api: example-ai
+    scopes: [admin, read, write]
+identity:
+  static_tokens: [{service: app, token: app-token-0123456789}]
+policy:
+  rules:
+    - identities: [app]
+      providers: [example-ai]
+      scopes: [read]
+)";
+  EXPECT_THAT(ParseAndValidate(kLines), IsOk());
+  std::string bad_rule = kLines;
+  bad_rule.replace(bad_rule.rfind("[read]"), 6, "[READ]");
+  EXPECT_THAT(ParseAndValidate(bad_rule),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("policy.rules[0].scopes[0]"), HasSubstr("READ"))));
+  std::string undocumented = kLines;
+  undocumented.replace(undocumented.find("[admin, read, write]"), 20, "[admin, root]");
+  EXPECT_THAT(ParseAndValidate(undocumented),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("providers[1].scopes"),
+                             HasSubstr("\"root\" is not a permission example-ai documents"))));
+  std::string bad_api = kLines;
+  bad_api.replace(bad_api.find("api: example-ai"), 15, "api: Example_AI");
+  EXPECT_THAT(ParseAndValidate(bad_api),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("providers[1].api")));
+}
+
 TEST(ConfigTest, TtlOrderingIsChecked) {
   EXPECT_THAT(
       ParseAndValidate(std::string(kMinimal) + "leases:\n  default_ttl: 2h\n  max_ttl: 1h\n"),

@@ -4,7 +4,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "credbroker/core/proto_time.h"
+#include "credbroker/core/scopes.h"
 #include "credbroker/core/status_macros.h"
 
 namespace credbroker::identity {
@@ -23,6 +25,8 @@ Policy::Policy(const v1::PolicyConfig& config, const core::Clock* clock) : clock
     Rule rule;
     rule.identities.assign(r.identities().begin(), r.identities().end());
     rule.providers.assign(r.providers().begin(), r.providers().end());
+    rule.scopes.assign(r.scopes().begin(), r.scopes().end());
+    std::sort(rule.scopes.begin(), rule.scopes.end());
     if (r.has_max_ttl()) rule.grant.max_ttl = core::FromProtoDuration(r.max_ttl());
     rule.grant.max_active_leases = r.max_active_leases();
     if (r.has_rate_limit()) {
@@ -34,41 +38,60 @@ Policy::Policy(const v1::PolicyConfig& config, const core::Clock* clock) : clock
   admins_.assign(config.admins().begin(), config.admins().end());
 }
 
-const Policy::Rule* Policy::Find(absl::string_view name, absl::string_view provider) const {
+const Policy::Rule* Policy::Find(absl::string_view name, const LeaseTarget& target) const {
   for (const Rule& r : rules_) {
     bool id_ok = std::any_of(r.identities.begin(), r.identities.end(),
                              [&](const std::string& p) { return IdentityMatches(p, name); });
-    bool provider_ok = std::any_of(r.providers.begin(), r.providers.end(),
-                                   [&](const std::string& p) { return p == "*" || p == provider; });
+    bool provider_ok = std::any_of(
+        r.providers.begin(), r.providers.end(),
+        [&](const std::string& p) { return p == "*" || p == target.provider || p == target.api; });
     if (id_ok && provider_ok) return &r;
   }
   return nullptr;
 }
 
 absl::StatusOr<const Policy::Rule*> Policy::RuleFor(const Identity& who,
-                                                    absl::string_view provider) const {
+                                                    const LeaseTarget& target) const {
   // Default deny: without a rule naming the caller and the provider (or no rules at all), no
   // lease.
-  const Rule* rule = Find(who.name, provider);
+  const Rule* rule = Find(who.name, target);
   if (rule == nullptr) {
     return core::WithReason(
         absl::PermissionDeniedError(absl::StrCat(
-            "no policy rule allows ", who.name, " to lease ", provider,
+            "no policy rule allows ", who.name, " to lease ", target.provider,
             rules_.empty() ? " (the broker has no policy.rules: every lease is denied)" : "")),
         "NO_RULE");
+  }
+  // A key whose scopes are unknown could carry any: under a rule that limits scopes, never.
+  if (!rule->scopes.empty() &&
+      (target.scopes.empty() || !core::ScopesWithin(target.scopes, rule->scopes))) {
+    return core::WithReason(
+        absl::PermissionDeniedError(absl::StrCat(
+            "the policy lets ", who.name, " hold keys with scopes [",
+            absl::StrJoin(rule->scopes, ", "), "] of ", target.api, "; the key of ",
+            target.provider,
+            target.scopes.empty()
+                ? " has unknown scopes"
+                : absl::StrCat(" carries [", absl::StrJoin(target.scopes, ", "), "]"))),
+        "SCOPE_DENIED");
   }
   return rule;
 }
 
+absl::Status Policy::MayHold(const Identity& who, const LeaseTarget& target) const {
+  return RuleFor(who, target).status();
+}
+
 absl::StatusOr<PolicyGrant> Policy::AuthorizeRenew(const Identity& who,
-                                                   absl::string_view provider) const {
-  CB_ASSIGN_OR_RETURN(const Rule* rule, RuleFor(who, provider));
+                                                   const LeaseTarget& target) const {
+  CB_ASSIGN_OR_RETURN(const Rule* rule, RuleFor(who, target));
   return rule->grant;
 }
 
 absl::StatusOr<PolicyGrant> Policy::AuthorizeAcquire(const Identity& who,
-                                                     absl::string_view provider) {
-  CB_ASSIGN_OR_RETURN(const Rule* rule, RuleFor(who, provider));
+                                                     const LeaseTarget& target) {
+  CB_ASSIGN_OR_RETURN(const Rule* rule, RuleFor(who, target));
+  const absl::string_view provider = target.api;
   if (rule->per_second > 0) {
     const absl::Time now = clock_->Now();
     absl::MutexLock lock(&mu_);

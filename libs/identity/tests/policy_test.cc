@@ -122,3 +122,50 @@ TEST(PolicyTest, NoRulesDeniesEveryone) {
 
 }  // namespace
 }  // namespace credbroker::identity
+
+namespace credbroker::identity {
+namespace {
+
+TEST(PolicyScopesTest, RuleLimitsTheScopesOfLeasedKeysAndMatchesTheApi) {
+  v1::PolicyConfig c;
+  auto* readers = c.add_rules();
+  readers->add_identities("billing/*");
+  readers->add_providers("example-ai");
+  readers->add_scopes("write");
+  readers->add_scopes("read");
+  const Identity billing{"billing/api", false};
+  core::FakeClock clock;
+  Policy policy(c, &clock);
+  const std::vector<std::string> read = {"read"};
+  const std::vector<std::string> read_write = {"read", "write"};
+  const std::vector<std::string> admin = {"admin", "read"};
+  // The rule names the api: it covers every line of it.
+  EXPECT_THAT(policy.AuthorizeAcquire(billing, LeaseTarget{"example-ai-ro", "example-ai", read}),
+              IsOk());
+  EXPECT_THAT(policy.MayHold(billing, {"example-ai", "example-ai", read_write}), IsOk());
+  auto wider = policy.MayHold(billing, {"example-ai-admin", "example-ai", admin});
+  EXPECT_THAT(wider,
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("carries [admin, read]")));
+  EXPECT_EQ(core::ReasonOf(wider), "SCOPE_DENIED");
+  // A key of unknown scopes could be anything.
+  auto unknown = policy.AuthorizeRenew(billing, LeaseTarget{"example-ai", "example-ai", {}});
+  EXPECT_THAT(unknown, StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("unknown scopes")));
+  EXPECT_EQ(core::ReasonOf(unknown.status()), "SCOPE_DENIED");
+  // Another api is not named at all.
+  EXPECT_EQ(core::ReasonOf(policy.MayHold(billing, {"lumenfall", "lumenfall", read})), "NO_RULE");
+}
+
+TEST(PolicyScopesTest, RuleWithoutScopesAllowsAnyKey) {
+  v1::PolicyConfig c = Config();
+  core::FakeClock clock;
+  Policy policy(c, &clock);
+  const std::vector<std::string> admin = {"admin"};
+  EXPECT_THAT(
+      policy.MayHold(Identity{"search/indexer", false}, {"example-ai", "example-ai", admin}),
+      IsOk());
+  EXPECT_THAT(policy.MayHold(Identity{"search/indexer", false}, {"example-ai", "example-ai", {}}),
+              IsOk());
+}
+
+}  // namespace
+}  // namespace credbroker::identity

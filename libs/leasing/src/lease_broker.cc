@@ -1,13 +1,17 @@
 #include "credbroker/leasing/lease_broker.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/functional/function_ref.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/notification.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
+#include "credbroker/core/scopes.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/providers/auth_failure.h"
 
@@ -205,9 +209,11 @@ T Await(Start start) {
 
 absl::StatusOr<LeaseGrant> LeaseBroker::Acquire(const identity::Identity& caller,
                                                 const std::string& provider, absl::Duration ttl,
-                                                const std::string& purpose) {
-  return Await<absl::StatusOr<LeaseGrant>>(
-      [&](GrantDone done) { AcquireAsync(caller, provider, ttl, purpose, std::move(done)); });
+                                                const std::string& purpose,
+                                                const std::string& scope) {
+  return Await<absl::StatusOr<LeaseGrant>>([&](GrantDone done) {
+    AcquireAsync(caller, provider, ttl, purpose, scope, std::move(done));
+  });
 }
 
 absl::StatusOr<LeaseGrant> LeaseBroker::Renew(const identity::Identity& caller,
@@ -223,6 +229,95 @@ absl::Status LeaseBroker::Release(const identity::Identity& caller, const std::s
 
 void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::string& provider,
                                absl::Duration ttl, const std::string& purpose, GrantDone done) {
+  AcquireAsync(caller, provider, ttl, purpose, /*scope=*/"", std::move(done));
+}
+
+namespace {
+
+// Orders key lines for a caller who asked for `requested`: known scopes before unknown ones
+// (an unknown key may carry anything), fewer scopes first, then the line named `requested`.
+bool LessPrivileged(const rotation::ProviderKeys& a, const rotation::ProviderKeys& b,
+                    absl::string_view requested) {
+  const size_t na = a.Scopes().size();
+  const size_t nb = b.Scopes().size();
+  if ((na == 0) != (nb == 0)) return na != 0;
+  if (na != nb) return na < nb;
+  if ((a.spec->name == requested) != (b.spec->name == requested)) {
+    return a.spec->name == requested;
+  }
+  return a.spec->name < b.spec->name;
+}
+
+}  // namespace
+
+absl::StatusOr<identity::LeaseTarget> LeaseBroker::ChooseLine(const rotation::KeySnapshot& snap,
+                                                              const identity::Identity& caller,
+                                                              absl::string_view requested,
+                                                              absl::string_view scope) const {
+  const rotation::ProviderKeys* named = snap.Find(requested);
+  // Most providers are one line asked for by name.
+  if (scope.empty() && named != nullptr && !named->spec->shares_api) {
+    return identity::LeaseTarget{named->spec->name, named->spec->api, named->Scopes()};
+  }
+  if (!scope.empty() && !core::IsScopeName(scope)) {
+    return Reason(absl::InvalidArgumentError(absl::StrCat(
+                      "scope \"", absl::CHexEscape(scope.substr(0, 64)),
+                      "\" is not a scope name (lowercase letters, digits, '_', '-', '.', ':')")),
+                  "BAD_SCOPE");
+  }
+  // A line asked for by its own name is the only candidate; an api name offers all its lines.
+  std::vector<const rotation::ProviderKeys*> lines;
+  if (named != nullptr && named->spec->api != requested) {
+    lines.push_back(named);
+  } else {
+    for (const auto& [name, keys] : snap.providers) {
+      if (keys.spec->api == requested) lines.push_back(&keys);
+    }
+  }
+  if (lines.empty()) return identity::LeaseTarget{requested, requested, {}};  // UNKNOWN_PROVIDER
+  std::sort(lines.begin(), lines.end(),
+            [&](const auto* a, const auto* b) { return LessPrivileged(*a, *b, requested); });
+  auto may_hold = [&](const rotation::ProviderKeys* line) {
+    return policy_ ? policy_->MayHold(caller, {line->spec->name, line->spec->api, line->Scopes()})
+                   : absl::OkStatus();
+  };
+  // The policy first: a caller no rule lets lease any line learns nothing about the scopes.
+  absl::Status denied = absl::OkStatus();
+  for (const rotation::ProviderKeys* line : lines) {
+    denied = may_hold(line);
+    if (core::ReasonOf(denied) != "NO_RULE") break;
+  }
+  if (core::ReasonOf(denied) == "NO_RULE") return denied;
+  auto carries = [&](const rotation::ProviderKeys* line) {
+    const std::vector<std::string>& scopes = line->Scopes();
+    return scope.empty() || std::binary_search(scopes.begin(), scopes.end(), scope);
+  };
+  if (std::none_of(lines.begin(), lines.end(), carries)) {
+    std::vector<std::string> offered;
+    for (const rotation::ProviderKeys* line : lines) {
+      offered.push_back(
+          absl::StrCat(line->spec->name, " [", absl::StrJoin(line->Scopes(), ", "), "]"));
+    }
+    return Reason(
+        absl::NotFoundError(absl::StrCat("no key of ", requested, " carries scope \"", scope,
+                                         "\" (", absl::StrJoin(offered, "; "), ")")),
+        "UNKNOWN_SCOPE");
+  }
+  // The least-privileged line that carries the scope and that the caller may hold: never an
+  // admin key when a read key would do.
+  denied = absl::OkStatus();
+  for (const rotation::ProviderKeys* line : lines) {
+    if (!carries(line)) continue;
+    absl::Status may = may_hold(line);
+    if (may.ok()) return identity::LeaseTarget{line->spec->name, line->spec->api, line->Scopes()};
+    if (denied.ok() || core::ReasonOf(denied) == "NO_RULE") denied = may;  // SCOPE_DENIED says more
+  }
+  return denied;
+}
+
+void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::string& provider,
+                               absl::Duration ttl, const std::string& purpose,
+                               const std::string& scope, GrantDone done) {
   const absl::Time now = clock_->Now();
   // What the completion needs, kept alive until the store answered.
   struct Call {
@@ -250,21 +345,25 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
     if (purpose.size() > 256) {
       return Reason(absl::InvalidArgumentError("purpose is longer than 256 bytes"), "BAD_PURPOSE");
     }
+    // Which of the provider's key lines (by scope); the provider itself for most.
+    CB_ASSIGN_OR_RETURN(identity::LeaseTarget target,
+                        ChooseLine(*grant.snapshot, caller, provider, scope));
+    call->provider = std::string(target.provider);
+    const std::string& line = call->provider;
     // The policy first: a caller without rights learns nothing about the provider (whether it
     // exists, whether its keys load).
     int32_t max_active = 0;
     if (policy_) {
-      CB_ASSIGN_OR_RETURN(identity::PolicyGrant allowed,
-                          policy_->AuthorizeAcquire(caller, provider));
+      CB_ASSIGN_OR_RETURN(identity::PolicyGrant allowed, policy_->AuthorizeAcquire(caller, target));
       lifetime = std::min(lifetime, allowed.max_ttl);
       max_active = allowed.max_active_leases;
     }
     auto backend_detail = [&] { return IsAdmin(caller); };
     CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
-                        ServableProvider(*grant.snapshot, provider, now, backend_detail));
+                        ServableProvider(*grant.snapshot, line, now, backend_detail));
     if (keys->current == nullptr) {
       return Reason(
-          absl::UnavailableError(absl::StrCat("no valid key is loaded for ", provider,
+          absl::UnavailableError(absl::StrCat("no valid key is loaded for ", line,
                                               keys->last_error.empty() || !backend_detail()
                                                   ? ""
                                                   : absl::StrCat(": ", keys->last_error))),
@@ -272,19 +371,19 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
     }
     // After the policy: only callers allowed to use the provider are judged by the detector (a
     // caller seen for the first time here may be suspended before it gets a key).
-    CB_RETURN_IF_ERROR(CheckSuspended(caller, provider, now, /*admit=*/true));
+    CB_RETURN_IF_ERROR(CheckSuspended(caller, line, now, /*admit=*/true));
     LeaseRecord& l = grant.lease;
     l.id = core::NewLeaseId();
-    if (!counts_->Reserve(l.id, caller.name, provider, max_active)) {
-      return Reason(absl::ResourceExhaustedError(absl::StrCat(
-                        caller.name, " already holds ", max_active, " leases on ", provider,
-                        " (the policy's max_active_leases); release one first")),
+    if (!counts_->Reserve(l.id, caller.name, line, max_active)) {
+      return Reason(absl::ResourceExhaustedError(
+                        absl::StrCat(caller.name, " already holds ", max_active, " leases on ",
+                                     line, " (the policy's max_active_leases); release one first")),
                     "TOO_MANY_LEASES");
     }
     grant.key = keys->current.get();
     grant.spec = keys->spec;
     l.caller = caller.name;
-    l.provider = provider;
+    l.provider = line;
     l.key_version = grant.key->version_id;
     l.key_fingerprint = grant.key->fingerprint;
     l.purpose = purpose;
@@ -371,8 +470,11 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
         grant.spec = keys->spec;
         absl::Duration allowed_lifetime = call->lifetime;
         if (policy_) {
-          CB_ASSIGN_OR_RETURN(identity::PolicyGrant allowed,
-                              policy_->AuthorizeRenew(call->caller, l.provider));
+          CB_ASSIGN_OR_RETURN(
+              identity::PolicyGrant allowed,
+              policy_->AuthorizeRenew(
+                  call->caller, identity::LeaseTarget{l.provider, keys->spec->api,
+                                                      rotation::ScopesOf(*key, *keys->spec)}));
           allowed_lifetime = std::min(allowed_lifetime, allowed.max_ttl);
         }
         absl::Time expiry = std::min(now + allowed_lifetime, key->retires_at);

@@ -237,6 +237,12 @@ BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
                          .Help("1 while the provider's newest PENDING key version failed its "
                                "probe (the old key stays CURRENT).")
                          .Register(*registry_)),
+      keys_to_delete_(prometheus::BuildGauge()
+                          .Name("credbroker_provider_keys_to_delete")
+                          .Help("Keys the broker minted that left service at a provider without a "
+                                "key-deletion API (firemoon): delete them in the provider's "
+                                "dashboard, see credctl keys to-delete.")
+                          .Register(*registry_)),
       probe_calibrated_(prometheus::BuildGauge()
                             .Name("credbroker_probe_calibrated")
                             .Help("1 when the provider's probe was seen to reject an invalid "
@@ -411,6 +417,9 @@ void BrokerMetrics::ProbeResult(absl::string_view provider, absl::string_view pu
 }
 void BrokerMetrics::ProbeFailing(absl::string_view provider, bool failing) {
   probe_failing_children_.Get({provider}).Set(failing ? 1 : 0);
+}
+void BrokerMetrics::KeysToDelete(absl::string_view provider, int64_t count) {
+  keys_to_delete_children_.Get({provider}).Set(static_cast<double>(count));
 }
 void BrokerMetrics::ProbeCalibrated(absl::string_view provider, bool calibrated) {
   probe_calibrated_children_.Get({provider}).Set(calibrated ? 1 : 0);

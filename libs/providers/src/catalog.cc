@@ -3,8 +3,10 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "credbroker/core/proto_time.h"
+#include "credbroker/core/scopes.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/providers/auth_failure.h"
 
@@ -16,9 +18,11 @@ namespace {
 constexpr char kOpaqueKeyFormat[] = R"([\x21-\x7e]{8,512})";
 
 ProviderSpec Builtin(std::string name, std::string base_url, std::string key_format,
-                     bool single_key, ProbeSpec probe, KeyHint hint = {}, ErrorShape errors = {}) {
+                     bool single_key, ProbeSpec probe, KeyHint hint = {}, ErrorShape errors = {},
+                     std::vector<std::string> documented_scopes = {}) {
   ProviderSpec s;
   s.name = std::move(name);
+  s.api = s.name;
   s.base_url = std::move(base_url);
   s.key_format = std::move(key_format);
   s.single_key = single_key;
@@ -26,11 +30,45 @@ ProviderSpec Builtin(std::string name, std::string base_url, std::string key_for
   s.probe = std::move(probe);
   s.hint = hint;
   s.errors = std::move(errors);
+  s.documented_scopes = std::move(documented_scopes);
   s.key_regex = *CompileKeyFormat(s.key_format);
   return s;
 }
 
 }  // namespace
+
+absl::Status ApplyMintPreset(ProviderSpec& spec, v1::MintConfig& mint) {
+  if (mint.preset() != "firemoon") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown preset \"", mint.preset(), "\" (known: firemoon)"));
+  }
+  if (spec.api != "firemoon") {
+    return absl::InvalidArgumentError(absl::StrCat("the firemoon preset calls firemoon's key API; ",
+                                                   spec.name, " is a line of ", spec.api));
+  }
+  // "Creating Keys via API": POST https://firemoon.studio/api/keys, Authorization: Bearer
+  // <session token>, {"description": ..., "scope": "full_access"} (firemoon-auth, API Key
+  // Management). The page shows no answer and no delete endpoint: the key is read from /key
+  // (override with key_pointer), the dashboard names keys by description, and retired keys are
+  // left for an operator to delete there (ListKeysToDelete).
+  if (mint.scope().empty()) mint.set_scope("full_access");
+  if (!core::IsScopeName(mint.scope())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("scope \"", mint.scope(), "\" is not a scope name"));
+  }
+  if (mint.description().empty()) mint.set_description("credbroker {provider} {timestamp}");
+  if (mint.base_url().empty()) mint.set_base_url("https://firemoon.studio");
+  v1::HttpRequestTemplate* create = mint.mutable_create();
+  if (create->method().empty()) create->set_method("POST");
+  if (create->path().empty()) create->set_path("/api/keys");
+  if (create->body().empty()) {
+    create->set_body(
+        absl::StrCat(R"({"description":"{description}","scope":")", mint.scope(), R"("})"));
+  }
+  if (mint.key_pointer().empty()) mint.set_key_pointer("/key");
+  if (spec.scopes.empty()) spec.scopes = {mint.scope()};
+  return absl::OkStatus();
+}
 
 const std::vector<ProviderSpec>& BuiltinProviders() {
   static const std::vector<ProviderSpec>* const kBuiltins = new std::vector<ProviderSpec>{
@@ -45,7 +83,9 @@ const std::vector<ProviderSpec>& BuiltinProviders() {
                {{"INVALID_API_KEY", AuthFailureKind::kKeyRejected},
                 {"EXPIRED_API_KEY", AuthFailureKind::kKeyExpired},
                 {"MISSING_API_KEY", AuthFailureKind::kKeyMissing}},
-               false}),
+               false},
+              // "Each API key can have different permissions" (example-ai-auth, Key Permissions).
+              {"admin", "read", "webhook", "write"}),
       // ONE key per account: regenerating invalidates the old key at once. The dashboard shows
       // "a masked prefix (for example, `flx_live_a3b4c...f8e9`)" (fluximage-auth, API key format).
       // Its one error answer, 401 {"error":"Unauthorized"}, covers a missing, malformed or
@@ -98,6 +138,19 @@ std::string ProviderSpec::HeaderValue(absl::string_view key) const {
   return absl::StrCat(header_prefix, key);
 }
 
+absl::Status ProviderSpec::ValidateScopes(const std::vector<std::string>& scopes) const {
+  if (documented_scopes.empty()) return absl::OkStatus();
+  for (const std::string& s : scopes) {
+    if (!std::binary_search(documented_scopes.begin(), documented_scopes.end(), s)) {
+      return core::WithReason(absl::InvalidArgumentError(absl::StrCat(
+                                  "scope \"", s, "\" is not a permission ", api, " documents (",
+                                  absl::StrJoin(documented_scopes, ", "), ")")),
+                              "scopes");
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::string ProviderSpec::HintOf(absl::string_view key) const {
   const auto prefix = static_cast<size_t>(hint.prefix);
   const auto suffix = static_cast<size_t>(hint.suffix);
@@ -112,13 +165,24 @@ absl::StatusOr<ProviderCatalog> ProviderCatalog::FromConfig(const v1::BrokerConf
     std::string field = absl::StrCat("providers[", i, "]");
     ProviderSpec spec;
     bool found = false;
+    const std::string& api = pc.api().empty() ? pc.name() : pc.api();
     for (const ProviderSpec& b : BuiltinProviders()) {
-      if (b.name == pc.name()) {
+      if (b.name == api) {
         spec = b;
         found = true;
       }
     }
     spec.name = pc.name();
+    spec.api = api;
+    if (pc.scopes_size() > 0) {
+      auto scopes =
+          core::NormalizeScopes(std::vector<std::string>(pc.scopes().begin(), pc.scopes().end()));
+      if (!scopes.ok()) return core::Annotate(scopes.status(), field + ".scopes");
+      if (absl::Status ok = spec.ValidateScopes(*scopes); !ok.ok()) {
+        return core::Annotate(ok, field + ".scopes");
+      }
+      spec.scopes = *std::move(scopes);
+    }
     if (!pc.base_url().empty()) spec.base_url = pc.base_url();
     if (!pc.header_name().empty()) spec.header_name = pc.header_name();
     if (pc.has_header_prefix()) spec.header_prefix = pc.header_prefix();
@@ -168,10 +232,18 @@ absl::StatusOr<ProviderCatalog> ProviderCatalog::FromConfig(const v1::BrokerConf
     }
     if (pc.has_mint()) {
       auto mint = std::make_shared<v1::MintConfig>(pc.mint());
+      if (!mint->preset().empty()) {
+        CB_RETURN_IF_ERROR(core::Annotate(ApplyMintPreset(spec, *mint), field + ".mint.preset"));
+      }
       if (mint->base_url().empty()) mint->set_base_url(spec.base_url);
       spec.mint = std::move(mint);
     }
     catalog.providers_.push_back(std::move(spec));
+  }
+  for (ProviderSpec& spec : catalog.providers_) {
+    spec.shares_api = spec.api != spec.name ||
+                      std::count_if(catalog.providers_.begin(), catalog.providers_.end(),
+                                    [&](const ProviderSpec& o) { return o.api == spec.api; }) > 1;
   }
   return catalog;
 }

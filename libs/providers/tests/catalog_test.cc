@@ -166,6 +166,44 @@ TEST(CatalogTest, AConfiguredHintNeverShowsMoreThanTheProvider) {
                        HasSubstr("acme may show at most the first 16 and the last 4")));
 }
 
+TEST(CatalogTest, KeyLinesOfOneApiInheritItsBuiltinAndCarryScopes) {
+  v1::BrokerConfig config;
+  v1::ProviderConfig* read = config.add_providers();
+  read->set_name("example-ai");
+  read->add_scopes("read");
+  v1::ProviderConfig* admin = config.add_providers();
+  admin->set_name("example-ai-admin");
+  admin->set_api("example-ai");
+  admin->add_scopes("write");
+  admin->add_scopes("admin");
+  admin->add_scopes("read");
+  config.add_providers()->set_name("lumenfall");
+  auto catalog = ProviderCatalog::FromConfig(config);
+  ASSERT_THAT(catalog, IsOk());
+  const ProviderSpec* a = catalog->Find("example-ai-admin");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->api, "example-ai");
+  EXPECT_EQ(a->base_url, Builtin("example-ai").base_url);  // inherited from the api's built-in
+  EXPECT_EQ(a->scopes, (std::vector<std::string>{"admin", "read", "write"}));
+  EXPECT_TRUE(a->shares_api);
+  EXPECT_TRUE(catalog->Find("example-ai")->shares_api);
+  EXPECT_FALSE(catalog->Find("lumenfall")->shares_api);
+  EXPECT_EQ(catalog->Find("lumenfall")->api, "lumenfall");
+  // example-ai documents four permissions; anything else is a typo or a different provider.
+  admin->add_scopes("superuser");
+  EXPECT_THAT(ProviderCatalog::FromConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("providers[1].scopes: scope \"superuser\" is not a permission "
+                                 "example-ai documents (admin, read, webhook, write)")));
+  EXPECT_THAT(Builtin("example-ai").ValidateScopes({"read", "webhook"}), IsOk());
+  // Providers that document no fixed set take any well-formed name.
+  EXPECT_THAT(Builtin("magichour").ValidateScopes({"images", "videos"}), IsOk());
+  admin->clear_scopes();
+  admin->add_scopes("Read");
+  EXPECT_THAT(ProviderCatalog::FromConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("providers[1].scopes")));
+}
+
 TEST(CatalogTest, BadRegexIsAnError) {
   EXPECT_THAT(CompileKeyFormat("([a-z]"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(CompileKeyFormat(""), StatusIs(absl::StatusCode::kInvalidArgument));

@@ -53,11 +53,20 @@ std::string JsonEscape(absl::string_view s) {
 }
 
 std::string Expand(absl::string_view tmpl, const providers::ProviderSpec& spec,
-                   absl::string_view key_id, absl::Time now, bool for_path) {
+                   absl::string_view key_id, absl::Time now, bool for_path,
+                   absl::string_view description = "") {
   auto esc = [for_path](absl::string_view v) { return for_path ? PathEscape(v) : JsonEscape(v); };
   return absl::StrReplaceAll(tmpl, {{"{provider}", esc(spec.name)},
                                     {"{key_id}", esc(key_id)},
+                                    {"{description}", esc(description)},
                                     {"{timestamp}", absl::StrCat(absl::ToUnixSeconds(now))}});
+}
+
+// mint.description with its placeholders filled (plain text).
+std::string Describe(const v1::MintConfig& m, const providers::ProviderSpec& spec, absl::Time now) {
+  return absl::StrReplaceAll(
+      m.description(),
+      {{"{provider}", spec.name}, {"{timestamp}", absl::StrCat(absl::ToUnixSeconds(now))}});
 }
 
 absl::Status StatusForAnswer(absl::string_view what, int status) {
@@ -80,13 +89,14 @@ absl::StatusOr<MintedKey> HttpKeyMinter::Create(const providers::ProviderSpec& s
   }
   const v1::MintConfig& m = *spec.mint;
   const absl::Time now = clock_->Now();
+  const std::string description = Describe(m, spec, now);
   http::HttpRequest req;
   req.method = m.create().method().empty() ? "POST" : m.create().method();
   req.url = absl::StrCat(m.base_url(), Expand(m.create().path(), spec, "", now, true));
   req.headers.emplace_back(spec.header_name, spec.HeaderValue(credential));
   if (!m.create().body().empty()) {
     req.headers.emplace_back("Content-Type", "application/json");
-    req.body = Expand(m.create().body(), spec, "", now, false);
+    req.body = Expand(m.create().body(), spec, "", now, false, description);
   }
   req.timeout = m.has_timeout() ? core::FromProtoDuration(m.timeout()) : absl::Seconds(30);
   const std::string what = absl::StrCat("key API ", req.method, " ", req.url);
@@ -115,6 +125,9 @@ absl::StatusOr<MintedKey> HttpKeyMinter::Create(const providers::ProviderSpec& s
                               "KEY_API_ERROR");
     }
     out.key_id = std::move(*id);
+  } else {
+    // No id in the answer: the dashboard knows the key by its description.
+    out.key_id = description;
   }
   return out;
 }

@@ -62,6 +62,14 @@ const KeyVersion* ProviderKeys::Find(absl::string_view version_id) const {
   return nullptr;
 }
 
+const std::vector<std::string>& ScopesOf(const KeyVersion& v, const providers::ProviderSpec& spec) {
+  return v.scopes.empty() ? spec.scopes : v.scopes;
+}
+
+const std::vector<std::string>& ProviderKeys::Scopes() const {
+  return current != nullptr ? ScopesOf(*current, *spec) : spec->scopes;
+}
+
 const ProviderKeys* KeySnapshot::Find(absl::string_view provider) const {
   auto it = providers.find(provider);
   return it == providers.end() ? nullptr : &it->second;
@@ -266,6 +274,7 @@ absl::Status KeyRing::RefreshProvider(absl::string_view provider, secrets::Secre
     }
     f.fingerprint = core::Fingerprint(version->material.reveal());
     f.material = std::make_shared<const core::SecretBytes>(std::move(version->material));
+    f.scopes = std::move(version->scopes);
     fetched.push_back(std::move(f));
   }
   Apply(name, std::move(fetched), source.name());
@@ -317,13 +326,15 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
       continue;
     }
     const KeyVersion* known = keys.Find(f.info.version_id);
-    if (known != nullptr && known->fingerprint == f.fingerprint) {
+    absl::Status ok = spec.ValidateKey(f.material->reveal());
+    if (ok.ok()) ok = spec.ValidateScopes(f.scopes);
+    if (ok.ok() && known != nullptr && known->fingerprint == f.fingerprint) {
       auto same = std::make_shared<KeyVersion>(*known);
       same->etag = f.info.etag;
+      same->scopes = std::move(f.scopes);
       valid.push_back(std::move(same));
       continue;
     }
-    absl::Status ok = spec.ValidateKey(f.material->reveal());
     if (!ok.ok()) {
       std::string reason = core::ReasonOf(ok);
       std::string key = absl::StrCat(provider, "\x1f", f.info.version_id, "\x1f", f.fingerprint);
@@ -357,6 +368,7 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
     v->version_id = f.info.version_id;
     v->fingerprint = f.fingerprint;
     v->hint = spec.HintOf(f.material->reveal());
+    v->scopes = std::move(f.scopes);
     v->etag = f.info.etag;
     v->material = f.material;
     if (known != nullptr) {

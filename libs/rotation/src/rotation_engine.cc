@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -434,6 +435,104 @@ void RotationEngine::RunOnce() {
     absl::MutexLock lock(&queue_mu_);
     for (RevokeJob& job : retry) revokes_.push_back(std::move(job));
   }
+  ReportKeysToDelete();
+}
+
+namespace {
+// Minted by a key API the broker cannot delete keys through (firemoon documents none).
+bool LeftForTheOperator(const providers::ProviderSpec* spec) {
+  return spec != nullptr && spec->mint != nullptr && !spec->mint->has_revoke();
+}
+}  // namespace
+
+absl::StatusOr<std::vector<KeyToDelete>> RotationEngine::KeysToDelete(
+    absl::string_view provider) const {
+  std::vector<KeyToDelete> out;
+  if (key_ids_ == nullptr) return out;
+  CB_ASSIGN_OR_RETURN(std::vector<PersistedKeyVersion> all, key_ids_->LoadAll());
+  std::shared_ptr<const KeySnapshot> snap = ring_->Snapshot();
+  for (const PersistedKeyVersion& r : all) {
+    if (!provider.empty() && r.provider != provider) continue;
+    if (r.state != KeyState::kRetired && r.state != KeyState::kQuarantined) continue;
+    if (!LeftForTheOperator(catalog_->Find(r.provider))) continue;
+    absl::StatusOr<std::string> key = key_ids_->MintedKeyId(r.provider, r.fingerprint);
+    if (absl::IsNotFound(key.status())) continue;  // not minted by the broker
+    if (!key.ok()) return key.status();
+    KeyToDelete k{r.provider, r.version_id, r.fingerprint, *key, "", r.state, r.created_at};
+    if (const ProviderKeys* keys = snap->Find(r.provider)) {
+      if (const KeyVersion* v = keys->Find(r.version_id); v && v->fingerprint == r.fingerprint) {
+        k.hint = v->hint;
+      }
+    }
+    out.push_back(std::move(k));
+  }
+  std::sort(out.begin(), out.end(), [](const KeyToDelete& a, const KeyToDelete& b) {
+    return std::tie(a.provider, a.created_at, a.version) <
+           std::tie(b.provider, b.created_at, b.version);
+  });
+  return out;
+}
+
+absl::Status RotationEngine::ConfirmDeleted(absl::string_view provider, absl::string_view version,
+                                            absl::string_view who) {
+  CB_ASSIGN_OR_RETURN(std::vector<KeyToDelete> keys, KeysToDelete(provider));
+  for (const KeyToDelete& k : keys) {
+    if (k.version != version) continue;
+    core::LogInfo("operator confirmed the key was deleted at the provider",
+                  {{"provider", k.provider},
+                   {"key_version", k.version},
+                   {"fingerprint", k.fingerprint},
+                   {"provider_key", k.provider_key},
+                   {"by", who}});
+    ring_->RecordRevokedAtProvider(k.provider, k.version, k.fingerprint,
+                                   absl::StrCat("deleted at the provider by ", who));
+    ReportKeysToDelete();
+    return absl::OkStatus();
+  }
+  return core::WithReason(
+      absl::NotFoundError(absl::StrCat("version ", version, " of ", provider,
+                                       " is not a minted key waiting to be deleted at the provider "
+                                       "(credctl keys to-delete lists them)")),
+      "NOT_TO_DELETE");
+}
+
+void RotationEngine::ReportKeysToDelete() {
+  bool any = false;
+  for (const providers::ProviderSpec& spec : catalog_->providers()) {
+    any = any || LeftForTheOperator(&spec);
+  }
+  if (!any || key_ids_ == nullptr) return;
+  absl::StatusOr<std::vector<KeyToDelete>> keys = KeysToDelete("");
+  if (!keys.ok()) {
+    core::LogWarning("could not list minted keys to delete at the provider",
+                     {{"error", keys.status().ToString()}});
+    return;
+  }
+  absl::flat_hash_map<std::string, int64_t> counts;
+  for (const providers::ProviderSpec& spec : catalog_->providers()) {
+    if (LeftForTheOperator(&spec)) counts[spec.name] = 0;
+  }
+  absl::MutexLock lock(&delete_mu_);
+  absl::flat_hash_set<std::string> waiting;
+  for (const KeyToDelete& k : *keys) {
+    ++counts[k.provider];
+    std::string id = absl::StrCat(k.provider, "\x1f", k.fingerprint);
+    if (!told_to_delete_.contains(id)) {
+      core::LogError(
+          "a minted key left service and the provider has no API to delete it: delete it in the "
+          "provider's dashboard, then run credctl keys deleted",
+          {{"provider", k.provider},
+           {"key_version", k.version},
+           {"fingerprint", k.fingerprint},
+           {"provider_key", k.provider_key},
+           {"key_hint", k.hint}});
+    }
+    waiting.insert(std::move(id));
+  }
+  told_to_delete_ = std::move(waiting);
+  if (metrics_) {
+    for (const auto& [provider, n] : counts) metrics_->KeysToDelete(provider, n);
+  }
 }
 
 absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::RotateNow(
@@ -446,11 +545,25 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::RotateNow(
   }
   core::LogInfo("forced rotation requested",
                 {{"provider", provider}, {"skip_probe", skip_probe ? "true" : "false"}});
+  auto current = [&]() -> std::shared_ptr<const KeyVersion> {
+    std::shared_ptr<const KeySnapshot> snap = ring_->Snapshot();
+    const ProviderKeys* keys = snap->Find(spec->name);
+    return keys != nullptr ? keys->current : nullptr;
+  };
+  const std::shared_ptr<const KeyVersion> before = current();
   auto source = sources_.find(spec->name);
   if (spec->mint != nullptr) {
     CB_RETURN_IF_ERROR(Mint(*spec));
   } else if (source != sources_.end()) {
     CB_RETURN_IF_ERROR(ring_->RefreshProvider(spec->name, *source->second));
+  }
+  // Without a probe the ring promotes a new version as soon as it sees it: done already.
+  if (!spec->probe.enabled()) {
+    std::shared_ptr<const KeyVersion> after = current();
+    if (after != nullptr && (before == nullptr || after->version_id != before->version_id ||
+                             after->fingerprint != before->fingerprint)) {
+      return after;
+    }
   }
   return TryPromote(*spec, /*forced=*/true, skip_probe);
 }

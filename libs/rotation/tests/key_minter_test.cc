@@ -103,3 +103,67 @@ TEST(HttpKeyMinterTest, RevokesByEscapedIdAndTreatsUnknownAsGone) {
 
 }  // namespace
 }  // namespace credbroker::rotation
+
+namespace credbroker::rotation {
+namespace {
+
+// The firemoon preset against firemoon's documented key API: POST /api/keys with the session
+// token and {"description","scope"} (firemoon-auth, API Key Management).
+TEST(HttpKeyMinterTest, FiremoonPresetCreatesAKeyNamedByItsDescription) {
+  v1::BrokerConfig config;
+  v1::ProviderConfig* p = config.add_providers();
+  p->set_name("firemoon");
+  p->mutable_mint()->set_preset("firemoon");
+  p->mutable_mint()->set_base_url("http://127.0.0.1:1");  // never the real firemoon.studio
+  auto catalog = providers::ProviderCatalog::FromConfig(config);
+  ASSERT_THAT(catalog, IsOk());
+  const providers::ProviderSpec& spec = *catalog->Find("firemoon");
+  EXPECT_FALSE(spec.mint->has_revoke());  // firemoon documents no delete endpoint
+  EXPECT_EQ(spec.scopes, std::vector<std::string>{"full_access"});
+  core::FakeClock clock(absl::FromUnixSeconds(1'800'000'000));
+  FakeHttpClient client([](const http::HttpRequest&) {
+    return FakeHttpClient::Answer(201,
+                                  R"({"key":"fm_live_0123456789abcdef","scope":"full_access"})");
+  });
+  HttpKeyMinter minter(&client, &clock);
+  auto minted = minter.Create(spec, "session-token");
+  ASSERT_THAT(minted, IsOk());
+  EXPECT_EQ(minted->material.reveal(), "fm_live_0123456789abcdef");
+  // No id in the answer: the dashboard knows the key by its description.
+  EXPECT_EQ(minted->key_id, "credbroker firemoon 1800000000");
+  ASSERT_EQ(client.requests().size(), 1u);
+  const http::HttpRequest req = client.requests()[0];
+  EXPECT_EQ(req.method, "POST");
+  EXPECT_EQ(req.url, "http://127.0.0.1:1/api/keys");
+  EXPECT_EQ(req.body, R"({"description":"credbroker firemoon 1800000000","scope":"full_access"})");
+  EXPECT_EQ(testing::HeaderOf(req, "Authorization"), "Bearer session-token");
+}
+
+TEST(HttpKeyMinterTest, PresetsAreCheckedByName) {
+  v1::BrokerConfig config;
+  v1::ProviderConfig* p = config.add_providers();
+  p->set_name("lumenfall");
+  p->mutable_mint()->set_preset("firemoon");
+  EXPECT_THAT(providers::ProviderCatalog::FromConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("providers[0].mint.preset: the firemoon preset calls firemoon's "
+                                 "key API; lumenfall is a line of lumenfall")));
+  p->mutable_mint()->set_preset("openai");
+  EXPECT_THAT(providers::ProviderCatalog::FromConfig(config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown preset \"openai\"")));
+  // A custom description and scope, and the operator's key_pointer, win over the preset's.
+  p->set_name("firemoon");
+  p->mutable_mint()->set_preset("firemoon");
+  p->mutable_mint()->set_description("ci {provider}");
+  p->mutable_mint()->set_scope("read_only");
+  p->mutable_mint()->set_key_pointer("/data/key");
+  auto catalog = providers::ProviderCatalog::FromConfig(config);
+  ASSERT_THAT(catalog, IsOk());
+  const providers::ProviderSpec& spec = *catalog->Find("firemoon");
+  EXPECT_EQ(spec.mint->key_pointer(), "/data/key");
+  EXPECT_EQ(spec.mint->create().body(), R"({"description":"{description}","scope":"read_only"})");
+  EXPECT_EQ(spec.scopes, std::vector<std::string>{"read_only"});
+}
+
+}  // namespace
+}  // namespace credbroker::rotation

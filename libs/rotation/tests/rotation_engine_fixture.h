@@ -189,20 +189,22 @@ class RotationEngineTest : public ::testing::Test {
   }
 
   // lumenfall with a 30-day period and a 7-day overlap (unless given); `minted` adds the key API.
-  void Build(bool minted, absl::Duration overlap = absl::Hours(7 * 24)) {
+  // `with_revoke` false: a key API that cannot delete keys (firemoon).
+  void Build(bool minted, absl::Duration overlap = absl::Hours(7 * 24), bool with_revoke = true) {
     v1::BrokerConfig config;
     config.add_sources()->set_name("fake");
     v1::ProviderConfig* p = config.add_providers();
     p->set_name("lumenfall");
     p->mutable_rotation_period()->set_seconds(int64_t{30} * 86400);
     p->mutable_overlap()->set_seconds(absl::ToInt64Seconds(overlap));
+    if (no_probe_) p->mutable_probe()->set_disabled(true);
     if (minted) {
       std::ofstream(dir_.Join("admin-token")) << kAdminToken << "\n";
       v1::MintConfig* m = p->mutable_mint();
       m->set_base_url(kKeyApi);
       m->mutable_create()->set_path("/keys");
       m->mutable_create()->set_body(R"({"name":"credbroker-{timestamp}"})");
-      m->mutable_revoke()->set_path("/keys/{key_id}");
+      if (with_revoke) m->mutable_revoke()->set_path("/keys/{key_id}");
       m->set_key_pointer("/data/secret");
       m->set_key_id_pointer("/data/id");
       m->set_admin_key_file(dir_.Join("admin-token"));
@@ -281,6 +283,8 @@ class RotationEngineTest : public ::testing::Test {
   FakeProvider provider_;
   FakeHttpClient http_{[this](const http::HttpRequest& r) { return provider_.Handle(r); }};
   HttpProviderProbe probe_{&http_};
+  // Set before Build: the provider has no probe (new versions are promoted when seen).
+  bool no_probe_ = false;
   HttpKeyMinter minter_{&http_, &clock_};
   InMemoryKeyStateStore store_;
   FakeSecretSource source_;

@@ -221,6 +221,58 @@ TEST_F(RotationEngineTest, RevocationOfARetiredMintedKeySurvivesARestart) {
   }
 }
 
+// firemoon documents how to create keys but not how to delete them: a retired minted key becomes
+// an operator task (listed, counted, logged once) until an operator confirms the deletion.
+TEST_F(RotationEngineTest, RetiredMintedKeysWithoutADeleteApiAreLeftToTheOperatorVisibly) {
+  no_probe_ = true;  // as firemoon: its only documented call generates an image
+  Build(/*minted=*/true, absl::Hours(7 * 24), /*with_revoke=*/false);
+  provider_.Issue(LmnKey("one"));
+  Stage("v1", LmnKey("one"));
+  Pass();
+  // Without a probe the minted version is CURRENT as soon as it is stored: RotateNow says so.
+  auto w1_current = engine_->RotateNow("lumenfall", false);
+  ASSERT_THAT(w1_current, IsOk());
+  EXPECT_EQ((*w1_current)->version_id, "w1");
+  ASSERT_THAT(engine_->RotateNow("lumenfall", false), IsOk());  // w2; w1 PREVIOUS
+  EXPECT_EQ(Current(), "w2");
+  const std::string w1 = Keys().Find("w1")->fingerprint;
+  auto none = engine_->KeysToDelete("");
+  ASSERT_THAT(none, IsOk());
+  EXPECT_TRUE(none->empty());
+  clock_.Advance(absl::Hours(24 * 7 + 1));
+  Pass();  // w1 retires; nothing can delete it at the provider
+  EXPECT_EQ(provider_.revocations(), 0);
+  auto keys = engine_->KeysToDelete("lumenfall");
+  ASSERT_THAT(keys, IsOk());
+  ASSERT_EQ(keys->size(), 1u);  // v1 was not minted by the broker: not the broker's to list
+  EXPECT_EQ((*keys)[0].version, "w1");
+  EXPECT_EQ((*keys)[0].fingerprint, w1);
+  EXPECT_EQ((*keys)[0].provider_key, "key_1");
+  EXPECT_EQ((*keys)[0].state, KeyState::kRetired);
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_provider_keys_to_delete{provider="lumenfall"} 1)"));
+  Pass();
+  const std::string logs = Logs();
+  const std::string line = "a minted key left service and the provider has no API to delete it";
+  ASSERT_THAT(logs, HasSubstr(line));
+  EXPECT_EQ(logs.find(line), logs.rfind(line)) << "logged once per key";
+
+  // A restarted engine still lists it (from the persisted key states).
+  engine_ = MakeEngine(RotationEngineOptions{});
+  keys = engine_->KeysToDelete("");
+  ASSERT_THAT(keys, IsOk());
+  EXPECT_EQ(keys->size(), 1u);
+
+  auto wrong = engine_->ConfirmDeleted("lumenfall", "w2", "ops");
+  EXPECT_THAT(wrong, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(core::ReasonOf(wrong), "NOT_TO_DELETE");
+  ASSERT_THAT(engine_->ConfirmDeleted("lumenfall", "w1", "ops"), IsOk());
+  EXPECT_EQ(history_.back(), "w1:REVOKED");
+  keys = engine_->KeysToDelete("");
+  ASSERT_THAT(keys, IsOk());
+  EXPECT_TRUE(keys->empty());
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_provider_keys_to_delete{provider="lumenfall"} 0)"));
+}
+
 // Found by the randomized histories: leadership lost and regained while a quarantined minted
 // key's revocation was still queued must not queue (and send) it a second time.
 TEST_F(RotationEngineTest, RegainedLeadershipRevokesAQueuedKeyOnce) {

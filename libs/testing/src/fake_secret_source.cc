@@ -18,6 +18,18 @@ void FakeSecretSource::Put(const std::string& path, const std::string& version,
   entries.push_back({version, material, ++generation_});
 }
 
+void FakeSecretSource::SetScopes(const std::string& path, const std::string& version,
+                                 std::vector<std::string> scopes) {
+  absl::MutexLock lock(&mu_);
+  for (Entry& e : secrets_[path]) {
+    if (e.version == version) {
+      e.scopes = std::move(scopes);
+      e.generation = ++generation_;
+      return;
+    }
+  }
+}
+
 absl::StatusOr<secrets::VersionInfo> FakeSecretSource::WriteVersion(
     absl::string_view path, const core::SecretBytes& material) {
   absl::MutexLock lock(&mu_);
@@ -87,6 +99,7 @@ absl::StatusOr<secrets::SecretVersion> FakeSecretSource::FetchVersion(
       secrets::SecretVersion v;
       v.info = {e.version, absl::StrCat(e.generation), absl::InfinitePast()};
       v.material = core::SecretBytes(e.material);
+      v.scopes = e.scopes;
       return v;
     }
   }

@@ -13,10 +13,13 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "credbroker/core/scopes.h"
+#include "credbroker/core/status_macros.h"
 
 namespace credbroker::backends::file {
 namespace {
@@ -27,6 +30,22 @@ constexpr uint32_t kWatchMask = IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DEL
                                 IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// "<version>.scopes" holds the version's scopes.
+constexpr absl::string_view kScopesSuffix = ".scopes";
+
+std::string Etag(const struct stat& st) {
+  return absl::StrCat(st.st_ino, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size);
+}
+
+// The version's etag: its file's, and its scopes file's when there is one (a change of either
+// makes the ring fetch the version again).
+std::string VersionEtag(const std::string& file, const struct stat& st) {
+  struct stat sst;
+  const std::string scopes = absl::StrCat(file, kScopesSuffix);
+  if (::stat(scopes.c_str(), &sst) != 0 || !S_ISREG(sst.st_mode)) return Etag(st);
+  return absl::StrCat(Etag(st), "+", Etag(sst));
+}
 
 class FileSourceFactory final : public secrets::SourceFactory {
  public:
@@ -123,13 +142,12 @@ absl::StatusOr<std::vector<secrets::VersionInfo>> FileSecretSource::ListVersions
   std::vector<secrets::VersionInfo> versions;
   for (const fs::directory_entry& entry : it) {
     std::string fname = entry.path().filename().string();
-    if (fname.empty() || fname[0] == '.') continue;
+    if (fname.empty() || fname[0] == '.' || absl::EndsWith(fname, kScopesSuffix)) continue;
     struct stat st;
     if (::stat(entry.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     secrets::VersionInfo info;
     info.version_id = fname;
-    info.etag =
-        absl::StrCat(st.st_ino, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size);
+    info.etag = VersionEtag(entry.path().string(), st);
     info.created_at = absl::TimeFromTimespec(st.st_mtim);
     versions.push_back(std::move(info));
   }
@@ -144,7 +162,8 @@ absl::StatusOr<secrets::SecretVersion> FileSecretSource::FetchVersion(
     absl::string_view path, absl::string_view version_id) {
   auto folder = FolderFor(path);
   if (!folder.ok()) return folder.status();
-  if (version_id.empty() || version_id[0] == '.' || version_id.find('/') != std::string::npos) {
+  if (version_id.empty() || version_id[0] == '.' || version_id.find('/') != std::string::npos ||
+      absl::EndsWith(version_id, kScopesSuffix)) {
     return absl::InvalidArgumentError(absl::StrCat("file source ", name_, ": bad version id"));
   }
   std::string file = absl::StrCat(*folder, "/", version_id);
@@ -168,9 +187,23 @@ absl::StatusOr<secrets::SecretVersion> FileSecretSource::FetchVersion(
     contents.pop_back();
   }
   secrets::SecretVersion out;
+  const std::string scopes_file = absl::StrCat(file, kScopesSuffix);
+  std::ifstream scopes_in(scopes_file, std::ios::binary);
+  if (scopes_in) {
+    std::string text;
+    std::getline(scopes_in, text, '\0');
+    if (text.size() > 4096) text.resize(4096);  // longer is refused by ParseScopes anyway
+    absl::StatusOr<std::vector<std::string>> scopes = core::ParseScopes(text);
+    if (!scopes.ok()) {
+      return core::WithReason(
+          absl::DataLossError(absl::StrCat("file source ", name_, ": ", path, "/", version_id,
+                                           kScopesSuffix, ": ", scopes.status().message())),
+          "bad_scopes");
+    }
+    out.scopes = *std::move(scopes);
+  }
   out.info.version_id = std::string(version_id);
-  out.info.etag =
-      absl::StrCat(st.st_ino, ":", st.st_mtim.tv_sec, ".", st.st_mtim.tv_nsec, ":", st.st_size);
+  out.info.etag = VersionEtag(file, st);
   out.info.created_at = absl::TimeFromTimespec(st.st_mtim);
   out.material = core::SecretBytes(std::move(contents));
   return out;

@@ -21,6 +21,7 @@ using ::credbroker::testing::TempDir;
 using ::credbroker::testing::WriteFile;
 using ::credbroker::testing::WriteK8sSecretDir;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 std::vector<std::string> Ids(const std::vector<secrets::VersionInfo>& v) {
   std::vector<std::string> out;
@@ -42,6 +43,34 @@ TEST(NaturalLessTest, OrdersNumbersNumerically) {
   EXPECT_TRUE(NaturalLess("a", "b"));
   EXPECT_FALSE(NaturalLess("v1", "v1"));
   EXPECT_TRUE(NaturalLess("v1", "v01") != NaturalLess("v01", "v1"));  // strict weak order
+}
+
+TEST(FileSecretSourceTest, ScopesFilesNameAVersionsPermissionsAndAreNotVersions) {
+  TempDir dir;
+  WriteK8sSecretDir(dir.Join("example-ai"), {{"v1", "exai-key-0000000001"},
+                                             {"v2", "exai-key-0000000002"},
+                                             {"v2.scopes", "read, webhook\n"}});
+  auto source = FileSecretSource::Create("files", dir.path());
+  ASSERT_THAT(source, IsOk());
+  auto listed = (*source)->ListVersions("example-ai");
+  ASSERT_THAT(listed, IsOk());
+  EXPECT_THAT(Ids(*listed), ElementsAre("v1", "v2"));
+  auto v1 = (*source)->FetchVersion("example-ai", "v1");
+  ASSERT_THAT(v1, IsOk());
+  EXPECT_TRUE(v1->scopes.empty());
+  auto v2 = (*source)->FetchVersion("example-ai", "v2");
+  ASSERT_THAT(v2, IsOk());
+  EXPECT_THAT(v2->scopes, ElementsAre("read", "webhook"));
+  EXPECT_EQ(v2->info.etag, (*listed)[1].etag);
+  EXPECT_THAT((*source)->FetchVersion("example-ai", "v2.scopes"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // Changing the scopes changes the version's etag (the ring fetches it again).
+  WriteFile(dir.Join("example-ai/v1.scopes"), "Admin!");
+  auto relisted = (*source)->ListVersions("example-ai");
+  ASSERT_THAT(relisted, IsOk());
+  EXPECT_NE((*relisted)[0].etag, (*listed)[0].etag);
+  EXPECT_THAT((*source)->FetchVersion("example-ai", "v1"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("v1.scopes")));
 }
 
 TEST(FileSecretSourceTest, ListsAMountedSecretLikeTheKubeletWritesIt) {

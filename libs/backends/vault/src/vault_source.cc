@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/proto_time.h"
+#include "credbroker/core/scopes.h"
 #include "credbroker/core/status_macros.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -21,6 +22,9 @@ namespace {
 
 using google::protobuf::Struct;
 using google::protobuf::Value;
+
+// The custom_metadata field that names a key's scopes ("read,write").
+constexpr absl::string_view kScopesField = "scopes";
 
 // The value at a dotted path of objects, or nullptr.
 const Value* Find(const Struct& s, std::initializer_list<absl::string_view> path) {
@@ -366,6 +370,9 @@ absl::StatusOr<std::vector<secrets::VersionInfo>> VaultSecretSource::ListVersion
   CB_ASSIGN_OR_RETURN(VaultResponse r, client_.Call("GET", api));
   if (r.status != 200) return Error(r, absl::StrCat("read metadata ", api));
   const Value* versions = Find(r.body, {"data", "versions"});
+  // custom_metadata is key-level: a change of the scopes there changes every version's etag, so
+  // the ring fetches them again.
+  const std::string scopes = StringAt(r.body, {"data", "custom_metadata", kScopesField});
   std::vector<std::pair<int64_t, secrets::VersionInfo>> out;
   const absl::Time now = clock_->Now();
   if (versions != nullptr && versions->kind_case() == Value::kStructValue) {
@@ -383,7 +390,8 @@ absl::StatusOr<std::vector<secrets::VersionInfo>> VaultSecretSource::ListVersion
       if (deleted != absl::InfinitePast() && deleted <= now) continue;
       secrets::VersionInfo info;
       info.version_id = id;
-      info.etag = id;  // KV v2 versions are immutable
+      // KV v2 versions are immutable; their scopes are not.
+      info.etag = scopes.empty() ? id : absl::StrCat(id, "|", scopes);
       info.created_at = ParseVaultTime(StringAt(m, {"created_time"}));
       out.emplace_back(n, std::move(info));
     }
@@ -420,8 +428,18 @@ absl::StatusOr<secrets::SecretVersion> VaultSecretSource::FetchVersion(
         "missing_field");
   }
   secrets::SecretVersion v;
+  const std::string scopes =
+      StringAt(r.body, {"data", "metadata", "custom_metadata", kScopesField});
+  absl::StatusOr<std::vector<std::string>> parsed = core::ParseScopes(scopes);
+  if (!parsed.ok()) {
+    return core::WithReason(
+        absl::DataLossError(absl::StrCat("vault source ", name_, ": ", secret, " custom_metadata.",
+                                         kScopesField, ": ", parsed.status().message())),
+        "bad_scopes");
+  }
+  v.scopes = *std::move(parsed);
   v.info.version_id = absl::StrCat(n);
-  v.info.etag = v.info.version_id;
+  v.info.etag = scopes.empty() ? v.info.version_id : absl::StrCat(v.info.version_id, "|", scopes);
   v.info.created_at = ParseVaultTime(StringAt(r.body, {"data", "metadata", "created_time"}));
   v.material = core::SecretBytes(field->string_value());
   return v;

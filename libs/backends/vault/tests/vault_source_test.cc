@@ -213,6 +213,33 @@ TEST_F(VaultSourceTest, MissingFieldIsDataLoss) {
   EXPECT_THAT(v, StatusIs(absl::StatusCode::kDataLoss, HasSubstr("api_key")));
 }
 
+TEST_F(VaultSourceTest, CustomMetadataScopesNameTheKeysPermissions) {
+  StartFixture();
+  Seed("credbroker/example-ai", "exai-key-0000000001");
+  auto source = Source(Config());
+  auto before = source->ListVersions("example-ai");
+  ASSERT_THAT(before, IsOk());
+  auto plain = source->FetchVersion("example-ai", "1");
+  ASSERT_THAT(plain, IsOk());
+  EXPECT_TRUE(plain->scopes.empty());
+  // custom_metadata is key-level: setting it relabels every version, and changes their etags so
+  // the ring fetches them again.
+  Control("POST", "/v1/secret/metadata/credbroker/example-ai",
+          R"({"custom_metadata":{"scopes":"write, read","owner":"ml-platform"}})", kRootToken);
+  auto after = source->ListVersions("example-ai");
+  ASSERT_THAT(after, IsOk());
+  EXPECT_NE((*after)[0].etag, (*before)[0].etag);
+  auto scoped = source->FetchVersion("example-ai", "1");
+  ASSERT_THAT(scoped, IsOk());
+  EXPECT_THAT(scoped->scopes, ElementsAre("read", "write"));
+  EXPECT_EQ(scoped->info.etag, (*after)[0].etag);
+  // Metadata that does not parse is never read as "no scopes": the version is not served.
+  Control("POST", "/v1/secret/metadata/credbroker/example-ai",
+          R"({"custom_metadata":{"scopes":"read; DROP"}})", kRootToken);
+  EXPECT_THAT(source->FetchVersion("example-ai", "1"),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("custom_metadata.scopes")));
+}
+
 // Bumps the secret's version between WriteVersion's metadata read and its write.
 class InterposingClient final : public http::HttpClient {
  public:

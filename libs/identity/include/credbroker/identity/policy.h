@@ -3,7 +3,10 @@
 // Default deny: an identity no rule names may lease nothing, and without rules nobody may (the
 // config validation refuses that for Kubernetes and mTLS identities).
 //
-// Errors: PERMISSION_DENIED with reason NO_RULE; RESOURCE_EXHAUSTED with reason RATE_LIMITED.
+// A rule may also limit the scopes (permissions at the provider) of the keys leased under it.
+//
+// Errors: PERMISSION_DENIED with reason NO_RULE or SCOPE_DENIED; RESOURCE_EXHAUSTED with reason
+// RATE_LIMITED.
 // Thread-safety: safe for concurrent use (rate-limit buckets are under a mutex).
 #pragma once
 
@@ -15,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "credbroker/core/clock.h"
 #include "credbroker/identity/authenticator.h"
 #include "credbroker/v1/config.pb.h"
@@ -26,6 +30,13 @@ struct PolicyGrant {
   int32_t max_active_leases = 0;  // 0 = no limit
 };
 
+// What a lease is for: a provider's key line and the permissions of its key.
+struct LeaseTarget {
+  absl::string_view provider;            // the key line (ProviderSpec::name)
+  absl::string_view api;                 // the provider API it is a line of (often the same name)
+  absl::Span<const std::string> scopes;  // sorted; empty: unknown
+};
+
 // True when `name` matches `pattern`: exact, "<ns>/*" or "*".
 bool IdentityMatches(absl::string_view pattern, absl::string_view name);
 
@@ -33,10 +44,22 @@ class Policy {
  public:
   Policy(const v1::PolicyConfig& config, const core::Clock* clock);
 
-  // For a new lease; takes one token from the identity×provider bucket.
-  absl::StatusOr<PolicyGrant> AuthorizeAcquire(const Identity& who, absl::string_view provider);
+  // For a new lease; takes one token from the identity×api bucket. A rule matches a target when
+  // it names the line, its api or "*".
+  absl::StatusOr<PolicyGrant> AuthorizeAcquire(const Identity& who, const LeaseTarget& target);
   // For a renewal: the rule must still allow it; no rate limit.
-  absl::StatusOr<PolicyGrant> AuthorizeRenew(const Identity& who, absl::string_view provider) const;
+  absl::StatusOr<PolicyGrant> AuthorizeRenew(const Identity& who, const LeaseTarget& target) const;
+  // The same for a line that is its own api, with unknown scopes.
+  absl::StatusOr<PolicyGrant> AuthorizeAcquire(const Identity& who, absl::string_view provider) {
+    return AuthorizeAcquire(who, LeaseTarget{provider, provider, {}});
+  }
+  absl::StatusOr<PolicyGrant> AuthorizeRenew(const Identity& who,
+                                             absl::string_view provider) const {
+    return AuthorizeRenew(who, LeaseTarget{provider, provider, {}});
+  }
+  // Whether a rule lets `who` hold the target's key (no rate limit taken): NO_RULE or
+  // SCOPE_DENIED otherwise.
+  absl::Status MayHold(const Identity& who, const LeaseTarget& target) const;
 
   bool IsAdmin(const Identity& who) const;
   // The `caller` label value: the identity when the policy knows it (a rule or the admin list
@@ -48,6 +71,7 @@ class Policy {
   struct Rule {
     std::vector<std::string> identities;
     std::vector<std::string> providers;
+    std::vector<std::string> scopes;  // sorted; empty: any
     PolicyGrant grant;
     double per_second = 0;  // 0 = no rate limit
     double burst = 0;
@@ -56,9 +80,10 @@ class Policy {
     double tokens;
     absl::Time last;
   };
-  const Rule* Find(absl::string_view name, absl::string_view provider) const;
-  // The deciding rule; NO_RULE when none matches.
-  absl::StatusOr<const Rule*> RuleFor(const Identity& who, absl::string_view provider) const;
+  const Rule* Find(absl::string_view name, const LeaseTarget& target) const;
+  // The deciding rule; NO_RULE when none matches, SCOPE_DENIED when it does not allow the
+  // target's scopes.
+  absl::StatusOr<const Rule*> RuleFor(const Identity& who, const LeaseTarget& target) const;
 
   std::vector<Rule> rules_;
   std::vector<std::string> admins_;

@@ -5,10 +5,10 @@
 // Every decision, allowed or denied, goes to the audit log (when one is given).
 //
 // Errors (with reasons): INVALID_ARGUMENT (MISSING_PROVIDER, BAD_TTL, BAD_LEASE_ID,
-// BAD_HTTP_STATUS), NOT_FOUND (UNKNOWN_PROVIDER, LEASE_NOT_FOUND, LEASE_EXPIRED),
-// PERMISSION_DENIED (NO_RULE), RESOURCE_EXHAUSTED (RATE_LIMITED, TOO_MANY_LEASES),
-// UNAVAILABLE (NO_KEY, BACKEND_STALE), FAILED_PRECONDITION (KEY_RETIRED), store errors.
-// Thread-safety: safe for concurrent use.
+// BAD_HTTP_STATUS, BAD_SCOPE), NOT_FOUND (UNKNOWN_PROVIDER, UNKNOWN_SCOPE, LEASE_NOT_FOUND,
+// LEASE_EXPIRED), PERMISSION_DENIED (NO_RULE, SCOPE_DENIED), RESOURCE_EXHAUSTED (RATE_LIMITED,
+// TOO_MANY_LEASES), UNAVAILABLE (NO_KEY, BACKEND_STALE), FAILED_PRECONDITION (KEY_RETIRED), store
+// errors. Thread-safety: safe for concurrent use.
 #pragma once
 
 #include <deque>
@@ -86,13 +86,20 @@ class LeaseBroker final : public rotation::LeaseView {
   using StatusDone = std::function<void(absl::Status)>;
   void AcquireAsync(const identity::Identity& caller, const std::string& provider,
                     absl::Duration ttl, const std::string& purpose, GrantDone done);
+  // `scope`: a permission the key must carry (empty: any). `provider` may name a provider API
+  // with several key lines (ProviderSpec::api); the lease goes to the least-privileged line the
+  // caller's policy lets it hold that carries `scope`, and the lease's provider is that line.
+  void AcquireAsync(const identity::Identity& caller, const std::string& provider,
+                    absl::Duration ttl, const std::string& purpose, const std::string& scope,
+                    GrantDone done);
   void RenewAsync(const identity::Identity& caller, const std::string& lease_id, absl::Duration ttl,
                   GrantDone done);
   void ReleaseAsync(const identity::Identity& caller, const std::string& lease_id, StatusDone done);
 
   // The same, blocking (tests, benchmarks, tools). Never from a store callback.
   absl::StatusOr<LeaseGrant> Acquire(const identity::Identity& caller, const std::string& provider,
-                                     absl::Duration ttl, const std::string& purpose);
+                                     absl::Duration ttl, const std::string& purpose,
+                                     const std::string& scope = "");
   absl::StatusOr<LeaseGrant> Renew(const identity::Identity& caller, const std::string& lease_id,
                                    absl::Duration ttl);
   absl::Status Release(const identity::Identity& caller, const std::string& lease_id);
@@ -134,6 +141,12 @@ class LeaseBroker final : public rotation::LeaseView {
 
  private:
   absl::StatusOr<absl::Duration> EffectiveTtl(absl::Duration requested) const;
+  // The key line of `requested` a new lease with `scope` goes to (views into `snap` or
+  // `requested`); an unknown name comes back as itself (ServableProvider then says so).
+  absl::StatusOr<identity::LeaseTarget> ChooseLine(const rotation::KeySnapshot& snap,
+                                                   const identity::Identity& caller,
+                                                   absl::string_view requested,
+                                                   absl::string_view scope) const;
   void Denied(absl::string_view method, const identity::Identity& caller,
               absl::string_view provider, const absl::Status& status,
               absl::string_view lease_id = "");

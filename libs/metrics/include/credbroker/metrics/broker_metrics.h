@@ -142,6 +142,7 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   void KeyQuarantined(absl::string_view provider, absl::string_view reason) override;
   void MintFailure(absl::string_view provider, absl::string_view operation) override;
   void RevocationSuspected(absl::string_view provider) override;
+  void KeysToDelete(absl::string_view provider, int64_t count) override;
 
   // identity::AuditStats
   void AuditLinesLost(uint64_t lines) override;
@@ -183,6 +184,7 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   prometheus::Family<prometheus::Counter>& transitions_;
   prometheus::Family<prometheus::Counter>& probes_;
   prometheus::Family<prometheus::Gauge>& probe_failing_;
+  prometheus::Family<prometheus::Gauge>& keys_to_delete_;
   prometheus::Family<prometheus::Gauge>& probe_calibrated_;
   prometheus::Family<prometheus::Counter>& quarantines_;
   prometheus::Family<prometheus::Counter>& mint_failures_;
@@ -219,6 +221,7 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   ChildCache<prometheus::Counter> transitions_children_{transitions_, {"provider", "state"}};
   ChildCache<prometheus::Counter> probes_children_{probes_, {"provider", "purpose", "result"}};
   ChildCache<prometheus::Gauge> probe_failing_children_{probe_failing_, {"provider"}};
+  ChildCache<prometheus::Gauge> keys_to_delete_children_{keys_to_delete_, {"provider"}};
   ChildCache<prometheus::Gauge> probe_calibrated_children_{probe_calibrated_, {"provider"}};
   ChildCache<prometheus::Counter> quarantines_children_{quarantines_, {"provider", "reason"}};
   ChildCache<prometheus::Counter> mint_failures_children_{mint_failures_,

@@ -74,6 +74,17 @@ struct ProviderSpec {
   std::shared_ptr<const std::regex> key_regex;
   KeyHint hint;
   ErrorShape errors;
+  // The provider API this entry is a key line of (its own name unless configured): lines of one
+  // api are one provider to callers, who choose among them by scope.
+  std::string api;
+  // Whether other lines share `api`, or this line's api is not its name: AcquireLease must then
+  // choose the line (LeaseBroker), else the requested name is the line.
+  bool shares_api = false;
+  // The permissions of this line's keys when a version's metadata names none (sorted).
+  std::vector<std::string> scopes;
+  // Every permission the provider documents (sorted), or empty when it documents no fixed set;
+  // scopes outside it are refused.
+  std::vector<std::string> documented_scopes;
 
   // OK when `key` can be served: matches key_format, no whitespace or control characters (it
   // goes into an HTTP header), at most kMaxKeyBytes. Errors are INVALID_ARGUMENT with a reason
@@ -82,12 +93,21 @@ struct ProviderSpec {
 
   std::string HeaderValue(absl::string_view key) const;
 
+  // OK when `scopes` (sorted) are permissions the provider documents; INVALID_ARGUMENT with
+  // reason "scopes" naming the first that is not.
+  absl::Status ValidateScopes(const std::vector<std::string>& scopes) const;
+
   // The dashboard hint of `key` ("flx_live_a3b4c...f8e9", "...f8e9"), or empty when the provider
   // shows none. Never half of the key or more: a short key gets no hint.
   std::string HintOf(absl::string_view key) const;
 };
 
 inline constexpr size_t kMaxKeyBytes = 4096;
+
+// Fills `mint` (and the line's scopes) from the provider's documented key API named by
+// mint.preset ("firemoon"); fields already set win. INVALID_ARGUMENT for an unknown preset or one
+// that is not the line's api.
+absl::Status ApplyMintPreset(ProviderSpec& spec, v1::MintConfig& mint);
 
 // The built-in entries, before any configuration.
 const std::vector<ProviderSpec>& BuiltinProviders();

@@ -22,7 +22,8 @@ namespace credbroker::rotation {
 
 struct MintedKey {
   core::SecretBytes material;
-  // The provider's id for the key (for revocation); empty when the provider returns none.
+  // The provider's id for the key (for revocation), else the description it was created with
+  // (mint.description: how its dashboard names it); empty when neither.
   std::string key_id;
 };
 

@@ -51,6 +51,8 @@ struct KeyVersion {
   std::string fingerprint;
   // What the provider's dashboard shows of the key (ProviderSpec::HintOf); often empty.
   std::string hint;
+  // The key's permissions at the provider from the secret's metadata (sorted; empty: none named).
+  std::vector<std::string> scopes;
   std::string etag;
   KeyState state = KeyState::kPending;
   // When this broker first saw the version.
@@ -59,6 +61,9 @@ struct KeyVersion {
   absl::Time retires_at = absl::InfiniteFuture();
   std::shared_ptr<const core::SecretBytes> material;
 };
+
+// The permissions `v` carries: its own scopes, else its line's configured ones (empty: unknown).
+const std::vector<std::string>& ScopesOf(const KeyVersion& v, const providers::ProviderSpec& spec);
 
 struct ProviderKeys {
   const providers::ProviderSpec* spec = nullptr;
@@ -73,6 +78,9 @@ struct ProviderKeys {
   absl::flat_hash_set<std::string> retired;
 
   const KeyVersion* Find(absl::string_view version_id) const;
+  // The permissions a new lease's key carries: CURRENT's own scopes, else the line's configured
+  // ones (empty: unknown).
+  const std::vector<std::string>& Scopes() const;
   // True when the keys were last confirmed by the backend longer than max_staleness ago.
   bool Stale(absl::Time now) const { return now - last_success > max_staleness; }
 };
@@ -202,6 +210,7 @@ class KeyRing {
     std::shared_ptr<const KeyVersion> reuse;  // unchanged version already in the ring
     std::shared_ptr<const core::SecretBytes> material;
     std::string fingerprint;
+    std::vector<std::string> scopes;
   };
   void Apply(const std::string& provider, absl::StatusOr<std::vector<Fetched>> listing,
              const std::string& source_name) ABSL_LOCKS_EXCLUDED(mu_);

@@ -44,6 +44,20 @@ struct RotationEngineOptions {
 
 enum class Calibration { kUnknown, kTrusted, kLying };
 
+// A key the broker minted that left service at a provider whose key API cannot delete keys
+// (mint without revoke, e.g. firemoon): an operator deletes it in the provider's dashboard.
+struct KeyToDelete {
+  std::string provider;
+  std::string version;
+  std::string fingerprint;
+  // How the dashboard names it: the id the key API returned, or the description it was created
+  // with.
+  std::string provider_key;
+  std::string hint;  // while the ring still knows the version
+  KeyState state = KeyState::kRetired;
+  absl::Time created_at = absl::InfinitePast();
+};
+
 class RotationEngine {
  public:
   // Everything must outlive the engine. `sources` maps provider name → its source. `minter` and
@@ -85,6 +99,14 @@ class RotationEngine {
   // already queued in this process is not queued again (each key is revoked once).
   void ResumeRevocations() ABSL_LOCKS_EXCLUDED(work_mu_);
 
+  // Minted keys that left service (RETIRED or QUARANTINED) at providers whose key API cannot
+  // delete keys, oldest first; `provider` empty: all. From the persisted key states.
+  absl::StatusOr<std::vector<KeyToDelete>> KeysToDelete(absl::string_view provider) const;
+  // An operator deleted the key in the provider's dashboard: it is recorded REVOKED (announced,
+  // off the list). NOT_FOUND (reason NOT_TO_DELETE) when it is not on the list.
+  absl::Status ConfirmDeleted(absl::string_view provider, absl::string_view version,
+                              absl::string_view who);
+
  private:
   struct Attempt {
     absl::Time next = absl::InfinitePast();
@@ -114,6 +136,8 @@ class RotationEngine {
   ProbeResult RunProbe(const providers::ProviderSpec& spec, absl::string_view key,
                        absl::string_view purpose);
   void Wake();
+  // Sets credbroker_provider_keys_to_delete and logs each key once as it joins the list.
+  void ReportKeysToDelete() ABSL_LOCKS_EXCLUDED(delete_mu_);
 
   KeyRing* const ring_;
   const providers::ProviderCatalog* const catalog_;
@@ -139,6 +163,10 @@ class RotationEngine {
   absl::flat_hash_map<std::string, Calibration> calibration_ ABSL_GUARDED_BY(queue_mu_);
   std::deque<std::pair<std::string, std::string>> suspects_ ABSL_GUARDED_BY(queue_mu_);
   std::deque<RevokeJob> revokes_ ABSL_GUARDED_BY(queue_mu_);
+
+  absl::Mutex delete_mu_;
+  // provider\x1ffingerprint of the keys to delete already logged.
+  absl::flat_hash_set<std::string> told_to_delete_ ABSL_GUARDED_BY(delete_mu_);
 };
 
 }  // namespace credbroker::rotation

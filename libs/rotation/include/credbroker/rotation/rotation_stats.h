@@ -50,6 +50,9 @@ class RotationStats {
   // operation: create, store, revoke.
   virtual void MintFailure(absl::string_view provider, absl::string_view operation) = 0;
   virtual void RevocationSuspected(absl::string_view provider) = 0;
+  // Minted keys that left service at a provider without a key-deletion API, waiting for an
+  // operator to delete them in its dashboard.
+  virtual void KeysToDelete(absl::string_view provider, int64_t count) = 0;
 };
 
 }  // namespace credbroker::rotation

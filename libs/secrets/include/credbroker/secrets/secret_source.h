@@ -33,6 +33,10 @@ struct VersionInfo {
 struct SecretVersion {
   VersionInfo info;
   core::SecretBytes material;
+  // The key's permissions at the provider, from the secret's metadata (core::ParseScopes);
+  // empty when the backend names none. A backend whose metadata does not parse fails the fetch
+  // with DATA_LOSS: a key is never served with permissions misread.
+  std::vector<std::string> scopes;
 };
 
 class SecretSource {

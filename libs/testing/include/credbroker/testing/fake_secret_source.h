@@ -21,6 +21,9 @@ class FakeSecretSource final : public secrets::SecretSource {
   // Adds or replaces a version (versions list in insertion order, oldest first).
   void Put(const std::string& path, const std::string& version, const std::string& material);
   void Remove(const std::string& path, const std::string& version);
+  // Sets the scopes the version's metadata names (a new etag, as a real backend's would be).
+  void SetScopes(const std::string& path, const std::string& version,
+                 std::vector<std::string> scopes);
   // Every ListVersions fails with `status` until cleared with OkStatus().
   void FailListing(absl::Status status);
   // FetchVersion of this version fails with `status`.
@@ -43,6 +46,7 @@ class FakeSecretSource final : public secrets::SecretSource {
     std::string version;
     std::string material;
     int generation;
+    std::vector<std::string> scopes = {};
   };
   const std::string name_;
   mutable absl::Mutex mu_;

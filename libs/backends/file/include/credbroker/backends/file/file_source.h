@@ -2,8 +2,10 @@
 // mounted Kubernetes Secret. Every visible file in a folder is one key version (file name =
 // version id); versions are ordered by natural sort of their names ("v2" < "v10"), the last
 // being the newest. Names starting with "." (the kubelet's `..data` and timestamped folders) are
-// skipped. Changes are noticed through inotify on the folders — the atomic `..data` rename shows
-// up as IN_MOVED_TO — with the caller's periodic refresh as a fallback.
+// skipped. A file "<version>.scopes" next to a version names the key's permissions at the
+// provider ("read, write"); such files are metadata, never versions. Changes are noticed through
+// inotify on the folders — the atomic `..data` rename shows up as IN_MOVED_TO — with the caller's
+// periodic refresh as a fallback.
 //
 // Errors: UNAVAILABLE (root missing or unreadable, e.g. the volume is not mounted), NOT_FOUND
 // (folder or version absent), INVALID_ARGUMENT (path escapes the root), DATA_LOSS (file too large

@@ -3,7 +3,9 @@
 // Each provider's key is one KV v2 secret, <mount>/<path_prefix>/<secret_path>, field `field`;
 // the secret's Vault versions are the key versions. Deleted (deletion_time in the past) and
 // destroyed versions are never listed or served. WriteVersion adds a version with check-and-set
-// on the current version, for the staged and minted rotation modes.
+// on the current version, for the staged and minted rotation modes. The secret's
+// custom_metadata field `scopes` ("read,write") names the key's permissions at the provider; it
+// is key-level in Vault, so it applies to every version of the secret.
 //
 // Authentication: a static token (file or env), Kubernetes auth (projected service-account JWT,
 // re-read at every login) or AppRole. Tokens are renewed (auth/token/renew-self) once half their
