@@ -152,9 +152,8 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QuarantineKeyVersion(
     std::string reason = req->reason().empty()
                              ? absl::StrCat("by ", who.name)
                              : absl::StrCat(req->reason().substr(0, 200), " (by ", who.name, ")");
-    CB_RETURN_IF_ERROR(broker_->ring().Quarantine(req->provider(), req->key_version(), reason));
-    if (rotation_stats_ != nullptr) rotation_stats_->KeyQuarantined(req->provider(), "operator");
-    return absl::OkStatus();
+    return broker_->ring().Quarantine(req->provider(), req->key_version(), reason, "",
+                                      rotation::kQuarantinedByOperator);
   });
 }
 

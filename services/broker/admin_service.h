@@ -13,17 +13,11 @@ namespace credbroker::broker {
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
-  // `engine` may be null (RotateKey is then UNAVAILABLE); `rotation_stats` counts operator
-  // quarantines and may be null.
+  // `engine` may be null (RotateKey is then UNAVAILABLE). Quarantines are counted by a key-event
+  // subscriber (rotation::KeyQuarantineCounter), not here.
   AdminServiceImpl(leasing::LeaseBroker* broker, Edge edge,
-                   const providers::ProviderCatalog* catalog, rotation::RotationEngine* engine,
-                   rotation::RotationStats* rotation_stats)
-      : broker_(broker),
-        edge_(edge),
-        metrics_(edge.metrics),
-        catalog_(catalog),
-        engine_(engine),
-        rotation_stats_(rotation_stats) {}
+                   const providers::ProviderCatalog* catalog, rotation::RotationEngine* engine)
+      : broker_(broker), edge_(edge), metrics_(edge.metrics), catalog_(catalog), engine_(engine) {}
 
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
                                           const v1::ListProvidersRequest* req,
@@ -60,7 +54,6 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   rpc::RpcStats* const metrics_;
   const providers::ProviderCatalog* const catalog_;
   rotation::RotationEngine* const engine_;
-  rotation::RotationStats* const rotation_stats_;
 };
 
 }  // namespace credbroker::broker

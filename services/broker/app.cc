@@ -324,6 +324,7 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   for (rotation::KeyRing::Listener listener :
        {rotation::KeyRing::Listener(rotation::KeyTransitionLogger()),
         rotation::KeyRing::Listener(rotation::KeyTransitionCounter(c->metrics.get())),
+        rotation::KeyRing::Listener(rotation::KeyQuarantineCounter(c->metrics.get())),
         rotation::KeyRing::Listener(KeyTransitionAuditor(c->audit.get()))}) {
     c->key_event_subscriptions.push_back(
         std::make_unique<rotation::KeyEventSubscription>(c->ring.get(), std::move(listener)));
@@ -347,8 +348,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
       c->broker.get(), edge,
       WatchLimits{config.server().max_watch_streams(),
                   config.server().max_watch_streams_per_caller()});
-  c->admin_service = std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog,
-                                                        c->engine.get(), c->metrics.get());
+  c->admin_service =
+      std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog, c->engine.get());
   return std::unique_ptr<App>(new App(std::move(c)));
 }
 

@@ -36,4 +36,11 @@ void KeyTransitionCounter::operator()(const std::vector<KeyEvent>& events) const
   }
 }
 
+void KeyQuarantineCounter::operator()(const std::vector<KeyEvent>& events) const {
+  for (const KeyEvent& e : events) {
+    if (e.type != KeyEvent::Type::kQuarantined) continue;
+    metrics_->KeyQuarantined(e.provider, e.cause.empty() ? kQuarantinedByOperator : e.cause);
+  }
+}
+
 }  // namespace credbroker::rotation

@@ -509,7 +509,8 @@ void KeyRing::ApplyDecision(ProviderKeys& keys, const Decision& d) {
 }
 
 absl::Status KeyRing::Quarantine(absl::string_view provider, absl::string_view version,
-                                 absl::string_view reason, absl::string_view replacement) {
+                                 absl::string_view reason, absl::string_view replacement,
+                                 absl::string_view cause) {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
   std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
@@ -519,6 +520,9 @@ absl::Status KeyRing::Quarantine(absl::string_view provider, absl::string_view v
                             "UNKNOWN_PROVIDER");
   }
   CB_ASSIGN_OR_RETURN(Decision d, DecideQuarantine(*before, version, reason, replacement, now));
+  for (KeyEvent& e : d.events) {
+    if (e.type == KeyEvent::Type::kQuarantined) e.cause = std::string(cause);
+  }
   const std::string fingerprint = d.gone.front()->fingerprint;
   auto next = std::make_shared<KeySnapshot>(*prev);
   next->generation = prev->generation + 1;

@@ -348,8 +348,7 @@ void RotationEngine::CheckSuspect(const std::string& provider, const std::string
       provider, version,
       absl::StrCat("revoked at the provider: callers reported 401 and the probe was refused (",
                    r.detail, ")"),
-      replacement);
-  if (s.ok() && metrics_) metrics_->KeyQuarantined(provider, "revoked_at_provider");
+      replacement, kQuarantinedRevokedAtProvider);
 }
 
 bool RotationEngine::RevokeAtProvider(const RevokeJob& job) {

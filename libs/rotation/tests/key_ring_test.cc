@@ -509,6 +509,32 @@ TEST_F(KeyRingTest, PendingStateSurvivesARestart) {
   EXPECT_EQ(k.Find("v2")->state, KeyState::kPending);
 }
 
+// Quarantines are counted by their own subscriber, from the event's cause, whoever quarantined.
+TEST_F(KeyRingTest, QuarantineEventsCarryTheirCauseForTheCounter) {
+  KeyEventSubscription quarantines(ring_.get(), KeyQuarantineCounter(metrics_.get()));
+  source_.Put("lumenfall", "v1", kLmnV1);
+  source_.Put("lumenfall", "v2", kLmnV2);
+  source_.Put("lumenfall", "v3", kLmnV3);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  events_.clear();
+  ASSERT_THAT(ring_->Quarantine("lumenfall", "v3", "leaked"), IsOk());
+  ASSERT_THAT(
+      ring_->Quarantine("lumenfall", "v2", "probe refused", "", kQuarantinedRevokedAtProvider),
+      IsOk());
+  std::vector<std::string> causes;
+  for (const KeyEvent& e : events_) {
+    if (e.type == KeyEvent::Type::kQuarantined) causes.push_back(e.version_id + ":" + e.cause);
+  }
+  EXPECT_THAT(causes, ::testing::ElementsAre("v3:operator", "v2:revoked_at_provider"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(R"(credbroker_key_quarantines_total{provider="lumenfall",reason="operator"} 1)"));
+  EXPECT_THAT(
+      Scrape(),
+      HasSubstr(
+          R"(credbroker_key_quarantines_total{provider="lumenfall",reason="revoked_at_provider"} 1)"));
+}
+
 TEST_F(KeyRingTest, QuarantinePrefersTheNamedReplacementThenNonPendingVersions) {
   ring_->GatePromotions({"lumenfall"});
   source_.Put("lumenfall", "v1", kLmnV1);

@@ -215,8 +215,10 @@ class RotationEngineTest : public ::testing::Test {
     ring_ = std::make_unique<KeyRing>(&catalog_, &clock_, &metrics_);
     // As the broker wires it: transitions are counted and logged by subscribers.
     counter_ = std::make_unique<KeyEventSubscription>(
-        ring_.get(), [counter = KeyTransitionCounter(&metrics_)](const auto& events) {
+        ring_.get(), [counter = KeyTransitionCounter(&metrics_),
+                      quarantines = KeyQuarantineCounter(&metrics_)](const auto& events) {
           counter(events);
+          quarantines(events);
           KeyTransitionLogger()(events);
         });
     ASSERT_THAT(ring_->UsePersistedState(&store_), IsOk());

@@ -48,8 +48,8 @@ class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
         ring.get(), &catalog,
         absl::flat_hash_map<std::string, secrets::SecretSource*>{{"lumenfall", &source}},
         probe_.get(), nullptr, nullptr, &clock, metrics.get(), rotation::RotationEngineOptions{});
-    admin_service_ = std::make_unique<AdminServiceImpl>(broker.get(), edge, &catalog, engine_.get(),
-                                                        metrics.get());
+    admin_service_ =
+        std::make_unique<AdminServiceImpl>(broker.get(), edge, &catalog, engine_.get());
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);

@@ -32,6 +32,17 @@ class KeyTransitionCounter {
   RotationStats* const metrics_;
 };
 
+// credbroker_key_quarantines_total{provider,reason}: each QUARANTINED event by its cause
+// (operator, revoked_at_provider).
+class KeyQuarantineCounter {
+ public:
+  explicit KeyQuarantineCounter(RotationStats* metrics) : metrics_(metrics) {}
+  void operator()(const std::vector<KeyEvent>& events) const;
+
+ private:
+  RotationStats* const metrics_;
+};
+
 // Keeps a listener subscribed to a ring for its own lifetime.
 class KeyEventSubscription {
  public:

@@ -102,6 +102,10 @@ class LeaseView {
                                  absl::string_view reason) = 0;
 };
 
+// Why a version was quarantined (KeyEvent::cause; the quarantine counter's `reason` label).
+inline constexpr absl::string_view kQuarantinedByOperator = "operator";
+inline constexpr absl::string_view kQuarantinedRevokedAtProvider = "revoked_at_provider";
+
 struct KeyEvent {
   enum class Type {
     kSnapshot,
@@ -124,6 +128,8 @@ struct KeyEvent {
   absl::Time retires_at = absl::InfiniteFuture();
   absl::Time at;
   std::string reason;
+  // kQuarantined only: who decided it (kQuarantinedByOperator, kQuarantinedRevokedAtProvider).
+  std::string cause;
   // kAnomaly only.
   std::string caller;
   std::string anomaly_kind;
@@ -161,9 +167,11 @@ class KeyRing {
   // Takes a version out of service at once (compromised or revoked at the provider): it is never
   // served again (also after restarts), leases on it are revoked, and if it was CURRENT another
   // live version is promoted: `replacement` when given, else the newest that is not PENDING,
-  // else the newest PENDING one. NOT_FOUND when the version is not live.
+  // else the newest PENDING one. NOT_FOUND when the version is not live. `cause` goes into the
+  // QUARANTINED event.
   absl::Status Quarantine(absl::string_view provider, absl::string_view version,
-                          absl::string_view reason, absl::string_view replacement = "");
+                          absl::string_view reason, absl::string_view replacement = "",
+                          absl::string_view cause = kQuarantinedByOperator);
 
   // Makes a PENDING version CURRENT (it passed its probe, or an operator forced it). The replaced
   // CURRENT becomes PREVIOUS (RETIRED for single-key providers) and older PENDING versions are
