@@ -23,6 +23,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
@@ -235,7 +236,11 @@ class SoakTest : public ProbeEndToEndTest {
                                              "search-token-0123456789"};
     std::vector<v1::Lease> leases(tokens.size());
     for (size_t i = 0; i < tokens.size(); ++i) {
-      if (!Acquire("lumenfall", &leases[i], tokens[i]).ok()) return "";
+      // A rotation may be cutting over right now: each caller gets a few tries.
+      if (!Eventually([&] { return Acquire("lumenfall", &leases[i], tokens[i]).ok(); },
+                      absl::Seconds(5))) {
+        return "";
+      }
     }
     std::string version = leases[0].key_version();
     {
@@ -266,6 +271,11 @@ TEST_F(SoakTest, SteadyLoadThroughRotationsAndAQuarantine) {
   grpc::ClientContext watch_ctx;
   watch_ctx.AddMetadata("authorization", "Bearer " + kAppToken);
   std::thread watcher([&] { Watch(&watch_ctx); });
+  // Joined on every way out, so a failed assertion reports instead of aborting the process.
+  absl::Cleanup join_watcher = [&] {
+    watch_ctx.TryCancel();
+    watcher.join();
+  };
   std::atomic<bool> stop{false};
   std::vector<std::map<std::string, Held>> still_held(3);
   std::vector<std::thread> callers;
@@ -375,9 +385,6 @@ TEST_F(SoakTest, SteadyLoadThroughRotationsAndAQuarantine) {
 #else
   EXPECT_LT(growth, kMaxRssGrowth) << "the broker's memory grew under a steady load";
 #endif
-
-  watch_ctx.TryCancel();
-  watcher.join();
 }
 
 }  // namespace
