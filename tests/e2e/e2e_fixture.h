@@ -177,6 +177,13 @@ class EndToEndTest : public ::testing::Test {
     return pred();
   }
 
+  // POSTs a JSON body to a fixture's control endpoint, which must answer 2xx.
+  static void PostJson(const std::string& url, const std::string& json) {
+    auto r = RunCommand({"/usr/bin/curl", "-sf", "-X", "POST", "-H",
+                         "Content-Type: application/json", "-d", json, url});
+    ASSERT_EQ(r.exit_code, 0) << url << " " << json;
+  }
+
   testing::ProcessResult Credctl(std::vector<std::string> args,
                                  const std::string& token = kAppToken) {
     std::vector<std::string> argv = {credctl_, "--addr", broker_->grpc_address(), "--token", token};

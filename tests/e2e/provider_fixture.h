@@ -104,16 +104,11 @@ identity:
   }
 
   void Control(const std::string& path, const std::string& key) {
-    auto r =
-        RunCommand({"/usr/bin/curl", "-sf", "-X", "POST", "-H", "Content-Type: application/json",
-                    "-d", absl::StrCat(R"({"key":")", key, R"("})"), provider_url_ + path});
-    ASSERT_EQ(r.exit_code, 0) << path;
+    PostJson(provider_url_ + path, absl::StrCat(R"({"key":")", key, R"("})"));
   }
   // Posts a JSON body to one of the fake provider's /__fixture/ controls.
   void ControlJson(const std::string& path, const std::string& json) {
-    auto r = RunCommand({"/usr/bin/curl", "-sf", "-X", "POST", "-H",
-                         "Content-Type: application/json", "-d", json, provider_url_ + path});
-    ASSERT_EQ(r.exit_code, 0) << path << " " << json;
+    PostJson(provider_url_ + path, json);
   }
   // A number from the fake provider's /__fixture/state, e.g. "hanging".
   int64_t ProviderCount(const std::string& field) {

@@ -81,9 +81,7 @@ identity:
     Control(path, absl::StrCat(R"({"key":")", key, R"("})"));
   }
   void Control(const std::string& path, const std::string& json) {
-    auto r = RunCommand({"/usr/bin/curl", "-sf", "-X", "POST", "-H",
-                         "Content-Type: application/json", "-d", json, fake_url_ + path});
-    ASSERT_EQ(r.exit_code, 0) << path;
+    PostJson(fake_url_ + path, json);
   }
 
   // What a service calling the provider with `key` (none: no Authorization header) gets.

@@ -27,10 +27,10 @@ absl::Status Reason(absl::Status s, absl::string_view reason) {
 // The provider's keys when new leases may be handed out, or why not.
 // `backend_detail`: whether the caller may see the backend's last error (admins only: it names
 // paths, hosts and roles of the secret store); asked only when there is an error to tell.
+// `keys`: the provider's entry in the snapshot, or null when it has none.
 absl::StatusOr<const rotation::ProviderKeys*> ServableProvider(
-    const rotation::KeySnapshot& snap, const std::string& provider, absl::Time now,
+    const rotation::ProviderKeys* keys, const std::string& provider, absl::Time now,
     absl::FunctionRef<bool()> backend_detail) {
-  const rotation::ProviderKeys* keys = snap.Find(provider);
   if (keys == nullptr) {
     return Reason(absl::NotFoundError(absl::StrCat("unknown provider \"", provider, "\"")),
                   "UNKNOWN_PROVIDER");
@@ -250,15 +250,12 @@ bool LessPrivileged(const rotation::ProviderKeys& a, const rotation::ProviderKey
 
 }  // namespace
 
-absl::StatusOr<identity::LeaseTarget> LeaseBroker::ChooseLine(const rotation::KeySnapshot& snap,
-                                                              const identity::Identity& caller,
-                                                              absl::string_view requested,
-                                                              absl::string_view scope) const {
+absl::StatusOr<const rotation::ProviderKeys*> LeaseBroker::ChooseLine(
+    const rotation::KeySnapshot& snap, const identity::Identity& caller,
+    absl::string_view requested, absl::string_view scope) const {
   const rotation::ProviderKeys* named = snap.Find(requested);
   // Most providers are one line asked for by name.
-  if (scope.empty() && named != nullptr && !named->spec->shares_api) {
-    return identity::LeaseTarget{named->spec->name, named->spec->api, named->Scopes()};
-  }
+  if (scope.empty() && named != nullptr && !named->spec->shares_api) return named;
   if (!scope.empty() && !core::IsScopeName(scope)) {
     return Reason(absl::InvalidArgumentError(absl::StrCat(
                       "scope \"", absl::CHexEscape(scope.substr(0, 64)),
@@ -274,7 +271,7 @@ absl::StatusOr<identity::LeaseTarget> LeaseBroker::ChooseLine(const rotation::Ke
       if (keys.spec->api == requested) lines.push_back(&keys);
     }
   }
-  if (lines.empty()) return identity::LeaseTarget{requested, requested, {}};  // UNKNOWN_PROVIDER
+  if (lines.empty()) return nullptr;  // UNKNOWN_PROVIDER, after the policy
   std::sort(lines.begin(), lines.end(),
             [&](const auto* a, const auto* b) { return LessPrivileged(*a, *b, requested); });
   auto may_hold = [&](const rotation::ProviderKeys* line) {
@@ -309,7 +306,7 @@ absl::StatusOr<identity::LeaseTarget> LeaseBroker::ChooseLine(const rotation::Ke
   for (const rotation::ProviderKeys* line : lines) {
     if (!carries(line)) continue;
     absl::Status may = may_hold(line);
-    if (may.ok()) return identity::LeaseTarget{line->spec->name, line->spec->api, line->Scopes()};
+    if (may.ok()) return line;
     if (denied.ok() || core::ReasonOf(denied) == "NO_RULE") denied = may;  // SCOPE_DENIED says more
   }
   return denied;
@@ -346,8 +343,12 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
       return Reason(absl::InvalidArgumentError("purpose is longer than 256 bytes"), "BAD_PURPOSE");
     }
     // Which of the provider's key lines (by scope); the provider itself for most.
-    CB_ASSIGN_OR_RETURN(identity::LeaseTarget target,
+    CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* chosen,
                         ChooseLine(*grant.snapshot, caller, provider, scope));
+    const identity::LeaseTarget target =
+        chosen != nullptr
+            ? identity::LeaseTarget{chosen->spec->name, chosen->spec->api, chosen->Scopes()}
+            : identity::LeaseTarget{provider, provider, {}};
     call->provider = std::string(target.provider);
     const std::string& line = call->provider;
     // The policy first: a caller without rights learns nothing about the provider (whether it
@@ -360,7 +361,7 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
     }
     auto backend_detail = [&] { return IsAdmin(caller); };
     CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
-                        ServableProvider(*grant.snapshot, line, now, backend_detail));
+                        ServableProvider(chosen, line, now, backend_detail));
     if (keys->current == nullptr) {
       return Reason(
           absl::UnavailableError(absl::StrCat("no valid key is loaded for ", line,
@@ -451,7 +452,7 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
         const absl::Time now = call->now;
         LeaseGrant& grant = call->grant;
         CB_ASSIGN_OR_RETURN(const rotation::ProviderKeys* keys,
-                            ServableProvider(*grant.snapshot, l.provider, now,
+                            ServableProvider(grant.snapshot->Find(l.provider), l.provider, now,
                                              [&] { return IsAdmin(call->caller); }));
         // A lookup only (an admission could run the anomaly sink, which revokes leases).
         CB_RETURN_IF_ERROR(CheckSuspended(call->caller, l.provider, now,

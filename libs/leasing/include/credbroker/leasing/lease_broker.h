@@ -141,12 +141,12 @@ class LeaseBroker final : public rotation::LeaseView {
 
  private:
   absl::StatusOr<absl::Duration> EffectiveTtl(absl::Duration requested) const;
-  // The key line of `requested` a new lease with `scope` goes to (views into `snap` or
-  // `requested`); an unknown name comes back as itself (ServableProvider then says so).
-  absl::StatusOr<identity::LeaseTarget> ChooseLine(const rotation::KeySnapshot& snap,
-                                                   const identity::Identity& caller,
-                                                   absl::string_view requested,
-                                                   absl::string_view scope) const;
+  // The key line of `requested` (in `snap`) a new lease with `scope` goes to; null when no
+  // line has that name or api (UNKNOWN_PROVIDER, reported after the policy).
+  absl::StatusOr<const rotation::ProviderKeys*> ChooseLine(const rotation::KeySnapshot& snap,
+                                                           const identity::Identity& caller,
+                                                           absl::string_view requested,
+                                                           absl::string_view scope) const;
   void Denied(absl::string_view method, const identity::Identity& caller,
               absl::string_view provider, const absl::Status& status,
               absl::string_view lease_id = "");
