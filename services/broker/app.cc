@@ -1,8 +1,8 @@
 #include "app.h"
 
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <openssl/pem.h>
@@ -51,6 +51,7 @@
 #include "credbroker/secrets/secret_source.h"
 #include "credbroker/state/open_stores.h"
 #include "event_responses.h"
+#include "health_service.h"
 #include "lease_service.h"
 #include "prometheus/exposer.h"
 
@@ -116,11 +117,13 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const v1::ServerTlsCo
 }
 
 // Where the Kubernetes JWKS comes from: a file, or the API server's /openid/v1/jwks.
-absl::Status WritePortFile(const std::string& path, int grpc_port, int metrics_port) {
+absl::Status WritePortFile(const std::string& path, int grpc_port, int metrics_port,
+                           int health_port) {
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
     out << "grpc=" << grpc_port << "\nmetrics=" << metrics_port << "\n";
+    if (health_port != 0) out << "health=" << health_port << "\n";
     if (!out) return absl::FailedPreconditionError("cannot write port file " + path);
   }
   std::error_code ec;
@@ -196,7 +199,12 @@ struct App::Components {
   std::unique_ptr<leasing::LeaseBroker> broker;
   std::unique_ptr<LeaseServiceImpl> lease_service;
   std::unique_ptr<AdminServiceImpl> admin_service;
+  // grpc.health.v1.Health on both listeners, from one status table.
+  HealthService health;
   std::unique_ptr<grpc::Server> server;
+  // Plaintext, grpc.health.v1.Health only (server.health_listen); null when not configured.
+  std::unique_ptr<grpc::Server> health_server;
+  int health_port = 0;
   std::unique_ptr<prometheus::Exposer> exposer;
   int grpc_port = 0;
   int metrics_port = 0;
@@ -371,8 +379,10 @@ absl::Status App::Start() {
   std::vector<int> ports = c.exposer->GetListeningPorts();
   c.metrics_port = ports.empty() ? 0 : ports.front();
 
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  // gRPC's default health service would keep a status table per server; ours serves both.
+  builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
+  builder.RegisterService(&c.health);
   if (c.config.server().reflection()) {
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   } else {
@@ -397,26 +407,46 @@ absl::Status App::Start() {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot listen for gRPC on ", c.config.server().listen()));
   }
-  grpc::HealthCheckServiceInterface* health = c.server->GetHealthCheckService();
-  for (const char* service :
-       {"", "liveness", "readiness", "credbroker.v1.LeaseService", "credbroker.v1.AdminService"}) {
-    health->SetServingStatus(service, true);
+  const std::string& health_listen = c.config.server().health_listen();
+  if (!health_listen.empty()) {
+    // The health service and nothing else: no leases in plaintext, no reflection.
+    grpc::ServerBuilder health_builder;
+    health_builder.SetOption(std::make_unique<WithoutPlugin>(kReflectionPlugin));
+    health_builder.SetOption(
+        std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
+    health_builder.RegisterService(&c.health);
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    health_builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
+    health_builder.AddListeningPort(health_listen, grpc::InsecureServerCredentials(),
+                                    &c.health_port);
+    c.health_server = health_builder.BuildAndStart();
+    if (c.health_server == nullptr || c.health_port == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot listen for gRPC health checks on ", health_listen));
+    }
   }
+  c.health.SetServing(true);
 
   c.started = true;
 
   std::vector<std::string> names;
   for (const auto& p : c.catalog.providers()) names.push_back(p.name);
-  core::LogInfo("credbroker serving",
-                {{"grpc", absl::StrCat(c.config.server().listen().substr(
-                                           0, c.config.server().listen().rfind(':')),
-                                       ":", c.grpc_port)},
-                 {"metrics", absl::StrCat(c.config.server().metrics_listen().substr(
-                                              0, c.config.server().metrics_listen().rfind(':')),
-                                          ":", c.metrics_port, "/metrics")},
-                 {"providers", absl::StrJoin(names, ",")}});
+  core::LogInfo(
+      "credbroker serving",
+      {{"grpc",
+        absl::StrCat(c.config.server().listen().substr(0, c.config.server().listen().rfind(':')),
+                     ":", c.grpc_port)},
+       {"metrics", absl::StrCat(c.config.server().metrics_listen().substr(
+                                    0, c.config.server().metrics_listen().rfind(':')),
+                                ":", c.metrics_port, "/metrics")},
+       {"health",
+        c.health_server == nullptr
+            ? std::string("main listener only")
+            : absl::StrCat(health_listen.substr(0, health_listen.rfind(':')), ":", c.health_port)},
+       {"providers", absl::StrJoin(names, ",")}});
   if (!c.options.port_file.empty()) {
-    CB_RETURN_IF_ERROR(WritePortFile(c.options.port_file, c.grpc_port, c.metrics_port));
+    CB_RETURN_IF_ERROR(
+        WritePortFile(c.options.port_file, c.grpc_port, c.metrics_port, c.health_port));
   }
   return absl::OkStatus();
 }
@@ -425,14 +455,20 @@ void App::Shutdown() {
   Components& c = *c_;
   if (c.shut_down) return;
   c.shut_down = true;
+  // NOT_SERVING first, on both listeners, so the kubelet takes the pod out of its Service
+  // before the drain.
+  c.health.Shutdown();
   if (c.server) {
-    c.server->GetHealthCheckService()->Shutdown();
     c.lease_service->CloseWatchers();
     c.server->Shutdown(
         std::chrono::system_clock::now() +
         absl::ToChronoSeconds(core::FromProtoDuration(c.config.server().shutdown_grace())));
     core::LogDebug("grpc server shut down");
     c.server->Wait();
+  }
+  if (c.health_server) {
+    c.health_server->Shutdown(std::chrono::system_clock::now());
+    c.health_server->Wait();
   }
   core::LogDebug("grpc server stopped");
   c.scheduler->Stop();

@@ -15,7 +15,8 @@
 namespace credbroker::broker {
 
 struct AppOptions {
-  // Where to write "grpc=<port>\nmetrics=<port>\n" once listening (tests bind port 0).
+  // Where to write "grpc=<port>\nmetrics=<port>\n" (and "health=<port>\n" with
+  // server.health_listen) once listening (tests bind port 0).
   std::string port_file;
 };
 

@@ -21,7 +21,7 @@ constexpr char kUsage[] = R"(usage:
   credbroker --version
 
 Flags override the configuration file. --port-file writes the bound ports ("grpc=N",
-"metrics=N") once serving, for listen addresses with port 0.
+"metrics=N", "health=N") once serving, for listen addresses with port 0.
 )";
 
 struct Flags {

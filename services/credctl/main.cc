@@ -2,14 +2,17 @@
 // non-zero on any error. Key material is printed only with --reveal-key.
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -23,13 +26,15 @@
 #include "credbroker/v1/lease.grpc.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/rpc/status.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace {
 
 namespace v1 = credbroker::v1;
 
 constexpr char kUsage[] =
-    R"(usage: credctl [--addr HOST:PORT] [--token T | --token-file F] [--json] COMMAND
+    R"(usage: credctl [--addr HOST:PORT] [--token T | --token-file F] [--json]
+               [--tls-ca FILE [--tls-cert FILE --tls-key FILE] [--tls-server-name NAME]] COMMAND
 
 commands:
   lease acquire PROVIDER [--scope SCOPE] [--ttl DURATION] [--purpose TEXT] [--reveal-key]
@@ -48,8 +53,14 @@ commands:
                                      (admin)
   key-deleted PROVIDER VERSION       confirm you deleted that key in the dashboard (admin)
   check-config FILE                  validate a broker configuration file
+  health [SERVICE]                   grpc.health.v1 Check ("" = the server, or "readiness",
+                                     "liveness", a service name); exit 0 only when SERVING;
+                                     needs no token
 
 The address defaults to $CREDBROKER_ADDR or 127.0.0.1:7443, the token to $CREDBROKER_TOKEN.
+With --tls-ca the connection is TLS, verified against that CA bundle (--tls-server-name when the
+certificate names the broker differently from --addr); --tls-cert/--tls-key add a client
+certificate (mTLS).
 )";
 
 struct Options {
@@ -62,6 +73,10 @@ struct Options {
   std::string purpose;
   std::string scope;
   std::string reason;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
   std::string provider_filter;
   std::string caller_filter;
   int count = 0;
@@ -421,12 +436,67 @@ int CheckConfig(const Options& o) {
   return 0;
 }
 
-bool ReadTokenFile(const std::string& path, std::string* out) {
-  std::ifstream in(path);
+int Health(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+  if (o.args.size() > 2) return Fail(std::string("health takes at most one service\n") + kUsage);
+  grpc::health::v1::HealthCheckRequest req;
+  if (o.args.size() == 2) req.set_service(o.args[1]);
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Status s = grpc::health::v1::Health::NewStub(ch)->Check(&ctx, req, &resp);
+  if (!s.ok()) return FailRpc(s);
+  const std::string status =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status());
+  if (o.json) {
+    std::puts(Json(resp).c_str());
+  } else {
+    std::printf("%s\n", status.c_str());
+  }
+  return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+}
+
+bool ReadFileTo(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
   if (!in) return false;
   std::stringstream ss;
   ss << in.rdbuf();
-  *out = std::string(absl::StripAsciiWhitespace(ss.str()));
+  *out = ss.str();
+  return static_cast<bool>(in) || in.eof();
+}
+
+// Plaintext unless --tls-ca is given; a client certificate needs both halves.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const Options& o) {
+  if (o.tls_ca.empty()) {
+    if (!o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_server_name.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls-cert, --tls-key and --tls-server-name need --tls-ca");
+    }
+    return grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
+  }
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!ReadFileTo(o.tls_ca, &ssl.pem_root_certs)) {
+    return absl::InvalidArgumentError("cannot read --tls-ca " + o.tls_ca);
+  }
+  if (!o.tls_cert.empty()) {
+    if (!ReadFileTo(o.tls_cert, &ssl.pem_cert_chain)) {
+      return absl::InvalidArgumentError("cannot read --tls-cert " + o.tls_cert);
+    }
+    if (!ReadFileTo(o.tls_key, &ssl.pem_private_key)) {
+      return absl::InvalidArgumentError("cannot read --tls-key " + o.tls_key);
+    }
+  }
+  grpc::ChannelArguments args;
+  if (!o.tls_server_name.empty()) args.SetSslTargetNameOverride(o.tls_server_name);
+  return grpc::CreateCustomChannel(o.addr, grpc::SslCredentials(ssl), args);
+}
+
+bool ReadTokenFile(const std::string& path, std::string* out) {
+  std::string contents;
+  if (!ReadFileTo(path, &contents)) return false;
+  *out = std::string(absl::StripAsciiWhitespace(contents));
   return true;
 }
 
@@ -467,6 +537,14 @@ int main(int argc, char** argv) {
       ok = value(&o.scope);
     else if (arg == "--reason")
       ok = value(&o.reason);
+    else if (arg == "--tls-ca")
+      ok = value(&o.tls_ca);
+    else if (arg == "--tls-cert")
+      ok = value(&o.tls_cert);
+    else if (arg == "--tls-key")
+      ok = value(&o.tls_key);
+    else if (arg == "--tls-server-name")
+      ok = value(&o.tls_server_name);
     else if (arg == "--provider")
       ok = value(&o.provider_filter);
     else if (arg == "--caller")
@@ -487,7 +565,10 @@ int main(int argc, char** argv) {
   if (o.args.empty()) return Fail(std::string("no command\n") + kUsage);
   const std::string& cmd = o.args[0];
   if (cmd == "check-config") return CheckConfig(o);
-  auto channel = grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> made = MakeChannel(o);
+  if (!made.ok()) return Fail(std::string(made.status().message()));
+  const std::shared_ptr<grpc::Channel>& channel = *made;
+  if (cmd == "health") return Health(channel, o);
   if (cmd == "lease") return Lease(channel, o);
   if (cmd == "watch") return Watch(channel, o);
   if (cmd == "providers") return Providers(channel, o);

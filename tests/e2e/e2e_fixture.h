@@ -29,6 +29,7 @@
 #include "credbroker/v1/admin.grpc.pb.h"
 #include "credbroker/v1/lease.grpc.pb.h"
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 

@@ -22,47 +22,21 @@ TEST_F(EndToEndTest, GracefulStopExitsZeroEvenWithAWatcherOpen) {
   EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE) << end.error_message();
 }
 
-// Raw-bytes unary call through the generic stub (no generated health stubs are installed).
-grpc::Status RawUnary(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
-                      const std::string& request, std::string* response) {
-  grpc::GenericStub generic(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::Slice slice(request);
-  grpc::ByteBuffer req(&slice, 1);
-  grpc::ByteBuffer resp;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  grpc::Status status;
-  generic.UnaryCall(&ctx, method, grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
-    std::lock_guard<std::mutex> lock(mu);
-    status = std::move(s);
-    done = true;
-    cv.notify_one();
-  });
-  std::unique_lock<std::mutex> lock(mu);
-  cv.wait(lock, [&] { return done; });
-  std::vector<grpc::Slice> slices;
-  if (status.ok() && resp.Dump(&slices).ok()) {
-    for (auto& s : slices) response->append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return status;
-}
-
 TEST_F(EndToEndTest, HealthCheckAnswersWithoutAToken) {
   StartBroker();
-  // HealthCheckRequest{service: ""} is the empty message; SERVING is field 1 = 1.
-  std::string response;
-  grpc::Status s = RawUnary(channel_, "/grpc.health.v1.Health/Check", "", &response);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  EXPECT_EQ(response, std::string("\x08\x01", 2));
-  // HealthCheckRequest{service: "readiness"}.
-  response.clear();
-  s = RawUnary(channel_, "/grpc.health.v1.Health/Check", std::string("\x0a\x09readiness"),
-               &response);
-  ASSERT_TRUE(s.ok()) << s.error_message();
-  EXPECT_EQ(response, std::string("\x08\x01", 2));
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  for (const char* service : {"", "readiness", "liveness", "credbroker.v1.LeaseService"}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status s = health->Check(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << service << ": " << s.error_message();
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+  // Without server.health_listen there is no second listener.
+  EXPECT_EQ(broker_->health_port(), 0);
 }
 
 // ServerReflectionInfo{list_services: ""}: the raw answer, or the status the call ended with.

@@ -250,6 +250,63 @@ TEST_F(SecurityEndToEndTest, JwksFromTheApiServerUrlWithItsBearerToken) {
   EXPECT_TRUE(AcquireOn(tls, "lumenfall", rotated).ok());
 }
 
+// The kubelet's gRPC probes speak plaintext only: with TLS on the main listener, a second
+// listener answers health checks and nothing else. credctl reaches either, and the TLS one only
+// with TLS.
+TEST_F(SecurityEndToEndTest, PlaintextHealthListenerServesHealthOnly) {
+  std::string config = testing::ReadFile(dir_.Join("broker.yaml"));
+  const std::string metrics = "  metrics_listen: 127.0.0.1:0\n";
+  config.insert(config.find(metrics) + metrics.size(), "  health_listen: 127.0.0.1:0\n");
+  WriteFile(dir_.Join("broker.yaml"), config);
+  StartBroker();
+  ASSERT_NE(broker_->health_port(), 0) << broker_->Logs();
+  const std::string health_address = absl::StrCat("127.0.0.1:", broker_->health_port());
+  auto plain = grpc::CreateChannel(health_address, grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(plain);
+  for (const char* service : {"", "liveness", "readiness"}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    grpc::Status s = health->Check(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << service << ": " << s.error_message();
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+  // Leases are not served in plaintext there.
+  grpc::Status lease = AcquireOn(plain, "lumenfall", Jwt("search", "indexer", 600));
+  EXPECT_EQ(lease.error_code(), grpc::StatusCode::UNIMPLEMENTED) << lease.error_message();
+
+  const std::string ca = dir_.Join("ca.crt");
+  auto ok = RunCommand({credctl_, "--addr", broker_->grpc_address(), "--tls-ca", ca,
+                        "--tls-server-name", "localhost", "health", "readiness"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_THAT(ok.output, HasSubstr("SERVING"));
+  auto probe = RunCommand({credctl_, "--addr", health_address, "health"});
+  EXPECT_EQ(probe.exit_code, 0) << probe.output;
+  auto unknown = RunCommand({credctl_, "--addr", health_address, "health", "no.such.Service"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.output, HasSubstr("NOT_FOUND"));
+  // Plaintext against the TLS listener fails plainly instead of hanging.
+  auto plaintext = RunCommand({credctl_, "--addr", broker_->grpc_address(), "health"});
+  EXPECT_EQ(plaintext.exit_code, 1);
+  EXPECT_THAT(plaintext.output, HasSubstr("UNAVAILABLE"));
+  // A client certificate through credctl is an mTLS identity (billing/api may lease lumenfall).
+  auto mtls = RunCommand({credctl_, "--addr", broker_->grpc_address(), "--tls-ca", ca, "--tls-cert",
+                          dir_.Join("billing.crt"), "--tls-key", dir_.Join("billing.key"),
+                          "--tls-server-name", "localhost", "lease", "acquire", "lumenfall"});
+  EXPECT_EQ(mtls.exit_code, 0) << mtls.output;
+  EXPECT_THAT(mtls.output, HasSubstr("provider:     lumenfall"));
+  auto half = RunCommand({credctl_, "--addr", broker_->grpc_address(), "--tls-ca", ca, "--tls-cert",
+                          dir_.Join("billing.crt"), "health"});
+  EXPECT_EQ(half.exit_code, 1);
+  EXPECT_THAT(half.output, HasSubstr("--tls-cert and --tls-key go together"));
+  auto no_ca = RunCommand(
+      {credctl_, "--addr", broker_->grpc_address(), "--tls-server-name", "localhost", "health"});
+  EXPECT_EQ(no_ca.exit_code, 1);
+  EXPECT_THAT(no_ca.output, HasSubstr("need --tls-ca"));
+}
+
 TEST_F(SecurityEndToEndTest, UnreachableJwksUrlFailsTheStart) {
   std::string config = testing::ReadFile(dir_.Join("broker.yaml"));
   config.replace(config.find("jwks_file: jwks.json"), 20, "jwks_url: http://127.0.0.1:1/jwks");

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -160,6 +161,15 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
   if (!c.server().metrics_listen().empty() && !ValidHostPort(c.server().metrics_listen())) {
     errors.Add("server.metrics_listen",
                "expected HOST:PORT, got \"" + c.server().metrics_listen() + "\"");
+  }
+  if (!c.server().health_listen().empty()) {
+    if (!ValidHostPort(c.server().health_listen())) {
+      errors.Add("server.health_listen",
+                 "expected HOST:PORT, got \"" + c.server().health_listen() + "\"");
+    } else if (c.server().health_listen() == c.server().listen() &&
+               !absl::EndsWith(c.server().listen(), ":0")) {
+      errors.Add("server.health_listen", "must differ from server.listen");
+    }
   }
   // Leases carry provider keys: in plaintext they may leave this machine only when the operator
   // says something else encrypts them.

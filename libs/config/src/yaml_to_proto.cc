@@ -149,6 +149,24 @@ class Converter {
         repeated ? refl->AddInt64(msg, field, v) : refl->SetInt64(msg, field, v);
         return;
       }
+      case FieldDescriptor::CPPTYPE_UINT32: {
+        uint32_t v;
+        if (!absl::SimpleAtoi(text, &v)) {
+          Error(node, path, absl::StrCat("expected a non-negative integer, got \"", text, "\""));
+          return;
+        }
+        repeated ? refl->AddUInt32(msg, field, v) : refl->SetUInt32(msg, field, v);
+        return;
+      }
+      case FieldDescriptor::CPPTYPE_UINT64: {
+        uint64_t v;
+        if (!absl::SimpleAtoi(text, &v)) {
+          Error(node, path, absl::StrCat("expected a non-negative integer, got \"", text, "\""));
+          return;
+        }
+        repeated ? refl->AddUInt64(msg, field, v) : refl->SetUInt64(msg, field, v);
+        return;
+      }
       case FieldDescriptor::CPPTYPE_DOUBLE: {
         double v;
         if (!absl::SimpleAtod(text, &v)) {

@@ -53,6 +53,46 @@ TEST(ConfigTest, MinimalConfigIsValidAndGetsDefaults) {
   EXPECT_EQ(c.sources(0).max_staleness().seconds(), 24 * 3600);
 }
 
+// Unsigned fields (watch stream limits, key hints) were once refused as "not supported".
+TEST(ConfigTest, UnsignedFieldsParse) {
+  auto parsed = ParseYaml(
+      std::string(kMinimal) + "server: {max_watch_streams: 50, max_watch_streams_per_caller: 5}\n",
+      "test.yaml");
+  ASSERT_THAT(parsed, IsOk());
+  EXPECT_EQ(parsed->config.server().max_watch_streams(), 50u);
+  EXPECT_EQ(parsed->config.server().max_watch_streams_per_caller(), 5u);
+  auto hint = ParseYaml(R"(providers:
+  - name: lumenfall
+    key_hint: {prefix: 6, suffix: 4}
+)",
+                        "test.yaml");
+  ASSERT_THAT(hint, IsOk());
+  EXPECT_EQ(hint->config.providers(0).key_hint().prefix(), 6u);
+  EXPECT_EQ(hint->config.providers(0).key_hint().suffix(), 4u);
+  EXPECT_THAT(ParseYaml("server: {max_watch_streams: -1}\n", "test.yaml").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("server.max_watch_streams"),
+                             HasSubstr("expected a non-negative integer"))));
+}
+
+// The kubelet's gRPC probes speak plaintext only; the health listener is checked like the others.
+TEST(ConfigTest, HealthListenerMustBeHostPortAndNotTheMainListener) {
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) + "server: {health_listen: \"7444\"}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("server.health_listen"), HasSubstr("expected HOST:PORT"))));
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) +
+                               "server: {listen: 127.0.0.1:7443, health_listen: 127.0.0.1:7443}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("server.health_listen"), HasSubstr("must differ"))));
+  // Health answers carry no secrets: a non-loopback health listener needs no TLS.
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) +
+                               "server: {listen: 127.0.0.1:0, health_listen: 0.0.0.0:7444}\n"),
+              IsOk());
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) +
+                               "server: {listen: 127.0.0.1:0, health_listen: 127.0.0.1:0}\n"),
+              IsOk());
+}
+
 // Leases carry keys: plaintext gRPC is for this machine only, unless the operator says a mesh
 // encrypts the traffic.
 TEST(ConfigTest, PlaintextOnANonLoopbackAddressNeedsTlsOrAnExplicitOptIn) {

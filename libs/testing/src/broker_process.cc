@@ -109,6 +109,7 @@ absl::StatusOr<BrokerProcess> BrokerProcess::Start(const std::string& binary,
         if (!absl::SimpleAtoi(kv.second, &port)) continue;
         if (kv.first == "grpc") proc.grpc_port_ = port;
         if (kv.first == "metrics") proc.metrics_port_ = port;
+        if (kv.first == "health") proc.health_port_ = port;
       }
       return proc;
     }
@@ -121,6 +122,7 @@ BrokerProcess::BrokerProcess(BrokerProcess&& other) noexcept
     : pid_(other.pid_),
       grpc_port_(other.grpc_port_),
       metrics_port_(other.metrics_port_),
+      health_port_(other.health_port_),
       log_path_(std::move(other.log_path_)) {
   other.pid_ = -1;
 }

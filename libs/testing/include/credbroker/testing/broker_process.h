@@ -36,6 +36,8 @@ class BrokerProcess {
   std::string metrics_address() const { return "127.0.0.1:" + std::to_string(metrics_port_); }
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
+  // The plaintext health listener's port (server.health_listen); 0 when there is none.
+  int health_port() const { return health_port_; }
   pid_t pid() const { return pid_; }
 
   // SIGKILL, no cleanup: simulates a crash.
@@ -50,6 +52,7 @@ class BrokerProcess {
   pid_t pid_ = -1;
   int grpc_port_ = 0;
   int metrics_port_ = 0;
+  int health_port_ = 0;
   std::string log_path_;
 };
 

@@ -1,0 +1,46 @@
+// grpc.health.v1.Health (grpc/doc/health-checking.md) from one status table, registered on the
+// main listener and on the plaintext health-only listener (server.health_listen), so the two can
+// never disagree. Known services: "" (the server), "liveness", "readiness" and the broker's gRPC
+// services; Check on any other is NOT_FOUND, Watch on it answers SERVICE_UNKNOWN.
+//
+// Thread-safe. Watch holds a server thread per stream (the kubelet uses Check only); Shutdown()
+// marks everything NOT_SERVING, tells every Watch stream, and ends the streams.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace credbroker::broker {
+
+class HealthService final : public grpc::health::v1::Health::Service {
+ public:
+  // The services this broker reports on, all NOT_SERVING until SetServing(true).
+  HealthService();
+
+  // Every known service at once: the broker is either ready or not.
+  void SetServing(bool serving);
+  // NOT_SERVING for good, and Watch streams end (they would otherwise hold the server's drain).
+  void Shutdown();
+
+  grpc::Status Check(grpc::ServerContext* context,
+                     const grpc::health::v1::HealthCheckRequest* request,
+                     grpc::health::v1::HealthCheckResponse* response) override;
+  grpc::Status Watch(grpc::ServerContext* context,
+                     const grpc::health::v1::HealthCheckRequest* request,
+                     grpc::ServerWriter<grpc::health::v1::HealthCheckResponse>* writer) override;
+
+ private:
+  using Status = grpc::health::v1::HealthCheckResponse::ServingStatus;
+
+  absl::Mutex mu_;
+  std::map<std::string, Status> statuses_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Bumped on every change; Watch streams wait for it to move.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace credbroker::broker
