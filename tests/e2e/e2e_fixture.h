@@ -87,6 +87,20 @@ identity:
 
 inline std::string Reason(const grpc::Status& s) { return testing::ErrorReason(s); }
 
+// grpc.health.v1 Check of one service: the call's status, and the serving status in *out.
+inline grpc::Status CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
+                                const std::string& service,
+                                grpc::health::v1::HealthCheckResponse::ServingStatus* out) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::Status s = grpc::health::v1::Health::NewStub(channel)->Check(&ctx, req, &resp);
+  *out = resp.status();
+  return s;
+}
+
 class EndToEndTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -1,6 +1,7 @@
 // YAML → protobuf by reflection, so errors can name the exact field and line.
 #include <yaml-cpp/yaml.h>
 
+#include <type_traits>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -131,42 +132,26 @@ class Converter {
         repeated ? refl->AddBool(msg, field, b) : refl->SetBool(msg, field, b);
         return;
       }
-      case FieldDescriptor::CPPTYPE_INT32: {
-        int32_t v;
-        if (!absl::SimpleAtoi(text, &v)) {
-          Error(node, path, absl::StrCat("expected an integer, got \"", text, "\""));
-          return;
-        }
-        repeated ? refl->AddInt32(msg, field, v) : refl->SetInt32(msg, field, v);
+      case FieldDescriptor::CPPTYPE_INT32:
+        Integer<int32_t>(node, path, text, [&](int32_t v) {
+          repeated ? refl->AddInt32(msg, field, v) : refl->SetInt32(msg, field, v);
+        });
         return;
-      }
-      case FieldDescriptor::CPPTYPE_INT64: {
-        int64_t v;
-        if (!absl::SimpleAtoi(text, &v)) {
-          Error(node, path, absl::StrCat("expected an integer, got \"", text, "\""));
-          return;
-        }
-        repeated ? refl->AddInt64(msg, field, v) : refl->SetInt64(msg, field, v);
+      case FieldDescriptor::CPPTYPE_INT64:
+        Integer<int64_t>(node, path, text, [&](int64_t v) {
+          repeated ? refl->AddInt64(msg, field, v) : refl->SetInt64(msg, field, v);
+        });
         return;
-      }
-      case FieldDescriptor::CPPTYPE_UINT32: {
-        uint32_t v;
-        if (!absl::SimpleAtoi(text, &v)) {
-          Error(node, path, absl::StrCat("expected a non-negative integer, got \"", text, "\""));
-          return;
-        }
-        repeated ? refl->AddUInt32(msg, field, v) : refl->SetUInt32(msg, field, v);
+      case FieldDescriptor::CPPTYPE_UINT32:
+        Integer<uint32_t>(node, path, text, [&](uint32_t v) {
+          repeated ? refl->AddUInt32(msg, field, v) : refl->SetUInt32(msg, field, v);
+        });
         return;
-      }
-      case FieldDescriptor::CPPTYPE_UINT64: {
-        uint64_t v;
-        if (!absl::SimpleAtoi(text, &v)) {
-          Error(node, path, absl::StrCat("expected a non-negative integer, got \"", text, "\""));
-          return;
-        }
-        repeated ? refl->AddUInt64(msg, field, v) : refl->SetUInt64(msg, field, v);
+      case FieldDescriptor::CPPTYPE_UINT64:
+        Integer<uint64_t>(node, path, text, [&](uint64_t v) {
+          repeated ? refl->AddUInt64(msg, field, v) : refl->SetUInt64(msg, field, v);
+        });
         return;
-      }
       case FieldDescriptor::CPPTYPE_DOUBLE: {
         double v;
         if (!absl::SimpleAtod(text, &v)) {
@@ -188,6 +173,20 @@ class Converter {
       default:
         Error(node, path, "field type not supported in configuration");
     }
+  }
+
+  // Decimal text into an integer field of type T; a value out of T's range is an error too.
+  template <typename T, typename Set>
+  void Integer(const YAML::Node& node, const std::string& path, const std::string& text, Set set) {
+    T v;
+    if (!absl::SimpleAtoi(text, &v)) {
+      Error(node, path,
+            absl::StrCat(
+                std::is_signed_v<T> ? "expected an integer" : "expected a non-negative integer",
+                ", got \"", text, "\""));
+      return;
+    }
+    set(v);
   }
 
   void Duration(const YAML::Node& node, const std::string& path, google::protobuf::Duration* out) {
