@@ -1,12 +1,13 @@
 #include "health_service.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/time/time.h"
 
 namespace credbroker::broker {
 
 namespace health = grpc::health::v1;
 
-HealthService::HealthService() {
+HealthService::HealthService(int max_watchers) : max_watchers_(max_watchers) {
   for (const char* service :
        {"", "liveness", "readiness", "credbroker.v1.LeaseService", "credbroker.v1.AdminService"}) {
     statuses_[service] = health::HealthCheckResponse::NOT_SERVING;
@@ -43,6 +44,17 @@ grpc::Status HealthService::Check(grpc::ServerContext* /*context*/,
 grpc::Status HealthService::Watch(grpc::ServerContext* context,
                                   const health::HealthCheckRequest* request,
                                   grpc::ServerWriter<health::HealthCheckResponse>* writer) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (watchers_ >= max_watchers_) {
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too many health watchers");
+    }
+    ++watchers_;
+  }
+  absl::Cleanup release = [this] {
+    absl::MutexLock lock(&mu_);
+    --watchers_;
+  };
   uint64_t seen = 0;
   bool first = true;
   while (true) {

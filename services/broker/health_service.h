@@ -3,8 +3,10 @@
 // never disagree. Known services: "" (the server), "liveness", "readiness" and the broker's gRPC
 // services; Check on any other is NOT_FOUND, Watch on it answers SERVICE_UNKNOWN.
 //
-// Thread-safe. Watch holds a server thread per stream (the kubelet uses Check only); Shutdown()
-// marks everything NOT_SERVING, tells every Watch stream, and ends the streams.
+// Thread-safe. Watch holds a server thread per stream (the kubelet uses Check only), and the
+// health service answers without authentication, so at most `max_watchers` streams are open at
+// once; more are refused with RESOURCE_EXHAUSTED. Shutdown() marks everything NOT_SERVING, tells
+// every Watch stream, and ends the streams.
 #pragma once
 
 #include <map>
@@ -18,8 +20,10 @@ namespace credbroker::broker {
 
 class HealthService final : public grpc::health::v1::Health::Service {
  public:
+  static constexpr int kDefaultMaxWatchers = 16;
+
   // The services this broker reports on, all NOT_SERVING until SetServing(true).
-  HealthService();
+  explicit HealthService(int max_watchers = kDefaultMaxWatchers);
 
   // Every known service at once: the broker is either ready or not.
   void SetServing(bool serving);
@@ -36,7 +40,9 @@ class HealthService final : public grpc::health::v1::Health::Service {
  private:
   using Status = grpc::health::v1::HealthCheckResponse::ServingStatus;
 
+  const int max_watchers_;
   absl::Mutex mu_;
+  int watchers_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, Status> statuses_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   // Bumped on every change; Watch streams wait for it to move.

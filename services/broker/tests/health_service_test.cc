@@ -6,6 +6,8 @@
 #include <chrono>
 #include <memory>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 
 namespace credbroker::broker {
@@ -17,6 +19,8 @@ using Serving = health::HealthCheckResponse;
 // One HealthService on a real server (loopback, port 0), as the broker registers it.
 class HealthServiceTest : public ::testing::Test {
  protected:
+  HealthServiceTest() : service_(/*max_watchers=*/2) {}
+
   void SetUp() override {
     grpc::ServerBuilder builder;
     builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(nullptr));
@@ -104,6 +108,41 @@ TEST_F(HealthServiceTest, WatchOfAnUnknownServiceSaysSoAndStaysOpen) {
   EXPECT_EQ(resp.status(), Serving::SERVICE_UNKNOWN);
   ctx.TryCancel();
   EXPECT_FALSE(reader->Read(&resp));
+}
+
+// The health service needs no token, so Watch streams (a server thread each) are capped.
+TEST_F(HealthServiceTest, WatchStreamsBeyondTheCapAreRefused) {
+  health::HealthCheckRequest req;
+  health::HealthCheckResponse resp;
+  grpc::ClientContext first_ctx;
+  grpc::ClientContext second_ctx;
+  auto first = stub_->Watch(&first_ctx, req);
+  auto second = stub_->Watch(&second_ctx, req);
+  // Each has its first answer, so each holds its slot.
+  ASSERT_TRUE(first->Read(&resp));
+  ASSERT_TRUE(second->Read(&resp));
+  grpc::ClientContext third_ctx;
+  auto third = stub_->Watch(&third_ctx, req);
+  EXPECT_FALSE(third->Read(&resp));
+  EXPECT_EQ(third->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // A stream that ends gives its slot back.
+  first_ctx.TryCancel();
+  EXPECT_FALSE(first->Read(&resp));
+  first->Finish();
+  // The server notices the cancellation within a second; poll for the freed slot.
+  bool admitted = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!admitted && absl::Now() < deadline) {
+    grpc::ClientContext ctx;
+    auto again = stub_->Watch(&ctx, req);
+    admitted = again->Read(&resp);
+    ctx.TryCancel();
+    again->Finish();
+    if (!admitted) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(admitted);
+  second_ctx.TryCancel();
+  second->Finish();
 }
 
 }  // namespace
