@@ -9,7 +9,7 @@ PACKAGES=(
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcurl4-openssl-dev libssl-dev libyaml-cpp-dev libsqlite3-dev libgoogle-perftools-dev
   python3 python3-grpcio python3-grpc-tools python3-protobuf python3-yaml python3-jsonschema
-  curl prometheus spin bubblewrap
+  curl prometheus spin bubblewrap etcd-server golang-etcd-server-dev
 )
 
 missing=()

@@ -97,6 +97,45 @@ const std::regex& NameRegex() {
   return *kRe;
 }
 
+void ValidateEtcd(const v1::EtcdStoreConfig& e, Errors& errors) {
+  if (e.endpoints().empty()) {
+    errors.Add("state.etcd.endpoints", "at least one HOST:PORT is required");
+  }
+  for (int i = 0; i < e.endpoints_size(); ++i) {
+    const std::string& ep = e.endpoints(i);
+    if (absl::StrContains(ep, "://")) {
+      errors.Add(absl::StrCat("state.etcd.endpoints[", i, "]"),
+                 "HOST:PORT without a scheme (TLS is state.etcd.tls), got \"" + ep + "\"");
+    } else if (!ValidHostPort(ep) || absl::EndsWith(ep, ":0")) {
+      errors.Add(absl::StrCat("state.etcd.endpoints[", i, "]"),
+                 "must be HOST:PORT, got \"" + ep + "\"");
+    }
+  }
+  if (!e.prefix().empty() && e.prefix()[0] != '/') {
+    errors.Add("state.etcd.prefix", "must start with '/', got \"" + e.prefix() + "\"");
+  }
+  auto positive = [&](bool has, const google::protobuf::Duration& d, const char* field,
+                      absl::Duration at_least) {
+    if (has && ToAbsl(d) < at_least) {
+      errors.Add(absl::StrCat("state.etcd.", field),
+                 absl::StrCat("must be at least ", absl::FormatDuration(at_least)));
+    }
+  };
+  positive(e.has_dial_timeout(), e.dial_timeout(), "dial_timeout", absl::Milliseconds(100));
+  positive(e.has_request_timeout(), e.request_timeout(), "request_timeout",
+           absl::Milliseconds(100));
+  positive(e.has_election_ttl(), e.election_ttl(), "election_ttl", absl::Seconds(3));
+  if (e.tls().cert().empty() != e.tls().key().empty()) {
+    errors.Add("state.etcd.tls", "cert and key go together");
+  }
+  if (!e.tls().cert().empty() && e.tls().ca().empty()) {
+    errors.Add("state.etcd.tls.ca", "required with a client certificate");
+  }
+  if (e.username().empty() != e.password_file().empty()) {
+    errors.Add("state.etcd", "username and password_file go together");
+  }
+}
+
 void ValidateTtl(const v1::LeaseConfig& l, Errors& errors) {
   absl::Duration min_ttl = l.has_min_ttl() ? ToAbsl(l.min_ttl()) : absl::Seconds(30);
   absl::Duration def_ttl = l.has_default_ttl() ? ToAbsl(l.default_ttl()) : absl::Minutes(15);
@@ -361,6 +400,8 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
     }
   }
 
+  if (c.state().has_etcd()) ValidateEtcd(c.state().etcd(), errors);
+
   std::set<std::string> services;
   for (int i = 0; i < c.identity().static_tokens_size(); ++i) {
     const v1::StaticTokenConfig& t = c.identity().static_tokens(i);
@@ -563,6 +604,18 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
   if (!l->has_sweep_interval()) SetDuration(l->mutable_sweep_interval(), absl::Seconds(10));
 
   if (c.state().store_case() == v1::StateConfig::STORE_NOT_SET) c.mutable_state()->mutable_sqlite();
+  if (c.state().has_etcd()) {
+    v1::EtcdStoreConfig* e = c.mutable_state()->mutable_etcd();
+    if (e->prefix().empty()) e->set_prefix("/credbroker/");
+    if (e->prefix().back() != '/') e->set_prefix(e->prefix() + "/");
+    if (!e->has_dial_timeout()) SetDuration(e->mutable_dial_timeout(), absl::Seconds(5));
+    if (!e->has_request_timeout()) SetDuration(e->mutable_request_timeout(), absl::Seconds(2));
+    if (!e->has_election_ttl()) SetDuration(e->mutable_election_ttl(), absl::Seconds(10));
+    resolve(e->mutable_tls()->mutable_ca());
+    resolve(e->mutable_tls()->mutable_cert());
+    resolve(e->mutable_tls()->mutable_key());
+    resolve(e->mutable_password_file());
+  }
   if (c.state().has_sqlite()) {
     v1::SqliteStoreConfig* sq = c.mutable_state()->mutable_sqlite();
     if (sq->path().empty()) {

@@ -58,6 +58,27 @@ int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; 
 
 }  // namespace
 
+pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path) {
+  return Spawn(argv, log_path);
+}
+
+absl::StatusOr<int> FreeLoopbackPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return absl::InternalError("socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    return absl::InternalError("bind(127.0.0.1:0) failed");
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
 ProcessResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout) {
   char tmpl[] = "/tmp/credbroker-cmd-XXXXXX";
   int fd = ::mkstemp(tmpl);

@@ -2,6 +2,7 @@
 
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
+#include "credbroker/state/etcd/state.h"
 #include "credbroker/state/memory_stores.h"
 #include "credbroker/state/sqlite/state.h"
 
@@ -15,6 +16,11 @@ absl::StatusOr<std::unique_ptr<Stores>> OpenStores(const v1::StateConfig& config
                           sqlite::SqliteState::Open(config.sqlite(), options.report_retention));
       return std::unique_ptr<Stores>(std::move(s));
     }
+    case v1::StateConfig::kEtcd: {
+      CB_ASSIGN_OR_RETURN(std::unique_ptr<etcd::EtcdState> s,
+                          etcd::EtcdState::Open(config.etcd(), options.report_retention));
+      return std::unique_ptr<Stores>(std::move(s));
+    }
     case v1::StateConfig::kMemory:
       core::LogWarning(
           "state.memory: leases, key states and suspensions live in this process only and are "
@@ -23,7 +29,7 @@ absl::StatusOr<std::unique_ptr<Stores>> OpenStores(const v1::StateConfig& config
     case v1::StateConfig::STORE_NOT_SET:
       break;
   }
-  return absl::InvalidArgumentError("state: no store is configured (sqlite or memory)");
+  return absl::InvalidArgumentError("state: no store is configured (sqlite, etcd or memory)");
 }
 
 }  // namespace credbroker::state

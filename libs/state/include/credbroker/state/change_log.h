@@ -49,7 +49,33 @@ class ChangeLogOf {
       compacted_through_ = history_.front()->back().revision;
       history_.pop_front();
     }
-    for (const auto& [id, fn] : watchers_) fn(*shared);
+    for (auto& [id, w] : watchers_) {
+      // A watcher that started after a revision this batch has not passed yet (the store read
+      // ahead of its own delivery, as etcd's listings do) gets only what is newer.
+      if (w.after >= shared->back().revision) continue;
+      if (w.after >= shared->front().revision) {
+        std::vector<Change> tail;
+        for (const Change& c : *shared) {
+          if (c.revision > w.after) tail.push_back(c);
+        }
+        w.fn(tail);
+        continue;
+      }
+      w.fn(*shared);
+    }
+  }
+
+  // After the store lost track of its changes (etcd compacted the revisions its watch needed):
+  // forgets every remembered batch (a later Watch from before `revision` is OUT_OF_RANGE) and
+  // delivers `changes`, which bring each watcher from whatever it had to the store's contents at
+  // `revision` (puts at their own revisions, deletes at `revision`), to every watcher.
+  void Resync(const std::vector<Change>& changes, int64_t revision) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    history_.clear();
+    remembered_ = 0;
+    compacted_through_ = revision;
+    if (changes.empty()) return;
+    for (auto& [id, w] : watchers_) w.fn(changes);
   }
 
   // OUT_OF_RANGE when changes after `after_revision` are no longer remembered. The log must
@@ -75,7 +101,7 @@ class ChangeLogOf {
       fn(tail);
     }
     const uint64_t id = next_id_++;
-    watchers_.emplace(id, std::move(fn));
+    watchers_.emplace(id, Watcher{std::move(fn), after_revision});
     return std::unique_ptr<state::Watch>(new Handle(this, id));
   }
 
@@ -100,7 +126,11 @@ class ChangeLogOf {
   int64_t compacted_through_ ABSL_GUARDED_BY(mu_);
   std::deque<std::shared_ptr<const std::vector<Change>>> history_ ABSL_GUARDED_BY(mu_);
   size_t remembered_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<uint64_t, Fn> watchers_ ABSL_GUARDED_BY(mu_);
+  struct Watcher {
+    Fn fn;
+    int64_t after = 0;
+  };
+  std::map<uint64_t, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

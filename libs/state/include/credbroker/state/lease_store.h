@@ -1,6 +1,7 @@
 // LeaseStore is the truth about leases: every replica's lease table is a cache of it, fed by its
-// watch. Each committed change gets the next store-wide revision (as in etcd), and every lease
-// carries the revision of its last change, so writers can compare-and-swap.
+// watch. Revisions are store-wide and grow with every commit (as in etcd; writes committed
+// together may share one, as the writes of one etcd Txn do), and every lease carries the revision
+// of its last change, so writers can compare-and-swap.
 //
 // Errors: ALREADY_EXISTS (Create of an existing id), NOT_FOUND (no such lease), ABORTED (the
 // lease changed since `expected_revision`), OUT_OF_RANGE (Watch from a revision the store no

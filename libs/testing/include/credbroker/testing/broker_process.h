@@ -17,6 +17,13 @@ struct ProcessResult {
   std::string output;  // stdout and stderr together
 };
 
+// Starts `argv` (argv[0] a path) with stdout and stderr going to `log_path`; returns its pid.
+pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound and released), for a child process
+// that cannot report the port it bound itself.
+absl::StatusOr<int> FreeLoopbackPort();
+
 // Runs a command to completion (bounded by `timeout`), capturing its output.
 ProcessResult RunCommand(const std::vector<std::string>& argv,
                          absl::Duration timeout = absl::Seconds(60));

@@ -1,0 +1,201 @@
+// Several real brokers sharing one real etcd (state.etcd): leases acquired on one replica are
+// renewed and released on others, limits hold across replicas, key decisions made by the leader
+// reach every replica's WatchKeys, and an etcd outage fails lease calls quickly and heals.
+#include <map>
+
+#include "absl/strings/str_replace.h"
+#include "credbroker/state/etcd/etcd_cluster.h"
+#include "e2e_fixture.h"
+
+namespace credbroker::e2e {
+namespace {
+
+using state::etcd::testing::EtcdCluster;
+
+class ReplicasEndToEndTest : public EndToEndTest {
+ protected:
+  struct Replica {
+    std::optional<BrokerProcess> broker;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::LeaseService::Stub> lease;
+    std::unique_ptr<v1::AdminService::Stub> admin;
+  };
+
+  void StartEtcd(int members = 1) {
+    auto cluster = EtcdCluster::Start(dir_.path(), members);
+    ASSERT_THAT(cluster, testing::IsOk());
+    etcd_ = *std::move(cluster);
+  }
+
+  // The e2e config with `state.etcd` on the test's cluster and the given policy extras.
+  std::string Config(const std::string& name, const std::string& rule_extra = "") {
+    std::string yaml = kConfig;
+    absl::StrReplaceAll({{"data_dir: data", absl::StrCat("data_dir: data-", name)}}, &yaml);
+    if (!rule_extra.empty()) {
+      absl::StrReplaceAll(
+          {{"      providers: [\"*\"]\n", absl::StrCat("      providers: [\"*\"]\n", rule_extra)}},
+          &yaml);
+    }
+    std::string endpoints;
+    for (const std::string& e : etcd_->endpoints()) absl::StrAppend(&endpoints, "\"", e, "\", ");
+    absl::StrAppend(&yaml, "state:\n  etcd:\n    endpoints: [", endpoints,
+                    "]\n    prefix: /cb-e2e/\n    request_timeout: 2s\n    election_ttl: 3s\n",
+                    "    replica_name: ", name, "\n");
+    return yaml;
+  }
+
+  Replica& StartReplica(const std::string& name, const std::string& rule_extra = "") {
+    const std::string path = dir_.Join(absl::StrCat("broker-", name, ".yaml"));
+    WriteFile(path, Config(name, rule_extra));
+    auto proc = BrokerProcess::Start(binary_, {"--config", path}, dir_.path());
+    EXPECT_THAT(proc.status(), testing::IsOk());
+    Replica& r = replicas_[name];
+    r.broker.emplace(std::move(*proc));
+    r.channel = grpc::CreateChannel(r.broker->grpc_address(), grpc::InsecureChannelCredentials());
+    r.lease = v1::LeaseService::NewStub(r.channel);
+    r.admin = v1::AdminService::NewStub(r.channel);
+    return r;
+  }
+
+  void TearDown() override {
+    for (auto& [name, r] : replicas_) {
+      if (!r.broker) continue;
+      const int code = r.broker->Stop();
+      const std::string logs = r.broker->Logs();
+      EXPECT_THAT(logs, Not(HasSubstr("Sanitizer"))) << name;
+      EXPECT_EQ(code, 0) << name << " did not exit cleanly on SIGTERM; log:\n" << logs;
+    }
+    EndToEndTest::TearDown();
+  }
+
+  grpc::Status AcquireOn(Replica& r, const std::string& provider, v1::Lease* out) {
+    v1::AcquireLeaseRequest req;
+    req.set_provider(provider);
+    return r.lease->AcquireLease(Ctx().get(), req, out);
+  }
+  grpc::Status RenewOn(Replica& r, const std::string& id, v1::Lease* out) {
+    v1::RenewLeaseRequest req;
+    req.set_lease_id(id);
+    return r.lease->RenewLease(Ctx().get(), req, out);
+  }
+  grpc::Status ReleaseOn(Replica& r, const std::string& id) {
+    v1::ReleaseLeaseRequest req;
+    req.set_lease_id(id);
+    v1::ReleaseLeaseResponse resp;
+    return r.lease->ReleaseLease(Ctx().get(), req, &resp);
+  }
+  // Leases the replica knows of (admin ListLeases).
+  int LeasesSeenBy(Replica& r) {
+    v1::ListLeasesRequest req;
+    v1::ListLeasesResponse resp;
+    if (!r.admin->ListLeases(Ctx(kAdminToken).get(), req, &resp).ok()) return -1;
+    return resp.leases_size();
+  }
+
+  std::unique_ptr<EtcdCluster> etcd_;
+  std::map<std::string, Replica> replicas_;
+};
+
+TEST_F(ReplicasEndToEndTest, ALeaseAcquiredOnOneReplicaIsRenewedAndReleasedOnOthers) {
+  StartEtcd();
+  Replica& a = StartReplica("a");
+  Replica& b = StartReplica("b");
+  Replica& c = StartReplica("c");
+
+  v1::Lease lease;
+  ASSERT_TRUE(AcquireOn(a, "lumenfall", &lease).ok());
+  EXPECT_EQ(lease.api_key(), kLmnV1);
+  // B renews at once: the lease may not be in its cache yet, so it reads it from etcd.
+  v1::Lease renewed;
+  grpc::Status s = RenewOn(b, lease.lease_id(), &renewed);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(renewed.lease_id(), lease.lease_id());
+  EXPECT_EQ(renewed.api_key(), kLmnV1);
+  EXPECT_GE(renewed.expires_at().seconds(), lease.expires_at().seconds());
+  // C releases it; then no replica knows it.
+  s = ReleaseOn(c, lease.lease_id());
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  for (Replica* r : {&a, &b, &c}) {
+    ASSERT_TRUE(Eventually([&] {
+      v1::Lease gone;
+      return RenewOn(*r, lease.lease_id(), &gone).error_code() == grpc::StatusCode::NOT_FOUND;
+    }));
+  }
+  // Another caller's lease id is as unknown on every replica as a made-up one.
+  v1::Lease other;
+  ASSERT_TRUE(AcquireOn(b, "fluximage", &other).ok());
+  EXPECT_TRUE(Eventually([&] { return LeasesSeenBy(a) == 1 && LeasesSeenBy(c) == 1; }));
+}
+
+TEST_F(ReplicasEndToEndTest, MaxActiveLeasesHoldsAcrossReplicas) {
+  StartEtcd();
+  Replica& a = StartReplica("a", "      max_active_leases: 2\n");
+  Replica& b = StartReplica("b", "      max_active_leases: 2\n");
+  v1::Lease first;
+  v1::Lease second;
+  ASSERT_TRUE(AcquireOn(a, "lumenfall", &first).ok());
+  ASSERT_TRUE(AcquireOn(b, "lumenfall", &second).ok());
+  // Once each replica has seen both leases (the counts come from the shared lease data), a third
+  // is refused on either.
+  ASSERT_TRUE(Eventually([&] { return LeasesSeenBy(a) == 2 && LeasesSeenBy(b) == 2; }));
+  v1::Lease third;
+  EXPECT_EQ(AcquireOn(a, "lumenfall", &third).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(AcquireOn(b, "lumenfall", &third).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // A release on B frees a slot on A.
+  ASSERT_TRUE(ReleaseOn(b, first.lease_id()).ok());
+  ASSERT_TRUE(Eventually([&] { return LeasesSeenBy(a) == 1; }));
+  EXPECT_TRUE(AcquireOn(a, "lumenfall", &third).ok());
+}
+
+TEST_F(ReplicasEndToEndTest, AStagedKeyRotatesOnEveryReplica) {
+  StartEtcd();
+  Replica& a = StartReplica("a");
+  Replica& b = StartReplica("b");
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::KeyEvent>>> readers;
+  for (Replica* r : {&a, &b}) {
+    contexts.push_back(Ctx());
+    contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::WatchKeysRequest req;
+    req.add_providers("lumenfall");
+    readers.push_back(r->lease->WatchKeys(contexts.back().get(), req));
+  }
+  // The operator stages v2 where every replica reads keys; the leader promotes it (probes are
+  // off here) and every replica pushes the rotation.
+  WriteK8sSecretDir(dir_.Join("keys/lumenfall"), {{"v1", kLmnV1 + "\n"}, {"v2", kLmnV2 + "\n"}});
+  for (auto& reader : readers) {
+    EXPECT_TRUE(ReadUntil(*reader, v1::KeyEvent::ROTATED, "v2"));
+  }
+  for (Replica* r : {&a, &b}) {
+    ASSERT_TRUE(Eventually([&] {
+      v1::Lease l;
+      return AcquireOn(*r, "lumenfall", &l).ok() && l.key_version() == "v2";
+    }));
+  }
+  for (auto& c : contexts) c->TryCancel();
+  for (auto& reader : readers) reader->Finish();
+}
+
+TEST_F(ReplicasEndToEndTest, AnEtcdOutageFailsLeaseCallsQuicklyAndHeals) {
+  StartEtcd();
+  Replica& a = StartReplica("a");
+  v1::Lease held;
+  ASSERT_TRUE(AcquireOn(a, "lumenfall", &held).ok());
+  etcd_->Kill(0);
+  v1::Lease lease;
+  grpc::Status down = AcquireOn(a, "lumenfall", &lease);  // the client's deadline is 10 s
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
+  EXPECT_EQ(Reason(down), "STATE_UNAVAILABLE");
+  down = RenewOn(a, held.lease_id(), &lease);
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
+  // Listings keep serving what this replica knows.
+  EXPECT_EQ(LeasesSeenBy(a), 1);
+  ASSERT_THAT(etcd_->Restart(0), testing::IsOk());
+  // No restart of the broker: it reconnects.
+  ASSERT_TRUE(
+      Eventually([&] { return AcquireOn(a, "lumenfall", &lease).ok(); }, absl::Seconds(30)));
+  EXPECT_TRUE(RenewOn(a, held.lease_id(), &lease).ok());
+}
+
+}  // namespace
+}  // namespace credbroker::e2e
