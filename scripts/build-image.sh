@@ -159,7 +159,7 @@ fi
 sha=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
 # What the build compiles: the paths .dockerignore lets in.
-CONTEXT_PATHS=(CMakeLists.txt CMakePresets.json cmake proto libs services)
+CONTEXT_PATHS=(CMakeLists.txt CMakePresets.json cmake proto libs services scripts/strip-etcd-protos.py)
 if [ "$sha" != unknown ] &&
    [ -n "$(git -C "$ROOT" status --porcelain -- "${CONTEXT_PATHS[@]}" 2>/dev/null)" ]; then
   # Uncommitted changes are in the image: do not let the tag claim the commit alone.

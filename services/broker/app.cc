@@ -38,6 +38,7 @@
 #include "credbroker/leasing/lease_table.h"
 #include "credbroker/leasing/revocation_feed.h"
 #include "credbroker/metrics/broker_metrics.h"
+#include "credbroker/metrics/state_metrics.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/key_event_subscribers.h"
 #include "credbroker/rotation/key_minter.h"
@@ -170,6 +171,7 @@ struct App::Components {
   const core::Clock* clock = core::SystemClock::Get();
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<metrics::BrokerMetrics> metrics;
+  std::unique_ptr<metrics::StateMetrics> state_metrics;
   providers::ProviderCatalog catalog;
   // Declared early so that it is destroyed last: everything below may write to it until then.
   std::unique_ptr<state::Stores> state;
@@ -241,7 +243,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   const absl::Duration report_retention =
       std::max(absl::Hours(1),
                2 * core::FromProtoDuration(config.rotation().revocation_detection().window()));
-  CB_ASSIGN_OR_RETURN(c->state, state::OpenStores(config.state(), {report_retention}));
+  c->state_metrics = std::make_unique<metrics::StateMetrics>(*c->registry);
+  CB_ASSIGN_OR_RETURN(
+      c->state, state::OpenStores(config.state(), {report_retention, c->state_metrics.get()}));
+  metrics::StateMetrics* state_metrics = c->state_metrics.get();
+  c->state->leadership().Subscribe(
+      [state_metrics](bool leader, int64_t /*epoch*/) { state_metrics->Leader(leader); });
   CB_RETURN_IF_ERROR(c->ring->UsePersistedState(&c->state->key_states()));
   // With SQLite this broker always leads; with several replicas the others follow its decisions.
   CB_RETURN_IF_ERROR(c->ring->FollowDecisions(&c->state->leadership()));

@@ -92,9 +92,41 @@ class ReplicasEndToEndTest : public EndToEndTest {
     return resp.leases_size();
   }
 
+  // The value of an unlabelled series on the replica's /metrics; -1 when absent.
+  static double Metric(Replica& r, const std::string& name) {
+    auto body = HttpGet(r.broker->metrics_address(), "/metrics");
+    if (!body.ok()) return -1;
+    for (absl::string_view line : absl::StrSplit(*body, '\n')) {
+      double value = 0;
+      if (absl::ConsumePrefix(&line, name + " ") && absl::SimpleAtod(line, &value)) return value;
+    }
+    return -1;
+  }
+
   std::unique_ptr<EtcdCluster> etcd_;
   std::map<std::string, Replica> replicas_;
 };
+
+TEST_F(ReplicasEndToEndTest, OneReplicaLeadsAndTheMetricsSaySo) {
+  StartEtcd();
+  Replica& a = StartReplica("a");
+  Replica& b = StartReplica("b");
+  ASSERT_TRUE(Eventually([&] {
+    return Metric(a, "credbroker_state_leader") + Metric(b, "credbroker_state_leader") == 1;
+  }));
+  EXPECT_TRUE(Eventually([&] {
+    return Metric(a, "credbroker_state_watch_connected") == 1 &&
+           Metric(b, "credbroker_state_watch_connected") == 1;
+  }));
+  // The leader stops: the other one takes over (its session is revoked on a clean stop).
+  Replica& leader = Metric(a, "credbroker_state_leader") == 1 ? a : b;
+  Replica& follower = &leader == &a ? b : a;
+  EXPECT_EQ(leader.broker->Stop(), 0);
+  leader.broker.reset();
+  EXPECT_TRUE(Eventually([&] { return Metric(follower, "credbroker_state_leader") == 1; }));
+  v1::Lease lease;
+  EXPECT_TRUE(AcquireOn(follower, "lumenfall", &lease).ok());
+}
 
 TEST_F(ReplicasEndToEndTest, ALeaseAcquiredOnOneReplicaIsRenewedAndReleasedOnOthers) {
   StartEtcd();
@@ -195,6 +227,25 @@ TEST_F(ReplicasEndToEndTest, AnEtcdOutageFailsLeaseCallsQuicklyAndHeals) {
   ASSERT_TRUE(
       Eventually([&] { return AcquireOn(a, "lumenfall", &lease).ok(); }, absl::Seconds(30)));
   EXPECT_TRUE(RenewOn(a, held.lease_id(), &lease).ok());
+}
+
+TEST_F(ReplicasEndToEndTest, LeasesKeepWorkingWhenOneEtcdMemberOfThreeDies) {
+  StartEtcd(3);
+  Replica& a = StartReplica("a");
+  Replica& b = StartReplica("b");
+  v1::Lease before;
+  ASSERT_TRUE(AcquireOn(a, "lumenfall", &before).ok());
+  // Member 0 is the first endpoint of both replicas: the one they talk to.
+  etcd_->Kill(0);
+  v1::Lease lease;
+  grpc::Status s = AcquireOn(a, "lumenfall", &lease);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  s = RenewOn(b, before.lease_id(), &lease);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  s = ReleaseOn(b, before.lease_id());
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  // The watch moved too: B sees A's new lease.
+  EXPECT_TRUE(Eventually([&] { return LeasesSeenBy(b) == 1; }));
 }
 
 }  // namespace

@@ -22,8 +22,17 @@ bool IsInvalidToken(const grpc::Status& s) {
          absl::StrContains(s.error_message(), "invalid auth token");
 }
 
-// Failures that say nothing was done and another member may do better.
+// Failures of the member rather than of the request: another member may do better.
 bool TryElsewhere(const grpc::Status& s) { return s.error_code() == grpc::StatusCode::UNAVAILABLE; }
+
+// Failures after which a write is certainly not applied, so it may go to another member: gRPC
+// could not connect (the call never left this process), or the member has no leader (etcd
+// proposes nothing then: rpctypes.ErrGRPCNoLeader).
+bool NeverApplied(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+         (absl::StrContains(s.error_message(), "failed to connect to all addresses") ||
+          absl::StrContains(s.error_message(), "etcdserver: no leader"));
+}
 
 // The gRPC target of an endpoint: an IP literal needs no resolver (and no re-resolution delay).
 std::string Target(const std::string& address) {
@@ -163,9 +172,18 @@ EtcdClient::WatchChannel EtcdClient::WatchStub() {
 }
 
 template <typename Call>
-absl::Status EtcdClient::Run(const std::string& what, bool retry_elsewhere, absl::Time until,
-                             Call call) {
-  const absl::Time deadline = std::min(until, absl::Now() + options_.request_timeout);
+absl::Status EtcdClient::Run(StateStats::Op op, const std::string& what, bool retry_elsewhere,
+                             absl::Time until, Call call) {
+  const absl::Time start = absl::Now();
+  absl::Status status =
+      RunOnce(what, retry_elsewhere, std::min(until, start + options_.request_timeout), call);
+  stats_->Call(op, status.ok(), absl::Now() - start);
+  return status;
+}
+
+template <typename Call>
+absl::Status EtcdClient::RunOnce(const std::string& what, bool retry_elsewhere, absl::Time deadline,
+                                 Call call) {
   absl::Status last;
   bool relogged = false;
   for (size_t tries = 0; tries < endpoints_.size() * 2; ++tries) {
@@ -193,7 +211,7 @@ absl::Status EtcdClient::Run(const std::string& what, bool retry_elsewhere, absl
     last = FromGrpc(s, endpoint.address, what);
     if (!TryElsewhere(s)) return last;
     EndpointFailed(endpoint.address);
-    if (!retry_elsewhere || absl::Now() >= deadline) break;
+    if ((!retry_elsewhere && !NeverApplied(s)) || absl::Now() >= deadline) break;
   }
   return last;
 }
@@ -201,7 +219,7 @@ absl::Status EtcdClient::Run(const std::string& what, bool retry_elsewhere, absl
 absl::StatusOr<etcdserverpb::RangeResponse> EtcdClient::Range(
     const etcdserverpb::RangeRequest& request, absl::Time deadline) {
   etcdserverpb::RangeResponse response;
-  CB_RETURN_IF_ERROR(Run("read", /*retry_elsewhere=*/true, deadline,
+  CB_RETURN_IF_ERROR(Run(StateStats::Op::kRead, "read", /*retry_elsewhere=*/true, deadline,
                          [&](const Endpoint& e, grpc::ClientContext& context) {
                            response.Clear();
                            return etcdserverpb::KV::NewStub(e.channel)->Range(&context, request,
@@ -213,7 +231,7 @@ absl::StatusOr<etcdserverpb::RangeResponse> EtcdClient::Range(
 absl::StatusOr<etcdserverpb::TxnResponse> EtcdClient::Txn(const etcdserverpb::TxnRequest& request,
                                                           absl::Time deadline) {
   etcdserverpb::TxnResponse response;
-  CB_RETURN_IF_ERROR(Run("write", /*retry_elsewhere=*/false, deadline,
+  CB_RETURN_IF_ERROR(Run(StateStats::Op::kWrite, "write", /*retry_elsewhere=*/false, deadline,
                          [&](const Endpoint& e, grpc::ClientContext& context) {
                            response.Clear();
                            return etcdserverpb::KV::NewStub(e.channel)->Txn(&context, request,
@@ -227,8 +245,8 @@ absl::StatusOr<int64_t> EtcdClient::GrantLease(absl::Duration ttl, absl::Time de
   request.set_ttl(
       std::max<int64_t>(1, static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(ttl)))));
   etcdserverpb::LeaseGrantResponse response;
-  CB_RETURN_IF_ERROR(Run("grant a lease", /*retry_elsewhere=*/false, deadline,
-                         [&](const Endpoint& e, grpc::ClientContext& context) {
+  CB_RETURN_IF_ERROR(Run(StateStats::Op::kGrantLease, "grant a lease", /*retry_elsewhere=*/false,
+                         deadline, [&](const Endpoint& e, grpc::ClientContext& context) {
                            response.Clear();
                            return etcdserverpb::Lease::NewStub(e.channel)->LeaseGrant(
                                &context, request, &response);
@@ -241,8 +259,8 @@ absl::StatusOr<int64_t> EtcdClient::GrantLease(absl::Duration ttl, absl::Time de
 
 absl::StatusOr<absl::Duration> EtcdClient::KeepAliveOnce(int64_t lease_id, absl::Time deadline) {
   etcdserverpb::LeaseKeepAliveResponse response;
-  CB_RETURN_IF_ERROR(Run("keep a lease alive", /*retry_elsewhere=*/true, deadline,
-                         [&](const Endpoint& e, grpc::ClientContext& context) {
+  CB_RETURN_IF_ERROR(Run(StateStats::Op::kKeepAlive, "keep a lease alive", /*retry_elsewhere=*/true,
+                         deadline, [&](const Endpoint& e, grpc::ClientContext& context) {
                            response.Clear();
                            auto stub = etcdserverpb::Lease::NewStub(e.channel);
                            auto stream = stub->LeaseKeepAlive(&context);
@@ -262,8 +280,8 @@ absl::Status EtcdClient::RevokeLease(int64_t lease_id) {
   etcdserverpb::LeaseRevokeRequest request;
   request.set_id(lease_id);
   etcdserverpb::LeaseRevokeResponse response;
-  return Run("revoke a lease", /*retry_elsewhere=*/true, absl::InfiniteFuture(),
-             [&](const Endpoint& e, grpc::ClientContext& context) {
+  return Run(StateStats::Op::kRevokeLease, "revoke a lease", /*retry_elsewhere=*/true,
+             absl::InfiniteFuture(), [&](const Endpoint& e, grpc::ClientContext& context) {
                return etcdserverpb::Lease::NewStub(e.channel)->LeaseRevoke(&context, request,
                                                                            &response);
              });

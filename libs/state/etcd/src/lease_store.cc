@@ -74,6 +74,7 @@ struct Pending {
 // Writers whose batch committed at `revision`, waiting for the watch to deliver it here.
 struct Ack {
   int64_t revision = 0;
+  absl::Time committed_at;
   absl::Time give_up_at;
   std::vector<std::function<void()>> answers;
 };
@@ -141,6 +142,9 @@ struct EtcdLeaseStore::Impl {
       const absl::Time now = absl::Now();
       while (!acks.empty() &&
              (acks.front().revision <= applied || acks.front().give_up_at <= now)) {
+        if (acks.front().revision <= applied) {
+          client->stats().WatchDelay(now - acks.front().committed_at);
+        }
         for (auto& a : acks.front().answers) due.push_back(std::move(a));
         acks.pop_front();
       }
@@ -152,10 +156,12 @@ struct EtcdLeaseStore::Impl {
     {
       absl::MutexLock lock(&ack_mu);
       if (applied < revision) {
-        acks.push_back({revision, absl::Now() + client->request_timeout(), std::move(answers)});
+        const absl::Time now = absl::Now();
+        acks.push_back({revision, now, now + client->request_timeout(), std::move(answers)});
         return;
       }
     }
+    client->stats().WatchDelay(absl::ZeroDuration());  // delivered before the commit returned
     for (auto& a : answers) a();
   }
 

@@ -34,8 +34,10 @@ std::string HostName() {
 
 absl::StatusOr<std::unique_ptr<EtcdState>> EtcdState::Open(const v1::EtcdStoreConfig& config,
                                                            absl::Duration report_retention,
+                                                           StateStats* stats,
                                                            const core::Clock* clock) {
   EtcdClientOptions options;
+  options.stats = stats;
   options.endpoints.assign(config.endpoints().begin(), config.endpoints().end());
   options.dial_timeout = core::FromProtoDuration(config.dial_timeout());
   options.request_timeout = core::FromProtoDuration(config.request_timeout());

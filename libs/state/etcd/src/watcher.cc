@@ -85,6 +85,7 @@ void PrefixWatcher::Run() {
     }
     const absl::Time started = absl::Now();
     Stream();
+    client_->stats().WatchConnected(false);
     {
       absl::MutexLock lock(&mu_);
       connected_ = false;
@@ -135,8 +136,11 @@ void PrefixWatcher::Stream() {
       break;
     }
     if (response.created()) {
-      absl::MutexLock lock(&mu_);
-      connected_ = true;
+      {
+        absl::MutexLock lock(&mu_);
+        connected_ = true;
+      }
+      client_->stats().WatchConnected(true);
       continue;
     }
     if (response.canceled()) {

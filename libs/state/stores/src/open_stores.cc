@@ -17,8 +17,9 @@ absl::StatusOr<std::unique_ptr<Stores>> OpenStores(const v1::StateConfig& config
       return std::unique_ptr<Stores>(std::move(s));
     }
     case v1::StateConfig::kEtcd: {
-      CB_ASSIGN_OR_RETURN(std::unique_ptr<etcd::EtcdState> s,
-                          etcd::EtcdState::Open(config.etcd(), options.report_retention));
+      CB_ASSIGN_OR_RETURN(
+          std::unique_ptr<etcd::EtcdState> s,
+          etcd::EtcdState::Open(config.etcd(), options.report_retention, options.stats));
       return std::unique_ptr<Stores>(std::move(s));
     }
     case v1::StateConfig::kMemory:

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "credbroker/state/state_stats.h"
 #include "credbroker/state/stores.h"
 #include "credbroker/v1/config.pb.h"
 
@@ -17,6 +18,8 @@ namespace credbroker::state {
 struct StoresOptions {
   // How long auth-failure reports are kept (longer than the revocation detection window).
   absl::Duration report_retention = absl::Hours(1);
+  // Where a replicated store reports its calls, leadership and watch (etcd); null: nowhere.
+  StateStats* stats = nullptr;
 };
 
 absl::StatusOr<std::unique_ptr<Stores>> OpenStores(const v1::StateConfig& config,

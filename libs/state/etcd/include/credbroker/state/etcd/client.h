@@ -5,10 +5,11 @@
 // password when configured (the token is sent as etcd's `token` metadata and renewed when etcd
 // says it is no longer valid).
 //
-// Reads (Range) move on to the next endpoint within their deadline. Writes (Txn) are sent once:
-// a write whose outcome is unknown (the call failed after it was sent) is reported UNAVAILABLE and
-// not repeated, since repeating a compare-and-swap could make the first attempt look like a
-// conflict; the next call goes to the next endpoint.
+// Reads (Range) move on to the next endpoint within their deadline. Writes (Txn) move on only when
+// they were certainly not applied (gRPC could not connect, or the member had no leader): a write
+// whose outcome is unknown (the call failed after it was sent) is reported UNAVAILABLE and not
+// repeated, since repeating a compare-and-swap could make the first attempt look like a conflict;
+// the next call goes to the next endpoint.
 //
 // Errors: UNAVAILABLE with reason STATE_UNAVAILABLE (etcd unreachable, no leader, timed out),
 // OUT_OF_RANGE (a revision that etcd compacted), PERMISSION_DENIED / UNAUTHENTICATED (etcd's
@@ -25,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "credbroker/state/state_stats.h"
 #include "etcd/etcdserver/etcdserverpb/rpc.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -44,6 +46,8 @@ struct EtcdClientOptions {
   // etcd's own authentication (`etcdctl user add`); empty user name: none.
   std::string username;
   std::string password;
+  // Where calls are counted and timed; null: nowhere. Must outlive the client.
+  StateStats* stats = nullptr;
 };
 
 class EtcdClient {
@@ -80,6 +84,7 @@ class EtcdClient {
   void EndpointFailed(const std::string& endpoint);
 
   absl::Duration request_timeout() const { return options_.request_timeout; }
+  StateStats& stats() const { return *stats_; }
   const std::vector<std::string>& endpoints() const { return options_.endpoints; }
 
   // gRPC status from etcd → absl::Status with the endpoint and `what` as context.
@@ -91,7 +96,9 @@ class EtcdClient {
     std::string address;
     std::shared_ptr<grpc::Channel> channel;
   };
-  explicit EtcdClient(EtcdClientOptions options) : options_(std::move(options)) {}
+  explicit EtcdClient(EtcdClientOptions options)
+      : options_(std::move(options)),
+        stats_(options_.stats != nullptr ? options_.stats : NoStateStats::Get()) {}
   // The endpoint calls should go to now.
   size_t Current() const { return current_.load(std::memory_order_relaxed); }
   // Sets a deadline and the auth token on `context`.
@@ -101,9 +108,14 @@ class EtcdClient {
   // Runs `call` against endpoints from the current one on, until one answers or `deadline`;
   // `retry_elsewhere` says whether a failed call may be repeated on another endpoint.
   template <typename Call>
-  absl::Status Run(const std::string& what, bool retry_elsewhere, absl::Time until, Call call);
+  absl::Status RunOnce(const std::string& what, bool retry_elsewhere, absl::Time deadline,
+                       Call call);
+  template <typename Call>
+  absl::Status Run(StateStats::Op op, const std::string& what, bool retry_elsewhere,
+                   absl::Time until, Call call);
 
   const EtcdClientOptions options_;
+  StateStats* const stats_;
   std::vector<Endpoint> endpoints_;
   std::atomic<size_t> current_{0};
   absl::Mutex auth_mu_;

@@ -28,7 +28,7 @@ class EtcdState final : public Stores {
   // `config` has its defaults applied (config::ApplyDefaults).
   static absl::StatusOr<std::unique_ptr<EtcdState>> Open(
       const v1::EtcdStoreConfig& config, absl::Duration report_retention = absl::Hours(1),
-      const core::Clock* clock = core::SystemClock::Get());
+      StateStats* stats = nullptr, const core::Clock* clock = core::SystemClock::Get());
   ~EtcdState() override;
 
   LeaseStore& leases() override { return *leases_; }
