@@ -235,8 +235,11 @@ TEST_F(ReplicasEndToEndTest, LeasesKeepWorkingWhenOneEtcdMemberOfThreeDies) {
   Replica& b = StartReplica("b");
   v1::Lease before;
   ASSERT_TRUE(AcquireOn(a, "lumenfall", &before).ok());
-  // Member 0 is the first endpoint of both replicas: the one they talk to.
+  // Member 0 is the first endpoint of both replicas: the one they talk to. If it led the etcd
+  // cluster, the other two elect a new leader first (writes meanwhile time out, as with any etcd
+  // client); once they have one, the replicas' next calls must work at the first attempt.
   etcd_->Kill(0);
+  ASSERT_THAT(etcd_->WaitServing(1), testing::IsOk());
   v1::Lease lease;
   grpc::Status s = AcquireOn(a, "lumenfall", &lease);
   EXPECT_TRUE(s.ok()) << s.error_message();
