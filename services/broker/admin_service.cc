@@ -111,6 +111,17 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListKeyVersions(grpc::CallbackServer
   });
 }
 
+absl::Status AdminServiceImpl::LeaderOnly(absl::string_view what) const {
+  if (leadership_ == nullptr || leadership_->IsLeader()) return absl::OkStatus();
+  const std::string leader = leadership_->LeaderName();
+  return core::WithReason(
+      absl::FailedPreconditionError(
+          absl::StrCat("this replica does not lead; ", what, " is decided by the leader (",
+                       leader.empty() ? "not known yet" : absl::StrCat("replica \"", leader, "\""),
+                       "): send the request to it")),
+      "NOT_LEADER");
+}
+
 grpc::ServerUnaryReactor* AdminServiceImpl::RotateKey(grpc::CallbackServerContext* ctx,
                                                       const v1::RotateKeyRequest* req,
                                                       v1::RotateKeyResponse* resp) {
@@ -129,6 +140,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::RotateKey(grpc::CallbackServerContex
       return core::WithReason(absl::UnavailableError("the rotation engine is not running"),
                               "NOT_READY");
     }
+    CB_RETURN_IF_ERROR(LeaderOnly("rotation"));
     // Blocks this callback thread on the provider (bounded by probe and key API timeouts); an
     // operator action, rare enough not to need a thread of its own.
     absl::StatusOr<std::shared_ptr<const rotation::KeyVersion>> rotated =
@@ -149,6 +161,7 @@ grpc::ServerUnaryReactor* AdminServiceImpl::QuarantineKeyVersion(
       return core::WithReason(absl::InvalidArgumentError("provider and key_version are required"),
                               "MISSING_FILTER");
     }
+    CB_RETURN_IF_ERROR(LeaderOnly("quarantine"));
     std::string reason = req->reason().empty()
                              ? absl::StrCat("by ", who.name)
                              : absl::StrCat(req->reason().substr(0, 200), " (by ", who.name, ")");

@@ -6,6 +6,7 @@
 #include "credbroker/leasing/lease_broker.h"
 #include "credbroker/providers/catalog.h"
 #include "credbroker/rotation/rotation_engine.h"
+#include "credbroker/state/leadership.h"
 #include "credbroker/v1/admin.grpc.pb.h"
 #include "rpc_edge.h"
 
@@ -13,11 +14,19 @@ namespace credbroker::broker {
 
 class AdminServiceImpl final : public v1::AdminService::CallbackService {
  public:
-  // `engine` may be null (RotateKey is then UNAVAILABLE). Quarantines are counted by a key-event
-  // subscriber (rotation::KeyQuarantineCounter), not here.
+  // `engine` may be null (RotateKey is then UNAVAILABLE). Key decisions (RotateKey,
+  // QuarantineKeyVersion) are the leader's: on another replica they fail FAILED_PRECONDITION
+  // (NOT_LEADER) naming the leader; a null `leadership` always leads. Quarantines are counted by a
+  // key-event subscriber (rotation::KeyQuarantineCounter), not here.
   AdminServiceImpl(leasing::LeaseBroker* broker, Edge edge,
-                   const providers::ProviderCatalog* catalog, rotation::RotationEngine* engine)
-      : broker_(broker), edge_(edge), metrics_(edge.metrics), catalog_(catalog), engine_(engine) {}
+                   const providers::ProviderCatalog* catalog, rotation::RotationEngine* engine,
+                   const state::Leadership* leadership = nullptr)
+      : broker_(broker),
+        edge_(edge),
+        metrics_(edge.metrics),
+        catalog_(catalog),
+        engine_(engine),
+        leadership_(leadership) {}
 
   grpc::ServerUnaryReactor* ListProviders(grpc::CallbackServerContext* ctx,
                                           const v1::ListProvidersRequest* req,
@@ -45,6 +54,8 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
                                               v1::ConfirmKeyDeletedResponse* resp) override;
 
  private:
+  // OK on the leader; FAILED_PRECONDITION (NOT_LEADER) naming the leader elsewhere.
+  absl::Status LeaderOnly(absl::string_view what) const;
   // Authenticates and requires the admin role; audits the action (allowed or denied).
   absl::StatusOr<identity::Identity> Admin(grpc::CallbackServerContext* ctx,
                                            absl::string_view action, absl::string_view target = "");
@@ -54,6 +65,7 @@ class AdminServiceImpl final : public v1::AdminService::CallbackService {
   rpc::RpcStats* const metrics_;
   const providers::ProviderCatalog* const catalog_;
   rotation::RotationEngine* const engine_;
+  const state::Leadership* const leadership_;
 };
 
 }  // namespace credbroker::broker

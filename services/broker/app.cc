@@ -363,8 +363,8 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
       c->broker.get(), edge,
       WatchLimits{config.server().max_watch_streams(),
                   config.server().max_watch_streams_per_caller()});
-  c->admin_service =
-      std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog, c->engine.get());
+  c->admin_service = std::make_unique<AdminServiceImpl>(c->broker.get(), edge, &c->catalog,
+                                                        c->engine.get(), &c->state->leadership());
   return std::unique_ptr<App>(new App(std::move(c)));
 }
 

@@ -1,18 +1,23 @@
 // Several real brokers sharing one real etcd (state.etcd): leases acquired on one replica are
 // renewed and released on others, limits hold across replicas, key decisions made by the leader
-// reach every replica's WatchKeys, and an etcd outage fails lease calls quickly and heals.
+// reach every replica's WatchKeys, a leader killed in the middle of a minted rotation is replaced
+// by one that finishes it without minting twice, 401 reports received by different replicas add
+// up to one revocation verdict, and etcd outages fail lease calls quickly and heal.
 #include <map>
+#include <thread>
 
 #include "absl/strings/str_replace.h"
 #include "credbroker/state/etcd/etcd_cluster.h"
-#include "e2e_fixture.h"
+#include "provider_fixture.h"
 
 namespace credbroker::e2e {
 namespace {
 
 using state::etcd::testing::EtcdCluster;
 
-class ReplicasEndToEndTest : public EndToEndTest {
+// The fake provider runs for every test (ProbeEndToEndTest); tests that probe or mint write their
+// config with WriteConfig and then UseWrittenConfig().
+class ReplicasEndToEndTest : public ProbeEndToEndTest {
  protected:
   struct Replica {
     std::optional<BrokerProcess> broker;
@@ -27,9 +32,12 @@ class ReplicasEndToEndTest : public EndToEndTest {
     etcd_ = *std::move(cluster);
   }
 
-  // The e2e config with `state.etcd` on the test's cluster and the given policy extras.
+  // Replicas start from the config WriteConfig wrote (instead of the plain e2e one).
+  void UseWrittenConfig() { base_config_ = testing::ReadFile(dir_.Join("broker.yaml")); }
+
+  // The base config with `state.etcd` on the test's cluster and the given policy extras.
   std::string Config(const std::string& name, const std::string& rule_extra = "") {
-    std::string yaml = kConfig;
+    std::string yaml = base_config_;
     absl::StrReplaceAll({{"data_dir: data", absl::StrCat("data_dir: data-", name)}}, &yaml);
     if (!rule_extra.empty()) {
       absl::StrReplaceAll(
@@ -103,6 +111,50 @@ class ReplicasEndToEndTest : public EndToEndTest {
     return -1;
   }
 
+  // The replica that leads, once exactly one of `candidates` says so (nullptr on timeout).
+  Replica* LeaderOf(const std::vector<Replica*>& candidates) {
+    Replica* leader = nullptr;
+    Eventually([&] {
+      int leading = 0;
+      for (Replica* r : candidates) {
+        if (Metric(*r, "credbroker_state_leader") == 1) {
+          leader = r;
+          ++leading;
+        }
+      }
+      return leading == 1;
+    });
+    return leader;
+  }
+
+  testing::ProcessResult CredctlOn(Replica& r, std::vector<std::string> args) {
+    std::vector<std::string> argv = {credctl_, "--addr", r.broker->grpc_address(), "--token",
+                                     kAdminToken};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  grpc::Status ReportOn(Replica& r, const std::string& lease_id, int status,
+                        const std::string& token) {
+    v1::ReportAuthFailureRequest req;
+    req.set_lease_id(lease_id);
+    req.set_http_status(status);
+    v1::ReportAuthFailureResponse resp;
+    return r.lease->ReportAuthFailure(Ctx(token).get(), req, &resp);
+  }
+
+  // The fake provider's "created" or "revoked" key ids, as JSON text (`["key_1"]`).
+  std::string ProviderIds(const std::string& field) {
+    google::protobuf::Struct state;
+    if (!google::protobuf::util::JsonStringToMessage(ProviderState(), &state).ok()) return "?";
+    auto it = state.fields().find(field);
+    if (it == state.fields().end()) return "?";
+    std::string out;
+    (void)google::protobuf::util::MessageToJsonString(it->second, &out);
+    return out;
+  }
+
+  std::string base_config_ = kConfig;
   std::unique_ptr<EtcdCluster> etcd_;
   std::map<std::string, Replica> replicas_;
 };
@@ -229,7 +281,7 @@ TEST_F(ReplicasEndToEndTest, AnEtcdOutageFailsLeaseCallsQuicklyAndHeals) {
   EXPECT_TRUE(RenewOn(a, held.lease_id(), &lease).ok());
 }
 
-TEST_F(ReplicasEndToEndTest, LeasesKeepWorkingWhenOneEtcdMemberOfThreeDies) {
+TEST_F(ReplicasEndToEndTest, LeasesSurviveOneEtcdMemberOfThreeAndRecoverWhenAllReturn) {
   StartEtcd(3);
   Replica& a = StartReplica("a");
   Replica& b = StartReplica("b");
@@ -249,6 +301,129 @@ TEST_F(ReplicasEndToEndTest, LeasesKeepWorkingWhenOneEtcdMemberOfThreeDies) {
   EXPECT_TRUE(s.ok()) << s.error_message();
   // The watch moved too: B sees A's new lease.
   EXPECT_TRUE(Eventually([&] { return LeasesSeenBy(b) == 1; }));
+
+  // All members stop: calls fail UNAVAILABLE within the request timeout (2 s here; the client
+  // waits up to 10 s), the replicas stay up, and they recover when etcd is back.
+  etcd_->Kill(1);
+  etcd_->Kill(2);
+  grpc::Status down = AcquireOn(a, "lumenfall", &lease);
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
+  EXPECT_EQ(Reason(down), "STATE_UNAVAILABLE");
+  down = AcquireOn(b, "lumenfall", &lease);
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
+  EXPECT_EQ(LeasesSeenBy(b), 1);  // listings serve what the replica knows
+  ASSERT_THAT(etcd_->RestartKilled(), testing::IsOk());
+  for (Replica* r : {&a, &b}) {
+    EXPECT_TRUE(
+        Eventually([&] { return AcquireOn(*r, "lumenfall", &lease).ok(); }, absl::Seconds(30)));
+  }
+  EXPECT_TRUE(Eventually([&] { return LeasesSeenBy(a) == 3 && LeasesSeenBy(b) == 3; }));
+}
+
+TEST_F(ReplicasEndToEndTest, ALeaderKilledInTheMiddleOfAMintedRotationIsReplacedWithoutASecondKey) {
+  // Both replicas read and write the same folder (as they would share a Vault path).
+  WriteFile(dir_.Join("minted/lumenfall/v1"), kLmnV1);
+  WriteConfig("minted", MintBlock());
+  UseWrittenConfig();
+  StartEtcd();
+  Replica& a = StartReplica("a");
+  Replica& b = StartReplica("b");
+  Replica* leader = LeaderOf({&a, &b});
+  ASSERT_NE(leader, nullptr);
+  Replica* follower = leader == &a ? &b : &a;
+
+  // Key decisions are the leader's: a follower refuses and names it.
+  auto refused = CredctlOn(*follower, {"rotate", "lumenfall"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.output, HasSubstr("NOT_LEADER"));
+  EXPECT_THAT(refused.output, HasSubstr(leader == &a ? "\"a\"" : "\"b\""));
+  // A first rotation on the leader mints v2 (key_1 at the provider): a key the broker may revoke.
+  auto rotated = CredctlOn(*leader, {"rotate", "lumenfall"});
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.output << leader->broker->Logs();
+  EXPECT_THAT(rotated.output, HasSubstr("rotated lumenfall: v2"));
+  ASSERT_EQ(ProviderIds("created"), R"(["key_1"])");
+  ASSERT_TRUE(Eventually([&] {
+    v1::Lease l;
+    const bool v2 = AcquireOn(*follower, "lumenfall", &l).ok() && l.key_version() == "v2";
+    if (!l.lease_id().empty()) {
+      EXPECT_TRUE(ReleaseOn(*follower, l.lease_id()).ok());
+    }
+    return v2;  // and no lease holds v2 back from retiring later
+  }));
+
+  // The second rotation: the leader creates key_2 and stores it as v3, then probes it; the probe
+  // hangs at the provider, and the leader is killed there.
+  ControlJson("/__fixture/hang", R"({"on": true, "paths": ["/openai/v1/models"]})");
+  std::thread second([&] { (void)CredctlOn(*leader, {"rotate", "lumenfall"}); });
+  const bool held = Eventually([&] { return ProviderCount("hanging") >= 1; });
+  leader->broker->Kill();
+  leader->broker.reset();
+  second.join();
+  ControlJson("/__fixture/hang", R"({"on": false})");
+  ASSERT_TRUE(held) << "the rotation never reached its probe";
+  ASSERT_EQ(ProviderIds("created"), R"(["key_1","key_2"])");
+
+  // The other replica takes over, probes and promotes v3, and once the 2 s overlap of v2 is over
+  // with no lease on it, revokes key_1 at the provider: once, and without minting again.
+  ASSERT_TRUE(Eventually([&] { return Metric(*follower, "credbroker_state_leader") == 1; }));
+  ASSERT_TRUE(
+      Eventually([&] { return ProviderIds("revoked") == R"(["key_1"])"; }, absl::Seconds(30)))
+      << ProviderState() << follower->broker->Logs();
+  v1::Lease lease;
+  ASSERT_TRUE(AcquireOn(*follower, "lumenfall", &lease).ok());
+  EXPECT_EQ(lease.key_version(), "v3");
+  EXPECT_EQ(ProviderIds("created"), R"(["key_1","key_2"])");
+  google::protobuf::Struct state;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(ProviderState(), &state).ok());
+  const auto& requests = state.fields().at("requests").struct_value().fields();
+  EXPECT_EQ(requests.at("/v1/keys").number_value(), 2) << "key API create calls";
+  EXPECT_EQ(requests.at("/v1/keys/key_1").number_value(), 1) << "revoke calls for key_1";
+}
+
+// Revocation detection counts distinct callers across replicas: each replica receives one
+// caller's 401, and together they make the burst that gets the key probed and quarantined.
+TEST_F(ReplicasEndToEndTest, FourOhOneReportsSpreadOverReplicasQuarantineTheKey) {
+  Control("/__fixture/issue", kLmnV2);
+  WriteConfig("keys");
+  UseWrittenConfig();
+  WriteK8sSecretDir(dir_.Join("keys/lumenfall"), {{"v1", kLmnV1}, {"v2", kLmnV2}});
+  StartEtcd();
+  std::vector<Replica*> replicas = {&StartReplica("a"), &StartReplica("b"), &StartReplica("c")};
+  for (Replica* r : replicas) {
+    ASSERT_TRUE(Eventually([&] {
+      v1::Lease l;
+      return AcquireOn(*r, "lumenfall", &l).ok() && l.key_version() == "v2";
+    }));
+  }
+  const std::vector<std::string> tokens = {kAppToken, "billing-token-0123456789",
+                                           "search-token-0123456789"};
+  std::vector<std::string> leases;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    v1::AcquireLeaseRequest req;
+    req.set_provider("lumenfall");
+    v1::Lease l;
+    ASSERT_TRUE(replicas[i]->lease->AcquireLease(Ctx(tokens[i]).get(), req, &l).ok());
+    leases.push_back(l.lease_id());
+  }
+  grpc::ClientContext watch_ctx;
+  watch_ctx.AddMetadata("authorization", "Bearer " + kAppToken);
+  watch_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::WatchKeysRequest watch_req;
+  auto reader = replicas[0]->lease->WatchKeys(&watch_ctx, watch_req);
+
+  Control("/__fixture/revoke", kLmnV2);
+  // One caller per replica; no replica has more than one report of its own.
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    ASSERT_TRUE(ReportOn(*replicas[i], leases[i], 401, tokens[i]).ok());
+  }
+  ASSERT_TRUE(ReadUntil(*reader, v1::KeyEvent::QUARANTINED, "v2"));
+  for (Replica* r : replicas) {
+    EXPECT_TRUE(Eventually([&] {
+      v1::Lease l;
+      return AcquireOn(*r, "lumenfall", &l).ok() && l.key_version() == "v1";
+    }));
+  }
+  watch_ctx.TryCancel();
 }
 
 }  // namespace

@@ -4,11 +4,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigwait/kill
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/match.h"
@@ -22,23 +25,31 @@
 namespace credbroker::testing {
 namespace {
 
+// posix_spawn, not fork + exec: the tests that start processes have gRPC threads running, and a
+// forked child that allocates before exec can deadlock on a lock another thread held at the fork
+// (seen under ASan: the restarted broker never ran, its log stayed empty). glibc's posix_spawn
+// runs nothing but the file actions and exec in the child. Returns -1 (errno set) on failure.
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path) {
-  pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd >= 0) {
-    ::dup2(fd, STDOUT_FILENO);
-    ::dup2(fd, STDERR_FILENO);
-    ::close(fd);
-  }
-  int null_fd = ::open("/dev/null", O_RDONLY);
-  if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  ::execv(args[0], args.data());
-  ::_exit(127);
+  posix_spawn_file_actions_t actions;
+  if (::posix_spawn_file_actions_init(&actions) != 0) return -1;
+  int rc = ::posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(),
+                                              O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (rc == 0) rc = ::posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  if (rc == 0) {
+    rc = ::posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  }
+  pid_t pid = -1;
+  if (rc == 0) rc = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    errno = rc;
+    return -1;
+  }
+  return pid;
 }
 
 // Waits for `pid` up to `timeout`; returns the wait status or -1 on timeout.
@@ -85,6 +96,12 @@ ProcessResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
   if (fd >= 0) ::close(fd);
   ProcessResult result;
   pid_t pid = Spawn(argv, tmpl);
+  if (pid < 0) {
+    result.exit_code = 127;  // as a shell says of a command it cannot run
+    result.output = absl::StrCat("cannot run ", argv.front(), ": ", std::strerror(errno));
+    ::unlink(tmpl);
+    return result;
+  }
   int status = WaitFor(pid, timeout);
   if (status == -1) {
     ::kill(pid, SIGKILL);
@@ -113,6 +130,10 @@ absl::StatusOr<BrokerProcess> BrokerProcess::Start(const std::string& binary,
   BrokerProcess proc;
   proc.log_path_ = absl::StrCat(work_dir, "/broker-", counter, ".log");
   proc.pid_ = Spawn(argv, proc.log_path_);
+  if (proc.pid_ < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot run ", binary, ": ", std::strerror(errno)));
+  }
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     int status = 0;

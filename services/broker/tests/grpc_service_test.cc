@@ -48,8 +48,9 @@ class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
         ring.get(), &catalog,
         absl::flat_hash_map<std::string, secrets::SecretSource*>{{"lumenfall", &source}},
         probe_.get(), nullptr, nullptr, &clock, metrics.get(), rotation::RotationEngineOptions{});
-    admin_service_ =
-        std::make_unique<AdminServiceImpl>(broker.get(), edge, &catalog, engine_.get());
+    leadership_.Set(1);
+    admin_service_ = std::make_unique<AdminServiceImpl>(broker.get(), edge, &catalog, engine_.get(),
+                                                        &leadership_);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -94,6 +95,7 @@ class GrpcServiceTest : public ::testing::Test, public BrokerFixture {
   }};
   std::unique_ptr<rotation::HttpProviderProbe> probe_;
   std::unique_ptr<rotation::RotationEngine> engine_;
+  state::ManualLeadership leadership_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
@@ -441,6 +443,32 @@ TEST_F(GrpcServiceTest, RotateKeyProbesAndPromotesTheStagedVersion) {
   req.set_provider("nope");
   EXPECT_EQ(admin_->RotateKey(Ctx(kAdmin).get(), req, &resp).error_code(),
             grpc::StatusCode::NOT_FOUND);
+}
+
+// Key decisions are the leader's: another replica refuses them, names the reason, and changes
+// nothing (no key minted or quarantined there).
+TEST_F(GrpcServiceTest, RotateAndQuarantineOnAReplicaThatDoesNotLeadAreRefused) {
+  leadership_.Set(0);
+  v1::RotateKeyRequest rotate;
+  rotate.set_provider("lumenfall");
+  v1::RotateKeyResponse rotated;
+  grpc::Status s = admin_->RotateKey(Ctx(kAdmin).get(), rotate, &rotated);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(s), "NOT_LEADER");
+  EXPECT_THAT(s.error_message(), HasSubstr("does not lead"));
+  v1::QuarantineKeyVersionRequest quarantine;
+  quarantine.set_provider("lumenfall");
+  quarantine.set_key_version("v1");
+  v1::QuarantineKeyVersionResponse resp;
+  s = admin_->QuarantineKeyVersion(Ctx(kAdmin).get(), quarantine, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(s), "NOT_LEADER");
+  v1::Lease lease;
+  ASSERT_TRUE(Acquire(kApp, "lumenfall", &lease).ok());
+  EXPECT_EQ(lease.key_version(), "v1");  // still CURRENT
+  // Leading again, the same request goes through.
+  leadership_.Set(2);
+  EXPECT_TRUE(admin_->QuarantineKeyVersion(Ctx(kAdmin).get(), quarantine, &resp).ok());
 }
 
 TEST_F(GrpcServiceTest, ListProvidersShowsRotationModeAndProbeStatus) {

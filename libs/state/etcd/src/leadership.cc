@@ -138,6 +138,11 @@ void EtcdLeadership::SetEpoch(int64_t epoch) {
   for (const auto& [id, l] : listeners_) l(epoch > 0, epoch);
 }
 
+std::string EtcdLeadership::LeaderName() const {
+  absl::MutexLock lock(&mu_);
+  return leader_name_;
+}
+
 absl::Time EtcdLeadership::CallDeadline() const {
   return absl::Now() < session_valid_until_ ? session_valid_until_ : absl::InfiniteFuture();
 }
@@ -237,7 +242,7 @@ absl::Time EtcdLeadership::Round() {
   who.set_range_end(PrefixEnd(prefix_));
   who.set_sort_target(etcdserverpb::RangeRequest::CREATE);
   who.set_sort_order(etcdserverpb::RangeRequest::ASCEND);
-  who.set_keys_only(true);
+  // Values are replica names (short): the first one tells an operator where to go.
   absl::StatusOr<etcdserverpb::RangeResponse> seen = client_->Range(who, CallDeadline());
   if (seen.ok()) {
     bool mine_exists = false;
@@ -250,6 +255,10 @@ absl::Time EtcdLeadership::Round() {
       return absl::Now();
     }
     const mvccpb::KeyValue& first = seen->kvs(0);
+    {
+      absl::MutexLock lock(&mu_);
+      leader_name_ = first.value();
+    }
     SetEpoch(first.key() == key && first.create_revision() == candidate ? candidate : 0);
   }
   return std::min(absl::Now() + period, session_valid_until_);

@@ -114,6 +114,14 @@ absl::Status EtcdCluster::Restart(int i) {
   return WaitServing(i);
 }
 
+absl::Status EtcdCluster::RestartKilled() {
+  for (int i = 0; i < size(); ++i) {
+    if (members_[i].pid <= 0) CB_RETURN_IF_ERROR(Launch(i, /*existing=*/true));
+  }
+  for (int i = 0; i < size(); ++i) CB_RETURN_IF_ERROR(WaitServing(i));
+  return absl::OkStatus();
+}
+
 void EtcdCluster::Pause(int i) {
   if (members_[i].pid > 0) ::kill(members_[i].pid, SIGSTOP);
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string>
 
 #include "absl/synchronization/mutex.h"
 
@@ -27,6 +28,9 @@ class Leadership {
   // that noticed). It must not block. Returns an id for Unsubscribe.
   virtual uint64_t Subscribe(Listener listener) = 0;
   virtual void Unsubscribe(uint64_t id) = 0;
+  // The name of the replica that leads, as last seen (for operators sent to it); empty when
+  // unknown.
+  virtual std::string LeaderName() const { return ""; }
 };
 
 // One broker that owns its state (SQLite): always the leader, for one term per process start

@@ -50,6 +50,7 @@ class EtcdLeadership final : public Leadership, public PrefixWatcher::Handler {
   int64_t Epoch() const override;
   uint64_t Subscribe(Listener listener) override;
   void Unsubscribe(uint64_t id) override;
+  std::string LeaderName() const override ABSL_LOCKS_EXCLUDED(mu_);
 
   // The compare a leader-only Txn carries: this replica's candidate key was created at `epoch`.
   // With epoch 0 (not leader), a compare that always fails.
@@ -90,6 +91,7 @@ class EtcdLeadership final : public Leadership, public PrefixWatcher::Handler {
   absl::Time valid_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t session_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t candidate_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string leader_name_ ABSL_GUARDED_BY(mu_);  // the first candidate's value, as last read
   // Held while listeners run (outside mu_, so a listener may ask IsLeader()).
   absl::Mutex notify_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   std::map<uint64_t, Listener> listeners_ ABSL_GUARDED_BY(notify_mu_);

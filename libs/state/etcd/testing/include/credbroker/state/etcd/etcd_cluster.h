@@ -33,6 +33,9 @@ class EtcdCluster {
   void Kill(int i);
   // Starts member i again on its data dir and ports; waits until it serves reads through itself.
   absl::Status Restart(int i);
+  // Starts every killed member again, then waits until each serves (a cluster that lost quorum
+  // needs its members back together before any of them serves).
+  absl::Status RestartKilled();
   // SIGSTOP / SIGCONT member i.
   void Pause(int i);
   void Resume(int i);
