@@ -14,9 +14,16 @@
 // ReleaseLease, each RPC counted), renew (RenewLease over a pool of leases). Ratios are reported
 // against Ping and against Check.
 //
+// With --etcd-members N the run also starts a real etcd cluster of N members (Debian's
+// etcd-server, loopback ports, a temp dir) and a broker on `state.etcd`: its lease workloads are
+// measured in the same rounds, against the same round's Check and Ping. With --visibility-samples
+// M a second etcd-backed replica starts too, and after the rounds the run measures how long a
+// write acknowledged by one replica takes to show in the other's lease cache (admin ListLeases,
+// polled every 100 µs): an acquire on A seen by B, and a renew on B seen by A; p50/p90/p99/max.
+//
 //   grpc_load [--rounds 5] [--warmup 3] [--seconds 10] [--channels 2] [--inflight 32]
 //             [--max-steal 5] [--broker PATH] [--synchronous normal|full] [--workloads
-//             acquire_release,renew]
+//             acquire_release,renew] [--etcd-members 3] [--visibility-samples 300]
 //
 // Bounded by construction: rounds × workloads × (warmup + seconds), then it stops the broker.
 #include <grpcpp/generic/generic_stub.h>
@@ -28,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -46,14 +54,17 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "credbroker/state/etcd/etcd_cluster.h"
 #include "credbroker/testing/broker_process.h"
 #include "credbroker/testing/temp_dir.h"
+#include "credbroker/v1/admin.grpc.pb.h"
 #include "credbroker/v1/lease.grpc.pb.h"
 
 namespace credbroker::bench {
 namespace {
 
 constexpr char kToken[] = "bench-token-0123456789";
+constexpr char kAdminToken[] = "bench-admin-token-0123456789";
 
 enum class Workload { kCheck, kPing, kAcquireRelease, kRenew };
 constexpr Workload kWorkloads[] = {Workload::kCheck, Workload::kPing, Workload::kAcquireRelease,
@@ -68,6 +79,8 @@ struct Options {
   std::string broker = CREDBROKER_BIN;
   std::string synchronous = "normal";
   std::vector<Workload> workloads;  // always check and ping first
+  int etcd_members = 0;             // 0: no etcd-backed broker
+  int visibility_samples = 0;       // 0: no cross-replica visibility measurement
 };
 
 const char* Name(Workload w) {
@@ -309,7 +322,10 @@ identity:
   static_tokens:
     - service: bench
       token: )",
-                      kToken, "\n");
+                      kToken, R"(
+    - service: bench-admin
+      token: )",
+                      kAdminToken, "\n      admin: true\n");
 }
 
 bool ParseFlags(int argc, char** argv, Options* o) {
@@ -317,13 +333,15 @@ bool ParseFlags(int argc, char** argv, Options* o) {
     std::string flag = argv[i];
     if (i + 1 >= argc) return false;
     std::string value = argv[++i];
-    int* num = flag == "--rounds"      ? &o->rounds
-               : flag == "--warmup"    ? &o->warmup_s
-               : flag == "--seconds"   ? &o->seconds
-               : flag == "--channels"  ? &o->channels
-               : flag == "--inflight"  ? &o->inflight
-               : flag == "--max-steal" ? &o->max_steal
-                                       : nullptr;
+    int* num = flag == "--rounds"               ? &o->rounds
+               : flag == "--warmup"             ? &o->warmup_s
+               : flag == "--seconds"            ? &o->seconds
+               : flag == "--channels"           ? &o->channels
+               : flag == "--inflight"           ? &o->inflight
+               : flag == "--max-steal"          ? &o->max_steal
+               : flag == "--etcd-members"       ? &o->etcd_members
+               : flag == "--visibility-samples" ? &o->visibility_samples
+                                                : nullptr;
     if (num != nullptr) {
       if (!absl::SimpleAtoi(value, num) || *num <= 0) return false;
     } else if (flag == "--broker") {
@@ -362,6 +380,7 @@ struct Target {
   std::optional<testing::BrokerProcess> broker;
   std::vector<std::unique_ptr<v1::LeaseService::Stub>> stubs;
   std::vector<std::unique_ptr<grpc::GenericStub>> generics;
+  std::unique_ptr<v1::AdminService::Stub> admin;
   std::vector<std::string> pool;
 };
 
@@ -380,6 +399,7 @@ absl::Status StartTarget(const Options& o, const std::string& state, Target& t) 
                                         grpc::InsecureChannelCredentials(), args);
     t.stubs.push_back(v1::LeaseService::NewStub(ch));
     t.generics.push_back(std::make_unique<grpc::GenericStub>(ch));
+    if (c == 0) t.admin = v1::AdminService::NewStub(ch);
   }
   // Leases to renew: one per caller slot and a few more.
   for (int i = 0; i < o.channels * o.inflight * 2; ++i) {
@@ -396,13 +416,100 @@ absl::Status StartTarget(const Options& o, const std::string& state, Target& t) 
   return absl::OkStatus();
 }
 
+std::unique_ptr<grpc::ClientContext> Context(const char* token) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->AddMetadata("authorization", absl::StrCat("Bearer ", token));
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return ctx;
+}
+
+// Polls `t`'s lease cache (admin ListLeases) until `seen` holds for the lease `id`; the time from
+// `since`, or an error after 10 s.
+absl::StatusOr<absl::Duration> VisibleAfter(Target& t, const std::string& id, absl::Time since,
+                                            const std::function<bool(const v1::LeaseInfo&)>& seen) {
+  v1::ListLeasesRequest req;
+  req.set_provider("lumenfall");
+  req.set_caller("bench");
+  while (absl::Now() - since < absl::Seconds(10)) {
+    v1::ListLeasesResponse resp;
+    grpc::Status s = t.admin->ListLeases(Context(kAdminToken).get(), req, &resp);
+    if (!s.ok()) return absl::InternalError("ListLeases: " + s.error_message());
+    for (const v1::LeaseInfo& l : resp.leases()) {
+      if (l.lease_id() == id && seen(l)) return absl::Now() - since;
+    }
+    absl::SleepFor(absl::Microseconds(100));
+  }
+  return absl::DeadlineExceededError("not visible after 10 s");
+}
+
+// The cross-replica visibility figures: `samples` leases acquired on `a` (seen by `b`) and
+// renewed on `b` (seen by `a`), one at a time, each released afterwards.
+int MeasureVisibility(Target& a, Target& b, int samples) {
+  std::vector<double> acquired_ms;
+  std::vector<double> renewed_ms;
+  for (int i = 0; i < samples; ++i) {
+    v1::AcquireLeaseRequest acquire;
+    acquire.set_provider("lumenfall");
+    v1::Lease lease;
+    grpc::Status s = a.stubs[0]->AcquireLease(Context(kToken).get(), acquire, &lease);
+    if (!s.ok()) {
+      std::cerr << "acquire on A: " << s.error_message() << "\n";
+      return 1;
+    }
+    absl::StatusOr<absl::Duration> d =
+        VisibleAfter(b, lease.lease_id(), absl::Now(), [](const v1::LeaseInfo&) { return true; });
+    if (!d.ok()) {
+      std::cerr << "acquire on A seen by B: " << d.status() << "\n";
+      return 1;
+    }
+    acquired_ms.push_back(absl::ToDoubleMilliseconds(*d));
+    v1::RenewLeaseRequest renew;
+    renew.set_lease_id(lease.lease_id());
+    v1::Lease renewed;
+    s = b.stubs[0]->RenewLease(Context(kToken).get(), renew, &renewed);
+    if (!s.ok()) {
+      std::cerr << "renew on B: " << s.error_message() << "\n";
+      return 1;
+    }
+    d = VisibleAfter(a, lease.lease_id(), absl::Now(),
+                     [](const v1::LeaseInfo& l) { return l.renew_count() == 1; });
+    if (!d.ok()) {
+      std::cerr << "renew on B seen by A: " << d.status() << "\n";
+      return 1;
+    }
+    renewed_ms.push_back(absl::ToDoubleMilliseconds(*d));
+    v1::ReleaseLeaseRequest release;
+    release.set_lease_id(lease.lease_id());
+    v1::ReleaseLeaseResponse released;
+    (void)a.stubs[0]->ReleaseLease(Context(kToken).get(), release, &released);
+  }
+  auto pct = [](std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+  };
+  std::cout << "\n| visibility across replicas (etcd), " << samples
+            << " samples | p50 ms | p90 ms | p99 ms | max ms |\n| --- | --- | --- | --- | --- |\n";
+  for (const auto& [name, v] :
+       {std::pair<const char*, std::vector<double>*>{"acquire on A, in B's cache", &acquired_ms},
+        {"renew on B, in A's cache", &renewed_ms}}) {
+    std::cout << absl::StrFormat("| %s | %.2f | %.2f | %.2f | %.2f |\n", name, pct(*v, 0.5),
+                                 pct(*v, 0.9), pct(*v, 0.99), pct(*v, 1.0));
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   Options o;
   o.workloads.assign(std::begin(kWorkloads), std::end(kWorkloads));
   if (!ParseFlags(argc, argv, &o)) {
     std::cerr << "usage: grpc_load [--rounds N] [--warmup S] [--seconds S] [--channels N] "
                  "[--inflight N] [--max-steal PERCENT] [--broker PATH] [--synchronous normal|full] "
-                 "[--workloads acquire_release,renew]\n";
+                 "[--workloads acquire_release,renew] [--etcd-members N] "
+                 "[--visibility-samples M]\n";
+    return 2;
+  }
+  if (o.visibility_samples > 0 && o.etcd_members == 0) {
+    std::cerr << "--visibility-samples needs --etcd-members\n";
     return 2;
   }
   // The broker as deployed (SQLite) and the same broker on `state: {memory: {}}`: the lease
@@ -419,6 +526,32 @@ int Main(int argc, char** argv) {
       return 1;
     }
   }
+  // etcd: a real cluster on loopback ports and one broker on it (two with --visibility-samples).
+  testing::TempDir etcd_dir;
+  std::unique_ptr<state::etcd::testing::EtcdCluster> etcd;
+  Target etcd_a;
+  etcd_a.name = "etcd";
+  Target etcd_b;
+  etcd_b.name = "etcd-b";
+  if (o.etcd_members > 0) {
+    auto cluster = state::etcd::testing::EtcdCluster::Start(etcd_dir.path(), o.etcd_members);
+    if (!cluster.ok()) {
+      std::cerr << "cannot start etcd: " << cluster.status() << "\n";
+      return 1;
+    }
+    etcd = *std::move(cluster);
+    std::string endpoints;
+    for (const std::string& e : etcd->endpoints()) absl::StrAppend(&endpoints, "\"", e, "\", ");
+    for (Target* t : {&etcd_a, &etcd_b}) {
+      if (t == &etcd_b && o.visibility_samples == 0) continue;
+      const std::string state = absl::StrCat("etcd: {endpoints: [", endpoints,
+                                             "], prefix: /bench/, replica_name: ", t->name, "}");
+      if (absl::Status s = StartTarget(o, state, *t); !s.ok()) {
+        std::cerr << "cannot start the " << t->name << " broker: " << s << "\n";
+        return 1;
+      }
+    }
+  }
   struct Subject {
     Workload workload;
     Target* target;
@@ -429,6 +562,14 @@ int Main(int argc, char** argv) {
   for (Workload w : o.workloads) {
     if (w == Workload::kAcquireRelease || w == Workload::kRenew) {
       subjects.push_back({w, &memory, absl::StrCat(Name(w), " (memory)")});
+    }
+  }
+  if (etcd != nullptr) {
+    for (Workload w : o.workloads) {
+      if (w == Workload::kAcquireRelease || w == Workload::kRenew) {
+        subjects.push_back(
+            {w, &etcd_a, absl::StrCat(Name(w), " (etcd, ", o.etcd_members, " members)")});
+      }
     }
   }
 
@@ -458,7 +599,7 @@ int Main(int argc, char** argv) {
         if (sub.workload == Workload::kCheck) check = qps;
         if (sub.workload == Workload::kPing) ping = qps;
         on_sqlite[sub.workload] = qps;
-      } else if (qps > 0 && on_sqlite[sub.workload] > 0) {
+      } else if (sub.target == &memory && qps > 0 && on_sqlite[sub.workload] > 0) {
         ratios_memory[Name(sub.workload)].push_back(on_sqlite[sub.workload] / qps);
       }
       if (qps > 0 && check > 0) ratios_check[sub.name].push_back(qps / check);
@@ -469,7 +610,13 @@ int Main(int argc, char** argv) {
       results[sub.name].push_back(std::move(r));
     }
   }
+  int visibility = 0;
+  if (o.visibility_samples > 0)
+    visibility = MeasureVisibility(etcd_a, etcd_b, o.visibility_samples);
   memory.broker->Stop();
+  for (Target* t : {&etcd_a, &etcd_b}) {
+    if (t->broker) t->broker->Stop();
+  }
   std::optional<testing::BrokerProcess>& broker = sqlite.broker;
   broker->Stop();
   const std::string logs = broker->Logs();
@@ -481,8 +628,15 @@ int Main(int argc, char** argv) {
 
   std::cout << absl::StrFormat(
       "- Command: `grpc_load --rounds %d --warmup %d --seconds %d --channels %d --inflight %d "
-      "--max-steal %d --synchronous %s`\n",
-      o.rounds, o.warmup_s, o.seconds, o.channels, o.inflight, o.max_steal, o.synchronous);
+      "--max-steal %d --synchronous %s --etcd-members %d --visibility-samples %d`\n",
+      o.rounds, o.warmup_s, o.seconds, o.channels, o.inflight, o.max_steal, o.synchronous,
+      o.etcd_members, o.visibility_samples);
+  if (etcd != nullptr) {
+    std::cout << "- etcd: " << o.etcd_members
+              << " members of Debian's etcd on this machine's loopback (their CPU is not in the "
+                 "broker's CPU column); the etcd rows' ratios are to the same round's Check and "
+                 "Ping on the SQLite broker.\n";
+  }
   std::cout << "- Dropped for CPU steal above " << o.max_steal
             << "% (with every ratio they are in): "
             << (stolen.empty() ? "none" : absl::StrJoin(stolen, ", ")) << "\n\n";
@@ -535,7 +689,7 @@ int Main(int argc, char** argv) {
       std::cout << "| " << name << " | " << ratio(rr) << " |\n";
     }
   }
-  return 0;
+  return visibility;
 }
 
 }  // namespace

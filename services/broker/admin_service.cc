@@ -86,6 +86,9 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListKeyVersions(grpc::CallbackServer
   return Unary(ctx, metrics_, "ListKeyVersions", [&]() -> absl::Status {
     CB_RETURN_IF_ERROR(Admin(ctx, "ListKeyVersions", req->provider()).status());
     std::shared_ptr<const rotation::KeySnapshot> snap = broker_->ring().Snapshot();
+    if (snap->state_stale_since != absl::InfiniteFuture()) {
+      ToProtoTime(snap->state_stale_since, resp->mutable_stale_since());
+    }
     if (!req->provider().empty() && snap->Find(req->provider()) == nullptr) {
       return core::WithReason(
           absl::NotFoundError(absl::StrCat("unknown provider \"", req->provider(), "\"")),
@@ -216,6 +219,10 @@ grpc::ServerUnaryReactor* AdminServiceImpl::ListLeases(grpc::CallbackServerConte
                                                        v1::ListLeasesResponse* resp) {
   return Unary(ctx, metrics_, "ListLeases", [&]() -> absl::Status {
     CB_RETURN_IF_ERROR(Admin(ctx, "ListLeases", req->provider()).status());
+    // The lease cache follows the same watch as the key states: stale together.
+    const absl::Time stale_since = broker_->ring().Snapshot()->state_stale_since;
+    if (stale_since != absl::InfiniteFuture())
+      ToProtoTime(stale_since, resp->mutable_stale_since());
     std::vector<leasing::LeaseRecord> found =
         broker_->table().List([req](const leasing::LeaseRecord& l) {
           return (req->provider().empty() || l.provider == req->provider()) &&

@@ -55,6 +55,7 @@
 #include "health_service.h"
 #include "lease_service.h"
 #include "prometheus/exposer.h"
+#include "state_freshness.h"
 
 namespace credbroker::broker {
 namespace {
@@ -172,11 +173,15 @@ struct App::Components {
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<metrics::BrokerMetrics> metrics;
   std::unique_ptr<metrics::StateMetrics> state_metrics;
+  // What the state store reports goes through it to the metrics (it outlives the store).
+  std::unique_ptr<StateFreshness> state_freshness;
   providers::ProviderCatalog catalog;
   // Declared early so that it is destroyed last: everything below may write to it until then.
   std::unique_ptr<state::Stores> state;
   std::unique_ptr<rotation::KeySources> key_sources;
   std::unique_ptr<rotation::KeyRing> ring;
+  // Ends before the ring: a store thread may report until the store is gone.
+  std::unique_ptr<RingFreshnessLink> ring_freshness;
   std::vector<std::unique_ptr<rotation::KeyEventSubscription>> key_event_subscriptions;
   std::vector<std::unique_ptr<rotation::KeyRefresher>> refreshers;
   // Probes and key APIs of the providers (system CA store).
@@ -244,8 +249,10 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
       std::max(absl::Hours(1),
                2 * core::FromProtoDuration(config.rotation().revocation_detection().window()));
   c->state_metrics = std::make_unique<metrics::StateMetrics>(*c->registry);
+  c->state_freshness = std::make_unique<StateFreshness>(c->state_metrics.get(), c->clock);
+  c->ring_freshness = std::make_unique<RingFreshnessLink>(c->state_freshness.get(), c->ring.get());
   CB_ASSIGN_OR_RETURN(
-      c->state, state::OpenStores(config.state(), {report_retention, c->state_metrics.get()}));
+      c->state, state::OpenStores(config.state(), {report_retention, c->state_freshness.get()}));
   metrics::StateMetrics* state_metrics = c->state_metrics.get();
   c->state->leadership().Subscribe(
       [state_metrics](bool leader, int64_t /*epoch*/) { state_metrics->Leader(leader); });

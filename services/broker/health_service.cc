@@ -31,14 +31,22 @@ void HealthService::Shutdown() {
   ++generation_;
 }
 
-grpc::Status HealthService::Check(grpc::ServerContext* /*context*/,
-                                  const health::HealthCheckRequest* request,
-                                  health::HealthCheckResponse* response) {
-  absl::MutexLock lock(&mu_);
-  auto it = statuses_.find(request->service());
-  if (it == statuses_.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service");
-  response->set_status(it->second);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* context,
+                                               const health::HealthCheckRequest* request,
+                                               health::HealthCheckResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status status = grpc::Status::OK;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = statuses_.find(request->service());
+    if (it == statuses_.end()) {
+      status = grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service");
+    } else {
+      response->set_status(it->second);
+    }
+  }
+  reactor->Finish(status);
+  return reactor;
 }
 
 grpc::Status HealthService::Watch(grpc::ServerContext* context,

@@ -47,6 +47,10 @@ v1::KeyEvent::Type ToProto(rotation::KeyEvent::Type t) {
       return v1::KeyEvent::ADDED;
     case T::kAnomaly:
       return v1::KeyEvent::ANOMALY;
+    case T::kStateStale:
+      return v1::KeyEvent::STATE_STALE;
+    case T::kStateFresh:
+      return v1::KeyEvent::STATE_FRESH;
   }
   return v1::KeyEvent::TYPE_UNSPECIFIED;
 }

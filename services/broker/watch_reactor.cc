@@ -52,6 +52,17 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::KeyEvent> {
     synced.set_type(v1::KeyEvent::SYNCED);
     ToProtoTime(absl::Now(), synced.mutable_at());
     initial.push_back(std::move(synced));
+    if (snap->state_stale_since != absl::InfiniteFuture()) {
+      for (const auto& [name, keys] : snap->providers) {
+        if (!Wanted(name)) continue;
+        v1::KeyEvent stale;
+        stale.set_type(v1::KeyEvent::STATE_STALE);
+        stale.set_provider(name);
+        stale.set_reason("this replica's state store watch is down: key states may be behind");
+        ToProtoTime(snap->state_stale_since, stale.mutable_at());
+        initial.push_back(std::move(stale));
+      }
+    }
     absl::MutexLock lock(&mu_);
     queue_.insert(queue_.begin(), std::make_move_iterator(initial.begin()),
                   std::make_move_iterator(initial.end()));

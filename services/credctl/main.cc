@@ -262,6 +262,16 @@ int Providers(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   return 0;
 }
 
+// A listing from a replica whose state store watch is down: said on stderr (the table on stdout
+// stays parseable), since when.
+void WarnIfStale(const google::protobuf::Timestamp& stale_since, bool has) {
+  if (!has) return;
+  std::fprintf(stderr,
+               "warning: this broker replica's view may be behind since %s (its state store watch "
+               "is down): the list is what it last knew\n",
+               Time(stale_since).c_str());
+}
+
 int Keys(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   auto stub = v1::AdminService::NewStub(ch);
   grpc::ClientContext ctx;
@@ -271,6 +281,7 @@ int Keys(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   v1::ListKeyVersionsResponse resp;
   grpc::Status s = stub->ListKeyVersions(&ctx, req, &resp);
   if (!s.ok()) return FailRpc(s);
+  WarnIfStale(resp.stale_since(), resp.has_stale_since());
   if (o.json) {
     std::puts(Json(resp).c_str());
     return 0;
@@ -302,6 +313,7 @@ int Leases(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   v1::ListLeasesResponse resp;
   grpc::Status s = stub->ListLeases(&ctx, req, &resp);
   if (!s.ok()) return FailRpc(s);
+  WarnIfStale(resp.stale_since(), resp.has_stale_since());
   if (o.json) {
     std::puts(Json(resp).c_str());
     return 0;

@@ -36,7 +36,8 @@ class ReplicasEndToEndTest : public ProbeEndToEndTest {
   void UseWrittenConfig() { base_config_ = testing::ReadFile(dir_.Join("broker.yaml")); }
 
   // The base config with `state.etcd` on the test's cluster and the given policy extras.
-  std::string Config(const std::string& name, const std::string& rule_extra = "") {
+  std::string Config(const std::string& name, const std::string& rule_extra = "",
+                     std::vector<std::string> endpoint_list = {}) {
     std::string yaml = base_config_;
     absl::StrReplaceAll({{"data_dir: data", absl::StrCat("data_dir: data-", name)}}, &yaml);
     if (!rule_extra.empty()) {
@@ -44,17 +45,20 @@ class ReplicasEndToEndTest : public ProbeEndToEndTest {
           {{"      providers: [\"*\"]\n", absl::StrCat("      providers: [\"*\"]\n", rule_extra)}},
           &yaml);
     }
+    if (endpoint_list.empty()) endpoint_list = etcd_->endpoints();
     std::string endpoints;
-    for (const std::string& e : etcd_->endpoints()) absl::StrAppend(&endpoints, "\"", e, "\", ");
+    for (const std::string& e : endpoint_list) absl::StrAppend(&endpoints, "\"", e, "\", ");
     absl::StrAppend(&yaml, "state:\n  etcd:\n    endpoints: [", endpoints,
                     "]\n    prefix: /cb-e2e/\n    request_timeout: 2s\n    election_ttl: 3s\n",
                     "    replica_name: ", name, "\n");
     return yaml;
   }
 
-  Replica& StartReplica(const std::string& name, const std::string& rule_extra = "") {
+  // `endpoints`: the etcd members this replica may reach (default: all).
+  Replica& StartReplica(const std::string& name, const std::string& rule_extra = "",
+                        const std::vector<std::string>& endpoints = {}) {
     const std::string path = dir_.Join(absl::StrCat("broker-", name, ".yaml"));
-    WriteFile(path, Config(name, rule_extra));
+    WriteFile(path, Config(name, rule_extra, endpoints));
     auto proc = BrokerProcess::Start(binary_, {"--config", path}, dir_.path());
     EXPECT_THAT(proc.status(), testing::IsOk());
     Replica& r = replicas_[name];
@@ -152,6 +156,15 @@ class ReplicasEndToEndTest : public ProbeEndToEndTest {
     std::string out;
     (void)google::protobuf::util::MessageToJsonString(it->second, &out);
     return out;
+  }
+
+  // Reads the stream until an event of `type` arrives; false when the stream ends first.
+  static bool ReadUntilType(grpc::ClientReader<v1::KeyEvent>& reader, v1::KeyEvent::Type type) {
+    v1::KeyEvent e;
+    while (reader.Read(&e)) {
+      if (e.type() == type) return true;
+    }
+    return false;
   }
 
   std::string base_config_ = kConfig;
@@ -265,6 +278,12 @@ TEST_F(ReplicasEndToEndTest, AnEtcdOutageFailsLeaseCallsQuicklyAndHeals) {
   Replica& a = StartReplica("a");
   v1::Lease held;
   ASSERT_TRUE(AcquireOn(a, "lumenfall", &held).ok());
+  auto watch_ctx = Ctx();
+  watch_ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::WatchKeysRequest watch_req;
+  watch_req.add_providers("lumenfall");
+  auto reader = a.lease->WatchKeys(watch_ctx.get(), watch_req);
+  ASSERT_TRUE(ReadUntilType(*reader, v1::KeyEvent::SYNCED));
   etcd_->Kill(0);
   v1::Lease lease;
   grpc::Status down = AcquireOn(a, "lumenfall", &lease);  // the client's deadline is 10 s
@@ -272,13 +291,26 @@ TEST_F(ReplicasEndToEndTest, AnEtcdOutageFailsLeaseCallsQuicklyAndHeals) {
   EXPECT_EQ(Reason(down), "STATE_UNAVAILABLE");
   down = RenewOn(a, held.lease_id(), &lease);
   EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
-  // Listings keep serving what this replica knows.
+  // Listings keep serving what this replica knows, and say it may be behind; so does WatchKeys.
   EXPECT_EQ(LeasesSeenBy(a), 1);
+  EXPECT_TRUE(ReadUntilType(*reader, v1::KeyEvent::STATE_STALE));
+  v1::ListLeasesResponse listed;
+  ASSERT_TRUE(a.admin->ListLeases(Ctx(kAdminToken).get(), {}, &listed).ok());
+  EXPECT_TRUE(listed.has_stale_since());
+  auto keys = CredctlOn(a, {"keys"});
+  EXPECT_EQ(keys.exit_code, 0);
+  EXPECT_THAT(keys.output, HasSubstr("may be behind"));
   ASSERT_THAT(etcd_->Restart(0), testing::IsOk());
-  // No restart of the broker: it reconnects.
+  // No restart of the broker: it reconnects, and says so.
   ASSERT_TRUE(
       Eventually([&] { return AcquireOn(a, "lumenfall", &lease).ok(); }, absl::Seconds(30)));
   EXPECT_TRUE(RenewOn(a, held.lease_id(), &lease).ok());
+  EXPECT_TRUE(ReadUntilType(*reader, v1::KeyEvent::STATE_FRESH));
+  listed.Clear();
+  ASSERT_TRUE(a.admin->ListLeases(Ctx(kAdminToken).get(), {}, &listed).ok());
+  EXPECT_FALSE(listed.has_stale_since());
+  watch_ctx->TryCancel();
+  (void)reader->Finish();
 }
 
 TEST_F(ReplicasEndToEndTest, LeasesSurviveOneEtcdMemberOfThreeAndRecoverWhenAllReturn) {
@@ -318,6 +350,33 @@ TEST_F(ReplicasEndToEndTest, LeasesSurviveOneEtcdMemberOfThreeAndRecoverWhenAllR
         Eventually([&] { return AcquireOn(*r, "lumenfall", &lease).ok(); }, absl::Seconds(30)));
   }
   EXPECT_TRUE(Eventually([&] { return LeasesSeenBy(a) == 3 && LeasesSeenBy(b) == 3; }));
+}
+
+// The leader's only etcd member stops answering (SIGSTOP: its port accepts nothing more): the
+// leader stops acting as one within its session TTL, while the cluster keeps its quorum and the
+// other replica, which reaches the other members, takes over.
+TEST_F(ReplicasEndToEndTest, ALeaderCutOffFromEtcdStopsLeadingAndAnotherTakesOver) {
+  StartEtcd(3);
+  Replica& a = StartReplica("a", "", {etcd_->endpoint(0)});
+  ASSERT_TRUE(Eventually([&] { return Metric(a, "credbroker_state_leader") == 1; }));
+  Replica& b = StartReplica("b", "", {etcd_->endpoint(1), etcd_->endpoint(2)});
+  ASSERT_TRUE(Eventually([&] { return Metric(b, "credbroker_state_watch_connected") == 1; }));
+  EXPECT_EQ(Metric(b, "credbroker_state_leader"), 0);
+
+  etcd_->Pause(0);
+  EXPECT_TRUE(Eventually([&] { return Metric(a, "credbroker_state_leader") == 0; }));
+  EXPECT_TRUE(Eventually([&] { return Metric(b, "credbroker_state_leader") == 1; }));
+  auto refused = CredctlOn(a, {"rotate", "lumenfall"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.output, HasSubstr("NOT_LEADER"));
+  v1::Lease lease;
+  EXPECT_TRUE(AcquireOn(b, "lumenfall", &lease).ok());
+  etcd_->Resume(0);
+  // Back in touch, A follows B (one leader).
+  EXPECT_TRUE(Eventually([&] {
+    return Metric(a, "credbroker_state_leader") + Metric(b, "credbroker_state_leader") == 1 &&
+           Metric(b, "credbroker_state_leader") == 1;
+  }));
 }
 
 TEST_F(ReplicasEndToEndTest, ALeaderKilledInTheMiddleOfAMintedRotationIsReplacedWithoutASecondKey) {

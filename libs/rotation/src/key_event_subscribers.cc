@@ -10,6 +10,8 @@ bool IsTransition(const KeyEvent& e) {
     case KeyEvent::Type::kSynced:
     case KeyEvent::Type::kRejected:
     case KeyEvent::Type::kAnomaly:
+    case KeyEvent::Type::kStateStale:
+    case KeyEvent::Type::kStateFresh:
       return false;
     default:
       return true;
@@ -18,10 +20,7 @@ bool IsTransition(const KeyEvent& e) {
 
 void KeyTransitionLogger::operator()(const std::vector<KeyEvent>& events) const {
   for (const KeyEvent& e : events) {
-    if (e.type == KeyEvent::Type::kAnomaly || e.type == KeyEvent::Type::kSnapshot ||
-        e.type == KeyEvent::Type::kSynced) {
-      continue;
-    }
+    if (!IsTransition(e)) continue;
     core::LogInfo("key version state", {{"provider", e.provider},
                                         {"key_version", e.version_id},
                                         {"fingerprint", e.fingerprint},

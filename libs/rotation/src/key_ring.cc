@@ -594,6 +594,25 @@ void KeyRing::Announce(const std::vector<KeyEvent>& events) {
   Publish(nullptr, events);
 }
 
+void KeyRing::SetStateStale(bool stale, absl::Time at, absl::string_view reason) {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<const KeySnapshot> prev = snapshot_.load();
+  if (stale == (prev->state_stale_since != absl::InfiniteFuture())) return;
+  auto next = std::make_shared<KeySnapshot>(*prev);
+  next->generation = prev->generation + 1;
+  next->state_stale_since = stale ? at : absl::InfiniteFuture();
+  std::vector<KeyEvent> events;
+  for (const auto& [name, keys] : next->providers) {
+    KeyEvent e;
+    e.type = stale ? KeyEvent::Type::kStateStale : KeyEvent::Type::kStateFresh;
+    e.provider = name;
+    e.at = at;
+    e.reason = std::string(reason);
+    events.push_back(std::move(e));
+  }
+  Publish(std::move(next), events);
+}
+
 void KeyRing::GatePromotions(absl::flat_hash_set<std::string> providers) {
   absl::MutexLock lock(&mu_);
   gated_ = std::move(providers);

@@ -88,6 +88,9 @@ struct ProviderKeys {
 struct KeySnapshot {
   uint64_t generation = 0;
   absl::flat_hash_map<std::string, ProviderKeys> providers;
+  // Since when this replica may have missed decisions made elsewhere (its state store's watch is
+  // down); InfiniteFuture while it is current. The keys are still served from this snapshot.
+  absl::Time state_stale_since = absl::InfiniteFuture();
   const ProviderKeys* Find(absl::string_view provider) const;
 };
 
@@ -117,7 +120,9 @@ struct KeyEvent {
     kRevoked,
     kRejected,
     kAdded,
-    kAnomaly  // not a key change: unusual use of the provider (see Announce)
+    kAnomaly,     // not a key change: unusual use of the provider (see Announce)
+    kStateStale,  // not a key change: this replica's view of the shared state may be behind
+    kStateFresh   // ... and is current again (see SetStateStale)
   };
   Type type = Type::kSnapshot;
   std::string provider;
@@ -187,6 +192,11 @@ class KeyRing {
 
   // Tells the listeners (WatchKeys) about events that change no key state, such as anomalies.
   void Announce(const std::vector<KeyEvent>& events) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The shared state this ring follows may be behind since `at` (stale), or is current again:
+  // recorded in the snapshot and announced once per provider (kStateStale / kStateFresh). A
+  // repeated call with the same staleness changes nothing.
+  void SetStateStale(bool stale, absl::Time at, absl::string_view reason) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Providers whose new versions wait in PENDING for Promote. Call once, before the first refresh.
   void GatePromotions(absl::flat_hash_set<std::string> providers) ABSL_LOCKS_EXCLUDED(mu_);
