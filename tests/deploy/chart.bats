@@ -76,6 +76,13 @@ load _helpers
   [[ "$output" == *"default_ttl"* ]]
   render_fails --set replicas=3
   [[ "$output" == *"replicas"* ]]
+  render_fails --set state.etcd.enabled=true
+  [[ "$output" == *"endpoints"* ]]
+  render_fails --set state.etcd.enabled=true --set 'state.etcd.endpoints[0]=http://etcd:2379'
+  [[ "$output" == *"endpoints"* ]]
+  render_fails --set state.etcd.enabled=true --set 'state.etcd.endpoints[0]=etcd:2379' \
+    --set state.etcd.requestTimeout=2
+  [[ "$output" == *"requestTimeout"* ]]
   render_fails --set server.grpcPort=70000
   [[ "$output" == *"grpcPort"* ]]
   render_fails --set 'policy.rules[0].identities[0]=a' --set 'policy.rules[0].max_active_leases=many'
@@ -176,6 +183,42 @@ load _helpers
   [ "$(object PodDisruptionBudget <<<"$rendered" | jq -r '.spec.maxUnavailable')" = "1" ]
   [ "$(jq -r '.spec.template.spec.terminationGracePeriodSeconds' <<<"$sts")" = "30" ]
   [ "$(broker_config <<<"$rendered" | jq -r '.server.shutdown_grace')" = "20s" ]
+}
+
+@test "state: several replicas on etcd, TLS and password from Secrets, no PVC" {
+  local rendered sts cfg
+  rendered=$("$HELM" template test "$CHART" --namespace ai -f "$CHART/ci/etcd-values.yaml")
+  sts=$(object StatefulSet <<<"$rendered")
+  cfg=$(broker_config <<<"$rendered")
+  [ "$(jq -r '.spec.replicas' <<<"$sts")" = "3" ]
+  [ "$(jq -r '.spec.podManagementPolicy' <<<"$sts")" = "Parallel" ]
+  [ "$(jq -r '.spec.volumeClaimTemplates // [] | length' <<<"$sts")" = "0" ]
+  [ "$(jq -r '.spec.template.spec.volumes[] | select(.name == "data") | .emptyDir != null' <<<"$sts")" = "true" ]
+  [ "$(jq -r '.state | keys | join(",")' <<<"$cfg")" = "etcd" ]
+  [ "$(jq -r '.state.etcd.endpoints | length' <<<"$cfg")" = "3" ]
+  [ "$(jq -r '.state.etcd.prefix' <<<"$cfg")" = "/credbroker/prod/" ]
+  [ "$(jq -r '.state.etcd.request_timeout' <<<"$cfg")" = "2s" ]
+  [ "$(jq -r '.state.etcd.username' <<<"$cfg")" = "credbroker" ]
+  # Every file the config names is in a mounted Secret.
+  local ca cert pw
+  ca=$(jq -r '.state.etcd.tls.ca' <<<"$cfg")
+  cert=$(jq -r '.state.etcd.tls.cert' <<<"$cfg")
+  pw=$(jq -r '.state.etcd.password_file' <<<"$cfg")
+  [ "$(jq -r --arg d "$(dirname "$ca")" '.spec.template.spec.containers[0].volumeMounts[] | select(.mountPath == $d) | .name' <<<"$sts")" = "etcd-tls" ]
+  [ "$(dirname "$cert")" = "$(dirname "$ca")" ]
+  [ "$(jq -r '.spec.template.spec.volumes[] | select(.name == "etcd-tls") | .secret.secretName' <<<"$sts")" = "credbroker-etcd-client" ]
+  [ "$(jq -r --arg d "$(dirname "$pw")" '.spec.template.spec.containers[0].volumeMounts[] | select(.mountPath == $d) | .name' <<<"$sts")" = "etcd-password" ]
+  [ "$(jq -r '.spec.template.spec.volumes[] | select(.name == "etcd-password") | .secret.items[0].key' <<<"$sts")" = "password" ]
+  [ "$(jq -r '.spec.template.spec.volumes[] | select(.name == "etcd-password") | .secret.items[0].path' <<<"$sts")" = "$(basename "$pw")" ]
+  # A drain moves one replica at a time; the others keep serving.
+  [ "$(object PodDisruptionBudget <<<"$rendered" | jq -r '.spec.maxUnavailable')" = "1" ]
+  # Half-configured etcd settings are refused with the field named.
+  render_fails --set replicas=2 --set state.etcd.enabled=true --set 'state.etcd.endpoints[0]=etcd:2379' \
+    --set state.etcd.tls.enabled=true
+  [[ "$output" == *"state.etcd.tls.secretName"* ]]
+  render_fails --set state.etcd.enabled=true --set 'state.etcd.endpoints[0]=etcd:2379' \
+    --set state.etcd.auth.username=u
+  [[ "$output" == *"state.etcd.auth"* ]]
 }
 
 @test "config changes roll the pod (checksum annotation)" {

@@ -19,7 +19,16 @@ overlay() {
     assert_restricted_pod "$(jq -c '.spec.template.spec' <<<"$sts")"
     [ "$(jq -r '.spec.template.spec.containers[0].readinessProbe.grpc.port' <<<"$sts")" = "7444" ]
     [ "$(jq -r '.spec.template.spec.containers[0].livenessProbe.grpc.service' <<<"$sts")" = "liveness" ]
-    [ "$(jq -r '.spec.replicas' <<<"$sts")" = "1" ]
+    # dev: one replica on SQLite with its volume; prod: three on etcd, no volume.
+    if [ "$o" = dev ]; then
+      [ "$(jq -r '.spec.replicas' <<<"$sts")" = "1" ]
+      [ "$(jq -r '.spec.volumeClaimTemplates | length' <<<"$sts")" = "1" ]
+    else
+      [ "$(jq -r '.spec.replicas' <<<"$sts")" = "3" ]
+      [ "$(jq -r '.spec.volumeClaimTemplates // [] | length' <<<"$sts")" = "0" ]
+      [ "$(jq -r '.spec.template.spec.volumes[] | select(.name == "data") | .emptyDir != null' <<<"$sts")" = "true" ]
+      [ "$(yq -r 'select(.kind == "ConfigMap" and .data["credbroker.yaml"] != null) | .data["credbroker.yaml"]' <<<"$rendered" | yq -r '.state.etcd.endpoints | length')" = "3" ]
+    fi
     # The namespace enforces the restricted Pod Security Standard.
     [ "$(object Namespace <<<"$rendered" | jq -r '.metadata.labels["pod-security.kubernetes.io/enforce"]')" = "restricted" ]
   done

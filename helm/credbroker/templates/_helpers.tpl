@@ -53,6 +53,7 @@ app.kubernetes.io/part-of: credbroker
 {{- define "credbroker.dataDir" -}}/var/lib/credbroker{{- end -}}
 {{- define "credbroker.tlsDir" -}}/etc/credbroker/tls{{- end -}}
 {{- define "credbroker.apiTokenDir" -}}/var/run/secrets/kubernetes.io/serviceaccount{{- end -}}
+{{- define "credbroker.etcdDir" -}}/etc/credbroker/etcd{{- end -}}
 
 {{/* Fails the render when the values ask for something the broker would refuse. */}}
 {{- define "credbroker.validate" -}}
@@ -73,6 +74,19 @@ app.kubernetes.io/part-of: credbroker
 {{- end -}}
 {{- if not .Values.sources -}}
 {{- fail "sources: name at least one source of keys (file Secrets or vault)" -}}
+{{- end -}}
+{{- $etcd := .Values.state.etcd -}}
+{{- if and (gt (int .Values.replicas) 1) (not $etcd.enabled) -}}
+{{- fail "replicas: several replicas need state.etcd.enabled (the sqlite state store belongs to one broker)" -}}
+{{- end -}}
+{{- if and $etcd.enabled (not $etcd.endpoints) -}}
+{{- fail "state.etcd.endpoints: name at least one etcd member (host:port)" -}}
+{{- end -}}
+{{- if and $etcd.enabled $etcd.tls.enabled (not $etcd.tls.secretName) -}}
+{{- fail "state.etcd.tls.secretName: the Secret with ca.crt (and tls.crt, tls.key for clientCert) is required" -}}
+{{- end -}}
+{{- if and $etcd.enabled (ne (empty $etcd.auth.username) (empty $etcd.auth.passwordSecret.name)) -}}
+{{- fail "state.etcd.auth: set username and passwordSecret.name together" -}}
 {{- end -}}
 {{- if not .Values.providers -}}
 {{- fail "providers: name at least one provider to serve" -}}
@@ -108,6 +122,13 @@ app.kubernetes.io/part-of: credbroker
 {{- $mounts = append $mounts (dict "name" (printf "vault-%s-token" $s.name) "mountPath" (printf "/etc/credbroker/vault/%s/token" $s.name) "volume" (dict "secret" (dict "secretName" $auth.token.secret.name "defaultMode" 288 "items" (list (dict "key" $auth.token.secret.key "path" "token"))))) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- $etcd := .Values.state.etcd -}}
+{{- if and $etcd.enabled $etcd.tls.enabled -}}
+{{- $mounts = append $mounts (dict "name" "etcd-tls" "mountPath" (include "credbroker.etcdDir" .) "volume" (dict "secret" (dict "secretName" $etcd.tls.secretName "defaultMode" 288))) -}}
+{{- end -}}
+{{- if and $etcd.enabled $etcd.auth.passwordSecret.name -}}
+{{- $mounts = append $mounts (dict "name" "etcd-password" "mountPath" (printf "%s-auth" (include "credbroker.etcdDir" .)) "volume" (dict "secret" (dict "secretName" $etcd.auth.passwordSecret.name "defaultMode" 288 "items" (list (dict "key" $etcd.auth.passwordSecret.key "path" "password"))))) -}}
 {{- end -}}
 {{- range $t := .Values.identity.staticTokens -}}
 {{- $mounts = append $mounts (dict "name" (printf "token-%s" ($t.service | replace "/" "-")) "mountPath" (printf "/etc/credbroker/tokens/%s" ($t.service | replace "/" "-")) "volume" (dict "secret" (dict "secretName" $t.secret.name "defaultMode" 288 "items" (list (dict "key" $t.secret.key "path" "token"))))) -}}
@@ -185,7 +206,25 @@ app.kubernetes.io/part-of: credbroker
 {{- if $tokens -}}
 {{- $_ := set $identity "static_tokens" $tokens -}}
 {{- end -}}
-{{- $cfg := dict "server" $server "sources" $sources "providers" $providers "identity" $identity "state" (dict "sqlite" (dict "synchronous" $v.state.sqlite.synchronous)) -}}
+{{- $state := dict "sqlite" (dict "synchronous" $v.state.sqlite.synchronous) -}}
+{{- if $v.state.etcd.enabled -}}
+{{- $e := $v.state.etcd -}}
+{{- $etcd := dict "endpoints" $e.endpoints "prefix" $e.prefix "dial_timeout" $e.dialTimeout "request_timeout" $e.requestTimeout "election_ttl" $e.electionTtl -}}
+{{- if $e.tls.enabled -}}
+{{- $tls := dict "ca" (printf "%s/ca.crt" (include "credbroker.etcdDir" .)) -}}
+{{- if $e.tls.clientCert -}}
+{{- $_ := set $tls "cert" (printf "%s/tls.crt" (include "credbroker.etcdDir" .)) -}}
+{{- $_ := set $tls "key" (printf "%s/tls.key" (include "credbroker.etcdDir" .)) -}}
+{{- end -}}
+{{- $_ := set $etcd "tls" $tls -}}
+{{- end -}}
+{{- if $e.auth.username -}}
+{{- $_ := set $etcd "username" $e.auth.username -}}
+{{- $_ := set $etcd "password_file" (printf "%s-auth/password" (include "credbroker.etcdDir" .)) -}}
+{{- end -}}
+{{- $state = dict "etcd" $etcd -}}
+{{- end -}}
+{{- $cfg := dict "server" $server "sources" $sources "providers" $providers "identity" $identity "state" $state -}}
 {{- $_ := set $cfg "policy" $v.policy -}}
 {{- range $section := list "leases" "rotation" "anomaly_detection" "logging" -}}
 {{- if index $v $section -}}
