@@ -222,10 +222,12 @@ TEST(EtcdStateTest, APartitionedLeaderStopsLeadingAndAnotherTakesOver) {
   EXPECT_FALSE((*a)->leadership().IsLeader());
   EXPECT_THAT((*b)->key_states().Write({{TestKeyVersion("v1", KeyState::kCurrent), 0}}), IsOk());
   (*cluster)->Resume(0);
-  // Back in touch, A follows: B keeps the lead.
+  // Back in touch, exactly one of them leads. Usually B keeps the lead, but when the resumed
+  // member was etcd's raft leader before the pause, its lessor may revoke the sessions as it
+  // comes back (seen with etcd 3.4): both replicas then campaign again, and one wins.
   ASSERT_TRUE(Eventually([&] { return (*a)->key_states().List().ok(); }));
-  EXPECT_FALSE((*a)->leadership().IsLeader());
-  EXPECT_TRUE((*b)->leadership().IsLeader());
+  EXPECT_TRUE(
+      Eventually([&] { return (*a)->leadership().IsLeader() != (*b)->leadership().IsLeader(); }));
   (*a)->leadership().Unsubscribe(sub_a);
   (*b)->leadership().Unsubscribe(sub_b);
 }
