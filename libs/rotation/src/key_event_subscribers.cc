@@ -20,7 +20,8 @@ bool IsTransition(const KeyEvent& e) {
 
 void KeyTransitionLogger::operator()(const std::vector<KeyEvent>& events) const {
   for (const KeyEvent& e : events) {
-    if (!IsTransition(e)) continue;
+    // Rejected versions are logged too (they are no transition, but an operator must see them).
+    if (!IsTransition(e) && e.type != KeyEvent::Type::kRejected) continue;
     core::LogInfo("key version state", {{"provider", e.provider},
                                         {"key_version", e.version_id},
                                         {"fingerprint", e.fingerprint},

@@ -1,6 +1,7 @@
 #include "credbroker/rotation/key_ring.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/metrics/broker_metrics.h"
@@ -686,6 +687,37 @@ TEST_F(KeyRingTest, RefresherLoadsEveryProviderOfItsSource) {
   EXPECT_EQ(Current("fluximage"), "v1");
   refresher.Start();
   refresher.Stop();
+}
+
+}  // namespace
+}  // namespace credbroker::rotation
+
+namespace credbroker::rotation {
+namespace {
+
+// The transition log names real state changes and rejected versions; snapshots, anomalies and
+// the state store's freshness are not key states.
+TEST(KeyTransitionLoggerTest, LogsTransitionsAndRejectionsOnly) {
+  std::string logs;
+  core::SetLogSinkForTest([&](absl::string_view line) { absl::StrAppend(&logs, line, "\n"); });
+  std::vector<KeyEvent> events;
+  for (KeyEvent::Type t :
+       {KeyEvent::Type::kRotated, KeyEvent::Type::kRejected, KeyEvent::Type::kSnapshot,
+        KeyEvent::Type::kAnomaly, KeyEvent::Type::kStateStale, KeyEvent::Type::kStateFresh}) {
+    KeyEvent e;
+    e.type = t;
+    e.provider = "lumenfall";
+    e.version_id = absl::StrCat("v", static_cast<int>(t));
+    events.push_back(e);
+  }
+  KeyTransitionLogger()(events);
+  core::SetLogSinkForTest(nullptr);
+  EXPECT_THAT(logs, HasSubstr(absl::StrCat("\"v", static_cast<int>(KeyEvent::Type::kRotated))));
+  EXPECT_THAT(logs, HasSubstr(absl::StrCat("\"v", static_cast<int>(KeyEvent::Type::kRejected))));
+  for (KeyEvent::Type t : {KeyEvent::Type::kSnapshot, KeyEvent::Type::kAnomaly,
+                           KeyEvent::Type::kStateStale, KeyEvent::Type::kStateFresh}) {
+    EXPECT_THAT(logs, Not(HasSubstr(absl::StrCat("\"v", static_cast<int>(t), "\""))));
+  }
 }
 
 }  // namespace
