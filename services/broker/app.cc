@@ -21,6 +21,7 @@
 #include "credbroker/anomaly/baseline_keeper.h"
 #include "credbroker/anomaly/baseline_store.h"
 #include "credbroker/anomaly/suspension_feed.h"
+#include "credbroker/backends/aws/aws_source.h"
 #include "credbroker/backends/file/file_source.h"
 #include "credbroker/backends/vault/vault_source.h"
 #include "credbroker/core/clock.h"
@@ -58,12 +59,16 @@
 #include "state_freshness.h"
 
 namespace credbroker::broker {
-namespace {
 
-void RegisterBuiltinBackends(secrets::SourceRegistry& registry) {
+secrets::SourceRegistry BuiltinSourceRegistry() {
+  secrets::SourceRegistry registry;
   registry.Register(backends::file::MakeFileSourceFactory());
   registry.Register(backends::vault::MakeVaultSourceFactory());
+  registry.Register(backends::aws::MakeAwsSourceFactory());
+  return registry;
 }
+
+namespace {
 
 // Checks the PEM files now, so a typo fails the start instead of every handshake later.
 absl::Status CheckTlsFiles(const v1::ServerTlsConfig& tls) {
@@ -236,11 +241,12 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   c->metrics = std::make_unique<metrics::BrokerMetrics>(c->registry);
   CB_ASSIGN_OR_RETURN(c->catalog, providers::ProviderCatalog::FromConfig(config));
 
-  secrets::SourceRegistry registry;
-  RegisterBuiltinBackends(registry);
+  secrets::SourceContext source_context;
+  source_context.clock = c->clock;
+  source_context.stats = c->metrics.get();
   CB_ASSIGN_OR_RETURN(c->key_sources,
-                      rotation::KeySources::FromConfig(config, c->catalog, registry,
-                                                       secrets::SourceContext{c->clock}));
+                      rotation::KeySources::FromConfig(config, c->catalog, BuiltinSourceRegistry(),
+                                                       source_context));
   c->ring = std::make_unique<rotation::KeyRing>(&c->catalog, c->clock, c->metrics.get(),
                                                 c->key_sources->MaxStaleness());
   // The state file first: a second broker on the same data dir stops here, before doing anything.

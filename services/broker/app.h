@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "credbroker/secrets/secret_source.h"
 #include "credbroker/v1/config.pb.h"
 
 namespace credbroker::broker {
@@ -19,6 +20,9 @@ struct AppOptions {
   // server.health_listen) once listening (tests bind port 0).
   std::string port_file;
 };
+
+// The backends this build has, each with its factory (file, vault, ...).
+secrets::SourceRegistry BuiltinSourceRegistry();
 
 class App {
  public:

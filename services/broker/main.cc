@@ -99,8 +99,13 @@ int main(int argc, char** argv) {
     std::puts("credbroker 0.1.0");
     return 0;
   }
+  // Each backend checks its own block of the config.
+  const credbroker::secrets::SourceRegistry backends = credbroker::broker::BuiltinSourceRegistry();
+  auto backend_checks = [&backends](const credbroker::v1::BrokerConfig& c) {
+    return backends.Validate(c);
+  };
   if (!flags.check_config.empty()) {
-    auto config = credbroker::config::LoadConfigFile(flags.check_config);
+    auto config = credbroker::config::LoadConfigFile(flags.check_config, {}, backend_checks);
     if (!config.ok()) {
       std::fprintf(stderr, "credbroker: invalid configuration:\n%s\n",
                    std::string(config.status().message()).c_str());
@@ -114,7 +119,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "credbroker: --config FILE is required\n\n%s", kUsage);
     return 2;
   }
-  auto config = credbroker::config::LoadConfigFile(flags.config, flags.overrides);
+  auto config = credbroker::config::LoadConfigFile(flags.config, flags.overrides, backend_checks);
   if (!config.ok()) {
     std::fprintf(stderr, "credbroker: invalid configuration:\n%s\n",
                  std::string(config.status().message()).c_str());

@@ -78,8 +78,8 @@ void FillLease(const leasing::LeaseGrant& g, v1::Lease* out) {
   out->set_key_fingerprint(g.lease.key_fingerprint);
   ToProtoTime(g.lease.issued_at, out->mutable_issued_at());
   ToProtoTime(g.lease.expires_at, out->mutable_expires_at());
-  if (g.key->retires_at != absl::InfiniteFuture()) {
-    ToProtoTime(g.key->retires_at, out->mutable_key_retires_at());
+  if (g.key->ValidUntil() != absl::InfiniteFuture()) {
+    ToProtoTime(g.key->ValidUntil(), out->mutable_key_retires_at());
   }
   out->set_base_url(g.spec->base_url);
   out->set_header_name(g.spec->header_name);

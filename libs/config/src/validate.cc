@@ -152,45 +152,10 @@ void ValidateTtl(const v1::LeaseConfig& l, Errors& errors) {
   }
 }
 
-void ValidateVault(const v1::VaultSourceConfig& v, const std::string& f, Errors& errors) {
-  if (v.address().rfind("https://", 0) != 0 && v.address().rfind("http://", 0) != 0) {
-    errors.Add(f + ".address", "required: https://HOST:PORT");
-  }
-  static const std::regex* const kPath = new std::regex("[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*");
-  if (!v.mount().empty() && !std::regex_match(v.mount(), *kPath)) {
-    errors.Add(f + ".mount", "must be a Vault path such as \"secret\"");
-  }
-  if (!v.path_prefix().empty() && (!std::regex_match(v.path_prefix(), *kPath) ||
-                                   v.path_prefix().find("..") != std::string::npos)) {
-    errors.Add(f + ".path_prefix", "must be a Vault path such as \"credbroker/prod\"");
-  }
-  if (v.max_attempts() < 0 || v.max_attempts() > 10) {
-    errors.Add(f + ".max_attempts", "must be between 1 and 10");
-  }
-  const v1::VaultAuthConfig& a = v.auth();
-  switch (a.method_case()) {
-    case v1::VaultAuthConfig::kToken:
-      if (a.token().token_file().empty() == a.token().token_env().empty()) {
-        errors.Add(f + ".auth.token", "set exactly one of token_file, token_env");
-      }
-      break;
-    case v1::VaultAuthConfig::kKubernetes:
-      if (a.kubernetes().role().empty()) errors.Add(f + ".auth.kubernetes.role", "required");
-      break;
-    case v1::VaultAuthConfig::kApprole:
-      if (a.approle().role_id().empty()) errors.Add(f + ".auth.approle.role_id", "required");
-      if (a.approle().secret_id_file().empty()) {
-        errors.Add(f + ".auth.approle.secret_id_file", "required");
-      }
-      break;
-    default:
-      errors.Add(f + ".auth", "one method must be set (token, kubernetes, approle)");
-  }
-}
-
 }  // namespace
 
-absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
+absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename,
+                      const ExtraChecks& extra) {
   const v1::BrokerConfig& c = parsed.config;
   Errors errors(filename, parsed.lines);
 
@@ -235,10 +200,9 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
       errors.Add(f + ".name", "duplicate source name \"" + s.name() + "\"");
     }
     if (s.backend_case() == v1::SourceConfig::BACKEND_NOT_SET) {
-      errors.Add(f, "one backend must be set (file, vault)");
+      errors.Add(f, "one backend must be set (file, vault, aws, gcp, azure)");
     }
     if (s.has_file() && s.file().root().empty()) errors.Add(f + ".file.root", "required");
-    if (s.has_vault()) ValidateVault(s.vault(), f + ".vault", errors);
     if (s.has_max_staleness() && ToAbsl(s.max_staleness()) <= absl::ZeroDuration()) {
       errors.Add(f + ".max_staleness", "must be positive");
     }
@@ -525,6 +489,9 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename) {
       errors.Add("logging.level", "must be debug, info, warning or error");
     }
   }
+  if (extra) {
+    for (const core::FieldError& e : extra(c)) errors.Add(e.field, e.message);
+  }
   return errors.ToStatus();
 }
 
@@ -596,6 +563,23 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
         resolve(a->mutable_approle()->mutable_secret_id_file());
       }
     }
+    if (s.has_aws()) resolve(s.mutable_aws()->mutable_ca_file());
+    if (s.has_gcp()) {
+      resolve(s.mutable_gcp()->mutable_ca_file());
+      if (s.gcp().auth().has_workload_identity_federation()) {
+        resolve(s.mutable_gcp()
+                    ->mutable_auth()
+                    ->mutable_workload_identity_federation()
+                    ->mutable_token_file());
+      }
+    }
+    if (s.has_azure()) {
+      resolve(s.mutable_azure()->mutable_ca_file());
+      if (s.azure().auth().has_workload_identity()) {
+        resolve(
+            s.mutable_azure()->mutable_auth()->mutable_workload_identity()->mutable_token_file());
+      }
+    }
   }
   v1::LeaseConfig* l = c.mutable_leases();
   if (!l->has_default_ttl()) SetDuration(l->mutable_default_ttl(), absl::Minutes(15));
@@ -651,8 +635,8 @@ void ApplyDefaults(v1::BrokerConfig& c, const std::string& base_dir) {
   if (c.logging().level().empty()) c.mutable_logging()->set_level("info");
 }
 
-absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path,
-                                                const Overrides& overrides) {
+absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path, const Overrides& overrides,
+                                                const ExtraChecks& extra) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the configuration file"));
   std::stringstream ss;
@@ -685,7 +669,7 @@ absl::StatusOr<v1::BrokerConfig> LoadConfigFile(const std::string& path,
     std::string* f = p.mutable_mint()->mutable_admin_key_file();
     if (!f->empty() && (*f)[0] != '/') *f = (fs::path(base_dir) / *f).lexically_normal().string();
   }
-  if (absl::Status s = Validate(*parsed, path); !s.ok()) return s;
+  if (absl::Status s = Validate(*parsed, path, extra); !s.ok()) return s;
   ApplyDefaults(parsed->config, base_dir);
   return std::move(parsed->config);
 }

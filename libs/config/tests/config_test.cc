@@ -388,39 +388,7 @@ identity:
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least 16")));
 }
 
-TEST(ConfigTest, VaultSourceIsValidatedPrecisely) {
-  EXPECT_THAT(ParseAndValidate(R"(sources:
-  - name: vault
-    vault:
-      address: vault.example:8200
-      auth: {}
-providers: [{name: lumenfall}]
-)"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("test.yaml:4: sources[0].vault.address"),
-                             HasSubstr("test.yaml:5: sources[0].vault.auth: one method"))));
-  EXPECT_THAT(ParseAndValidate(R"(sources:
-  - name: vault
-    vault:
-      address: https://vault.example:8200
-      path_prefix: ../escape
-      auth:
-        kubernetes: {}
-providers: [{name: lumenfall}]
-)"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("sources[0].vault.path_prefix"),
-                             HasSubstr("sources[0].vault.auth.kubernetes.role: required"))));
-  EXPECT_THAT(ParseAndValidate(R"(sources:
-  - name: vault
-    vault:
-      address: https://vault.example:8200
-      auth:
-        token: {token_file: a, token_env: B}
-providers: [{name: lumenfall}]
-)"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("sources[0].vault.auth.token: set exactly one")));
+TEST(ConfigTest, OneBackendPerSource) {
   EXPECT_THAT(ParseYaml(R"(sources:
   - name: both
     file: {root: k}

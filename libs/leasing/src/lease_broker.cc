@@ -389,7 +389,14 @@ void LeaseBroker::AcquireAsync(const identity::Identity& caller, const std::stri
     l.key_fingerprint = grant.key->fingerprint;
     l.purpose = purpose;
     l.issued_at = now;
-    l.expires_at = now + lifetime;
+    // Never past the key's own validity (a backend-side expiry, e.g. Azure `exp`).
+    l.expires_at = std::min(now + lifetime, grant.key->ValidUntil());
+    if (l.expires_at <= now) {
+      return Reason(absl::UnavailableError(absl::StrCat(
+                        "the current key version of ", line,
+                        " expired in its secret source; waiting for the next version")),
+                    "KEY_EXPIRED");
+    }
     return absl::OkStatus();
   }();
   if (!status.ok()) {
@@ -478,7 +485,7 @@ void LeaseBroker::RenewAsync(const identity::Identity& caller, const std::string
                                                       rotation::ScopesOf(*key, *keys->spec)}));
           allowed_lifetime = std::min(allowed_lifetime, allowed.max_ttl);
         }
-        absl::Time expiry = std::min(now + allowed_lifetime, key->retires_at);
+        absl::Time expiry = std::min(now + allowed_lifetime, key->ValidUntil());
         if (expiry <= now) {
           return Reason(
               absl::FailedPreconditionError("key version is retiring now; acquire a new lease"),

@@ -237,6 +237,24 @@ BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
                          .Help("1 while the provider's newest PENDING key version failed its "
                                "probe (the old key stays CURRENT).")
                          .Register(*registry_)),
+      backend_promote_failing_(
+          prometheus::BuildGauge()
+              .Name("credbroker_backend_promote_failing")
+              .Help("1 while the broker could not move the backend's current marker (AWS "
+                    "AWSCURRENT) to the version it is promoting: the promotion waits and is "
+                    "retried, the old key stays CURRENT.")
+              .Register(*registry_)),
+      backend_token_refreshes_(
+          prometheus::BuildCounter()
+              .Name("credbroker_backend_token_refreshes_total")
+              .Help("Credentials for a backend obtained or refreshed (STS, metadata server, "
+                    "workload identity), by backend and result (ok, error).")
+              .Register(*registry_)),
+      backend_throttled_(prometheus::BuildCounter()
+                             .Name("credbroker_backend_throttled_total")
+                             .Help("Backend answers asking the broker to slow down "
+                                   "(ThrottlingException, HTTP 429), by backend.")
+                             .Register(*registry_)),
       keys_to_delete_(prometheus::BuildGauge()
                           .Name("credbroker_provider_keys_to_delete")
                           .Help("Keys the broker minted that left service at a provider without a "
@@ -415,6 +433,18 @@ void BrokerMetrics::ProbeResult(absl::string_view provider, absl::string_view pu
                                 absl::string_view result) {
   probes_children_.Get({provider, purpose, result}).Increment();
 }
+void BrokerMetrics::BackendPromoteFailing(absl::string_view provider, bool failing) {
+  backend_promote_failing_children_.Get({provider}).Set(failing ? 1 : 0);
+}
+
+void BrokerMetrics::TokenRefresh(absl::string_view source, absl::string_view result) {
+  token_refresh_children_.Get({source, result}).Increment();
+}
+
+void BrokerMetrics::Throttled(absl::string_view source) {
+  throttled_children_.Get({source}).Increment();
+}
+
 void BrokerMetrics::ProbeFailing(absl::string_view provider, bool failing) {
   probe_failing_children_.Get({provider}).Set(failing ? 1 : 0);
 }

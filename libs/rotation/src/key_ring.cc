@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "credbroker/core/ids.h"
@@ -11,6 +12,21 @@
 
 namespace credbroker::rotation {
 namespace {
+
+// `v` carrying what the backend now says of it (stage, labels, expiry): the same object when
+// nothing changed.
+std::shared_ptr<const KeyVersion> WithBackendView(std::shared_ptr<const KeyVersion> v,
+                                                  const secrets::VersionInfo& info) {
+  if (v->backend_stage == info.stage && v->backend_labels == info.labels &&
+      v->expires_at == info.expires_at) {
+    return v;
+  }
+  auto updated = std::make_shared<KeyVersion>(*v);
+  updated->backend_stage = info.stage;
+  updated->backend_labels = info.labels;
+  updated->expires_at = info.expires_at;
+  return updated;
+}
 
 // The metric reason for a backend error: the backend's own (e.g. "sealed") when it set one.
 std::string CodeReason(const absl::Status& s) {
@@ -250,7 +266,10 @@ absl::Status KeyRing::RefreshProvider(absl::string_view provider, secrets::Secre
     return s;
   }
   std::vector<Fetched> fetched;
-  for (const secrets::VersionInfo& info : *listed) {
+  const std::vector<secrets::VersionInfo> servable = ServableListing(
+      *std::move(listed),
+      [keys](absl::string_view version) { return keys->Find(version) != nullptr; }, clock_->Now());
+  for (const secrets::VersionInfo& info : servable) {
     Fetched f;
     f.info = info;
     const KeyVersion* known = keys->Find(info.version_id);
@@ -318,6 +337,9 @@ void KeyRing::Apply(const std::string& provider, absl::StatusOr<std::vector<Fetc
   // Validate what was listed; keep the last good material when a version turns bad.
   std::vector<std::shared_ptr<const KeyVersion>> valid;  // in listing order (oldest first)
   for (Fetched& f : *listing) {
+    absl::Cleanup backend_view = [&valid, n = valid.size(), &f] {
+      if (valid.size() > n) valid.back() = WithBackendView(std::move(valid.back()), f.info);
+    };
     if (!f.reuse && keys.retired.contains(absl::StrCat(f.info.version_id, "\x1f", f.fingerprint))) {
       continue;
     }

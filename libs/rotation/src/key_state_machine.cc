@@ -26,6 +26,23 @@ absl::StatusOr<const KeyVersion*> FindLive(const ProviderKeys& keys, absl::strin
   return v;
 }
 
+// The backend stages the version as pending (AWSPENDING): only the broker's own promotion, which
+// moves the backend's marker too, makes it CURRENT.
+bool HeldByBackend(const KeyVersion& v) {
+  return v.backend_stage == secrets::BackendStage::kPending;
+}
+
+int StageRank(secrets::BackendStage stage) {
+  switch (stage) {
+    case secrets::BackendStage::kCurrent:
+      return 1;
+    case secrets::BackendStage::kPending:
+      return 2;
+    default:
+      return 0;
+  }
+}
+
 // Watchers hear about the new CURRENT first, then what it replaced.
 void NewCurrentFirst(std::vector<KeyEvent>& events) {
   std::stable_partition(events.begin(), events.end(),
@@ -56,6 +73,20 @@ void Supersede(const KeyVersion& v, absl::Time now, Decision& d) {
   d.gone.push_back(&v);
 }
 
+std::vector<secrets::VersionInfo> ServableListing(
+    std::vector<secrets::VersionInfo> listed, const std::function<bool(absl::string_view)>& is_live,
+    absl::Time now) {
+  std::erase_if(listed, [&](const secrets::VersionInfo& v) {
+    return !v.ServableAt(now) ||
+           (v.stage == secrets::BackendStage::kDeprecated && !is_live(v.version_id));
+  });
+  std::stable_sort(listed.begin(), listed.end(),
+                   [](const secrets::VersionInfo& a, const secrets::VersionInfo& b) {
+                     return StageRank(a.stage) < StageRank(b.stage);
+                   });
+  return listed;
+}
+
 Decision DecideListing(const ProviderKeys& keys,
                        const std::vector<std::shared_ptr<const KeyVersion>>& listed, bool gated,
                        bool first_load, absl::Time now) {
@@ -76,10 +107,15 @@ Decision DecideListing(const ProviderKeys& keys,
     if (listed[i]->state == KeyState::kCurrent) cur = i;
   }
   if (!listed.empty() && (!gated || cur < 0)) {
-    cur = static_cast<int>(listed.size()) - 1;
+    // The newest version the backend does not hold back, or on a gated provider the newest of
+    // those that passed its probe.
+    cur = -1;
+    for (int i = static_cast<int>(listed.size()) - 1; i >= 0 && cur < 0; --i) {
+      if (!HeldByBackend(*listed[i])) cur = i;
+    }
     if (gated && !first_load) {
       for (int i = cur; i >= 0; --i) {
-        if (listed[i]->state != KeyState::kPending) {
+        if (listed[i]->state != KeyState::kPending && !HeldByBackend(*listed[i])) {
           cur = i;
           break;
         }
@@ -107,8 +143,10 @@ Decision DecideListing(const ProviderKeys& keys,
     if (i > cur) {
       // Newer than CURRENT with gated promotions: waits for its probe.
       if (!was_listed) {
-        d.events.push_back(
-            MakeEvent(KeyEvent::Type::kAdded, *v, now, "new version: waiting for its probe"));
+        d.events.push_back(MakeEvent(KeyEvent::Type::kAdded, *v, now,
+                                     HeldByBackend(*v)
+                                         ? "new version: held PENDING while the backend stages it"
+                                         : "new version: waiting for its probe"));
       }
       d.live.push_back(v);
       continue;

@@ -19,11 +19,17 @@ std::string VersionKey(absl::string_view provider, absl::string_view version) {
 }
 
 // The newest PENDING version (the list is oldest first), or null.
+// The PENDING version to probe next: the one the backend marks current (it is what the backend
+// serves: probed first), else the newest.
 std::shared_ptr<const KeyVersion> NewestPending(const ProviderKeys& keys) {
+  std::shared_ptr<const KeyVersion> newest;
   for (size_t i = keys.versions.size(); i-- > 0;) {
-    if (keys.versions[i]->state == KeyState::kPending) return keys.versions[i];
+    const auto& v = keys.versions[i];
+    if (v->state != KeyState::kPending) continue;
+    if (v->backend_stage == secrets::BackendStage::kCurrent) return v;
+    if (newest == nullptr) newest = v;
   }
-  return nullptr;
+  return newest;
 }
 
 }  // namespace
@@ -164,7 +170,7 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::TryPromote(
                               {"fingerprint", pending->fingerprint}});
     promote_attempts_.erase(id);
     if (metrics_ && spec.probe.enabled()) metrics_->ProbeFailing(spec.name, false);
-    return ring_->Promote(spec.name, pending->version_id, reason);
+    return PromoteEverywhere(spec, *pending, reason);
   }
   if (CalibrationOf(spec.name) == Calibration::kUnknown) Calibrate(spec, *keys);
   const Calibration cal = CalibrationOf(spec.name);
@@ -193,8 +199,8 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::TryPromote(
          {"probe", why}});
     promote_attempts_.erase(id);
     if (metrics_) metrics_->ProbeFailing(spec.name, false);
-    return ring_->Promote(spec.name, pending->version_id,
-                          absl::StrCat("single-key provider, probe inconclusive (", why, ")"));
+    return PromoteEverywhere(spec, *pending,
+                             absl::StrCat("single-key provider, probe inconclusive (", why, ")"));
   };
   if (cal != Calibration::kTrusted) {
     if (spec.single_key) {
@@ -225,9 +231,66 @@ absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::TryPromote(
   }
   promote_attempts_.erase(id);
   if (metrics_) metrics_->ProbeFailing(spec.name, false);
-  return ring_->Promote(
-      spec.name, pending->version_id,
+  absl::StatusOr<std::shared_ptr<const KeyVersion>> promoted = PromoteEverywhere(
+      spec, *pending,
       absl::StrCat(forced ? "forced rotation: " : "", "probe accepted (HTTP ", r.http_status, ")"));
+  if (!promoted.ok() && core::ReasonOf(promoted.status()) == "BACKEND_PROMOTE_FAILED") {
+    // The probe passed; only the backend's marker is missing: try again after the interval.
+    promote_attempts_[id].next = now + options_.probe_retry_interval;
+  }
+  return promoted;
+}
+
+absl::StatusOr<std::shared_ptr<const KeyVersion>> RotationEngine::PromoteEverywhere(
+    const providers::ProviderSpec& spec, const KeyVersion& version, absl::string_view reason) {
+  // The backend's marker first: if it cannot move, the broker does not promote either, so the two
+  // never disagree about which key is current.
+  if (absl::Status s = MoveBackendMarker(spec, version); !s.ok()) return s;
+  return ring_->Promote(spec.name, version.version_id, reason);
+}
+
+absl::Status RotationEngine::MoveBackendMarker(const providers::ProviderSpec& spec,
+                                               const KeyVersion& version) {
+  auto source = sources_.find(spec.name);
+  if (source == sources_.end() || version.backend_stage == secrets::BackendStage::kNone ||
+      version.backend_stage == secrets::BackendStage::kCurrent) {
+    return absl::OkStatus();  // no marker, or already there
+  }
+  absl::Status s = source->second->PromoteVersion(spec.secret_path, version.version_id);
+  if (metrics_) metrics_->BackendPromoteFailing(spec.name, !s.ok());
+  if (!s.ok()) {
+    core::LogError(
+        "cannot move the backend's current marker to the version being promoted: "
+        "not promoting; retried later",
+        {{"provider", spec.name},
+         {"key_version", version.version_id},
+         {"fingerprint", version.fingerprint},
+         {"source", source->second->name()},
+         {"error", s.ToString()}});
+    return core::WithReason(absl::UnavailableError(absl::StrCat(
+                                "source ", source->second->name(), ": cannot make ",
+                                version.version_id, " current in the backend: ", s.message())),
+                            "BACKEND_PROMOTE_FAILED");
+  }
+  core::LogInfo("backend's current marker moved", {{"provider", spec.name},
+                                                   {"key_version", version.version_id},
+                                                   {"source", source->second->name()}});
+  return absl::OkStatus();
+}
+
+void RotationEngine::SyncBackendMarker(const providers::ProviderSpec& spec,
+                                       const ProviderKeys& keys) {
+  // The backend marks as current a version that is no longer live here (the broker quarantined or
+  // rejected it, and promoted another): move the marker to the broker's CURRENT. A live version
+  // the backend marks current is one being probed: that is the broker's move to make.
+  if (keys.current == nullptr || keys.current->backend_stage == secrets::BackendStage::kNone ||
+      keys.current->backend_stage == secrets::BackendStage::kCurrent) {
+    return;
+  }
+  for (const auto& v : keys.versions) {
+    if (v->backend_stage == secrets::BackendStage::kCurrent) return;
+  }
+  (void)MoveBackendMarker(spec, *keys.current);
 }
 
 absl::StatusOr<std::string> RotationEngine::KeyApiCredential(const providers::ProviderSpec& spec) {
@@ -392,6 +455,9 @@ void RotationEngine::RunOnce() {
       Calibrate(spec, *keys);
     }
     if (spec.probe.enabled()) (void)TryPromote(spec, /*forced=*/false, /*skip_probe=*/false);
+    snap = ring_->Snapshot();
+    keys = snap->Find(spec.name);
+    SyncBackendMarker(spec, *keys);
     if (spec.mint == nullptr) continue;
     snap = ring_->Snapshot();
     keys = snap->Find(spec.name);

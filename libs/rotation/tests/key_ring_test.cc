@@ -187,6 +187,56 @@ TEST_F(KeyRingTest, VersionRemovedFromBackendIsRetired) {
   EXPECT_EQ(Keys("lumenfall").versions.size(), 1u);
 }
 
+TEST_F(KeyRingTest, DisabledOrExpiredVersionsAreNeverServed) {
+  const absl::Time now = clock_.Now();
+  source_.Put("lumenfall", "v1", kLmnV1);
+  source_.Put("lumenfall", "v2", kLmnV2);
+  // v2 is not valid yet (Azure nbf): v1 serves.
+  source_.SetValidity("lumenfall", "v2", true, now + absl::Hours(1), absl::InfiniteFuture());
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  EXPECT_EQ(Keys("lumenfall").Find("v2"), nullptr);
+
+  // Valid now, with an expiry: it serves, and no lease on it may outlive the expiry.
+  clock_.Advance(absl::Hours(1));
+  source_.SetValidity("lumenfall", "v2", true, now + absl::Hours(1), now + absl::Hours(5));
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v2");
+  EXPECT_EQ(Keys("lumenfall").current->expires_at, now + absl::Hours(5));
+  EXPECT_EQ(Keys("lumenfall").current->ValidUntil(), now + absl::Hours(5));
+
+  // Disabled in the backend (GCP DISABLED, Azure enabled=false): out of service at once.
+  source_.SetValidity("lumenfall", "v2", false, absl::InfinitePast(), absl::InfiniteFuture());
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "v1");
+  EXPECT_EQ(Keys("lumenfall").Find("v2"), nullptr);
+
+  // Expired: the same.
+  source_.SetValidity("lumenfall", "v1", true, absl::InfinitePast(), clock_.Now());
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current("lumenfall"), "");
+}
+
+TEST_F(KeyRingTest, TheBackendsStagesAreKeptOnTheVersions) {
+  source_.Put("lumenfall", "v1", kLmnV1);
+  source_.SetStage("lumenfall", "v1", secrets::BackendStage::kCurrent);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  std::shared_ptr<const KeyVersion> before = Keys("lumenfall").current;
+  EXPECT_EQ(before->backend_stage, secrets::BackendStage::kCurrent);
+  EXPECT_THAT(before->backend_labels, ::testing::ElementsAre("CURRENT"));
+  // A label moves without the content changing (same etag): the version is not fetched again,
+  // but its stage follows.
+  const int fetches = source_.fetch_calls();
+  source_.Put("lumenfall", "v2", kLmnV2);
+  source_.SetStage("lumenfall", "v2", secrets::BackendStage::kPending);
+  source_.SetStage("lumenfall", "v1", secrets::BackendStage::kPrevious);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(source_.fetch_calls(), fetches + 1);  // v2 only
+  EXPECT_EQ(Current("lumenfall"), "v1");          // v2 is held PENDING by the backend
+  EXPECT_EQ(Keys("lumenfall").current->backend_stage, secrets::BackendStage::kPrevious);
+  EXPECT_EQ(Keys("lumenfall").Find("v2")->state, KeyState::kPending);
+}
+
 TEST_F(KeyRingTest, OutageServesCachedKeysUntilMaxStalenessThenRecovers) {
   source_.Put("lumenfall", "v1", kLmnV1);
   ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());

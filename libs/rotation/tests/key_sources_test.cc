@@ -53,12 +53,18 @@ class KeySourcesTest : public ::testing::Test {
   secrets::SourceRegistry registry_;
   std::vector<testing::FakeSecretSource*> made_;
   core::FakeClock clock_;
+
+  secrets::SourceContext Context() {
+    secrets::SourceContext context;
+    context.clock = &clock_;
+    return context;
+  }
 };
 
 TEST_F(KeySourcesTest, EachProviderGetsItsSourcesStalenessAndRefresher) {
   auto catalog = providers::ProviderCatalog::FromConfig(config_);
   ASSERT_THAT(catalog, IsOk());
-  auto sources = KeySources::FromConfig(config_, *catalog, registry_, {&clock_});
+  auto sources = KeySources::FromConfig(config_, *catalog, registry_, Context());
   ASSERT_THAT(sources, IsOk());
   ASSERT_EQ(made_.size(), 2u);
   EXPECT_THAT(
@@ -76,7 +82,7 @@ TEST_F(KeySourcesTest, ASourceWithoutAFactoryIsAnError) {
   config_.mutable_sources(1)->mutable_vault();  // no vault factory registered here
   auto catalog = providers::ProviderCatalog::FromConfig(config_);
   ASSERT_THAT(catalog, IsOk());
-  EXPECT_THAT(KeySources::FromConfig(config_, *catalog, registry_, {&clock_}).status(),
+  EXPECT_THAT(KeySources::FromConfig(config_, *catalog, registry_, Context()).status(),
               StatusIs(absl::StatusCode::kNotFound));
 }
 

@@ -2,6 +2,7 @@
 // a provider's versions, an input and a time, and nothing else.
 #include "credbroker/rotation/key_state_machine.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -22,11 +23,15 @@ const absl::Time kNow = absl::FromUnixSeconds(1'800'000'000);
 constexpr absl::Duration kOverlap = absl::Hours(24 * 7);
 constexpr absl::Duration kGrace = absl::Hours(24);
 
+using secrets::BackendStage;
+
 struct V {
   std::string id;
   KeyState state;
   absl::Time retires_at = absl::InfiniteFuture();
+  BackendStage stage = BackendStage::kNone;
 };
+constexpr absl::Time kNoRetire = absl::InfiniteFuture();
 
 class Keys {
  public:
@@ -43,6 +48,7 @@ class Keys {
       kv->fingerprint = "fp-" + v.id;
       kv->state = v.state;
       kv->retires_at = v.retires_at;
+      kv->backend_stage = v.stage;
       if (v.state == KeyState::kCurrent) keys_.current = kv;
       keys_.versions.push_back(std::move(kv));
     }
@@ -180,6 +186,62 @@ TEST(KeyStateMachineTest, Listing) {
        "v3->CURRENT v1->PREVIOUS v2->RETIRED",
        "v2",
        ""},
+      {"staged backend, first load: the backend's PENDING is held, its CURRENT serves",
+       {},
+       {{"v1", KeyState::kPending, kNoRetire, BackendStage::kPrevious},
+        {"v2", KeyState::kPending, kNoRetire, BackendStage::kCurrent},
+        {"v3", KeyState::kPending, kNoRetire, BackendStage::kPending}},
+       true,
+       true,
+       false,
+       "v1:PREVIOUS v2:CURRENT* v3:PENDING",
+       "v1->PREVIOUS v2->CURRENT v3->PENDING",
+       "",
+       ""},
+      {"staged backend, no probe: a backend PENDING is still held (only the backend's CURRENT "
+       "is promoted by a listing)",
+       {{"v1", KeyState::kCurrent, kNoRetire, BackendStage::kCurrent}},
+       {{"v1", KeyState::kCurrent, kNoRetire, BackendStage::kCurrent},
+        {"v2", KeyState::kPending, kNoRetire, BackendStage::kPending}},
+       false,
+       false,
+       false,
+       "v1:CURRENT* v2:PENDING",
+       "v2->PENDING",
+       "",
+       ""},
+      {"staged backend, no probe: the backend moved CURRENT, the broker follows",
+       {{"v1", KeyState::kCurrent, kNoRetire, BackendStage::kCurrent}},
+       {{"v1", KeyState::kCurrent, kNoRetire, BackendStage::kPrevious},
+        {"v2", KeyState::kPending, kNoRetire, BackendStage::kCurrent}},
+       false,
+       false,
+       false,
+       "v1:PREVIOUS v2:CURRENT*",
+       "v2->CURRENT v1->PREVIOUS",
+       "",
+       ""},
+      {"staged backend, gated: a new backend CURRENT waits for its probe",
+       {{"v1", KeyState::kCurrent, kNoRetire, BackendStage::kCurrent}},
+       {{"v1", KeyState::kCurrent, kNoRetire, BackendStage::kPrevious},
+        {"v2", KeyState::kPending, kNoRetire, BackendStage::kCurrent}},
+       true,
+       false,
+       false,
+       "v1:CURRENT* v2:PENDING",
+       "v2->PENDING",
+       "",
+       ""},
+      {"staged backend, only a held version: no key",
+       {},
+       {{"v1", KeyState::kPending, kNoRetire, BackendStage::kPending}},
+       false,
+       true,
+       false,
+       "v1:PENDING",
+       "v1->PENDING",
+       "",
+       ""},
       {"nothing listed: no key",
        {{"v1", KeyState::kCurrent}},
        {},
@@ -200,6 +262,63 @@ TEST(KeyStateMachineTest, Listing) {
     EXPECT_EQ(Events(d), c.events);
     EXPECT_EQ(Gone(d), c.gone);
     EXPECT_EQ(Removed(d), c.removed);
+  }
+}
+
+struct ServableCase {
+  const char* name;
+  std::vector<secrets::VersionInfo> listed;
+  std::vector<std::string> live;  // versions the ring serves now
+  const char* expected;           // ids in the order DecideListing will read them
+};
+
+secrets::VersionInfo Info(const std::string& id, BackendStage stage = BackendStage::kNone,
+                          bool enabled = true, absl::Time not_before = absl::InfinitePast(),
+                          absl::Time expires_at = absl::InfiniteFuture()) {
+  secrets::VersionInfo info;
+  info.version_id = id;
+  info.stage = stage;
+  info.enabled = enabled;
+  info.not_before = not_before;
+  info.expires_at = expires_at;
+  return info;
+}
+
+TEST(KeyStateMachineTest, ServableListing) {
+  const std::vector<ServableCase> cases = {
+      {"a backend without stages keeps its order", {Info("1"), Info("2"), Info("3")}, {}, "1 2 3"},
+      {"disabled versions are left out",
+       {Info("1"), Info("2", BackendStage::kNone, false)},
+       {},
+       "1"},
+      {"expired and not-yet-valid versions are left out",
+       {Info("1", BackendStage::kNone, true, absl::InfinitePast(), kNow),
+        Info("2", BackendStage::kNone, true, kNow + absl::Seconds(1)),
+        Info("3", BackendStage::kNone, true, kNow - absl::Seconds(1), kNow + absl::Seconds(1))},
+       {},
+       "3"},
+      {"stages order the listing: previous and deprecated, current, pending",
+       {Info("p", BackendStage::kPending), Info("c", BackendStage::kCurrent),
+        Info("o", BackendStage::kPrevious), Info("d", BackendStage::kDeprecated)},
+       {"d"},
+       "o d c p"},
+      {"a deprecated version is kept only while the broker serves it",
+       {Info("d1", BackendStage::kDeprecated), Info("d2", BackendStage::kDeprecated),
+        Info("c", BackendStage::kCurrent)},
+       {"d2"},
+       "d2 c"},
+  };
+  for (const ServableCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::vector<secrets::VersionInfo> out = ServableListing(
+        c.listed,
+        [&c](absl::string_view id) {
+          return std::find(c.live.begin(), c.live.end(), id) != c.live.end();
+        },
+        kNow);
+    std::vector<std::string> ids;
+    for (const auto& v : out) ids.push_back(v.version_id);
+    EXPECT_EQ(absl::StrJoin(ids, " "), c.expected);
   }
 }
 

@@ -487,4 +487,138 @@ TEST_F(RotationEngineTest, OnlyTheLeaderRotatesAndANewLeaderStartsAtOnce) {
 }
 
 }  // namespace
+// Puts a version with the backend's stage, then (unless told not to) refreshes the ring.
+class StagedBackendTest : public RotationEngineTest {
+ protected:
+  void StageAs(const std::string& version, const std::string& key, secrets::BackendStage stage,
+               bool refresh = true) {
+    source_.Put("lumenfall", version, key);
+    source_.SetStage("lumenfall", version, stage);
+    if (refresh) {
+      ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+    }
+  }
+};
+
+// A backend that stages versions itself (AWS): the broker probes the backend's PENDING version,
+// moves the backend's current marker with the promotion, and promotes nothing while the marker
+// cannot move (a gauge says so, and it is retried).
+TEST_F(StagedBackendTest, PromotionMovesTheBackendsCurrentMarkerOrWaits) {
+  Build(/*minted=*/false);
+  source_.SetStaged(true);
+  const std::string k1 = LmnKey("one");
+  const std::string k2 = LmnKey("two");
+  const std::string k3 = LmnKey("six");
+  provider_.Issue(k1);
+  provider_.Issue(k2);
+  provider_.Issue(k3);
+  Day(0);
+  StageAs("v1", k1, secrets::BackendStage::kCurrent, /*refresh=*/false);
+  StageAs("v2", k2, secrets::BackendStage::kPending);
+  EXPECT_EQ(Current(), "v1");
+  EXPECT_EQ(StateOf("v2"), KeyState::kPending);
+
+  Pass();
+  EXPECT_EQ(Current(), "v2");
+  EXPECT_EQ(source_.promote_calls(), 1);
+  auto listed = source_.ListVersions("lumenfall");
+  ASSERT_THAT(listed, IsOk());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].stage, secrets::BackendStage::kPrevious);
+  EXPECT_EQ((*listed)[1].stage, secrets::BackendStage::kCurrent);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Keys().current->backend_stage, secrets::BackendStage::kCurrent);
+
+  // The next version passes its probe, but the backend refuses to move its marker.
+  StageAs("v3", k3, secrets::BackendStage::kPending);
+  source_.FailPromote(absl::PermissionDeniedError("not authorized: UpdateSecretVersionStage"));
+  Pass();
+  EXPECT_EQ(Current(), "v2");
+  EXPECT_EQ(StateOf("v3"), KeyState::kPending);
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_backend_promote_failing{provider="lumenfall"} 1)"));
+  EXPECT_THAT(Logs(), HasSubstr("cannot move the backend's current marker"));
+  // Not again before the retry interval.
+  const int calls = source_.promote_calls();
+  Pass();
+  EXPECT_EQ(source_.promote_calls(), calls);
+
+  source_.FailPromote(absl::OkStatus());
+  clock_.Advance(absl::Minutes(6));
+  Pass();
+  EXPECT_EQ(Current(), "v3");
+  EXPECT_EQ(StateOf("v2"), KeyState::kPrevious);
+  EXPECT_THAT(Scrape(), HasSubstr(R"(credbroker_backend_promote_failing{provider="lumenfall"} 0)"));
+}
+
+// A version the backend marks current is probed before any newer one, and a listing alone never
+// makes it CURRENT on a gated provider.
+TEST_F(StagedBackendTest, TheBackendsCurrentVersionIsProbedFirst) {
+  Build(/*minted=*/false);
+  source_.SetStaged(true);
+  const std::string k1 = LmnKey("one");
+  const std::string k2 = LmnKey("two");
+  const std::string k3 = LmnKey("six");
+  provider_.Issue(k1);
+  provider_.Issue(k2);
+  Day(0);
+  StageAs("v1", k1, secrets::BackendStage::kCurrent);
+  ASSERT_EQ(Current(), "v1");
+  // An operator put v2 as AWSCURRENT (the CLI's default) and v3 as AWSPENDING; v3 is invalid.
+  source_.Put("lumenfall", "v2", k2);
+  source_.Put("lumenfall", "v3", k3);
+  source_.SetStage("lumenfall", "v1", secrets::BackendStage::kPrevious);
+  source_.SetStage("lumenfall", "v2", secrets::BackendStage::kCurrent);
+  source_.SetStage("lumenfall", "v3", secrets::BackendStage::kPending);
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  EXPECT_EQ(Current(), "v1");
+  EXPECT_EQ(StateOf("v2"), KeyState::kPending);
+  Pass();
+  EXPECT_EQ(Current(), "v2");
+  EXPECT_EQ(StateOf("v3"), KeyState::kPending);
+}
+
+// After a quarantine the backend still marks the quarantined version current: the broker moves
+// the marker to the version it promoted instead.
+TEST_F(StagedBackendTest, AfterAQuarantineTheBackendsMarkerFollowsTheBroker) {
+  Build(/*minted=*/false);
+  source_.SetStaged(true);
+  const std::string k1 = LmnKey("one");
+  const std::string k2 = LmnKey("two");
+  provider_.Issue(k1);
+  provider_.Issue(k2);
+  Day(0);
+  StageAs("v1", k1, secrets::BackendStage::kCurrent);
+  StageAs("v2", k2, secrets::BackendStage::kPending);
+  Pass();
+  ASSERT_EQ(Current(), "v2");
+  ASSERT_THAT(ring_->RefreshProvider("lumenfall", source_), IsOk());
+  ASSERT_THAT(ring_->Quarantine("lumenfall", "v2", "leaked", "v1"), IsOk());
+  EXPECT_EQ(Current(), "v1");
+  Pass();
+  auto listed = source_.ListVersions("lumenfall");
+  ASSERT_THAT(listed, IsOk());
+  EXPECT_EQ((*listed)[0].version_id, "v1");
+  EXPECT_EQ((*listed)[0].stage, secrets::BackendStage::kCurrent);
+}
+
+// Minted rotation on a staged backend: the new key is written as the backend's PENDING version,
+// and its promotion makes it the backend's current one.
+TEST_F(StagedBackendTest, AMintedKeyIsWrittenPendingAndPromotedInTheBackend) {
+  Build(/*minted=*/true);
+  source_.SetStaged(true);
+  const std::string k1 = LmnKey("one");
+  provider_.Issue(k1);
+  Day(0);
+  StageAs("v1", k1, secrets::BackendStage::kCurrent);
+  Day(30);
+  Pass();
+  EXPECT_EQ(Current(), "w1");
+  auto listed = source_.ListVersions("lumenfall");
+  ASSERT_THAT(listed, IsOk());
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].stage, secrets::BackendStage::kPrevious);
+  EXPECT_EQ((*listed)[1].version_id, "w1");
+  EXPECT_EQ((*listed)[1].stage, secrets::BackendStage::kCurrent);
+}
+
 }  // namespace credbroker::rotation

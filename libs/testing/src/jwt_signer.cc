@@ -22,6 +22,18 @@ struct JwtKey::Impl {
 
 std::string Base64Url(absl::string_view data) { return absl::WebSafeBase64Escape(data); }
 
+std::string JwtKey::PublicKeyPem() const {
+  BIO* bio = BIO_new(BIO_s_mem());
+  std::string pem;
+  if (bio != nullptr && PEM_write_bio_PUBKEY(bio, impl_->key) == 1) {
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio, &data);  // NOLINT(google-runtime-int): OpenSSL's type
+    if (len > 0) pem.assign(data, static_cast<size_t>(len));
+  }
+  BIO_free(bio);
+  return pem;
+}
+
 namespace {
 
 std::string BnParam(EVP_PKEY* key, const char* name) {

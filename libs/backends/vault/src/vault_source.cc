@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <optional>
+#include <regex>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -103,21 +104,62 @@ std::string JsonString(absl::string_view s) {
   return out;
 }
 
+std::vector<core::FieldError> ValidateVault(const v1::VaultSourceConfig& v) {
+  std::vector<core::FieldError> errors;
+  if (v.address().rfind("https://", 0) != 0 && v.address().rfind("http://", 0) != 0) {
+    errors.push_back({"address", "required: https://HOST:PORT"});
+  }
+  static const std::regex* const kPath = new std::regex("[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*");
+  if (!v.mount().empty() && !std::regex_match(v.mount(), *kPath)) {
+    errors.push_back({"mount", "must be a Vault path such as \"secret\""});
+  }
+  if (!v.path_prefix().empty() && (!std::regex_match(v.path_prefix(), *kPath) ||
+                                   v.path_prefix().find("..") != std::string::npos)) {
+    errors.push_back({"path_prefix", "must be a Vault path such as \"credbroker/prod\""});
+  }
+  if (v.max_attempts() < 0 || v.max_attempts() > 10) {
+    errors.push_back({"max_attempts", "must be between 1 and 10"});
+  }
+  const v1::VaultAuthConfig& a = v.auth();
+  switch (a.method_case()) {
+    case v1::VaultAuthConfig::kToken:
+      if (a.token().token_file().empty() == a.token().token_env().empty()) {
+        errors.push_back({"auth.token", "set exactly one of token_file, token_env"});
+      }
+      break;
+    case v1::VaultAuthConfig::kKubernetes:
+      if (a.kubernetes().role().empty()) errors.push_back({"auth.kubernetes.role", "required"});
+      break;
+    case v1::VaultAuthConfig::kApprole:
+      if (a.approle().role_id().empty()) errors.push_back({"auth.approle.role_id", "required"});
+      if (a.approle().secret_id_file().empty()) {
+        errors.push_back({"auth.approle.secret_id_file", "required"});
+      }
+      break;
+    default:
+      errors.push_back({"auth", "one method must be set (token, kubernetes, approle)"});
+  }
+  return errors;
+}
+
 class VaultSourceFactory final : public secrets::SourceFactory {
  public:
   absl::string_view type() const override { return "vault"; }
   absl::StatusOr<std::unique_ptr<secrets::SecretSource>> Create(
       const v1::SourceConfig& config, const secrets::SourceContext& context) override {
     const v1::VaultSourceConfig& v = config.vault();
-    auto transport = http::CurlHttpClient::Create(
+    auto transport = context.MakeHttpClient(
         http::TlsOptions{v.ca_file(), v.client_cert_file(), v.client_key_file()});
     if (!transport.ok()) {
       return core::Annotate(transport.status(), absl::StrCat("source ", config.name()));
     }
     auto source = VaultSecretSource::Create(config.name(), v, std::move(*transport), context.clock,
-                                            http::Sleeper::Real());
+                                            context.SleeperOrReal());
     if (!source.ok()) return source.status();
     return std::unique_ptr<secrets::SecretSource>(std::move(*source));
+  }
+  std::vector<core::FieldError> Validate(const v1::SourceConfig& config) const override {
+    return ValidateVault(config.vault());
   }
 };
 

@@ -5,6 +5,7 @@
 #include "absl/algorithm/container.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "credbroker/config/config.h"
 #include "credbroker/core/ids.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/testing/broker_process.h"
@@ -536,12 +537,69 @@ TEST(VaultSourceFactoryTest, BuildsFromConfigAndRejectsUnreadableCa) {
   config.mutable_vault()->set_address("https://vault.example:8200");
   config.mutable_vault()->mutable_auth()->mutable_token()->set_token_env("VAULT_TOKEN");
   core::FakeClock clock;
-  auto ok = factory->Create(config, secrets::SourceContext{&clock});
+  secrets::SourceContext context;
+  context.clock = &clock;
+  auto ok = factory->Create(config, context);
   ASSERT_THAT(ok, IsOk());
   EXPECT_EQ((*ok)->type(), "vault");
   config.mutable_vault()->set_ca_file("/nonexistent/ca.pem");
-  EXPECT_THAT(factory->Create(config, secrets::SourceContext{&clock}),
+  EXPECT_THAT(factory->Create(config, context),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ca.pem")));
+}
+
+// The vault block is the vault factory's to check; through the config loader each error names
+// its field and line.
+absl::Status ValidateWithVault(const std::string& yaml) {
+  secrets::SourceRegistry registry;
+  registry.Register(MakeVaultSourceFactory());
+  auto parsed = config::ParseYaml(yaml, "test.yaml");
+  if (!parsed.ok()) return parsed.status();
+  return config::Validate(*parsed, "test.yaml",
+                          [&registry](const v1::BrokerConfig& c) { return registry.Validate(c); });
+}
+
+TEST(VaultSourceFactoryTest, VaultBlockIsValidatedPrecisely) {
+  EXPECT_THAT(ValidateWithVault(R"(sources:
+  - name: vault
+    vault:
+      address: vault.example:8200
+      auth: {}
+providers: [{name: lumenfall}]
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("test.yaml:4: sources[0].vault.address"),
+                             HasSubstr("test.yaml:5: sources[0].vault.auth: one method"))));
+  EXPECT_THAT(ValidateWithVault(R"(sources:
+  - name: vault
+    vault:
+      address: https://vault.example:8200
+      path_prefix: ../escape
+      auth:
+        kubernetes: {}
+providers: [{name: lumenfall}]
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("sources[0].vault.path_prefix"),
+                             HasSubstr("sources[0].vault.auth.kubernetes.role: required"))));
+  EXPECT_THAT(ValidateWithVault(R"(sources:
+  - name: vault
+    vault:
+      address: https://vault.example:8200
+      auth:
+        token: {token_file: a, token_env: B}
+providers: [{name: lumenfall}]
+)"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("sources[0].vault.auth.token: set exactly one")));
+  // Create checks the block too: a source is never built from a block that does not validate.
+  v1::SourceConfig bad;
+  bad.set_name("prod");
+  bad.mutable_vault()->set_address("vault.example:8200");
+  secrets::SourceRegistry registry;
+  registry.Register(MakeVaultSourceFactory());
+  EXPECT_THAT(registry.Create(bad, secrets::SourceContext{}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("address: required"), HasSubstr("auth: one method"))));
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include "credbroker/leasing/lease_stats.h"
 #include "credbroker/rotation/rotation_stats.h"
 #include "credbroker/rpc/rpc_stats.h"
+#include "credbroker/secrets/secret_source.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -87,12 +88,14 @@ class ChildCache {
 };
 
 // One Prometheus implementation of every component's stats interface: each component sees only
-// its own (leasing::LeaseStats, rotation::RotationStats, anomaly::AnomalyStats, rpc::RpcStats).
+// its own (leasing::LeaseStats, rotation::RotationStats, anomaly::AnomalyStats, rpc::RpcStats,
+// secrets::SourceStats).
 class BrokerMetrics final : public anomaly::AnomalyStats,
                             public identity::AuditStats,
                             public leasing::LeaseStats,
                             public rotation::RotationStats,
-                            public rpc::RpcStats {
+                            public rpc::RpcStats,
+                            public secrets::SourceStats {
  public:
   explicit BrokerMetrics(std::shared_ptr<prometheus::Registry> registry);
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
@@ -138,6 +141,7 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   void ProbeResult(absl::string_view provider, absl::string_view purpose,
                    absl::string_view result) override;
   void ProbeFailing(absl::string_view provider, bool failing) override;
+  void BackendPromoteFailing(absl::string_view provider, bool failing) override;
   void ProbeCalibrated(absl::string_view provider, bool calibrated) override;
   void KeyQuarantined(absl::string_view provider, absl::string_view reason) override;
   void MintFailure(absl::string_view provider, absl::string_view operation) override;
@@ -159,6 +163,10 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   void AnomalyScore(absl::string_view caller, absl::string_view provider, double score) override;
   void SuspendedCallers(absl::string_view provider, double count) override;
   void LearningUntil(absl::Time until) override;
+
+  // secrets::SourceStats
+  void TokenRefresh(absl::string_view source, absl::string_view result) override;
+  void Throttled(absl::string_view source) override;
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -184,6 +192,9 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   prometheus::Family<prometheus::Counter>& transitions_;
   prometheus::Family<prometheus::Counter>& probes_;
   prometheus::Family<prometheus::Gauge>& probe_failing_;
+  prometheus::Family<prometheus::Gauge>& backend_promote_failing_;
+  prometheus::Family<prometheus::Counter>& backend_token_refreshes_;
+  prometheus::Family<prometheus::Counter>& backend_throttled_;
   prometheus::Family<prometheus::Gauge>& keys_to_delete_;
   prometheus::Family<prometheus::Gauge>& probe_calibrated_;
   prometheus::Family<prometheus::Counter>& quarantines_;
@@ -221,6 +232,11 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   ChildCache<prometheus::Counter> transitions_children_{transitions_, {"provider", "state"}};
   ChildCache<prometheus::Counter> probes_children_{probes_, {"provider", "purpose", "result"}};
   ChildCache<prometheus::Gauge> probe_failing_children_{probe_failing_, {"provider"}};
+  ChildCache<prometheus::Gauge> backend_promote_failing_children_{backend_promote_failing_,
+                                                                  {"provider"}};
+  ChildCache<prometheus::Counter> token_refresh_children_{backend_token_refreshes_,
+                                                          {"backend", "result"}};
+  ChildCache<prometheus::Counter> throttled_children_{backend_throttled_, {"backend"}};
   ChildCache<prometheus::Gauge> keys_to_delete_children_{keys_to_delete_, {"provider"}};
   ChildCache<prometheus::Gauge> probe_calibrated_children_{probe_calibrated_, {"provider"}};
   ChildCache<prometheus::Counter> quarantines_children_{quarantines_, {"provider", "reason"}};

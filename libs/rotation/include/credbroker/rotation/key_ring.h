@@ -16,6 +16,7 @@
 // concurrent use.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -59,7 +60,15 @@ struct KeyVersion {
   absl::Time created_at = absl::InfinitePast();
   // End of validity for PREVIOUS versions; InfiniteFuture otherwise.
   absl::Time retires_at = absl::InfiniteFuture();
+  // The backend's own view (secrets::VersionInfo): its stage and labels, and the end of the
+  // validity it gives the version (Azure `exp`; InfiniteFuture when it sets none).
+  secrets::BackendStage backend_stage = secrets::BackendStage::kNone;
+  std::vector<std::string> backend_labels;
+  absl::Time expires_at = absl::InfiniteFuture();
   std::shared_ptr<const core::SecretBytes> material;
+
+  // No lease on this version may outlive this: its retire time or the backend's expiry.
+  absl::Time ValidUntil() const { return std::min(retires_at, expires_at); }
 };
 
 // The permissions `v` carries: its own scopes, else its line's configured ones (empty: unknown).

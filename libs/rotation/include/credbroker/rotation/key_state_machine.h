@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,11 +45,23 @@ struct Decision {
   std::vector<Waiting> waiting;
 };
 
+// What of a backend's listing (oldest first) can be served at `now`, in the order DecideListing
+// reads as oldest → newest. Left out: versions the backend disabled or whose validity window
+// (not_before, expires_at) excludes `now` — a live one among them retires as removed from the
+// backend — and deprecated ones (a staged backend's versions with no stage) unless `is_live`
+// (the broker keeps serving a PREVIOUS whose AWSPREVIOUS label moved on, but never adopts an old
+// version). A staged backend's versions are ordered by stage: PREVIOUS and deprecated, then
+// CURRENT, then PENDING, so the backend's CURRENT is the newest version it does not hold back.
+std::vector<secrets::VersionInfo> ServableListing(
+    std::vector<secrets::VersionInfo> listed, const std::function<bool(absl::string_view)>& is_live,
+    absl::Time now);
+
 // A refresh: `listed` are the versions the backend lists now (oldest first, each with the state
 // the ring knows or restored, PENDING when new). Versions no longer listed are retired. CURRENT
 // stays where it is while listed; otherwise, or when promotions are not `gated` (no probe), the
 // newest version becomes CURRENT — on a gated provider the newest one that is not PENDING, except
-// on the `first_load`, which trusts what the backend has. Versions newer than CURRENT wait
+// on the `first_load`, which trusts what the backend has. A version the backend holds back
+// (BackendStage::kPending) never becomes CURRENT here. Versions newer than CURRENT wait
 // (PENDING); older ones are demoted (PREVIOUS, or RETIRED for a single-key provider) or, when
 // PENDING and already known, superseded.
 Decision DecideListing(const ProviderKeys& keys,

@@ -1,6 +1,9 @@
 // RotationEngine drives key versions through their lives beyond what the secret source says:
-//  - probes a provider's newest PENDING version and promotes it when the provider accepts it
-//    (a failed probe keeps the old key CURRENT, sets credbroker_probe_failing and is retried);
+//  - probes a provider's newest PENDING version (the one the backend marks current first) and
+//    promotes it when the provider accepts it (a failed probe keeps the old key CURRENT, sets
+//    credbroker_probe_failing and is retried); a backend with a current marker (AWS AWSCURRENT)
+//    has it moved first, and a promotion whose marker cannot move waits
+//    (credbroker_backend_promote_failing) and is retried, so broker and backend agree;
 //  - calibrates each probe once with a deliberately invalid key, and promotes nothing on an
 //    uncalibrated probe's word (an operator can force with RotateNow(skip_probe));
 //  - for minted providers, creates a new key through the provider's key API when the CURRENT one
@@ -125,6 +128,17 @@ class RotationEngine {
   // Probes the newest PENDING version and promotes it when accepted (or when skip_probe).
   absl::StatusOr<std::shared_ptr<const KeyVersion>> TryPromote(const providers::ProviderSpec& spec,
                                                                bool forced, bool skip_probe)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_);
+  // Moves the backend's current marker (SecretSource::PromoteVersion), then promotes in the ring;
+  // UNAVAILABLE (BACKEND_PROMOTE_FAILED) without promoting when the marker cannot move.
+  absl::StatusOr<std::shared_ptr<const KeyVersion>> PromoteEverywhere(
+      const providers::ProviderSpec& spec, const KeyVersion& version, absl::string_view reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_);
+  absl::Status MoveBackendMarker(const providers::ProviderSpec& spec, const KeyVersion& version)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_);
+  // After a quarantine the backend may still mark the quarantined version current: moves the
+  // marker to the broker's CURRENT (retried every pass until it succeeds).
+  void SyncBackendMarker(const providers::ProviderSpec& spec, const ProviderKeys& keys)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_);
   // Creates a key at the provider and stores it in the source; the new version is PENDING after.
   absl::Status Mint(const providers::ProviderSpec& spec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(work_mu_);

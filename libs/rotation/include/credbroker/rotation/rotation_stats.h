@@ -43,6 +43,9 @@ class RotationStats {
                            absl::string_view result) = 0;
   // True while the newest PENDING version failed (or could not get) its probe.
   virtual void ProbeFailing(absl::string_view provider, bool failing) = 0;
+  // True while a promotion waits because the backend's current marker could not be moved to the
+  // new version (SecretSource::PromoteVersion failed).
+  virtual void BackendPromoteFailing(absl::string_view provider, bool failing) = 0;
   // True once the probe was seen to reject a deliberately invalid key.
   virtual void ProbeCalibrated(absl::string_view provider, bool calibrated) = 0;
   // reason: operator, revoked_at_provider.

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,16 +19,42 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "credbroker/core/clock.h"
+#include "credbroker/core/field_error.h"
 #include "credbroker/core/secret_bytes.h"
+#include "credbroker/http/http_client.h"
 #include "credbroker/v1/config.pb.h"
 
 namespace credbroker::secrets {
+
+// A version's place in a backend that stages versions itself (AWS Secrets Manager's staging
+// labels). The key ring honours it: a kPending version is held PENDING (never made CURRENT by a
+// listing, only by the broker's own promotion, which moves the backend's marker too); a kCurrent
+// version is the one to serve, probed first when the broker has not promoted it yet; a
+// kDeprecated one is kept only while the broker already serves it (never newly adopted).
+enum class BackendStage {
+  kNone,        // the backend has no stages (file, vault, gcp, azure)
+  kCurrent,     // AWSCURRENT
+  kPrevious,    // AWSPREVIOUS
+  kPending,     // AWSPENDING
+  kDeprecated,  // a staged backend's version without one of the three
+};
+absl::string_view BackendStageName(BackendStage stage);
 
 struct VersionInfo {
   std::string version_id;
   // Changes whenever the version's content may have changed (for immutable backends: empty).
   std::string etag;
   absl::Time created_at = absl::InfinitePast();
+  BackendStage stage = BackendStage::kNone;
+  // The backend's own labels, verbatim (AWS VersionStages), for operators.
+  std::vector<std::string> labels;
+  // Disabled (GCP DISABLED, Azure attributes.enabled=false) or outside its validity window
+  // (Azure nbf/exp): never served.
+  bool enabled = true;
+  absl::Time not_before = absl::InfinitePast();
+  absl::Time expires_at = absl::InfiniteFuture();
+
+  bool ServableAt(absl::Time now) const { return enabled && not_before <= now && now < expires_at; }
 };
 
 struct SecretVersion {
@@ -59,6 +86,14 @@ class SecretSource {
     return absl::UnimplementedError(std::string(type()) + " source cannot write versions");
   }
 
+  // Moves the backend's "current" marker to `version_id` when the broker promotes it, so the
+  // backend and the broker never disagree about which key is current (AWS: AWSCURRENT moves from
+  // the version that holds it, which gets AWSPREVIOUS). Succeeds when `version_id` already holds
+  // the marker. Default: the backend has no marker, nothing to move.
+  virtual absl::Status PromoteVersion(absl::string_view path, absl::string_view version_id) {
+    return absl::OkStatus();
+  }
+
   // A file descriptor that becomes readable when the backend may have changed, for sources that
   // get change notifications (the file source uses inotify); -1 means "poll". After it fires,
   // call DrainChanges().
@@ -66,9 +101,36 @@ class SecretSource {
   virtual void DrainChanges() {}
 };
 
+// What a backend counts about its own credentials and its backend's answers (metrics::BrokerMetrics
+// implements it over Prometheus). Labels are source names (configured, bounded).
+class SourceStats {
+ public:
+  virtual ~SourceStats() = default;
+  // A credential for the backend was obtained or refreshed (result: ok, error).
+  virtual void TokenRefresh(absl::string_view source, absl::string_view result) = 0;
+  // The backend asked us to slow down (AWS ThrottlingException, HTTP 429).
+  virtual void Throttled(absl::string_view source) = 0;
+};
+
 // What a factory may hand to the source it builds. No globals: everything comes from here.
 struct SourceContext {
   const core::Clock* clock = nullptr;
+  // Waits between retries; tests pass one that records the sequence.
+  http::Sleeper* sleeper = nullptr;
+  // Builds the HTTP transport to the backend (tests may hand a fake). Unset: libcurl.
+  std::function<absl::StatusOr<std::unique_ptr<http::HttpClient>>(const http::TlsOptions&)>
+      http_client;
+  // Unset: nothing counted.
+  SourceStats* stats = nullptr;
+  // The process environment (AWS_*, AZURE_*, GCE_METADATA_HOST); tests substitute a map.
+  // Unset: getenv.
+  std::function<std::optional<std::string>(absl::string_view)> env;
+
+  // The fields above, with the real implementation where one is unset.
+  absl::StatusOr<std::unique_ptr<http::HttpClient>> MakeHttpClient(
+      const http::TlsOptions& tls) const;
+  http::Sleeper* SleeperOrReal() const;
+  std::optional<std::string> Env(absl::string_view name) const;
 };
 
 class SourceFactory {
@@ -78,6 +140,11 @@ class SourceFactory {
   virtual absl::string_view type() const = 0;
   virtual absl::StatusOr<std::unique_ptr<SecretSource>> Create(const v1::SourceConfig& config,
                                                                const SourceContext& context) = 0;
+  // The errors in this backend's own block of `config`, with field paths relative to the block
+  // ("auth.token"). Run by `credbroker --check-config` and at start, before Create.
+  virtual std::vector<core::FieldError> Validate(const v1::SourceConfig& config) const {
+    return {};
+  }
 };
 
 // Backend factories by type. Registration is explicit (RegisterBuiltinBackends), never static.
@@ -88,6 +155,9 @@ class SourceRegistry {
   absl::StatusOr<std::unique_ptr<SecretSource>> Create(const v1::SourceConfig& config,
                                                        const SourceContext& context) const;
   std::vector<std::string> types() const;
+  // Every source's backend block checked by its factory, with paths from the config's root
+  // ("sources[1].vault.address"); a backend with no factory here is an error of its own.
+  std::vector<core::FieldError> Validate(const v1::BrokerConfig& config) const;
 
  private:
   std::vector<std::unique_ptr<SourceFactory>> factories_;

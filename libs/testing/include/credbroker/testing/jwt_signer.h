@@ -20,6 +20,8 @@ class JwtKey {
   const std::string& alg() const { return alg_; }
   // One JWK object (public part), e.g. {"kty":"RSA","kid":...,"n":...,"e":...}.
   std::string JwkJson() const;
+  // The public key as PEM (SubjectPublicKeyInfo), for stand-ins that verify tokens with it.
+  std::string PublicKeyPem() const;
   // Signs base64url(header) "." base64url(claims) with this key and appends the signature.
   std::string Sign(absl::string_view header_json, absl::string_view claims_json) const;
   // A token whose header claims alg HS256 and whose HMAC key is this key's public PEM — the
