@@ -22,7 +22,9 @@
 #include "credbroker/anomaly/baseline_store.h"
 #include "credbroker/anomaly/suspension_feed.h"
 #include "credbroker/backends/aws/aws_source.h"
+#include "credbroker/backends/azure/azure_source.h"
 #include "credbroker/backends/file/file_source.h"
+#include "credbroker/backends/gcp/gcp_source.h"
 #include "credbroker/backends/vault/vault_source.h"
 #include "credbroker/core/clock.h"
 #include "credbroker/core/log.h"
@@ -65,6 +67,8 @@ secrets::SourceRegistry BuiltinSourceRegistry() {
   registry.Register(backends::file::MakeFileSourceFactory());
   registry.Register(backends::vault::MakeVaultSourceFactory());
   registry.Register(backends::aws::MakeAwsSourceFactory());
+  registry.Register(backends::azure::MakeAzureSourceFactory());
+  registry.Register(backends::gcp::MakeGcpSourceFactory());
   return registry;
 }
 

@@ -155,6 +155,41 @@ load _helpers
   [ "$(jq -r '.providers[0].mint.adminKeySecret // "none"' <<<"$config")" = "none" ]
 }
 
+@test "sources: cloud secret managers get their CA from a Secret and their identity from the platform" {
+  local rendered config sts
+  # AWS: IRSA through the ServiceAccount's annotation; nothing secret in the chart.
+  rendered=$("$HELM" template test "$CHART" --namespace ai -f "$CHART/ci/aws-values.yaml")
+  config=$(broker_config <<<"$rendered")
+  [ "$(jq -r '.sources[0].aws.region' <<<"$config")" = "eu-west-1" ]
+  [ "$(jq -r '.sources[0].aws.ca_file' <<<"$config")" = "/etc/credbroker/aws/aws/ca/ca.crt" ]
+  [ "$(jq -r '.sources[0].aws.caSecret // "none"' <<<"$config")" = "none" ]
+  sts=$(object StatefulSet <<<"$rendered")
+  [ "$(jq -r '.spec.template.spec.volumes[] | select(.name == "aws-aws-ca") | .secret.secretName' <<<"$sts")" = "corp-ca" ]
+  [ "$(jq -r '.spec.template.spec.containers[0].volumeMounts[] | select(.name == "aws-aws-ca") | .mountPath' <<<"$sts")" = "/etc/credbroker/aws/aws/ca" ]
+  [ "$(object ServiceAccount <<<"$rendered" | jq -r '.metadata.annotations["eks.amazonaws.com/role-arn"]')" = "arn:aws:iam::123456789012:role/credbroker" ]
+  # GCP outside GKE: a projected token for the workload identity pool's audience.
+  rendered=$("$HELM" template test "$CHART" --namespace ai -f "$CHART/ci/gcp-values.yaml")
+  config=$(broker_config <<<"$rendered")
+  [ "$(jq -r '.sources[0].gcp.auth.workload_identity_federation.token_file' <<<"$config")" = "/var/run/secrets/credbroker/gcp-gcp/token" ]
+  sts=$(object StatefulSet <<<"$rendered")
+  [ "$(jq -r '.spec.template.spec.volumes[] | select(.name == "gcp-gcp-wif") | .projected.sources[0].serviceAccountToken.audience' <<<"$sts")" = "https://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/k8s/providers/prod-cluster" ]
+  # Azure: the workload identity webhook's label and annotation, no token file in the config.
+  rendered=$("$HELM" template test "$CHART" --namespace ai -f "$CHART/ci/azure-values.yaml")
+  config=$(broker_config <<<"$rendered")
+  [ "$(jq -r '.sources[0].azure.vault_url' <<<"$config")" = "https://ai-platform-prod.vault.azure.net" ]
+  [ "$(jq -c '.sources[0].azure.auth' <<<"$config")" = '{"workload_identity":{}}' ]
+  sts=$(object StatefulSet <<<"$rendered")
+  [ "$(jq -r '.spec.template.metadata.labels["azure.workload.identity/use"]' <<<"$sts")" = "true" ]
+  # The schema refuses file paths where the chart mounts things, and unknown keys.
+  render_fails --set 'sources[0].name=a' --set 'sources[0].aws.ca_file=/ca.pem'
+  [[ "$output" == *"ca_file"* ]]
+  render_fails --set 'sources[0].name=g' --set 'sources[0].gcp.project=p' \
+    --set 'sources[0].gcp.auth.workload_identity_federation.token_file=/t'
+  [[ "$output" == *"token_file"* ]]
+  render_fails --set 'sources[0].name=z' --set 'sources[0].azure.vaultUrl=https://v.vault.azure.net'
+  [[ "$output" == *"vaultUrl"* ]]
+}
+
 @test "identity: service-account tokens verified with the JWKS, RBAC for exactly that" {
   local rendered config crb
   rendered=$(render)

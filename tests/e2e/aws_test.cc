@@ -19,12 +19,6 @@ constexpr char kV2[] = "22222222-2222-4222-8222-222222222222";
 constexpr char kV3[] = "33333333-3333-4333-8333-333333333333";
 constexpr char kV4[] = "44444444-4444-4444-8444-444444444444";
 
-std::string Json(absl::string_view s) {
-  std::string out;
-  core::AppendJsonString(out, s);
-  return out;
-}
-
 class AwsEndToEndTest : public EndToEndTest {
  protected:
   void SetUp() override {
@@ -40,14 +34,14 @@ class AwsEndToEndTest : public EndToEndTest {
     // broker's service account, and the projected token in a file.
     key_ = testing::JwtKey::NewRsa("e2e-key");
     Post("/__fixture/oidc-provider",
-         absl::StrCat(R"({"issuer":)", Json(kIssuer), R"(,"public_key_pem":)",
-                      Json(key_->PublicKeyPem()), "}"));
+         absl::StrCat(R"({"issuer":)", core::JsonQuote(kIssuer), R"(,"public_key_pem":)",
+                      core::JsonQuote(key_->PublicKeyPem()), "}"));
     // What the README asks for in minted mode... here staged with AWSPENDING versions.
     Post("/__fixture/role",
          absl::StrCat(
-             R"({"arn":)", Json(kRoleArn),
-             R"(,"subject":"system:serviceaccount:credbroker:credbroker","issuer":)", Json(kIssuer),
-             R"(,"allow":[)",
+             R"({"arn":)", core::JsonQuote(kRoleArn),
+             R"(,"subject":"system:serviceaccount:credbroker:credbroker","issuer":)",
+             core::JsonQuote(kIssuer), R"(,"allow":[)",
              R"({"action":"secretsmanager:ListSecretVersionIds","secret":"credbroker/*"},)",
              R"({"action":"secretsmanager:GetSecretValue","secret":"credbroker/*"},)",
              R"({"action":"secretsmanager:DescribeSecret","secret":"credbroker/*"},)",
@@ -111,7 +105,7 @@ identity:
     int created = 0;
     for (const Version& v : versions) {
       absl::StrAppend(&list, list.empty() ? "" : ",", R"({"id":")", v.id, R"(","string":)",
-                      Json(v.value), R"(,"stages":)",
+                      core::JsonQuote(v.value), R"(,"stages":)",
                       v.stage.empty() ? "[]" : absl::StrCat(R"([")", v.stage, R"("])"),
                       R"(,"created":)", 1'700'000'000 + ++created, "}");
     }
@@ -135,7 +129,7 @@ identity:
 };
 
 TEST_F(AwsEndToEndTest, FollowsStagingLabelsPromotesWithTheMarkerAndFailsClosedAfterAnOutage) {
-  StartBroker();
+  ASSERT_NO_FATAL_FAILURE(StartBroker());
   v1::Lease lease;
   ASSERT_TRUE(Acquire("lumenfall", &lease).ok()) << broker_->Logs();
   EXPECT_EQ(lease.key_version(), kV1);

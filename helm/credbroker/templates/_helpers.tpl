@@ -73,7 +73,7 @@ app.kubernetes.io/part-of: credbroker
 {{- fail "server.tls.requireClientCert needs server.tls.clientAuth" -}}
 {{- end -}}
 {{- if not .Values.sources -}}
-{{- fail "sources: name at least one source of keys (file Secrets or vault)" -}}
+{{- fail "sources: name at least one source of keys (file Secrets, vault, aws, gcp or azure)" -}}
 {{- end -}}
 {{- $etcd := .Values.state.etcd -}}
 {{- if and (gt (int .Values.replicas) 1) (not $etcd.enabled) -}}
@@ -122,6 +122,16 @@ app.kubernetes.io/part-of: credbroker
 {{- $mounts = append $mounts (dict "name" (printf "vault-%s-token" $s.name) "mountPath" (printf "/etc/credbroker/vault/%s/token" $s.name) "volume" (dict "secret" (dict "secretName" $auth.token.secret.name "defaultMode" 288 "items" (list (dict "key" $auth.token.secret.key "path" "token"))))) -}}
 {{- end -}}
 {{- end -}}
+{{- range $type := list "aws" "gcp" "azure" -}}
+{{- $block := get $s $type -}}
+{{- if and $block $block.caSecret -}}
+{{- $mounts = append $mounts (dict "name" (printf "%s-%s-ca" $type $s.name | trunc 63 | trimSuffix "-") "mountPath" (printf "/etc/credbroker/%s/%s/ca" $type $s.name) "volume" (dict "secret" (dict "secretName" $block.caSecret.name "defaultMode" 288 "items" (list (dict "key" $block.caSecret.key "path" "ca.crt"))))) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $s.gcp $s.gcp.auth $s.gcp.auth.workload_identity_federation -}}
+{{- $wif := $s.gcp.auth.workload_identity_federation -}}
+{{- $mounts = append $mounts (dict "name" (printf "gcp-%s-wif" $s.name | trunc 63 | trimSuffix "-") "mountPath" (printf "/var/run/secrets/credbroker/gcp-%s" $s.name) "volume" (dict "projected" (dict "defaultMode" 288 "sources" (list (dict "serviceAccountToken" (dict "audience" (default (printf "https:%s" $wif.audience) $wif.tokenAudience) "expirationSeconds" 3600 "path" "token")))))) -}}
+{{- end -}}
 {{- end -}}
 {{- $etcd := .Values.state.etcd -}}
 {{- if and $etcd.enabled $etcd.tls.enabled -}}
@@ -157,7 +167,7 @@ app.kubernetes.io/part-of: credbroker
 {{- end -}}
 {{- $sources := list -}}
 {{- range $s := $v.sources -}}
-{{- $out := omit $s "file" "vault" -}}
+{{- $out := omit $s "file" "vault" "aws" "gcp" "azure" -}}
 {{- if $s.file -}}
 {{- $_ := set $out "file" (dict "root" (printf "/etc/credbroker/sources/%s" $s.name)) -}}
 {{- end -}}
@@ -179,6 +189,21 @@ app.kubernetes.io/part-of: credbroker
 {{- $_ := set $vault "auth" (dict "token" (dict "token_file" (printf "/etc/credbroker/vault/%s/token/token" $s.name))) -}}
 {{- end -}}
 {{- $_ := set $out "vault" $vault -}}
+{{- end -}}
+{{- range $type := list "aws" "gcp" "azure" -}}
+{{- $block := get $s $type -}}
+{{- if $block -}}
+{{- $cloud := omit $block "caSecret" -}}
+{{- if $block.caSecret -}}
+{{- $_ := set $cloud "ca_file" (printf "/etc/credbroker/%s/%s/ca/ca.crt" $type $s.name) -}}
+{{- end -}}
+{{- if and (eq $type "gcp") $block.auth $block.auth.workload_identity_federation -}}
+{{- $wif := omit $block.auth.workload_identity_federation "tokenAudience" -}}
+{{- $_ := set $wif "token_file" (printf "/var/run/secrets/credbroker/gcp-%s/token" $s.name) -}}
+{{- $_ := set $cloud "auth" (dict "workload_identity_federation" $wif) -}}
+{{- end -}}
+{{- $_ := set $out $type $cloud -}}
+{{- end -}}
 {{- end -}}
 {{- $sources = append $sources $out -}}
 {{- end -}}

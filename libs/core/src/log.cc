@@ -69,6 +69,12 @@ void AppendJsonString(std::string& out, absl::string_view s) {
   out.push_back('"');
 }
 
+std::string JsonQuote(absl::string_view s) {
+  std::string out;
+  AppendJsonString(out, s);
+  return out;
+}
+
 void AppendUtcTimestamp(std::string& out, absl::Time t, int fraction_digits) {
   fraction_digits = std::clamp(fraction_digits, 0, 9);
   const absl::Duration since_epoch = t - absl::UnixEpoch();

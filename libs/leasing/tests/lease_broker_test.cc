@@ -141,6 +141,26 @@ TEST_F(LeaseBrokerTest, LeaseOnPreviousVersionRenewsUntilRetireThenFails) {
   EXPECT_EQ(after->lease.key_version, "v2");
 }
 
+// A backend that gives a version an end of validity (Azure `exp`): no lease on it outlives it,
+// acquired or renewed, and once it has passed no lease is handed out on it.
+TEST_F(LeaseBrokerTest, NoLeaseOutlivesTheKeysExpiryInItsBackend) {
+  const absl::Time exp = clock.Now() + absl::Minutes(20);
+  source.SetValidity("lumenfall", "v1", true, absl::InfinitePast(), exp);
+  ASSERT_THAT(ring->RefreshProvider("lumenfall", source), IsOk());
+  auto g = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
+  ASSERT_THAT(g, IsOk());
+  EXPECT_EQ(g->lease.expires_at, exp);
+  clock.Advance(absl::Minutes(10));
+  auto r = broker->Renew(app, g->lease.id, absl::Hours(1));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->lease.expires_at, exp);
+  // Past it (before the next refresh takes the version out): refused, not served.
+  clock.Advance(absl::Minutes(11));
+  auto late = broker->Acquire(app, "lumenfall", absl::Hours(1), "");
+  EXPECT_THAT(late, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(core::ReasonOf(late.status()), "KEY_EXPIRED");
+}
+
 TEST_F(LeaseBrokerTest, RenewAfterVersionRemovedIsKeyRetired) {
   source.Put("lumenfall", "v2", kLmnV2);
   ASSERT_THAT(ring->RefreshProvider("lumenfall", source), IsOk());

@@ -37,12 +37,6 @@ std::string StringField(const Struct& s, absl::string_view key) {
   return v != nullptr && v->kind_case() == Value::kStringValue ? v->string_value() : "";
 }
 
-std::string JsonString(absl::string_view s) {
-  std::string out;
-  core::AppendJsonString(out, s);
-  return out;
-}
-
 // The error code of an awsJson1_1 error answer (protocols.md §2.3, botocore's BaseJSONParser):
 // `__type` (or the X-Amzn-ErrorType header), the part after the last '#', before the first ':'.
 std::string ErrorCode(const http::HttpResponse& r, const Struct& body) {
@@ -300,9 +294,9 @@ absl::StatusOr<std::vector<secrets::VersionInfo>> AwsSecretSource::ListVersions(
   std::vector<secrets::VersionInfo> out;
   std::string next;
   for (int page = 0; page < 100; ++page) {
-    std::string body = absl::StrCat("{\"SecretId\":", JsonString(SecretId(path)),
+    std::string body = absl::StrCat("{\"SecretId\":", core::JsonQuote(SecretId(path)),
                                     ",\"IncludeDeprecated\":true,\"MaxResults\":100");
-    if (!next.empty()) absl::StrAppend(&body, ",\"NextToken\":", JsonString(next));
+    if (!next.empty()) absl::StrAppend(&body, ",\"NextToken\":", core::JsonQuote(next));
     body += "}";
     CB_ASSIGN_OR_RETURN(Struct answer, Call("ListSecretVersionIds", body));
     const Value* versions = Field(answer, "Versions");
@@ -342,8 +336,8 @@ absl::StatusOr<secrets::SecretVersion> AwsSecretSource::FetchVersion(absl::strin
                                                                      absl::string_view version_id) {
   CB_ASSIGN_OR_RETURN(
       Struct answer,
-      Call("GetSecretValue", absl::StrCat("{\"SecretId\":", JsonString(SecretId(path)),
-                                          ",\"VersionId\":", JsonString(version_id), "}")));
+      Call("GetSecretValue", absl::StrCat("{\"SecretId\":", core::JsonQuote(SecretId(path)),
+                                          ",\"VersionId\":", core::JsonQuote(version_id), "}")));
   secrets::SecretVersion out;
   out.info.version_id = StringField(answer, "VersionId");
   if (out.info.version_id != version_id) {
@@ -401,13 +395,14 @@ absl::StatusOr<secrets::SecretVersion> AwsSecretSource::FetchVersion(absl::strin
 absl::StatusOr<secrets::VersionInfo> AwsSecretSource::WriteVersion(
     absl::string_view path, const core::SecretBytes& material) {
   CB_ASSIGN_OR_RETURN(std::string token, NewUuid());
-  std::string secret_string =
-      config_.field().empty()
-          ? std::string(material.reveal())
-          : absl::StrCat("{", JsonString(config_.field()), ":", JsonString(material.reveal()), "}");
-  std::string body = absl::StrCat(
-      "{\"SecretId\":", JsonString(SecretId(path)), ",\"ClientRequestToken\":", JsonString(token),
-      ",\"SecretString\":", JsonString(secret_string), ",\"VersionStages\":[\"", kPending, "\"]}");
+  std::string secret_string = config_.field().empty()
+                                  ? std::string(material.reveal())
+                                  : absl::StrCat("{", core::JsonQuote(config_.field()), ":",
+                                                 core::JsonQuote(material.reveal()), "}");
+  std::string body = absl::StrCat("{\"SecretId\":", core::JsonQuote(SecretId(path)),
+                                  ",\"ClientRequestToken\":", core::JsonQuote(token),
+                                  ",\"SecretString\":", core::JsonQuote(secret_string),
+                                  ",\"VersionStages\":[\"", kPending, "\"]}");
   std::fill(secret_string.begin(), secret_string.end(), '\0');
   absl::StatusOr<Struct> answer = Call("PutSecretValue", body);
   std::fill(body.begin(), body.end(), '\0');
@@ -423,8 +418,9 @@ absl::StatusOr<secrets::VersionInfo> AwsSecretSource::WriteVersion(
 
 absl::Status AwsSecretSource::PromoteVersion(absl::string_view path, absl::string_view version_id) {
   const std::string id = SecretId(path);
-  CB_ASSIGN_OR_RETURN(Struct described,
-                      Call("DescribeSecret", absl::StrCat("{\"SecretId\":", JsonString(id), "}")));
+  CB_ASSIGN_OR_RETURN(
+      Struct described,
+      Call("DescribeSecret", absl::StrCat("{\"SecretId\":", core::JsonQuote(id), "}")));
   std::string holder;
   bool pending_on_target = false;
   if (const Value* stages = Field(described, "VersionIdsToStages");
@@ -437,9 +433,11 @@ absl::Status AwsSecretSource::PromoteVersion(absl::string_view path, absl::strin
     }
   }
   if (holder != version_id) {
-    std::string body = absl::StrCat("{\"SecretId\":", JsonString(id), ",\"VersionStage\":\"",
-                                    kCurrent, "\",\"MoveToVersionId\":", JsonString(version_id));
-    if (!holder.empty()) absl::StrAppend(&body, ",\"RemoveFromVersionId\":", JsonString(holder));
+    std::string body =
+        absl::StrCat("{\"SecretId\":", core::JsonQuote(id), ",\"VersionStage\":\"", kCurrent,
+                     "\",\"MoveToVersionId\":", core::JsonQuote(version_id));
+    if (!holder.empty())
+      absl::StrAppend(&body, ",\"RemoveFromVersionId\":", core::JsonQuote(holder));
     body += "}";
     CB_RETURN_IF_ERROR(Call("UpdateSecretVersionStage", body).status());
   }
@@ -447,8 +445,8 @@ absl::Status AwsSecretSource::PromoteVersion(absl::string_view path, absl::strin
     // Promoted: no longer pending (as a rotation's finishSecret leaves it).
     CB_RETURN_IF_ERROR(
         Call("UpdateSecretVersionStage",
-             absl::StrCat("{\"SecretId\":", JsonString(id), ",\"VersionStage\":\"", kPending,
-                          "\",\"RemoveFromVersionId\":", JsonString(version_id), "}"))
+             absl::StrCat("{\"SecretId\":", core::JsonQuote(id), ",\"VersionStage\":\"", kPending,
+                          "\",\"RemoveFromVersionId\":", core::JsonQuote(version_id), "}"))
             .status());
   }
   return absl::OkStatus();

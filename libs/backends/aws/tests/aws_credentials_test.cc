@@ -44,12 +44,6 @@ constexpr char kRoleArn[] = "arn:aws:iam::123456789012:role/credbroker";
 constexpr char kSecretName[] = "credbroker/app";
 constexpr char kSecretValue[] = "the-secret-value";
 
-std::string Json(absl::string_view s) {
-  std::string out;
-  core::AppendJsonString(out, s);
-  return out;
-}
-
 class RecordingStats final : public secrets::SourceStats {
  public:
   void TokenRefresh(absl::string_view source, absl::string_view result) override {
@@ -88,10 +82,12 @@ class AwsCredentialsTest : public ::testing::Test {
     const std::string pem = key_->PublicKeyPem();
     ASSERT_FALSE(pem.empty());
     Control("/__fixture/oidc-provider",
-            absl::StrCat(R"({"issuer":)", Json(kIssuer), R"(,"public_key_pem":)", Json(pem), "}"));
+            absl::StrCat(R"({"issuer":)", core::JsonQuote(kIssuer), R"(,"public_key_pem":)",
+                         core::JsonQuote(pem), "}"));
     Control("/__fixture/secret",
-            absl::StrCat(R"({"name":)", Json(kSecretName), R"(,"versions":[{"id":"v1","string":)",
-                         Json(kSecretValue), R"(,"stages":["AWSCURRENT"]}]})"));
+            absl::StrCat(R"({"name":)", core::JsonQuote(kSecretName),
+                         R"(,"versions":[{"id":"v1","string":)", core::JsonQuote(kSecretValue),
+                         R"(,"stages":["AWSCURRENT"]}]})"));
   }
 
   void Control(const std::string& path, const std::string& body) {
@@ -108,8 +104,9 @@ class AwsCredentialsTest : public ::testing::Test {
   void AddRole(int issue_seconds = 0) {
     Control("/__fixture/role",
             absl::StrCat(
-                R"({"arn":)", Json(kRoleArn),
-                R"(,"subject":"system:serviceaccount:credbroker:broker","issuer":)", Json(kIssuer),
+                R"({"arn":)", core::JsonQuote(kRoleArn),
+                R"(,"subject":"system:serviceaccount:credbroker:broker","issuer":)",
+                core::JsonQuote(kIssuer),
                 R"(,"allow":[{"action":"secretsmanager:GetSecretValue","secret":"*"}])",
                 issue_seconds > 0 ? absl::StrCat(R"(,"issue_seconds":)", issue_seconds) : "", "}"));
   }
@@ -188,7 +185,7 @@ class AwsCredentialsTest : public ::testing::Test {
     req.url = address_ + "/";
     req.headers = {{"Content-Type", "application/x-amz-json-1.1"},
                    {"X-Amz-Target", "secretsmanager.GetSecretValue"}};
-    req.body = absl::StrCat(R"({"SecretId":)", Json(kSecretName), "}");
+    req.body = absl::StrCat(R"({"SecretId":)", core::JsonQuote(kSecretName), "}");
     // The fixture checks x-amz-date against its own (real) clock.
     absl::Status signed_ok =
         SignRequest(req, creds, SigningScope{"us-east-1", "secretsmanager"}, absl::Now());
@@ -326,10 +323,10 @@ TEST_F(AwsCredentialsTest, StsRefusalIsPermissionDeniedWithoutTheToken) {
                                       Not(HasSubstr(token)), Not(HasSubstr(token.substr(0, 20))))));
   EXPECT_EQ(core::ReasonOf(refused.status()), "auth_failed");
   // A role whose trust policy names another subject: AccessDenied.
-  Control(
-      "/__fixture/role",
-      absl::StrCat(R"({"arn":)", Json(kRoleArn),
-                   R"(,"subject":"system:serviceaccount:other:sa","issuer":)", Json(kIssuer), "}"));
+  Control("/__fixture/role",
+          absl::StrCat(R"({"arn":)", core::JsonQuote(kRoleArn),
+                       R"(,"subject":"system:serviceaccount:other:sa","issuer":)",
+                       core::JsonQuote(kIssuer), "}"));
   WriteFile(dir_.Join("web-identity-token"), Token());
   EXPECT_THAT(source->Fetch(),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("AccessDenied")));
@@ -369,7 +366,8 @@ TEST_F(AwsCredentialsTest, PodIdentityCredentialsWorkAndAreInvalidatedWhenRefuse
   AddRole();
   const std::string token = Token("pods.eks.amazonaws.com");
   Control("/__fixture/pod-identity",
-          absl::StrCat(R"({"token":)", Json(token), R"(,"role_arn":)", Json(kRoleArn), "}"));
+          absl::StrCat(R"({"token":)", core::JsonQuote(token), R"(,"role_arn":)",
+                       core::JsonQuote(kRoleArn), "}"));
   WriteFile(dir_.Join("pod-identity-token"), token);
   auto source = Source(PodIdentityEnv());
   ASSERT_NE(source, nullptr);
@@ -380,7 +378,7 @@ TEST_F(AwsCredentialsTest, PodIdentityCredentialsWorkAndAreInvalidatedWhenRefuse
   EXPECT_EQ(GetSecret(**creds).first, 200);
   // Secrets Manager refuses them (expired early): the owner invalidates, the next fetch is new.
   Control("/__fixture/expire",
-          absl::StrCat(R"({"access_key_id":)", Json((*creds)->access_key_id), "}"));
+          absl::StrCat(R"({"access_key_id":)", core::JsonQuote((*creds)->access_key_id), "}"));
   auto [status, body] = GetSecret(**creds);
   EXPECT_EQ(status, 400);
   EXPECT_THAT(body, HasSubstr("ExpiredTokenException"));
@@ -397,7 +395,8 @@ TEST_F(AwsCredentialsTest, PodIdentityTokenFromTheVariable) {
   AddRole();
   const std::string token = Token("pods.eks.amazonaws.com");
   Control("/__fixture/pod-identity",
-          absl::StrCat(R"({"token":)", Json(token), R"(,"role_arn":)", Json(kRoleArn), "}"));
+          absl::StrCat(R"({"token":)", core::JsonQuote(token), R"(,"role_arn":)",
+                       core::JsonQuote(kRoleArn), "}"));
   auto source = Source({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", address_ + "/v1/credentials"},
                         {"AWS_CONTAINER_AUTHORIZATION_TOKEN", token}});
   ASSERT_NE(source, nullptr);

@@ -98,12 +98,6 @@ absl::StatusOr<std::string> ReadTrimmed(const std::string& path, absl::string_vi
   return out;
 }
 
-std::string JsonString(absl::string_view s) {
-  std::string out;
-  core::AppendJsonString(out, s);
-  return out;
-}
-
 std::vector<core::FieldError> ValidateVault(const v1::VaultSourceConfig& v) {
   std::vector<core::FieldError> errors;
   if (v.address().rfind("https://", 0) != 0 && v.address().rfind("http://", 0) != 0) {
@@ -258,15 +252,15 @@ absl::StatusOr<VaultClient::Token> VaultClient::Login() {
     CB_ASSIGN_OR_RETURN(std::string jwt,
                         ReadTrimmed(auth.kubernetes().jwt_file(), "service-account token"));
     path = absl::StrCat("auth/", auth.kubernetes().mount(), "/login");
-    body = absl::StrCat("{\"role\":", JsonString(auth.kubernetes().role()),
-                        ",\"jwt\":", JsonString(jwt), "}");
+    body = absl::StrCat("{\"role\":", core::JsonQuote(auth.kubernetes().role()),
+                        ",\"jwt\":", core::JsonQuote(jwt), "}");
     who = absl::StrCat("kubernetes role ", auth.kubernetes().role());
   } else if (auth.has_approle()) {
     CB_ASSIGN_OR_RETURN(std::string secret_id,
                         ReadTrimmed(auth.approle().secret_id_file(), "AppRole secret_id"));
     path = absl::StrCat("auth/", auth.approle().mount(), "/login");
-    body = absl::StrCat("{\"role_id\":", JsonString(auth.approle().role_id()),
-                        ",\"secret_id\":", JsonString(secret_id), "}");
+    body = absl::StrCat("{\"role_id\":", core::JsonQuote(auth.approle().role_id()),
+                        ",\"secret_id\":", core::JsonQuote(secret_id), "}");
     who = "approle";
   } else {
     return LoadStaticToken();
@@ -506,8 +500,8 @@ absl::StatusOr<secrets::VersionInfo> VaultSecretSource::WriteVersion(
     return Error(meta, absl::StrCat("read metadata ", meta_api));
   }
   std::string body =
-      absl::StrCat("{\"options\":{\"cas\":", current, "},\"data\":{", JsonString(config_.field()),
-                   ":", JsonString(material.reveal()), "}}");
+      absl::StrCat("{\"options\":{\"cas\":", current, "},\"data\":{",
+                   core::JsonQuote(config_.field()), ":", core::JsonQuote(material.reveal()), "}}");
   std::string api = absl::StrCat(config_.mount(), "/data/", secret);
   CB_ASSIGN_OR_RETURN(VaultResponse r, client_.Call("POST", api, body));
   if (r.status != 200 && r.status != 204) return Error(r, absl::StrCat("write ", secret));

@@ -48,6 +48,8 @@ void SetLogSinkForTest(std::function<void(absl::string_view line)> sink);
 
 // Appends `s` to `out` as a JSON string literal, quotes included.
 void AppendJsonString(std::string& out, absl::string_view s);
+// `s` as a JSON string literal, quotes included (for request bodies built by hand).
+std::string JsonQuote(absl::string_view s);
 
 // Appends `t` as RFC 3339 in UTC with `fraction_digits` (0 to 9) digits of second, the same text
 // as absl::FormatTime("%Y-%m-%dT%H:%M:%E<n>SZ", t, absl::UTCTimeZone()) for years 0000-9999,
