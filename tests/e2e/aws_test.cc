@@ -18,6 +18,7 @@ constexpr char kV1[] = "11111111-1111-4111-8111-111111111111";
 constexpr char kV2[] = "22222222-2222-4222-8222-222222222222";
 constexpr char kV3[] = "33333333-3333-4333-8333-333333333333";
 constexpr char kV4[] = "44444444-4444-4444-8444-444444444444";
+constexpr char kV5[] = "55555555-5555-4555-8555-555555555555";
 
 class AwsEndToEndTest : public EndToEndTest {
  protected:
@@ -160,13 +161,24 @@ TEST_F(AwsEndToEndTest, FollowsStagingLabelsPromotesWithTheMarkerAndFailsClosedA
   EXPECT_THAT(state, HasSubstr(absl::StrCat(R"(")", kV1, R"(": ["AWSPREVIOUS"])")));
 
   // An operator's put-secret-value (default label AWSCURRENT) with a malformed key: rejected,
-  // counted, and the previous version keeps serving.
+  // counted, and the previous version keeps serving. The same for an oversized one.
   Versions({{kV1, kLmnV1, ""},
             {kV2, kLmnV2, "AWSPREVIOUS"},
             {kV3, "not a lumenfall key", "AWSCURRENT"}});
   ASSERT_TRUE(Eventually([&] {
     return absl::StrContains(Metrics(),
                              R"(credbroker_key_versions_rejected_total{provider="lumenfall")");
+  })) << Metrics();
+  EXPECT_EQ(CurrentVersion(), kV2);
+  // An oversized one (Secrets Manager's 64 KiB maximum): rejected as too long, v2 still serves.
+  Versions({{kV1, kLmnV1, ""},
+            {kV2, kLmnV2, "AWSPREVIOUS"},
+            {kV3, "not a lumenfall key", ""},
+            {kV5, std::string(65536, 'k'), "AWSCURRENT"}});
+  ASSERT_TRUE(Eventually([&] {
+    return absl::StrContains(
+        Metrics(),
+        R"(credbroker_key_versions_rejected_total{provider="lumenfall",reason="too_long"} 1)");
   })) << Metrics();
   EXPECT_EQ(CurrentVersion(), kV2);
   // A good one: followed (this provider has no probe).
