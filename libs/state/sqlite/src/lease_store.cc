@@ -318,7 +318,8 @@ absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> SqliteLeaseStore::Open(Databas
     } else if (rc != SQLITE_DONE) {
       return p->db->Error(h, "read lease revision");
     }
-    p->counter.emplace(p->db, "lease_revision", newest);
+    // Every lease write takes a revision: reserve them in blocks (revision_counter.h).
+    p->counter.emplace(p->db, "lease_revision", newest, /*reserve=*/1024);
     return absl::OkStatus();
   }));
   // Changes committed before this process started are not remembered: watchers start from List.

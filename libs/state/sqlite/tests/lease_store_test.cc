@@ -2,8 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <thread>
+
 #include "../../tests/lease_store_conformance.h"
 #include "../src/statement.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "credbroker/testing/temp_dir.h"
@@ -72,18 +75,42 @@ TEST(SqliteLeaseStoreTest, LeasesAndRevisionsSurviveAReopen) {
   StoreWithDb s(path);
   absl::StatusOr<LeaseListing> listing = s.List();
   ASSERT_THAT(listing, IsOk());
-  EXPECT_EQ(listing->revision, last);
+  // The store starts again from its saved ceiling (revisions are reserved in blocks): at or
+  // above every revision it gave out, the deleted lease's too.
+  const int64_t reopened = listing->revision;
+  EXPECT_GE(reopened, last);
   ASSERT_EQ(listing->leases.size(), 1u);
   EXPECT_EQ(listing->leases[0].lease.id, "a");
   EXPECT_EQ(listing->leases[0].lease.purpose, "nightly \"batch\"");
   EXPECT_EQ(listing->leases[0].revision, last - 1);
   // Changes from before the restart are not remembered; after it, revisions go on growing.
   Recorder rec;
-  EXPECT_THAT(s.Watch(last - 1, rec.Fn()), StatusIs(absl::StatusCode::kOutOfRange));
-  auto watch = s.Watch(last, rec.Fn());
+  EXPECT_THAT(s.Watch(reopened - 1, rec.Fn()), StatusIs(absl::StatusCode::kOutOfRange));
+  auto watch = s.Watch(reopened, rec.Fn());
   ASSERT_THAT(watch, IsOk());
-  EXPECT_EQ(*s.Create(TestLease("c")), last + 1);
+  EXPECT_EQ(*s.Create(TestLease("c")), reopened + 1);
   EXPECT_EQ(rec.changes().size(), 1u);
+}
+
+// Past several reserved blocks, deleting the newest lease last: a reopened store still gives
+// out revisions above all of them.
+TEST(SqliteLeaseStoreTest, RevisionsNeverGoBackAcrossAReopen) {
+  TempDir dir;
+  const std::string path = dir.Join("state.db");
+  int64_t newest = 0;
+  {
+    StoreWithDb s(path);
+    for (int i = 0; i < 2500; ++i) {
+      const std::string id = absl::StrCat("l", i);
+      ASSERT_THAT(s.Create(TestLease(id)), IsOk());
+      ASSERT_THAT(s.Delete({id, 0}), IsOk());
+    }
+    newest = s.List()->revision;
+  }
+  EXPECT_EQ(newest, 5000);
+  StoreWithDb s(path);
+  EXPECT_GE(s.List()->revision, newest);
+  EXPECT_GT(*s.Create(TestLease("after")), newest);
 }
 
 TEST(SqliteLeaseStoreTest, ASecondProcessCannotOpenTheSameFile) {
@@ -121,13 +148,14 @@ TEST(SqliteLeaseStoreTest, ARolledBackBatchLeavesTheStoreAsItWas) {
   // batch: the failure rolls all of it back.
   absl::Notification entered;
   absl::Notification release;
-  s.db().WriteAsync(
-      [&](Database::Txn&) {
-        entered.Notify();
-        release.WaitForNotification();
-        return absl::OkStatus();
-      },
-      [](const absl::Status&) {});
+  std::thread holder([&] {
+    EXPECT_THAT(s.db().Write([&](Database::Txn&) {
+      entered.Notify();
+      release.WaitForNotification();
+      return absl::OkStatus();
+    }),
+                IsOk());
+  });
   entered.WaitForNotification();
   absl::BlockingCounter finished(4);
   std::vector<absl::Status> got(4);
@@ -146,6 +174,7 @@ TEST(SqliteLeaseStoreTest, ARolledBackBatchLeavesTheStoreAsItWas) {
                       finished.DecrementCount();
                     });
   release.Notify();
+  holder.join();
   finished.Wait();
   for (const absl::Status& st : got) EXPECT_THAT(st, StatusIs(absl::StatusCode::kInternal));
   // As before the batch: "a" at its revision, no "b"; and both can be written again.
