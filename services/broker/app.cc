@@ -299,8 +299,11 @@ absl::StatusOr<std::unique_ptr<App>> App::Create(const v1::BrokerConfig& config,
   if (!c->policy->configured()) {
     core::LogWarning("no policy rules: every lease is denied (add policy.rules)");
   }
-  CB_ASSIGN_OR_RETURN(c->audit,
-                      identity::AuditLog::Open(config.audit().path(), c->clock, c->metrics.get()));
+  identity::AuditLogOptions audit;
+  audit.path = config.audit().path();
+  audit.max_queued_lines = config.audit().max_queued_lines();
+  audit.fail_closed = config.audit().fail_closed();
+  CB_ASSIGN_OR_RETURN(c->audit, identity::AuditLog::Open(audit, c->clock, c->metrics.get()));
   c->auth_folder = std::make_unique<identity::AuthFailureFolder>(
       identity::AuthFailureFolderOptions{}, c->clock, c->metrics.get());
   if (config.server().has_tls()) {

@@ -10,6 +10,14 @@ namespace credbroker::broker {
 
 absl::StatusOr<identity::Identity> Authenticate(grpc::CallbackServerContext* ctx, const Edge& edge,
                                                 absl::string_view method) {
+  // audit.fail_closed: nothing is served that cannot be audited (and the refusal itself is not
+  // audited: it would only fill the queue that is full or failing).
+  if (edge.audit != nullptr && !edge.audit->Accepting()) {
+    return core::WithReason(
+        absl::UnavailableError("the audit log cannot be written; requests are refused until it "
+                               "can (audit.fail_closed)"),
+        "AUDIT_UNAVAILABLE");
+  }
   identity::RequestCredentials creds;
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");

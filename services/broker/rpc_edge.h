@@ -46,7 +46,8 @@ class RpcScope {
 };
 
 // The caller's identity from the bearer token or the verified client certificate. Failures are
-// counted (credbroker_caller_auth_failures_total) and audited.
+// counted (credbroker_caller_auth_failures_total) and audited. UNAVAILABLE (AUDIT_UNAVAILABLE)
+// before anything else while a fail-closed audit log cannot be written.
 absl::StatusOr<identity::Identity> Authenticate(grpc::CallbackServerContext* ctx, const Edge& edge,
                                                 absl::string_view method);
 

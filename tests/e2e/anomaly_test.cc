@@ -85,11 +85,13 @@ identity:
   ASSERT_TRUE(Eventually([&] {
     return absl::StrContains(Metrics(), R"(credbroker_suspended_callers{provider="lumenfall"} 1)");
   }));
-  std::ifstream in(dir_.Join("audit.log"));
-  std::stringstream audit;
-  audit << in.rdbuf();
-  EXPECT_THAT(audit.str(), HasSubstr(R"("action":"Anomaly","caller":"newcomer")"));
-  EXPECT_THAT(audit.str(), HasSubstr(R"("decision":"deny","reason":"CALLER_SUSPENDED")"));
+  // The audit writer is asynchronous: wait for the lines.
+  std::string audit;
+  EXPECT_TRUE(Eventually([&] {
+    audit = testing::ReadFile(dir_.Join("audit.log"));
+    return absl::StrContains(audit, R"("decision":"deny","reason":"CALLER_SUSPENDED")");
+  })) << audit;
+  EXPECT_THAT(audit, HasSubstr(R"("action":"Anomaly","caller":"newcomer")"));
   ctx.TryCancel();
   (void)reader->Finish();
 

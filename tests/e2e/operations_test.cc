@@ -242,5 +242,25 @@ TEST_F(EndToEndTest, ShippedExampleConfigServesDemoKeys) {
   }
 }
 
+// audit.fail_closed, as Vault does: while the audit log cannot be written (/dev/full refuses
+// every write, as a full disk does) every request is refused with AUDIT_UNAVAILABLE, and each
+// failed write is counted. (Recovery once the disk takes writes again: AuditLogTest.)
+TEST_F(EndToEndTest, AFailClosedAuditLogThatCannotBeWrittenRefusesRequests) {
+  WriteFile(dir_.Join("broker.yaml"),
+            std::string(kConfig) + "audit: {path: /dev/full, fail_closed: true}\n");
+  StartBroker();
+  v1::Lease lease;
+  grpc::Status s;
+  // The first line written (of a request, or of the keys loaded at start) fails.
+  ASSERT_TRUE(Eventually([&] {
+    s = Acquire("lumenfall", &lease);
+    return s.error_code() == grpc::StatusCode::UNAVAILABLE;
+  })) << s.error_message();
+  EXPECT_EQ(Reason(s), "AUDIT_UNAVAILABLE");
+  EXPECT_EQ(Renew("any", &lease).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(Metrics(), ::testing::ContainsRegex("credbroker_audit_write_failures_total [1-9]"));
+  EXPECT_THAT(broker_->Logs(), HasSubstr("refusing requests until it is written"));
+}
+
 }  // namespace
 }  // namespace credbroker::e2e

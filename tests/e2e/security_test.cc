@@ -1,5 +1,8 @@
 // End to end: Caller identity end to end: mTLS, JWTs, policy, audit, certificate reloads.
+#include <algorithm>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "e2e_fixture.h"
 
@@ -182,22 +185,23 @@ TEST_F(SecurityEndToEndTest, ClientCertificatesJwtsPolicyAndAudit) {
       m,
       HasSubstr(R"(credbroker_leases_issued_total{caller="billing/api",provider="lumenfall"} 1)"));
 
-  std::string audit = testing::ReadFile(dir_.Join("audit.log"));
-  EXPECT_THAT(
-      audit,
-      HasSubstr(absl::StrCat(
+  // The audit writer is asynchronous: wait until every expected line is in.
+  const std::vector<std::string> expected = {
+      absl::StrCat(
           R"("action":"AcquireLease","caller":"billing/api","provider":"lumenfall","key_version":"v1","key_fingerprint":")",
           core::Fingerprint(kLmnV1), R"(","lease_id":")", lease.lease_id(),
-          R"(","decision":"allow"})")));
-  EXPECT_THAT(
-      audit,
-      HasSubstr(
-          R"("caller":"billing/api","provider":"fluximage","decision":"deny","reason":"NO_RULE")"));
-  EXPECT_THAT(audit, HasSubstr(R"("decision":"deny","reason":"TOKEN_EXPIRED")"));
-  EXPECT_THAT(
-      audit,
-      HasSubstr(
-          R"("caller":"search/indexer","provider":"fluximage","decision":"deny","reason":"TOO_MANY_LEASES")"));
+          R"(","decision":"allow"})"),
+      R"("caller":"billing/api","provider":"fluximage","decision":"deny","reason":"NO_RULE")",
+      R"("decision":"deny","reason":"TOKEN_EXPIRED")",
+      R"("caller":"search/indexer","provider":"fluximage","decision":"deny","reason":"TOO_MANY_LEASES")",
+  };
+  std::string audit;
+  EXPECT_TRUE(Eventually([&] {
+    audit = testing::ReadFile(dir_.Join("audit.log"));
+    return std::all_of(expected.begin(), expected.end(),
+                       [&](const std::string& e) { return absl::StrContains(audit, e); });
+  }));
+  for (const std::string& e : expected) EXPECT_THAT(audit, HasSubstr(e));
   EXPECT_THAT(audit, Not(HasSubstr(kLmnV1)));
   EXPECT_THAT(audit, Not(HasSubstr(kFlxV1)));
   EXPECT_THAT(audit + broker_->Logs(), Not(HasSubstr(indexer.substr(0, 40))));

@@ -301,6 +301,9 @@ absl::Status Validate(const ParsedConfig& parsed, absl::string_view filename,
       }
     }
   }
+  if (c.audit().max_queued_lines() > 10'000'000) {
+    errors.Add("audit.max_queued_lines", "must be at most 10000000");
+  }
   {
     const v1::AnomalyConfig& a = c.anomaly_detection();
     const std::pair<const char*, const std::string*> actions[] = {

@@ -93,6 +93,17 @@ TEST(ConfigTest, HealthListenerMustBeHostPortAndNotTheMainListener) {
               IsOk());
 }
 
+TEST(ConfigTest, AuditQueueIsBounded) {
+  EXPECT_THAT(ParseAndValidate(std::string(kMinimal) +
+                               "audit: {path: audit.log, max_queued_lines: 20000000}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("audit.max_queued_lines"), HasSubstr("at most 10000000"))));
+  EXPECT_THAT(
+      ParseAndValidate(std::string(kMinimal) +
+                       "audit: {path: audit.log, max_queued_lines: 1000, fail_closed: true}\n"),
+      IsOk());
+}
+
 // Leases carry keys: plaintext gRPC is for this machine only, unless the operator says a mesh
 // encrypts the traffic.
 TEST(ConfigTest, PlaintextOnANonLoopbackAddressNeedsTlsOrAnExplicitOptIn) {

@@ -10,36 +10,101 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "credbroker/core/batch_scope.h"
 #include "credbroker/core/log.h"
 
 namespace credbroker::identity {
 
+namespace {
+
+// Appends to a file descriptor with write(2), retrying interrupted and partial writes.
+class FdWriter {
+ public:
+  FdWriter(int fd, bool owned) : fd_(fd), owned_(owned) {}
+  ~FdWriter() {
+    if (owned_) ::close(fd_);
+  }
+  FdWriter(const FdWriter&) = delete;
+  FdWriter& operator=(const FdWriter&) = delete;
+
+  absl::Status Write(absl::string_view bytes, size_t* written) const {
+    *written = 0;
+    while (*written < bytes.size()) {
+      const ssize_t n = ::write(fd_, bytes.data() + *written, bytes.size() - *written);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return absl::UnavailableError(std::strerror(n < 0 ? errno : EIO));
+      *written += static_cast<size_t>(n);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  const int fd_;
+  const bool owned_;
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path,
                                                          const core::Clock* clock,
                                                          AuditStats* stats) {
+  AuditLogOptions options;
+  options.path = path;
+  return Open(options, clock, stats);
+}
+
+absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const AuditLogOptions& options,
+                                                         const core::Clock* clock,
+                                                         AuditStats* stats) {
+  const std::string& path = options.path;
+  std::shared_ptr<FdWriter> fd;
   if (path.empty() || path == "-") {
-    return std::unique_ptr<AuditLog>(new AuditLog(STDOUT_FILENO, false, nullptr, clock, stats));
+    fd = std::make_shared<FdWriter>(STDOUT_FILENO, false);
+  } else {
+    std::error_code ec;
+    std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    const int f = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (f < 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot open audit log ", path, ": ", std::strerror(errno)));
+    }
+    fd = std::make_shared<FdWriter>(f, true);
   }
-  std::error_code ec;
-  std::filesystem::path parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot open audit log ", path, ": ", std::strerror(errno)));
-  }
-  return std::unique_ptr<AuditLog>(new AuditLog(fd, true, nullptr, clock, stats));
+  return ToWriter(
+      [fd](absl::string_view bytes, size_t* written) { return fd->Write(bytes, written); }, options,
+      clock, stats);
+}
+
+std::unique_ptr<AuditLog> AuditLog::ToWriter(Writer writer, const AuditLogOptions& options,
+                                             const core::Clock* clock, AuditStats* stats) {
+  return std::unique_ptr<AuditLog>(new AuditLog(std::move(writer), nullptr, options, clock, stats));
 }
 
 std::unique_ptr<AuditLog> AuditLog::ToSink(std::function<void(absl::string_view)> sink,
                                            const core::Clock* clock) {
-  return std::unique_ptr<AuditLog>(new AuditLog(-1, false, std::move(sink), clock, nullptr));
+  return std::unique_ptr<AuditLog>(new AuditLog(nullptr, std::move(sink), {}, clock, nullptr));
+}
+
+AuditLog::AuditLog(Writer writer, std::function<void(absl::string_view)> sink,
+                   const AuditLogOptions& options, const core::Clock* clock, AuditStats* stats)
+    : writer_(std::move(writer)),
+      sink_(std::move(sink)),
+      max_queued_lines_(options.max_queued_lines == 0 ? AuditLogOptions::kDefaultMaxQueuedLines
+                                                      : options.max_queued_lines),
+      fail_closed_(options.fail_closed),
+      retry_interval_(options.retry_interval),
+      clock_(clock),
+      stats_(stats) {
+  if (writer_) thread_ = std::thread([this] { Run(); });
 }
 
 AuditLog::~AuditLog() {
-  Flush();
-  if (owned_) ::close(fd_);
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+    wake_.SignalAll();
+  }
+  if (thread_.joinable()) thread_.join();
 }
 
 namespace {
@@ -82,53 +147,100 @@ void AuditLog::Record(const AuditRecord& r) {
   field("decision", r.decision);
   field("reason", r.reason);
   line += "}";
-  absl::MutexLock lock(&mu_);
   if (sink_) {
+    absl::MutexLock lock(&mu_);
     sink_(line);
     return;
   }
-  line += "\n";
-  pending_ += line;
-  if (writing_) return;  // the thread writing now takes this line with its next write
-  // Completing a batch of requests (group commit): one write for the whole batch, at its end.
-  if (core::BatchScope::AtEnd(this, [this] { Flush(); })) return;
-  WritePending();
+  line += '\n';
+  bool dropped = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (queued_lines_ >= max_queued_lines_) {
+      dropped = true;
+    } else {
+      queued_ += line;
+      ++queued_lines_;
+      ++recorded_;
+      if (writer_idle_) wake_.Signal();
+    }
+    full_.store(queued_lines_ >= max_queued_lines_, std::memory_order_relaxed);
+  }
+  if (dropped && stats_ != nullptr) stats_->AuditLinesLost(1);
 }
 
 void AuditLog::Flush() {
   absl::MutexLock lock(&mu_);
-  if (!writing_) WritePending();
+  if (sink_) return;
+  const uint64_t target = recorded_;
+  auto settled = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return settled_ >= target || failing_.load(std::memory_order_acquire);
+  };
+  mu_.Await(absl::Condition(&settled));
 }
 
-void AuditLog::WritePending() {
-  writing_ = true;
-  std::string batch;
-  while (!pending_.empty()) {
-    batch.clear();
-    batch.swap(pending_);
+bool AuditLog::Accepting() const {
+  return !fail_closed_ ||
+         (!failing_.load(std::memory_order_acquire) && !full_.load(std::memory_order_relaxed));
+}
+
+void AuditLog::Run() {
+  std::string batch;  // being written: what the last write left, then everything queued since
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    if (batch.empty()) {
+      writer_idle_ = true;
+      while (queued_.empty() && !stop_) wake_.Wait(&mu_);
+      writer_idle_ = false;
+      if (queued_.empty()) return;  // stopping, and everything is written
+    }
+    if (batch.empty()) {
+      batch.swap(queued_);
+    } else {
+      batch += queued_;
+      queued_.clear();
+    }
+    const bool stopping = stop_;
+    size_t written = 0;
     mu_.Unlock();
-    size_t off = 0;
-    int error = 0;
-    while (off < batch.size()) {
-      const ssize_t n = ::write(fd_, batch.data() + off, batch.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        error = n < 0 ? errno : EIO;
-        break;
-      }
-      off += static_cast<size_t>(n);
-    }
-    if (off < batch.size()) {
-      // The lines not (wholly) written are lost: say how many, never what they held.
-      const auto lost = static_cast<uint64_t>(
-          std::count(batch.begin() + static_cast<std::ptrdiff_t>(off), batch.end(), '\n'));
-      if (stats_ != nullptr) stats_->AuditLinesLost(lost);
-      core::LogError("audit log write failed: lines lost",
-                     {{"lines", absl::StrCat(lost)}, {"error", std::strerror(error)}});
-    }
+    absl::Status status = writer_(batch, &written);
     mu_.Lock();
+    const auto lines_written = static_cast<size_t>(
+        std::count(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(written), '\n'));
+    batch.erase(0, written);  // a line cut by a partial write is finished by the next one
+    queued_lines_ -= lines_written;
+    settled_ += lines_written;
+    if (status.ok()) {
+      if (failing_.exchange(false, std::memory_order_acq_rel)) {
+        core::LogInfo("audit log writable again", {});
+      }
+    } else {
+      if (stats_ != nullptr) stats_->AuditWriteFailed();
+      if (!failing_.exchange(true, std::memory_order_acq_rel)) {
+        // Once per failure, not per retry. Never what the lines hold.
+        core::LogError(fail_closed_
+                           ? "audit log write failed: lines kept and retried; refusing requests "
+                             "until it is written (audit.fail_closed)"
+                           : "audit log write failed: lines kept and retried",
+                       {{"error", std::string(status.message())},
+                        {"queued_lines", absl::StrCat(queued_lines_)}});
+      }
+      if (stopping) {
+        // The last attempt: whatever is left is lost.
+        const uint64_t lost = queued_lines_;
+        queued_lines_ = 0;
+        settled_ += lost;
+        if (lost > 0) {
+          if (stats_ != nullptr) stats_->AuditLinesLost(lost);
+          core::LogError("audit log closed with lines not written",
+                         {{"lines", absl::StrCat(lost)}});
+        }
+        return;
+      }
+      if (!stop_) wake_.WaitWithTimeout(&mu_, retry_interval_);  // or until the log closes
+    }
+    full_.store(queued_lines_ >= max_queued_lines_, std::memory_order_relaxed);
   }
-  writing_ = false;
 }
 
 }  // namespace credbroker::identity

@@ -12,6 +12,7 @@ class CountingStats final : public AuditStats {
  public:
   void AuditLinesLost(uint64_t lines) override { lost += lines; }
   void AuditLinesFolded(uint64_t lines) override { folded += lines; }
+  void AuditWriteFailed() override {}
   uint64_t lost = 0;
   uint64_t folded = 0;
 };

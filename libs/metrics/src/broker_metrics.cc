@@ -305,14 +305,21 @@ BrokerMetrics::BrokerMetrics(std::shared_ptr<prometheus::Registry> registry)
                            .Add({})),
       audit_lost_(&prometheus::BuildCounter()
                        .Name("credbroker_audit_lines_lost_total")
-                       .Help("Audit lines the file system refused (not in the audit log).")
+                       .Help("Audit lines dropped because the queue was full, or not written "
+                             "when the log closed while failing (not in the audit log).")
                        .Register(*registry_)
                        .Add({})),
       audit_folded_(&prometheus::BuildCounter()
                          .Name("credbroker_audit_lines_folded_total")
                          .Help("Failed authentications from one peer not audited one by one.")
                          .Register(*registry_)
-                         .Add({})) {}
+                         .Add({})),
+      audit_write_failures_(&prometheus::BuildCounter()
+                                 .Name("credbroker_audit_write_failures_total")
+                                 .Help("Audit log writes the file system refused (each attempt; "
+                                       "the lines stay queued and are tried again).")
+                                 .Register(*registry_)
+                                 .Add({})) {}
 
 void BrokerMetrics::AuditLinesLost(uint64_t lines) {
   audit_lost_->Increment(static_cast<double>(lines));
@@ -320,6 +327,7 @@ void BrokerMetrics::AuditLinesLost(uint64_t lines) {
 void BrokerMetrics::AuditLinesFolded(uint64_t lines) {
   audit_folded_->Increment(static_cast<double>(lines));
 }
+void BrokerMetrics::AuditWriteFailed() { audit_write_failures_->Increment(); }
 
 void BrokerMetrics::LeaseIssued(absl::string_view provider, absl::string_view caller) {
   issued_.Get({provider, caller}).Increment();

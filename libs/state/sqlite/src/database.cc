@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "credbroker/core/batch_scope.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/state/sqlite/open.h"
 
@@ -172,11 +171,7 @@ void Database::Drain(size_t max_batches) {
     Commit(batch);
     batches_.fetch_add(1, std::memory_order_relaxed);
     writes_.fetch_add(batch.size(), std::memory_order_relaxed);
-    // The batch's completions share what can be shared (one audit write for all of them).
-    {
-      core::BatchScope completions;
-      for (Op& op : batch) op.done(std::move(op.status));
-    }
+    for (Op& op : batch) op.done(std::move(op.status));
     batch.clear();  // outside the queue's lock: the ops' closures free what they hold
   }
   committer_of = outer;

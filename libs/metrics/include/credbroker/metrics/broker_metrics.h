@@ -151,6 +151,7 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   // identity::AuditStats
   void AuditLinesLost(uint64_t lines) override;
   void AuditLinesFolded(uint64_t lines) override;
+  void AuditWriteFailed() override;
 
   // rpc::RpcStats
   void RpcCompleted(absl::string_view method, absl::string_view code,
@@ -206,6 +207,7 @@ class BrokerMetrics final : public anomaly::AnomalyStats,
   prometheus::Gauge* const learning_until_;
   prometheus::Counter* const audit_lost_;
   prometheus::Counter* const audit_folded_;
+  prometheus::Counter* const audit_write_failures_;
 
   ChildCache<prometheus::Counter> issued_{leases_issued_, {"provider", "caller"}};
   ChildCache<prometheus::Counter> renewed_{leases_renewed_, {"provider", "caller"}};

@@ -24,9 +24,8 @@
 // rolled back and every writer in it gets that error.
 //
 // `done` callbacks run on the thread that committed the batch (possibly inside the WriteAsync
-// that queued them, as with an in-memory store), after the batch's AfterCommit hooks, inside one
-// core::BatchScope per batch (the audit lines of a batch are written together); they must not
-// block for long. A WriteAsync from a `done` callback queues for the next batch; a Write
+// that queued them, as with an in-memory store), after the batch's AfterCommit hooks; they must
+// not block for long. A WriteAsync from a `done` callback queues for the next batch; a Write
 // (blocking) from one runs at once in a transaction of its own.
 // Thread-safety: safe for concurrent use.
 #pragma once
