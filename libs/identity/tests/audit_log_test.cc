@@ -79,8 +79,8 @@ class FakeDisk {
     return [this](absl::string_view bytes, size_t* written) {
       absl::MutexLock lock(&mu_);
       ++calls_;
-      mu_.Await(absl::Condition(
-          +[](bool* blocked) { return !*blocked; }, &blocked_));
+      auto unblocked = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !blocked_; };
+      mu_.Await(absl::Condition(&unblocked));
       if (failing_) {
         *written = std::min(partial_, bytes.size());
         absl::StrAppend(&contents_, bytes.substr(0, *written));
