@@ -1,8 +1,6 @@
 #include "credbroker/state/sqlite/database.h"
 
 #include <algorithm>
-#include <cstdint>
-#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -51,7 +49,6 @@ Database::Database(sqlite3* db, DatabaseOptions options, std::string what)
     : path_(std::move(options.path)),
       what_(std::move(what)),
       max_batch_(std::max<size_t>(1, options.max_batch)),
-      max_inline_batches_(std::max<size_t>(1, options.max_inline_batches)),
       db_(db),
       committer_([this] { Run(); }) {}
 
@@ -60,7 +57,7 @@ Database::~Database() {
     absl::MutexLock lock(&queue_mu_);
     stop_ = true;
   }
-  committer_.join();  // commits what is still queued first (once no other thread commits)
+  committer_.join();  // commits what is still queued first
   for (sqlite3_stmt* s : {begin_, commit_, rollback_}) sqlite3_finalize(s);
   sqlite3_close(db_);
 }
@@ -85,8 +82,8 @@ absl::Status Database::Error(sqlite3* db, absl::string_view what) const {
 }
 
 namespace {
-// The database whose batches this thread is committing now (a done callback that writes runs its
-// write inline instead of waiting for itself).
+// The database whose committer runs on this thread (a done callback that writes runs its write
+// inline instead of waiting for itself).
 thread_local const Database* committer_of = nullptr;
 }  // namespace
 
@@ -99,69 +96,34 @@ absl::Status Database::Write(WriteFn fn) {
   }
   absl::Notification committed;
   absl::Status result;
-  Enqueue(Op{[fn](Txn& txn) { return fn(txn); },
+  WriteAsync([fn](Txn& txn) { return fn(txn); },
              [&](absl::Status s) {
                result = std::move(s);
                committed.Notify();
-             },
-             absl::OkStatus()},
-          /*may_lead=*/false);
+             });
   committed.WaitForNotification();
   return result;
 }
 
 void Database::WriteAsync(AsyncWriteFn fn, DoneFn done) {
-  if (Enqueue(Op{std::move(fn), std::move(done), absl::OkStatus()}, /*may_lead=*/true)) {
-    Drain(max_inline_batches_);
-  }
-}
-
-bool Database::Enqueue(Op op, bool may_lead) {
   absl::MutexLock lock(&queue_mu_);
-  queue_.push_back(std::move(op));
-  if (!may_lead || draining_) return false;  // the thread committing takes it with its next batch
-  draining_ = true;
-  return true;
+  queue_.push_back(Op{std::move(fn), std::move(done), absl::OkStatus()});
 }
 
 void Database::Run() {
+  committer_of = this;
+  std::vector<Op> batch;
   while (true) {
     {
       absl::MutexLock lock(&queue_mu_);
-      // Only what no other thread commits: a queue left by a caller's thread that committed its
-      // share, or the writes of blocking callers.
       queue_mu_.Await(absl::Condition(
           +[](Database* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->queue_mu_) {
-            return !d->draining_ && (d->stop_ || !d->queue_.empty());
+            return d->stop_ || !d->queue_.empty();
           },
           this));
       if (queue_.empty()) return;  // stopping, and everything queued is committed
-      draining_ = true;
-    }
-    Drain(SIZE_MAX);
-  }
-}
-
-void Database::Drain(size_t max_batches) {
-  const Database* const outer = committer_of;  // a completion may write to another database
-  committer_of = this;
-  std::vector<Op> batch;
-  {
-    absl::MutexLock lock(&queue_mu_);
-    batch.swap(spare_);
-  }
-  for (size_t committed = 0;; ++committed) {
-    {
-      absl::MutexLock lock(&queue_mu_);
-      if (queue_.empty() || committed == max_batches) {
-        // What is still queued goes to the committer thread (its Await sees draining_ drop), or
-        // to the next WriteAsync, whichever comes first.
-        draining_ = false;
-        if (spare_.capacity() < batch.capacity()) spare_.swap(batch);
-        break;
-      }
       if (queue_.size() <= max_batch_) {
-        batch.swap(queue_);  // queue_ gets this thread's empty vector, with its capacity
+        batch.swap(queue_);
       } else {
         const auto end = queue_.begin() + static_cast<std::ptrdiff_t>(max_batch_);
         batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(end));
@@ -174,7 +136,6 @@ void Database::Drain(size_t max_batches) {
     for (Op& op : batch) op.done(std::move(op.status));
     batch.clear();  // outside the queue's lock: the ops' closures free what they hold
   }
-  committer_of = outer;
 }
 
 int Database::Step(sqlite3_stmt*& stmt, const char* sql) {

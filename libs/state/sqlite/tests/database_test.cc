@@ -1,9 +1,7 @@
 #include "credbroker/state/sqlite/database.h"
 
 #include <thread>
-#include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "credbroker/testing/status_matchers.h"
 #include "credbroker/testing/temp_dir.h"
@@ -127,64 +125,6 @@ TEST(DatabaseTest, HooksRunOncePerBatch) {
   for (const absl::Status& s : got) EXPECT_THAT(s, IsOk());
   EXPECT_EQ(before, 1);
   EXPECT_EQ(after, 1);
-}
-
-// A WriteAsync on an idle database commits on the caller's thread, before it returns (no thread
-// hand-off, as with an in-memory store); writes queued by its completions follow on the same
-// thread, up to max_inline_batches batches, and then the committer thread takes over.
-TEST(DatabaseTest, AnAsyncWriterCommitsOnItsOwnThreadThenHandsOver) {
-  testing::TempDir dir;
-  DatabaseOptions options{dir.Join("x.db")};
-  options.max_inline_batches = 3;
-  auto db = Database::Open(options, kSchema, "test store");
-  ASSERT_THAT(db, IsOk());
-  Database& d = **db;
-  constexpr int kWrites = 6;
-  absl::Mutex mu;
-  std::vector<std::thread::id> committed_on;  // by write
-  absl::Notification all_done;
-  std::function<void(int)> write = [&](int v) {
-    d.WriteAsync(
-        [&, v](Database::Txn& t) {
-          {
-            absl::MutexLock lock(&mu);
-            committed_on.push_back(std::this_thread::get_id());
-          }
-          return Insert(d, t, v);
-        },
-        [&, v](const absl::Status& s) {
-          EXPECT_THAT(s, IsOk());
-          // Queued from a completion: the next batch.
-          if (v < kWrites) {
-            write(v + 1);
-          } else {
-            all_done.Notify();
-          }
-        });
-  };
-  write(1);
-  {
-    absl::MutexLock lock(&mu);
-    // Returned only after its own batch and the next two, all committed here (the committer
-    // thread may have gone on since).
-    ASSERT_GE(committed_on.size(), 3u);
-  }
-  all_done.WaitForNotification();
-  std::vector<std::thread::id> threads;
-  {
-    absl::MutexLock lock(&mu);
-    threads = committed_on;
-  }
-  ASSERT_EQ(threads.size(), static_cast<size_t>(kWrites));
-  for (int i = 0; i < kWrites; ++i) {
-    if (i < 3) {
-      EXPECT_EQ(threads[i], std::this_thread::get_id()) << "write " << i + 1;
-    } else {
-      EXPECT_NE(threads[i], std::this_thread::get_id()) << "write " << i + 1;
-    }
-  }
-  EXPECT_EQ(d.batches(), static_cast<uint64_t>(kWrites));
-  EXPECT_EQ(Rows(d), (std::vector<int>{1, 2, 3, 4, 5, 6}));
 }
 
 }  // namespace

@@ -1,32 +1,27 @@
 // Database is one SQLite state file owned by this process (exclusive locking, WAL) with group
-// commit: writes are queued and whoever commits takes everything queued (up to `max_batch`) into
-// one transaction, so a burst of N lease writes costs one commit instead of N. A write is
+// commit: writes are queued and a committer thread commits everything queued (up to `max_batch`)
+// in one transaction, so a burst of N lease writes costs one commit instead of N. A write is
 // acknowledged (its `done` runs, or Write returns) only after the transaction holding it
 // committed, or failed, in which case nothing of the batch was written.
 //
 // Batches form by themselves: while one commit runs, the writes arriving meanwhile queue for the
 // next, so a lone write never waits for company and under load a batch grows to what arrived
-// during one commit.
+// during one commit. Callers never block a thread on a commit with WriteAsync (the gRPC handlers
+// use it); Write is the blocking form.
 //
-// Who commits (leader/follower, as in the write groups of RocksDB or MySQL's binlog group
-// commit): a WriteAsync that finds nobody committing commits on its own thread, at once, and
-// runs the completions of its batch there; the writes that arrive meanwhile only queue, and the
-// same thread commits them next. Handing each batch to a dedicated thread instead cost a thread
-// wake-up per batch and, worse, one per request: a gRPC reply sent from a thread that is not
-// gRPC's own wakes a gRPC thread to complete it. A thread that has committed `max_inline_batches`
-// batches in a row hands what is still queued to the committer thread, so no caller's thread is
-// kept from its own work for long. Write (blocking) always leaves the commit to that thread: its
-// callers may hold locks that other writers' completions need.
+// (Tried and measured, 2026-12-03: committing on the thread of a WriteAsync that finds nobody
+// committing, leader/follower style. It halved the context switches per request but cut batches
+// from ~24 writes to ~3, and the gRPC-level throughput did not move (bench/RESULTS.md); with
+// synchronous=FULL every commit is an fsync, so the larger batches of one committer win.)
 //
 // A write function returns OK, or a result of its own that left nothing written (NOT_FOUND,
 // ALREADY_EXISTS, ABORTED, INVALID_ARGUMENT, FAILED_PRECONDITION): only that write fails. Any
 // other code (UNAVAILABLE, DATA_LOSS, INTERNAL, ...) is a storage failure: the whole batch is
 // rolled back and every writer in it gets that error.
 //
-// `done` callbacks run on the thread that committed the batch (possibly inside the WriteAsync
-// that queued them, as with an in-memory store), after the batch's AfterCommit hooks; they must
-// not block for long. A WriteAsync from a `done` callback queues for the next batch; a Write
-// (blocking) from one runs at once in a transaction of its own.
+// `done` callbacks run on the committer thread, after the batch's AfterCommit hooks; they must not
+// block for long. A Write (blocking) from a `done` callback runs at once in a transaction of its
+// own.
 // Thread-safety: safe for concurrent use.
 #pragma once
 
@@ -56,9 +51,6 @@ struct DatabaseOptions {
   bool synchronous_full = false;
   // Most writes committed in one transaction.
   size_t max_batch = 256;
-  // Most batches a WriteAsync caller's thread commits in a row before the committer thread takes
-  // over what is queued (at least 1).
-  size_t max_inline_batches = 4;
 };
 
 class Database {
@@ -120,12 +112,6 @@ class Database {
   Database(sqlite3* db, DatabaseOptions options, std::string what);
   // Runs one batch in one transaction and sets every op's status.
   void Commit(std::vector<Op>& batch) ABSL_LOCKS_EXCLUDED(db_mu_);
-  // Queues `op`; true when the caller must now commit the queue (nobody else is, and it may).
-  bool Enqueue(Op op, bool may_lead) ABSL_LOCKS_EXCLUDED(queue_mu_);
-  // Commits and completes what is queued, batch after batch, until the queue is empty or
-  // `max_batches` were committed; then stops committing (draining_ = false). The caller must have
-  // set draining_.
-  void Drain(size_t max_batches) ABSL_LOCKS_EXCLUDED(queue_mu_, db_mu_);
   // Runs one of the transaction statements (BEGIN, COMMIT, ROLLBACK); returns SQLite's code.
   int Step(sqlite3_stmt*& stmt, const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(db_mu_);
   void Run() ABSL_LOCKS_EXCLUDED(queue_mu_);
@@ -133,17 +119,12 @@ class Database {
   const std::string path_;
   const std::string what_;
   const size_t max_batch_;
-  const size_t max_inline_batches_;
 
   mutable absl::Mutex queue_mu_;
   absl::CondVar queue_cv_;
   // A vector, swapped whole with the committer's batch: neither side allocates once both have
   // grown to the usual batch size.
   std::vector<Op> queue_ ABSL_GUARDED_BY(queue_mu_);
-  // An empty vector with the capacity of an earlier batch, for the next thread that commits.
-  std::vector<Op> spare_ ABSL_GUARDED_BY(queue_mu_);
-  // Some thread is committing the queue (the committer thread, or a WriteAsync caller's).
-  bool draining_ ABSL_GUARDED_BY(queue_mu_) = false;
   bool stop_ ABSL_GUARDED_BY(queue_mu_) = false;
   std::atomic<uint64_t> batches_{0};  // committed (or rolled back) batches
   std::atomic<uint64_t> writes_{0};
