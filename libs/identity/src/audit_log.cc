@@ -173,8 +173,10 @@ void AuditLog::Flush() {
   absl::MutexLock lock(&mu_);
   if (sink_) return;
   const uint64_t target = recorded_;
-  auto settled = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return settled_ >= target || failing_.load(std::memory_order_acquire);
+  const uint64_t attempts = attempts_;
+  // Written; or a write attempted after this call failed (a failure seen before it may be over).
+  auto settled = [this, target, attempts]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return settled_ >= target || (attempts_ > attempts && failing_.load(std::memory_order_acquire));
   };
   mu_.Await(absl::Condition(&settled));
 }
@@ -205,6 +207,7 @@ void AuditLog::Run() {
     mu_.Unlock();
     absl::Status status = writer_(batch, &written);
     mu_.Lock();
+    ++attempts_;
     const auto lines_written = static_cast<size_t>(
         std::count(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(written), '\n'));
     batch.erase(0, written);  // a line cut by a partial write is finished by the next one

@@ -96,7 +96,8 @@ class AuditLog {
   AuditLog& operator=(const AuditLog&) = delete;
 
   void Record(const AuditRecord& record) ABSL_LOCKS_EXCLUDED(mu_);
-  // Returns once every line recorded before the call was written, or the log is failing.
+  // Returns once every line recorded before the call was written, or a write attempted after
+  // the call failed.
   void Flush() ABSL_LOCKS_EXCLUDED(mu_);
   // False when requests must be refused: fail_closed, and the log is failing or full.
   bool Accepting() const;
@@ -125,6 +126,7 @@ class AuditLog {
   // Lines recorded, and lines written or given up, since the start (Flush waits on them).
   uint64_t recorded_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t settled_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t attempts_ ABSL_GUARDED_BY(mu_) = 0;  // writes the writer finished (or failed)
   bool writer_idle_ ABSL_GUARDED_BY(mu_) = false;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::CondVar wake_;
