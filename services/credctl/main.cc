@@ -5,10 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,8 +17,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "credbroker/client/caller_token.h"
+#include "credbroker/client/lease_connection.h"
+#include "credbroker/client/options.h"
 #include "credbroker/config/config.h"
 #include "credbroker/core/duration.h"
+#include "credbroker/core/status_macros.h"
 #include "credbroker/rpc/status.h"
 #include "credbroker/v1/admin.grpc.pb.h"
 #include "credbroker/v1/lease.grpc.pb.h"
@@ -31,6 +33,7 @@
 namespace {
 
 namespace v1 = credbroker::v1;
+namespace cbc = credbroker::client;
 
 constexpr char kUsage[] =
     R"(usage: credctl [--addr HOST:PORT] [--token T | --token-file F] [--json]
@@ -40,6 +43,8 @@ commands:
   lease acquire PROVIDER [--scope SCOPE] [--ttl DURATION] [--purpose TEXT] [--reveal-key]
   lease renew LEASE_ID [--ttl DURATION] [--reveal-key]
   lease release LEASE_ID
+  lease report LEASE_ID HTTP_STATUS [--reason ERROR_CODE]
+                                     report a provider's 401/403/429 to the held key
   watch [PROVIDER ...] [--count N]   stream key events (stop after N events)
   providers                          list providers (admin)
   keys [PROVIDER]                    list key versions (admin)
@@ -57,7 +62,10 @@ commands:
                                      "liveness", a service name); exit 0 only when SERVING;
                                      needs no token
 
-The address defaults to $CREDBROKER_ADDR or 127.0.0.1:7443, the token to $CREDBROKER_TOKEN.
+The address defaults to $CREDBROKER_ADDR or 127.0.0.1:7443, the token to $CREDBROKER_TOKEN;
+--token-file (a projected service-account token) is read again for every call. Lease and watch
+calls go through the C++ client library (libs/client) and are retried while the broker is
+UNAVAILABLE.
 With --tls-ca the connection is TLS, verified against that CA bundle (--tls-server-name when the
 certificate names the broker differently from --addr); --tls-cert/--tls-key add a client
 certificate (mTLS).
@@ -66,6 +74,8 @@ certificate (mTLS).
 struct Options {
   std::string addr;
   std::string token;
+  // Read again for every call (a projected service-account token rotates under a long watch).
+  std::string token_file;
   bool json = false;
   bool reveal_key = false;
   bool skip_probe = false;
@@ -86,6 +96,14 @@ struct Options {
 int Fail(const std::string& message) {
   std::fprintf(stderr, "credctl: %s\n", message.c_str());
   return 1;
+}
+
+// The broker's answer as the C++ client returns it: code, message and the reason it attached.
+int FailStatus(const absl::Status& s) {
+  std::string msg = absl::StrCat(absl::StatusCodeToString(s.code()), ": ", s.message());
+  const std::string reason = credbroker::core::ReasonOf(s);
+  if (!reason.empty()) absl::StrAppend(&msg, " [", reason, "]");
+  return Fail(msg);
 }
 
 int FailRpc(const grpc::Status& s) {
@@ -115,9 +133,23 @@ std::string StateName(v1::KeyState s) {
   return n.rfind("KEY_STATE_", 0) == 0 ? n.substr(10) : n;
 }
 
-void SetContext(grpc::ClientContext* ctx, const Options& o, bool stream = false) {
-  if (!o.token.empty()) ctx->AddMetadata("authorization", "Bearer " + o.token);
-  if (!stream) ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+// The caller's bearer token, from --token-file (read now), --token or $CREDBROKER_TOKEN; null
+// when there is none (health, or a client certificate as the identity).
+std::shared_ptr<cbc::CallerToken> TokenOf(const Options& o) {
+  if (!o.token_file.empty()) return std::make_shared<cbc::TokenFile>(o.token_file);
+  if (!o.token.empty()) return cbc::StaticToken(o.token);
+  return nullptr;
+}
+
+// Deadline and bearer token of an admin call.
+absl::Status SetContext(grpc::ClientContext* ctx, const Options& o) {
+  if (std::shared_ptr<cbc::CallerToken> token = TokenOf(o); token != nullptr) {
+    absl::StatusOr<std::string> value = token->Token();
+    if (!value.ok()) return value.status();
+    ctx->AddMetadata("authorization", "Bearer " + *value);
+  }
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  return absl::OkStatus();
 }
 
 bool ParseTtl(const Options& o, google::protobuf::Duration* out, std::string* error) {
@@ -162,13 +194,12 @@ int PrintLease(v1::Lease lease, const Options& o) {
   return 0;
 }
 
-int Lease(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
+// Lease calls go through libs/client's LeaseConnection, as a service's would: the same
+// deadline, retries while the broker is UNAVAILABLE, and token handling.
+int Lease(cbc::LeaseConnection& conn, const Options& o) {
   if (o.args.size() < 3)
     return Fail(std::string("lease needs a subcommand and an argument\n") + kUsage);
-  auto stub = v1::LeaseService::NewStub(ch);
   const std::string& sub = o.args[1];
-  grpc::ClientContext ctx;
-  SetContext(&ctx, o);
   std::string error;
   if (sub == "acquire") {
     v1::AcquireLeaseRequest req;
@@ -176,26 +207,22 @@ int Lease(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
     req.set_purpose(o.purpose);
     req.set_scope(o.scope);
     if (!ParseTtl(o, req.mutable_ttl(), &error)) return Fail(error);
-    v1::Lease lease;
-    grpc::Status s = stub->AcquireLease(&ctx, req, &lease);
-    if (!s.ok()) return FailRpc(s);
-    return PrintLease(std::move(lease), o);
+    absl::StatusOr<v1::Lease> lease = conn.AcquireLease(req);
+    if (!lease.ok()) return FailStatus(lease.status());
+    return PrintLease(*std::move(lease), o);
   }
   if (sub == "renew") {
     v1::RenewLeaseRequest req;
     req.set_lease_id(o.args[2]);
     if (!ParseTtl(o, req.mutable_ttl(), &error)) return Fail(error);
-    v1::Lease lease;
-    grpc::Status s = stub->RenewLease(&ctx, req, &lease);
-    if (!s.ok()) return FailRpc(s);
-    return PrintLease(std::move(lease), o);
+    absl::StatusOr<v1::Lease> lease = conn.RenewLease(req);
+    if (!lease.ok()) return FailStatus(lease.status());
+    return PrintLease(*std::move(lease), o);
   }
   if (sub == "release") {
     v1::ReleaseLeaseRequest req;
     req.set_lease_id(o.args[2]);
-    v1::ReleaseLeaseResponse resp;
-    grpc::Status s = stub->ReleaseLease(&ctx, req, &resp);
-    if (!s.ok()) return FailRpc(s);
+    if (absl::Status s = conn.ReleaseLease(req); !s.ok()) return FailStatus(s);
     if (o.json) {
       std::printf("{\"released\":\"%s\"}\n", o.args[2].c_str());
     } else {
@@ -203,19 +230,40 @@ int Lease(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
     }
     return 0;
   }
-  return Fail("unknown lease subcommand \"" + sub + "\" (acquire, renew, release)");
+  if (sub == "report") {
+    // lease report LEASE_ID HTTP_STATUS [--reason ERROR_CODE]: what a service's client sends
+    // after a provider's 401/403/429 (for trying out alerting and quarantine).
+    int http_status = 0;
+    if (o.args.size() < 4 || !absl::SimpleAtoi(o.args[3], &http_status)) {
+      return Fail("lease report needs LEASE_ID HTTP_STATUS");
+    }
+    v1::ReportAuthFailureRequest req;
+    req.set_lease_id(o.args[2]);
+    req.set_http_status(http_status);
+    req.set_error_code(o.reason);
+    absl::StatusOr<v1::ReportAuthFailureResponse> resp = conn.ReportAuthFailure(req);
+    if (!resp.ok()) return FailStatus(resp.status());
+    if (o.json) {
+      std::puts(Json(*resp).c_str());
+    } else {
+      std::printf("classification: %s\n", resp->classification().c_str());
+      std::printf("newer key:      %s\n", resp->newer_key_available() ? "yes" : "no");
+    }
+    return 0;
+  }
+  return Fail("unknown lease subcommand \"" + sub + "\" (acquire, renew, release, report)");
 }
 
-int Watch(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
-  auto stub = v1::LeaseService::NewStub(ch);
-  grpc::ClientContext ctx;
-  SetContext(&ctx, o, /*stream=*/true);
+int Watch(cbc::LeaseConnection& conn, const Options& o) {
   v1::WatchKeysRequest req;
   for (size_t i = 1; i < o.args.size(); ++i) req.add_providers(o.args[i]);
-  auto reader = stub->WatchKeys(&ctx, req);
-  v1::KeyEvent e;
+  std::unique_ptr<cbc::KeyEventStream> stream = conn.WatchKeys(req);
   int seen = 0;
-  while (reader->Read(&e)) {
+  while (true) {
+    absl::StatusOr<std::optional<v1::KeyEvent>> next = stream->Next();
+    if (!next.ok()) return FailStatus(next.status());
+    if (!next->has_value()) return 0;
+    const v1::KeyEvent& e = **next;
     if (o.json) {
       std::puts(Json(e).c_str());
     } else if (e.type() == v1::KeyEvent::SYNCED) {
@@ -229,20 +277,16 @@ int Watch(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
     }
     std::fflush(stdout);
     if (o.count > 0 && ++seen >= o.count) {
-      ctx.TryCancel();
-      break;
+      stream->Cancel();
+      return 0;
     }
   }
-  grpc::Status s = reader->Finish();
-  if (o.count > 0 && seen >= o.count) return 0;
-  if (!s.ok()) return FailRpc(s);
-  return 0;
 }
 
 int Providers(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   auto stub = v1::AdminService::NewStub(ch);
   grpc::ClientContext ctx;
-  SetContext(&ctx, o);
+  if (absl::Status s = SetContext(&ctx, o); !s.ok()) return FailStatus(s);
   v1::ListProvidersResponse resp;
   grpc::Status s = stub->ListProviders(&ctx, v1::ListProvidersRequest(), &resp);
   if (!s.ok()) return FailRpc(s);
@@ -275,7 +319,7 @@ void WarnIfStale(const google::protobuf::Timestamp& stale_since, bool has) {
 int Keys(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   auto stub = v1::AdminService::NewStub(ch);
   grpc::ClientContext ctx;
-  SetContext(&ctx, o);
+  if (absl::Status s = SetContext(&ctx, o); !s.ok()) return FailStatus(s);
   v1::ListKeyVersionsRequest req;
   if (o.args.size() > 1) req.set_provider(o.args[1]);
   v1::ListKeyVersionsResponse resp;
@@ -306,7 +350,7 @@ int Keys(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
 int Leases(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   auto stub = v1::AdminService::NewStub(ch);
   grpc::ClientContext ctx;
-  SetContext(&ctx, o);
+  if (absl::Status s = SetContext(&ctx, o); !s.ok()) return FailStatus(s);
   v1::ListLeasesRequest req;
   req.set_provider(o.provider_filter);
   req.set_caller(o.caller_filter);
@@ -332,7 +376,7 @@ int Quarantine(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   if (o.args.size() != 3) return Fail("quarantine needs PROVIDER VERSION");
   auto stub = v1::AdminService::NewStub(ch);
   grpc::ClientContext ctx;
-  SetContext(&ctx, o);
+  if (absl::Status s = SetContext(&ctx, o); !s.ok()) return FailStatus(s);
   v1::QuarantineKeyVersionRequest req;
   req.set_provider(o.args[1]);
   req.set_key_version(o.args[2]);
@@ -351,7 +395,7 @@ int Quarantine(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
 int KeysToDelete(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   auto stub = v1::AdminService::NewStub(ch);
   grpc::ClientContext ctx;
-  SetContext(&ctx, o);
+  if (absl::Status s = SetContext(&ctx, o); !s.ok()) return FailStatus(s);
   v1::ListKeysToDeleteRequest req;
   if (o.args.size() > 1) req.set_provider(o.args[1]);
   v1::ListKeysToDeleteResponse resp;
@@ -383,7 +427,7 @@ int KeyDeleted(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   if (o.args.size() != 3) return Fail("key-deleted needs PROVIDER VERSION");
   auto stub = v1::AdminService::NewStub(ch);
   grpc::ClientContext ctx;
-  SetContext(&ctx, o);
+  if (absl::Status s = SetContext(&ctx, o); !s.ok()) return FailStatus(s);
   v1::ConfirmKeyDeletedRequest req;
   req.set_provider(o.args[1]);
   req.set_key_version(o.args[2]);
@@ -403,7 +447,7 @@ int Rotate(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   if (o.args.size() != 2) return Fail("rotate needs PROVIDER");
   auto stub = v1::AdminService::NewStub(ch);
   grpc::ClientContext ctx;
-  SetContext(&ctx, o);
+  if (absl::Status s = SetContext(&ctx, o); !s.ok()) return FailStatus(s);
   v1::RotateKeyRequest req;
   req.set_provider(o.args[1]);
   req.set_skip_probe(o.skip_probe);
@@ -467,49 +511,30 @@ int Health(const std::shared_ptr<grpc::Channel>& ch, const Options& o) {
   return resp.status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
 }
 
-bool ReadFileTo(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
-  return static_cast<bool>(in) || in.eof();
-}
-
-// Plaintext unless --tls-ca is given; a client certificate needs both halves.
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const Options& o) {
+// The client library's options from the flags: plaintext unless --tls-ca is given; a client
+// certificate needs both halves.
+absl::StatusOr<cbc::ClientOptions> ClientOptionsOf(const Options& o) {
+  cbc::ClientOptions options;
+  options.address = o.addr;
+  options.token = TokenOf(o);
+  // A person waits for an answer: fail within about ten seconds, as the admin calls do.
+  options.rpc_timeout = absl::Seconds(10);
+  options.retry.max_attempts = 2;
   if (o.tls_ca.empty()) {
     if (!o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_server_name.empty()) {
       return absl::InvalidArgumentError(
           "--tls-cert, --tls-key and --tls-server-name need --tls-ca");
     }
-    return grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
+    return options;
   }
   if (o.tls_cert.empty() != o.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }
-  grpc::SslCredentialsOptions ssl;
-  if (!ReadFileTo(o.tls_ca, &ssl.pem_root_certs)) {
-    return absl::InvalidArgumentError("cannot read --tls-ca " + o.tls_ca);
-  }
-  if (!o.tls_cert.empty()) {
-    if (!ReadFileTo(o.tls_cert, &ssl.pem_cert_chain)) {
-      return absl::InvalidArgumentError("cannot read --tls-cert " + o.tls_cert);
-    }
-    if (!ReadFileTo(o.tls_key, &ssl.pem_private_key)) {
-      return absl::InvalidArgumentError("cannot read --tls-key " + o.tls_key);
-    }
-  }
-  grpc::ChannelArguments args;
-  if (!o.tls_server_name.empty()) args.SetSslTargetNameOverride(o.tls_server_name);
-  return grpc::CreateCustomChannel(o.addr, grpc::SslCredentials(ssl), args);
-}
-
-bool ReadTokenFile(const std::string& path, std::string* out) {
-  std::string contents;
-  if (!ReadFileTo(path, &contents)) return false;
-  *out = std::string(absl::StripAsciiWhitespace(contents));
-  return true;
+  options.tls = cbc::TlsOptions{.ca_file = o.tls_ca,
+                                .cert_file = o.tls_cert,
+                                .key_file = o.tls_key,
+                                .server_name = o.tls_server_name};
+  return options;
 }
 
 }  // namespace
@@ -531,11 +556,9 @@ int main(int argc, char** argv) {
       ok = value(&o.addr);
     else if (arg == "--token")
       ok = value(&o.token);
-    else if (arg == "--token-file") {
-      std::string path;
-      ok = value(&path);
-      if (ok && !ReadTokenFile(path, &o.token)) return Fail("cannot read token file " + path);
-    } else if (arg == "--json")
+    else if (arg == "--token-file")
+      ok = value(&o.token_file);
+    else if (arg == "--json")
       o.json = true;
     else if (arg == "--reveal-key")
       o.reveal_key = true;
@@ -577,12 +600,16 @@ int main(int argc, char** argv) {
   if (o.args.empty()) return Fail(std::string("no command\n") + kUsage);
   const std::string& cmd = o.args[0];
   if (cmd == "check-config") return CheckConfig(o);
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> made = MakeChannel(o);
+  absl::StatusOr<cbc::ClientOptions> options = ClientOptionsOf(o);
+  if (!options.ok()) return Fail(std::string(options.status().message()));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> made = cbc::MakeChannel(*options);
   if (!made.ok()) return Fail(std::string(made.status().message()));
   const std::shared_ptr<grpc::Channel>& channel = *made;
   if (cmd == "health") return Health(channel, o);
-  if (cmd == "lease") return Lease(channel, o);
-  if (cmd == "watch") return Watch(channel, o);
+  if (cmd == "lease" || cmd == "watch") {
+    std::shared_ptr<cbc::LeaseConnection> conn = cbc::MakeLeaseConnection(channel, *options);
+    return cmd == "lease" ? Lease(*conn, o) : Watch(*conn, o);
+  }
   if (cmd == "providers") return Providers(channel, o);
   if (cmd == "keys") return Keys(channel, o);
   if (cmd == "leases") return Leases(channel, o);

@@ -171,6 +171,36 @@ TEST_F(EndToEndTest, CredctlWorksForHumansAndScripts) {
   EXPECT_THAT(watch.output, HasSubstr("\"type\":\"SYNCED\""));
 }
 
+// credctl on the client library: the token from a file (as a pod's projected token), a clear
+// error naming a token file it cannot read, and a provider's 401 reported with a lease.
+TEST_F(EndToEndTest, CredctlTakesItsTokenFromAFileAndReportsAuthFailures) {
+  StartBroker();
+  WriteFile(dir_.Join("app.token"), kAppToken + "\n");
+  auto ctl = [&](std::vector<std::string> args, const std::string& token_file) {
+    std::vector<std::string> argv = {credctl_, "--addr", broker_->grpc_address(), "--token-file",
+                                     token_file};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  };
+  auto acquired = ctl({"--json", "lease", "acquire", "lumenfall"}, dir_.Join("app.token"));
+  ASSERT_EQ(acquired.exit_code, 0) << acquired.output;
+  const std::string id = acquired.output.substr(acquired.output.find("\"lease_id\":\"") + 12, 22);
+  auto keys = ctl({"keys"}, dir_.Join("admin.token"));
+  EXPECT_EQ(keys.exit_code, 0) << keys.output;
+  auto missing = ctl({"lease", "acquire", "lumenfall"}, dir_.Join("no.token"));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_THAT(missing.output, HasSubstr(dir_.Join("no.token")));
+
+  auto reported =
+      ctl({"lease", "report", id, "401", "--reason", "invalid_api_key"}, dir_.Join("app.token"));
+  ASSERT_EQ(reported.exit_code, 0) << reported.output;
+  EXPECT_THAT(reported.output, HasSubstr("classification: "));
+  EXPECT_THAT(Metrics(), HasSubstr("credbroker_auth_failure_reports_total{"));
+  auto unknown = ctl({"lease", "report", "AAAAAAAAAAAAAAAAAAAAAA", "401"}, dir_.Join("app.token"));
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_THAT(unknown.output, HasSubstr("LEASE_NOT_FOUND"));
+}
+
 TEST_F(EndToEndTest, BadConfigExitsNonZeroNamingTheField) {
   WriteFile(dir_.Join("bad.yaml"), std::string(kConfig) + "      rotation_period: 7d\n");
   // The appended line lands under the last static token: an unknown field there.

@@ -126,7 +126,7 @@ std::shared_ptr<LeaseConnection> MakeLeaseConnection(std::shared_ptr<grpc::Chann
   return std::make_shared<LeaseConnectionImpl>(std::move(stub), options);
 }
 
-absl::StatusOr<std::shared_ptr<LeaseConnection>> MakeLeaseConnection(const ClientOptions& options) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& options) {
   if (options.address.empty()) return absl::InvalidArgumentError("no broker address");
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
@@ -156,7 +156,13 @@ absl::StatusOr<std::shared_ptr<LeaseConnection>> MakeLeaseConnection(const Clien
     creds = grpc::SslCredentials(ssl);
     if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
   }
-  return MakeLeaseConnection(grpc::CreateCustomChannel(options.address, creds, args), options);
+  return grpc::CreateCustomChannel(options.address, creds, args);
+}
+
+absl::StatusOr<std::shared_ptr<LeaseConnection>> MakeLeaseConnection(const ClientOptions& options) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
+  if (!channel.ok()) return channel.status();
+  return MakeLeaseConnection(*std::move(channel), options);
 }
 
 }  // namespace credbroker::client

@@ -40,6 +40,11 @@ class LeaseConnection {
   virtual std::unique_ptr<KeyEventStream> WatchKeys(const v1::WatchKeysRequest& request) = 0;
 };
 
+// The channel MakeLeaseConnection(options) uses: plaintext, or TLS/mTLS per options.tls, with
+// the bounded reconnect backoff. INVALID_ARGUMENT for a TLS file that cannot be read or half a
+// client certificate. For the caller's other stubs on the same broker (credctl's admin calls).
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ClientOptions& options);
+
 // A connection to options.address. INVALID_ARGUMENT for an empty address, a TLS file that
 // cannot be read, or half a client certificate.
 absl::StatusOr<std::shared_ptr<LeaseConnection>> MakeLeaseConnection(const ClientOptions& options);
