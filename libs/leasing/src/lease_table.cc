@@ -30,11 +30,9 @@ absl::StatusOr<std::unique_ptr<LeaseTable>> LeaseTable::Create(state::LeaseStore
                                                                std::vector<Listener> listeners) {
   std::unique_ptr<LeaseTable> table(new LeaseTable(store, clock, std::move(listeners)));
   CB_ASSIGN_OR_RETURN(state::LeaseListing listing, store->List());
-  for (state::VersionedLease& v : listing.leases) {
-    Shard& shard = table->ShardFor(v.lease.id);
+  for (const state::VersionedLease& v : listing.leases) {
     table->Tell(v.lease, +1);
-    absl::MutexLock lock(&shard.mu);
-    shard.leases.emplace(v.lease.id, std::move(v));
+    table->Put(v.lease, v.revision);
   }
   LeaseTable* t = table.get();
   CB_ASSIGN_OR_RETURN(table->watch_,
@@ -47,6 +45,44 @@ LeaseTable::Shard& LeaseTable::ShardFor(const std::string& id) const {
   return shards_[absl::Hash<std::string>{}(id) % kShards];
 }
 
+CompactLease* LeaseTable::Slot(Shard& shard, const std::string& id) {
+  if (std::optional<LeaseKey> key = LeaseKey::Of(id)) {
+    auto it = shard.leases.find(*key);
+    return it == shard.leases.end() ? nullptr : &it->second;
+  }
+  auto it = shard.other_ids.find(id);
+  return it == shard.other_ids.end() ? nullptr : &it->second;
+}
+
+bool LeaseTable::Put(const LeaseRecord& lease, int64_t revision) {
+  Shard& shard = ShardFor(lease.id);
+  absl::MutexLock lock(&shard.mu);
+  if (CompactLease* cur = Slot(shard, lease.id)) {
+    LeaseClasses::Id cls = cur->cls;
+    if (!classes_.Is(cls, lease)) {
+      cls = classes_.Ref(lease);
+      classes_.Unref(cur->cls);
+    }
+    *cur = CompactLease::Of(lease, revision, cls);
+    return false;
+  }
+  const CompactLease c = CompactLease::Of(lease, revision, classes_.Ref(lease));
+  if (std::optional<LeaseKey> key = LeaseKey::Of(lease.id)) {
+    shard.leases.emplace(*key, c);
+  } else {
+    shard.other_ids.emplace(lease.id, c);
+  }
+  return true;
+}
+
+void LeaseTable::ForEach(const std::function<void(const state::VersionedLease&)>& fn) const {
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (const auto& [key, c] : shard.leases) fn(c.Expand(key.Id(), classes_));
+    for (const auto& [id, c] : shard.other_ids) fn(c.Expand(id, classes_));
+  }
+}
+
 void LeaseTable::Tell(const LeaseRecord& lease, int delta) const {
   for (const Listener& l : listeners_) l(lease, delta);
 }
@@ -57,20 +93,20 @@ void LeaseTable::Apply(const std::vector<state::LeaseChange>& changes) {
     int delta = 0;
     {
       absl::MutexLock lock(&shard.mu);
-      auto it = shard.leases.find(c.lease.id);
-      if (it != shard.leases.end() && it->second.revision >= c.revision) continue;  // seen
-      if (c.type == state::LeaseChange::Type::kPut) {
-        if (it == shard.leases.end()) {
-          shard.leases.emplace(c.lease.id, state::VersionedLease{c.lease, c.revision});
-          delta = +1;
+      CompactLease* cur = Slot(shard, c.lease.id);
+      if (cur != nullptr && cur->revision >= c.revision) continue;  // seen
+      if (c.type == state::LeaseChange::Type::kDelete) {
+        if (cur == nullptr) continue;
+        classes_.Unref(cur->cls);
+        if (std::optional<LeaseKey> key = LeaseKey::Of(c.lease.id)) {
+          shard.leases.erase(*key);
         } else {
-          it->second = state::VersionedLease{c.lease, c.revision};
+          shard.other_ids.erase(c.lease.id);
         }
-      } else if (it != shard.leases.end()) {
-        shard.leases.erase(it);
         delta = -1;
       }
     }
+    if (c.type == state::LeaseChange::Type::kPut && Put(c.lease, c.revision)) delta = +1;
     if (delta != 0) Tell(c.lease, delta);
   }
 }
@@ -87,8 +123,7 @@ absl::StatusOr<state::VersionedLease> LeaseTable::Find(const std::string& id,
   {
     Shard& shard = ShardFor(id);
     absl::MutexLock lock(&shard.mu);
-    auto it = shard.leases.find(id);
-    if (it != shard.leases.end()) found = it->second;
+    if (const CompactLease* c = Slot(shard, id)) found = c->Expand(id, classes_);
   }
   if (!found) {
     // Not applied here yet (written by another replica a moment ago): ask the store.
@@ -197,12 +232,9 @@ void LeaseTable::ReleaseAttempt(const std::string& id, const std::string& caller
 absl::StatusOr<std::vector<LeaseRecord>> LeaseTable::RevokeIf(
     const std::function<bool(const LeaseRecord&)>& pred) {
   std::vector<state::LeaseDelete> targets;
-  for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
-    for (const auto& [id, v] : shard.leases) {
-      if (pred(v.lease)) targets.push_back({id, 0});
-    }
-  }
+  ForEach([&](const state::VersionedLease& v) {
+    if (pred(v.lease)) targets.push_back({v.lease.id, 0});
+  });
   if (targets.empty()) return std::vector<LeaseRecord>{};
   return store_->DeleteAll(targets);
 }
@@ -214,12 +246,9 @@ absl::StatusOr<std::vector<LeaseRecord>> LeaseTable::SweepExpired() {
 std::vector<LeaseRecord> LeaseTable::List(
     const std::function<bool(const LeaseRecord&)>& pred) const {
   std::vector<LeaseRecord> out;
-  for (Shard& shard : shards_) {
-    absl::MutexLock lock(&shard.mu);
-    for (const auto& [id, v] : shard.leases) {
-      if (pred(v.lease)) out.push_back(v.lease);
-    }
-  }
+  ForEach([&](const state::VersionedLease& v) {
+    if (pred(v.lease)) out.push_back(v.lease);
+  });
   return out;
 }
 
@@ -227,7 +256,7 @@ size_t LeaseTable::size() const {
   size_t n = 0;
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
-    n += shard.leases.size();
+    n += shard.leases.size() + shard.other_ids.size();
   }
   return n;
 }

@@ -3,7 +3,8 @@
 // change leases in the store with compare-and-swap. A write returns after the store committed
 // it; the cache then already holds the change when the store delivers its watch synchronously
 // (SQLite, in-memory), and a lease not yet in the cache is read through from the store.
-// Sharded by lease id so concurrent requests rarely share a lock.
+// Sharded by lease id so concurrent requests rarely share a lock; each lease held compactly
+// (compact_lease.h: a fixed-size record, its strings interned).
 //
 // Errors: NOT_FOUND with reason LEASE_NOT_FOUND (unknown id, or a lease held by another caller —
 // the two are indistinguishable on purpose) or LEASE_EXPIRED; store errors pass through
@@ -24,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "credbroker/core/clock.h"
+#include "credbroker/leasing/compact_lease.h"
 #include "credbroker/state/lease_store.h"
 
 namespace credbroker::leasing {
@@ -82,16 +84,27 @@ class LeaseTable {
 
   std::vector<LeaseRecord> List(const std::function<bool(const LeaseRecord&)>& pred) const;
   size_t size() const;
+  // Distinct (caller, provider, version, fingerprint, purpose) combinations held.
+  size_t classes() const { return classes_.size(); }
 
  private:
   static constexpr size_t kShards = 16;
   static constexpr int kCasAttempts = 4;
   struct Shard {
     mutable absl::Mutex mu;
-    absl::flat_hash_map<std::string, state::VersionedLease> leases ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<LeaseKey, CompactLease> leases ABSL_GUARDED_BY(mu);
+    // Ids NewLeaseId could not have produced (none in practice; kept rather than dropped).
+    absl::flat_hash_map<std::string, CompactLease> other_ids ABSL_GUARDED_BY(mu);
   };
   LeaseTable(state::LeaseStore* store, const core::Clock* clock, std::vector<Listener> listeners);
   Shard& ShardFor(const std::string& id) const;
+  // The cached lease `id` in `shard`, or null.
+  static CompactLease* Slot(Shard& shard, const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Puts `lease` at `revision` into the cache; true when it was not there.
+  bool Put(const LeaseRecord& lease, int64_t revision);
+  // Calls `fn` with every cached lease, expanded.
+  void ForEach(const std::function<void(const state::VersionedLease&)>& fn) const;
   // Applies committed changes in revision order (the watch callback).
   void Apply(const std::vector<state::LeaseChange>& changes);
   void Tell(const LeaseRecord& lease, int delta) const;
@@ -106,6 +119,7 @@ class LeaseTable {
   state::LeaseStore* const store_;
   const core::Clock* const clock_;
   const std::vector<Listener> listeners_;
+  LeaseClasses classes_;
   mutable std::array<Shard, kShards> shards_;
   std::unique_ptr<state::LeaseWatch> watch_;
 };
