@@ -8,7 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcurl4-openssl-dev libssl-dev libyaml-cpp-dev libsqlite3-dev libgoogle-perftools-dev
-  python3 python3-grpcio python3-grpc-tools python3-protobuf python3-yaml python3-jsonschema python3-botocore python3-cryptography
+  python3 python3-grpcio python3-grpc-tools python3-protobuf python3-pip python3-setuptools python3-wheel python3-yaml python3-jsonschema python3-botocore python3-cryptography
   curl prometheus spin bubblewrap etcd-server golang-etcd-server-dev
 )
 

@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # Helm, kubectl, bats, yq and the manifest validator's npm packages (the deploy_manifests test).
 scripts/install-k8s-tools.sh
+# The Node client's npm dependencies (the node_client test).
+scripts/install-clients.sh
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 # Paths below the checkout are hashed relative to it (and the build folder is not hashed), so a
