@@ -3,6 +3,9 @@
 // request does. Report ratios from one run (see shared/BENCHMARKS.md), e.g. SQLite/in-memory for
 // the same operation, per-thread/locked metric lookups.
 #include <benchmark/benchmark.h>
+#if CB_HAVE_TCMALLOC
+#include <gperftools/malloc_extension.h>
+#endif
 
 #include <string>
 #include <thread>
@@ -10,7 +13,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "credbroker/anomaly/anomaly_detector.h"
+#include "credbroker/core/ids.h"
 #include "credbroker/core/log.h"
 #include "credbroker/leasing/lease_broker.h"
 #include "credbroker/leasing/lease_counts.h"
@@ -267,6 +272,57 @@ void BM_AnomalyRecordLease(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_AnomalyRecordLease)->Threads(1)->Threads(2)->UseRealTime();
+
+#if CB_HAVE_TCMALLOC
+// Bytes the allocator has handed out and not had back (tcmalloc's own count: freed memory it
+// keeps, and pages it has not returned to the kernel, are not in it).
+size_t AllocatedBytes() {
+  size_t bytes = 0;
+  MallocExtension::instance()->GetNumericProperty("generic.current_allocated_bytes", &bytes);
+  return bytes;
+}
+
+// The fixed memory cost of an active lease in the broker's lease cache (the table every replica
+// keeps, with the per-caller and per-version counts it feeds), at state.range(0) leases from one
+// caller × provider × key version: the allocator's live bytes after the cache loaded them from
+// the store, less before, per lease. The store's own copy is not counted (SQLite keeps leases on
+// disk; the in-memory store here only feeds the cache). RSS-based figures (grpc_load
+// --scale-leases) also count what the allocator keeps for reuse.
+void BM_LeaseCacheBytesPerLease(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  state::InMemoryLeaseStore store;
+  const absl::Time now = absl::Now();
+  for (int64_t i = 0; i < n; ++i) {
+    state::LeaseRecord l;
+    l.id = core::NewLeaseId();
+    l.caller = "billing/api";
+    l.provider = "lumenfall";
+    l.key_version = "v1";
+    l.key_fingerprint = "0123456789ab";
+    l.issued_at = now;
+    l.expires_at = now + absl::Hours(1);
+    if (!store.Create(l).ok()) state.SkipWithError("create failed");
+  }
+  for (auto _ : state) {
+    const size_t before = AllocatedBytes();
+    leasing::LeaseCounts counts;
+    auto table = leasing::LeaseTable::Create(
+        &store, core::SystemClock::Get(),
+        {[&counts](const leasing::LeaseRecord& l, int delta) { counts.Apply(l, delta); }});
+    if (!table.ok() || (*table)->size() != static_cast<size_t>(n)) {
+      state.SkipWithError("the cache did not load every lease");
+    }
+    const size_t after = AllocatedBytes();
+    state.counters["bytes_per_lease"] =
+        static_cast<double>(after - before) / static_cast<double>(n);
+  }
+}
+BENCHMARK(BM_LeaseCacheBytesPerLease)
+    ->Arg(1000)
+    ->Arg(1'000'000)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+#endif
 
 }  // namespace
 }  // namespace credbroker::broker
