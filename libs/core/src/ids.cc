@@ -5,12 +5,14 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/string_view.h"
+#include "credbroker/core/lease_id_map.h"
 
 namespace credbroker::core {
 
@@ -69,5 +71,20 @@ std::string Sha256Hex(absl::string_view data) {
 }
 
 std::string Fingerprint(absl::string_view material) { return Sha256Hex(material).substr(0, 12); }
+
+std::optional<LeaseKey> LeaseKey::Of(absl::string_view id) {
+  if (!LooksLikeLeaseId(id)) return std::nullopt;
+  std::string bytes;
+  if (!absl::WebSafeBase64Unescape(id, &bytes) || bytes.size() != 16) return std::nullopt;
+  LeaseKey key;
+  std::copy(bytes.begin(), bytes.end(), key.bytes_.begin());
+  // 22 characters carry 132 bits: only the encoding NewLeaseId produces maps back to `id`.
+  if (key.Id() != id) return std::nullopt;
+  return key;
+}
+
+std::string LeaseKey::Id() const {
+  return absl::WebSafeBase64Escape(absl::string_view(bytes_.data(), bytes_.size()));
+}
 
 }  // namespace credbroker::core

@@ -4,25 +4,7 @@
 #include <limits>
 #include <utility>
 
-#include "absl/strings/escaping.h"
-#include "credbroker/core/ids.h"
-
 namespace credbroker::leasing {
-
-std::optional<LeaseKey> LeaseKey::Of(absl::string_view id) {
-  if (!core::LooksLikeLeaseId(id)) return std::nullopt;
-  std::string bytes;
-  if (!absl::WebSafeBase64Unescape(id, &bytes) || bytes.size() != 16) return std::nullopt;
-  LeaseKey key;
-  std::copy(bytes.begin(), bytes.end(), key.bytes_.begin());
-  // 22 characters carry 132 bits: only the encoding NewLeaseId produces maps back to `id`.
-  if (key.Id() != id) return std::nullopt;
-  return key;
-}
-
-std::string LeaseKey::Id() const {
-  return absl::WebSafeBase64Escape(absl::string_view(bytes_.data(), bytes_.size()));
-}
 
 LeaseClasses::Strings LeaseClasses::Of(const state::LeaseRecord& lease) {
   return {lease.caller, lease.provider, lease.key_version, lease.key_fingerprint, lease.purpose};

@@ -45,19 +45,10 @@ LeaseTable::Shard& LeaseTable::ShardFor(const std::string& id) const {
   return shards_[absl::Hash<std::string>{}(id) % kShards];
 }
 
-CompactLease* LeaseTable::Slot(Shard& shard, const std::string& id) {
-  if (std::optional<LeaseKey> key = LeaseKey::Of(id)) {
-    auto it = shard.leases.find(*key);
-    return it == shard.leases.end() ? nullptr : &it->second;
-  }
-  auto it = shard.other_ids.find(id);
-  return it == shard.other_ids.end() ? nullptr : &it->second;
-}
-
 bool LeaseTable::Put(const LeaseRecord& lease, int64_t revision) {
   Shard& shard = ShardFor(lease.id);
   absl::MutexLock lock(&shard.mu);
-  if (CompactLease* cur = Slot(shard, lease.id)) {
+  if (CompactLease* cur = shard.leases.Find(lease.id)) {
     LeaseClasses::Id cls = cur->cls;
     if (!classes_.Is(cls, lease)) {
       cls = classes_.Ref(lease);
@@ -66,20 +57,15 @@ bool LeaseTable::Put(const LeaseRecord& lease, int64_t revision) {
     *cur = CompactLease::Of(lease, revision, cls);
     return false;
   }
-  const CompactLease c = CompactLease::Of(lease, revision, classes_.Ref(lease));
-  if (std::optional<LeaseKey> key = LeaseKey::Of(lease.id)) {
-    shard.leases.emplace(*key, c);
-  } else {
-    shard.other_ids.emplace(lease.id, c);
-  }
+  shard.leases.Put(lease.id, CompactLease::Of(lease, revision, classes_.Ref(lease)));
   return true;
 }
 
 void LeaseTable::ForEach(const std::function<void(const state::VersionedLease&)>& fn) const {
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
-    for (const auto& [key, c] : shard.leases) fn(c.Expand(key.Id(), classes_));
-    for (const auto& [id, c] : shard.other_ids) fn(c.Expand(id, classes_));
+    shard.leases.ForEach(
+        [&](const std::string& id, const CompactLease& c) { fn(c.Expand(id, classes_)); });
   }
 }
 
@@ -93,16 +79,12 @@ void LeaseTable::Apply(const std::vector<state::LeaseChange>& changes) {
     int delta = 0;
     {
       absl::MutexLock lock(&shard.mu);
-      CompactLease* cur = Slot(shard, c.lease.id);
+      CompactLease* cur = shard.leases.Find(c.lease.id);
       if (cur != nullptr && cur->revision >= c.revision) continue;  // seen
       if (c.type == state::LeaseChange::Type::kDelete) {
         if (cur == nullptr) continue;
         classes_.Unref(cur->cls);
-        if (std::optional<LeaseKey> key = LeaseKey::Of(c.lease.id)) {
-          shard.leases.erase(*key);
-        } else {
-          shard.other_ids.erase(c.lease.id);
-        }
+        shard.leases.Erase(c.lease.id);
         delta = -1;
       }
     }
@@ -123,7 +105,7 @@ absl::StatusOr<state::VersionedLease> LeaseTable::Find(const std::string& id,
   {
     Shard& shard = ShardFor(id);
     absl::MutexLock lock(&shard.mu);
-    if (const CompactLease* c = Slot(shard, id)) found = c->Expand(id, classes_);
+    if (const CompactLease* c = shard.leases.Find(id)) found = c->Expand(id, classes_);
   }
   if (!found) {
     // Not applied here yet (written by another replica a moment ago): ask the store.
@@ -256,7 +238,7 @@ size_t LeaseTable::size() const {
   size_t n = 0;
   for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
-    n += shard.leases.size() + shard.other_ids.size();
+    n += shard.leases.size();
   }
   return n;
 }

@@ -23,25 +23,6 @@ state::LeaseRecord Record(const std::string& caller, const std::string& purpose 
   return l;
 }
 
-TEST(LeaseKeyTest, ANewLeaseIdRoundTripsThroughSixteenBytes) {
-  for (int i = 0; i < 1000; ++i) {
-    const std::string id = core::NewLeaseId();
-    std::optional<LeaseKey> key = LeaseKey::Of(id);
-    ASSERT_TRUE(key.has_value()) << id;
-    EXPECT_EQ(key->Id(), id);
-  }
-  static_assert(sizeof(LeaseKey) == 16);
-}
-
-TEST(LeaseKeyTest, IdsNewLeaseIdCannotProduceHaveNoKey) {
-  EXPECT_FALSE(LeaseKey::Of("l1").has_value());
-  EXPECT_FALSE(LeaseKey::Of(std::string(23, 'A')).has_value());
-  EXPECT_FALSE(LeaseKey::Of("AAAAAAAAAAAAAAAAAAAAA+").has_value());  // not base64url
-  // 22 characters carry 132 bits; a last character with low bits set is not NewLeaseId's.
-  EXPECT_FALSE(LeaseKey::Of("AAAAAAAAAAAAAAAAAAAAAB").has_value());
-  EXPECT_TRUE(LeaseKey::Of("AAAAAAAAAAAAAAAAAAAAAA").has_value());
-}
-
 TEST(LeaseClassesTest, OneClassPerDistinctStringsCountedAndFreedWithItsLastLease) {
   LeaseClasses classes;
   const LeaseClasses::Id a1 = classes.Ref(Record("svc-a"));

@@ -3,13 +3,14 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <iterator>
 #include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "credbroker/core/lease_id_map.h"
 #include "credbroker/core/status_macros.h"
 #include "credbroker/state/lease_errors.h"
 #include "revision_counter.h"
@@ -133,7 +134,7 @@ struct SqliteLeaseStore::Impl {
   std::optional<RevisionCounter<LeaseChange>> counter;
   // Every lease in lease_rows, by id. Changed with each write of a batch (a later write of the
   // same batch sees it) and put back from `undo` if the batch rolls back.
-  absl::flat_hash_map<std::string, Row> rows;
+  core::LeaseIdMap<Row> rows;
   // What each write of the running batch replaced in `rows` (nullopt: the id was absent).
   std::vector<std::pair<std::string, std::optional<Row>>> undo;
   bool in_batch = false;
@@ -156,9 +157,9 @@ struct SqliteLeaseStore::Impl {
         for (; !undo.empty(); undo.pop_back()) {  // newest first
           const auto& [id, before] = undo.back();
           if (before.has_value()) {
-            rows[id] = *before;
+            rows.Put(id, *before);
           } else {
-            rows.erase(id);
+            rows.Erase(id);
           }
         }
       });
@@ -167,7 +168,7 @@ struct SqliteLeaseStore::Impl {
   }
 
   absl::Status DoCreate(Database::Txn& txn, const LeaseRecord& lease, int64_t* rev) {
-    if (rows.contains(lease.id)) return LeaseExists();
+    if (rows.Contains(lease.id)) return LeaseExists();
     const int64_t revision = counter->Peek();
     {
       Use s(insert);
@@ -176,8 +177,8 @@ struct SqliteLeaseStore::Impl {
       if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(txn.db(), "insert lease");
     }
     Remember(txn, lease.id, std::nullopt);
-    rows.emplace(lease.id, Row{sqlite3_last_insert_rowid(txn.db()), revision,
-                               absl::ToUnixMicros(lease.expires_at)});
+    rows.Put(lease.id, Row{sqlite3_last_insert_rowid(txn.db()), revision,
+                           absl::ToUnixMicros(lease.expires_at)});
     *rev = counter->Next(txn);
     counter->Add(LeaseChange{LeaseChange::Type::kPut, *rev, lease});
     return absl::OkStatus();
@@ -185,9 +186,9 @@ struct SqliteLeaseStore::Impl {
 
   absl::Status DoUpdate(Database::Txn& txn, const LeaseRecord& lease, int64_t expected_revision,
                         int64_t* rev) {
-    auto it = rows.find(lease.id);
-    if (it == rows.end()) return LeaseMissing();
-    Row& row = it->second;
+    Row* found = rows.Find(lease.id);
+    if (found == nullptr) return LeaseMissing();
+    Row& row = *found;
     if (row.revision != expected_revision) return LeaseChanged(expected_revision, row.revision);
     const int64_t revision = counter->Peek();
     {
@@ -220,9 +221,9 @@ struct SqliteLeaseStore::Impl {
   // lease is the caller's copy when it has the one at the expected revision (a revision names
   // one write), otherwise read from its row first.
   absl::StatusOr<LeaseRecord> DeleteOne(Database::Txn& txn, const LeaseDelete& r) {
-    auto it = rows.find(r.id);
-    if (it == rows.end()) return LeaseMissing();
-    const Row row = it->second;
+    const Row* found = rows.Find(r.id);
+    if (found == nullptr) return LeaseMissing();
+    const Row row = *found;
     if (r.expected_revision != 0 && row.revision != r.expected_revision) {
       return LeaseChanged(r.expected_revision, row.revision);
     }
@@ -233,19 +234,20 @@ struct SqliteLeaseStore::Impl {
       CB_ASSIGN_OR_RETURN(VersionedLease read, ReadRow(txn.db(), row.seq));
       gone = std::move(read.lease);
     }
-    CB_RETURN_IF_ERROR(RemoveRow(txn, it));
+    CB_RETURN_IF_ERROR(RemoveRow(txn, r.id, row));
     counter->Add(LeaseChange{LeaseChange::Type::kDelete, counter->Next(txn), gone});
     return gone;
   }
 
-  absl::Status RemoveRow(Database::Txn& txn, absl::flat_hash_map<std::string, Row>::iterator it) {
+  // Deletes the row of lease `id`, whose index entry is `row`.
+  absl::Status RemoveRow(Database::Txn& txn, const std::string& id, const Row& row) {
     {
       Use s(remove);
-      sqlite3_bind_int64(s.get(), 1, it->second.seq);
+      sqlite3_bind_int64(s.get(), 1, row.seq);
       if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(txn.db(), "delete lease");
     }
-    Remember(txn, it->first, it->second);
-    rows.erase(it);
+    Remember(txn, id, row);
+    rows.Erase(id);
     return absl::OkStatus();
   }
 };
@@ -303,7 +305,7 @@ absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> SqliteLeaseStore::Open(Databas
                       sqlite3_column_int64(all.get(), 3)};
         newest = std::max(newest, row.revision);
         // Only this store writes the table, and it never writes an id twice.
-        if (!p->rows.emplace(all.Text(0), row).second) {
+        if (!p->rows.Put(all.Text(0), row)) {
           return absl::DataLossError(
               absl::StrCat("state store: two rows for one lease (row ", row.seq, ")"));
         }
@@ -417,24 +419,46 @@ absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteAll(
   return out;
 }
 
+// In chunks, each its own write: a sweep of 100k expired leases in one transaction held the
+// committer (and every lease write queued behind it) for about a second (bench/RESULTS.md);
+// chunks of kSweepChunk let other writes through between them.
 absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteExpired(absl::Time now) {
+  constexpr size_t kSweepChunk = 1024;
   Impl& m = *impl_;
   const int64_t now_us = absl::ToUnixMicros(now);
-  std::vector<LeaseRecord> out;
-  CB_RETURN_IF_ERROR(m.db->Write([&](Database::Txn& txn) -> absl::Status {
-    out.clear();
-    for (auto it = m.rows.begin(); it != m.rows.end();) {
-      const auto next = std::next(it);
-      if (it->second.expires_at_us <= now_us) {
-        CB_ASSIGN_OR_RETURN(VersionedLease gone, m.ReadRow(txn.db(), it->second.seq));
-        CB_RETURN_IF_ERROR(m.RemoveRow(txn, it));
-        m.counter->Add(LeaseChange{LeaseChange::Type::kDelete, m.counter->Next(txn), gone.lease});
-        out.push_back(std::move(gone.lease));
-      }
-      it = next;
-    }
+  std::vector<std::string> expired;
+  CB_RETURN_IF_ERROR(m.db->Read([&](sqlite3*) -> absl::Status {
+    m.rows.ForEach([&](const std::string& id, const Row& row) {
+      if (row.expires_at_us <= now_us) expired.push_back(id);
+    });
     return absl::OkStatus();
   }));
+  std::vector<LeaseRecord> out;
+  for (size_t begin = 0; begin < expired.size(); begin += kSweepChunk) {
+    const size_t end = std::min(expired.size(), begin + kSweepChunk);
+    std::vector<LeaseRecord> chunk;
+    absl::Status written = m.db->Write([&](Database::Txn& txn) -> absl::Status {
+      chunk.clear();
+      for (size_t i = begin; i < end; ++i) {
+        // Renewed or released since it was listed: not this sweep's.
+        const Row* found = m.rows.Find(expired[i]);
+        if (found == nullptr || found->expires_at_us > now_us) continue;
+        const Row row = *found;
+        CB_ASSIGN_OR_RETURN(VersionedLease gone, m.ReadRow(txn.db(), row.seq));
+        CB_RETURN_IF_ERROR(m.RemoveRow(txn, expired[i], row));
+        m.counter->Add(LeaseChange{LeaseChange::Type::kDelete, m.counter->Next(txn), gone.lease});
+        chunk.push_back(std::move(gone.lease));
+      }
+      return absl::OkStatus();
+    });
+    // What earlier chunks deleted is gone (and was published): report it; the next sweep meets
+    // the error again if it lasts.
+    if (!written.ok()) {
+      if (out.empty()) return written;
+      break;
+    }
+    for (LeaseRecord& l : chunk) out.push_back(std::move(l));
+  }
   return out;
 }
 
@@ -442,12 +466,12 @@ absl::StatusOr<VersionedLease> SqliteLeaseStore::Get(const std::string& id) {
   Impl& m = *impl_;
   absl::StatusOr<VersionedLease> out;
   CB_RETURN_IF_ERROR(m.db->Read([&](sqlite3* h) -> absl::Status {
-    auto it = m.rows.find(id);
-    if (it == m.rows.end()) {
+    const Row* row = m.rows.Find(id);
+    if (row == nullptr) {
       out = LeaseMissing();
       return absl::OkStatus();
     }
-    out = m.ReadRow(h, it->second.seq);
+    out = m.ReadRow(h, row->seq);
     return out.status();
   }));
   return out;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
+#include "credbroker/core/ids.h"
 #include "credbroker/testing/temp_dir.h"
 
 namespace credbroker::state::sqlite {
@@ -90,6 +91,36 @@ TEST(SqliteLeaseStoreTest, LeasesAndRevisionsSurviveAReopen) {
   ASSERT_THAT(watch, IsOk());
   EXPECT_EQ(*s.Create(TestLease("c")), reopened + 1);
   EXPECT_EQ(rec.changes().size(), 1u);
+}
+
+// A sweep larger than one chunk deletes every expired lease (ids of both shapes), publishes each
+// deletion once in revision order, and leaves the unexpired ones.
+TEST(SqliteLeaseStoreTest, ASweepInSeveralChunksDeletesEveryExpiredLease) {
+  TempDir dir;
+  StoreWithDb s(dir.Join("state.db"));
+  const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  for (int i = 0; i < 2500; ++i) {
+    const std::string id = i % 2 == 0 ? core::NewLeaseId() : absl::StrCat("l", i);
+    ASSERT_THAT(s.Create(TestLease(id, now - absl::Seconds(1))), IsOk());
+  }
+  ASSERT_THAT(s.Create(TestLease(core::NewLeaseId(), now + absl::Hours(1))), IsOk());
+  Recorder rec;
+  auto watch = s.Watch(s.List()->revision, rec.Fn());
+  ASSERT_THAT(watch, IsOk());
+  absl::StatusOr<std::vector<LeaseRecord>> gone = s.DeleteExpired(now);
+  ASSERT_THAT(gone, IsOk());
+  EXPECT_EQ(gone->size(), 2500u);
+  EXPECT_EQ(s.List()->leases.size(), 1u);
+  const std::vector<LeaseChange> changes = rec.changes();
+  ASSERT_EQ(changes.size(), 2500u);
+  for (size_t i = 0; i < changes.size(); ++i) {
+    EXPECT_EQ(changes[i].type, LeaseChange::Type::kDelete);
+    if (i > 0) {
+      EXPECT_EQ(changes[i].revision, changes[i - 1].revision + 1);
+    }
+  }
+  EXPECT_THAT(s.DeleteExpired(now), IsOk());
+  EXPECT_EQ(s.List()->leases.size(), 1u);
 }
 
 // Past several reserved blocks, deleting the newest lease last: a reopened store still gives

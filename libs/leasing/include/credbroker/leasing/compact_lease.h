@@ -1,6 +1,6 @@
 // How the lease cache holds a lease in memory: a fixed-size record (no per-lease strings) keyed
-// by the lease id's 16 bytes, with the strings a lease shares with many others — caller,
-// provider, key version, key fingerprint, purpose — interned once per distinct combination
+// by the lease id's 16 bytes (core::LeaseIdMap), with the strings a lease shares with many others —
+// caller, provider, key version, key fingerprint, purpose — interned once per distinct combination
 // (a "lease class") and counted, so a class is freed with its last lease (purposes are free
 // text). At a million leases that is ~48 bytes of slot per lease instead of six std::strings.
 // Thread-safety: LeaseClasses is safe for concurrent use; the rest are values.
@@ -17,27 +17,12 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "credbroker/core/lease_id_map.h"
 #include "credbroker/state/lease_store.h"
 
 namespace credbroker::leasing {
 
-// A lease id as the bytes NewLeaseId encoded (22 base64url characters ⇔ 16 bytes).
-class LeaseKey {
- public:
-  // The key of `id`; nullopt for an id NewLeaseId could not have produced (kept elsewhere).
-  static std::optional<LeaseKey> Of(absl::string_view id);
-  // The id again (22 characters).
-  std::string Id() const;
-
-  template <typename H>
-  friend H AbslHashValue(H h, const LeaseKey& k) {
-    return H::combine(std::move(h), absl::string_view(k.bytes_.data(), k.bytes_.size()));
-  }
-  bool operator==(const LeaseKey&) const = default;
-
- private:
-  std::array<char, 16> bytes_{};
-};
+using core::LeaseKey;
 
 // The interned strings of leases; ids are dense and reused once free.
 class LeaseClasses {

@@ -92,15 +92,10 @@ class LeaseTable {
   static constexpr int kCasAttempts = 4;
   struct Shard {
     mutable absl::Mutex mu;
-    absl::flat_hash_map<LeaseKey, CompactLease> leases ABSL_GUARDED_BY(mu);
-    // Ids NewLeaseId could not have produced (none in practice; kept rather than dropped).
-    absl::flat_hash_map<std::string, CompactLease> other_ids ABSL_GUARDED_BY(mu);
+    core::LeaseIdMap<CompactLease> leases ABSL_GUARDED_BY(mu);
   };
   LeaseTable(state::LeaseStore* store, const core::Clock* clock, std::vector<Listener> listeners);
   Shard& ShardFor(const std::string& id) const;
-  // The cached lease `id` in `shard`, or null.
-  static CompactLease* Slot(Shard& shard, const std::string& id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
   // Puts `lease` at `revision` into the cache; true when it was not there.
   bool Put(const LeaseRecord& lease, int64_t revision);
   // Calls `fn` with every cached lease, expanded.

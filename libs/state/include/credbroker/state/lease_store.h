@@ -116,7 +116,9 @@ class LeaseStore {
   // the ones deleted (the others are skipped).
   virtual absl::StatusOr<std::vector<LeaseRecord>> DeleteAll(
       const std::vector<LeaseDelete>& requests) = 0;
-  // Deletes every lease that expired at or before `now`; returns them.
+  // Deletes every lease that expired at or before `now`; returns them. An implementation may
+  // delete them in several writes (SQLite: chunks, so other writes are not held up behind a big
+  // sweep); an error after some were deleted returns those, and the next sweep meets it again.
   virtual absl::StatusOr<std::vector<LeaseRecord>> DeleteExpired(absl::Time now) = 0;
 
   virtual absl::StatusOr<VersionedLease> Get(const std::string& id) = 0;
