@@ -330,7 +330,7 @@ TEST_F(EndToEndTest, StateFilesArePrivateAndTheProcessLeavesNoCoreDump) {
   namespace fs = std::filesystem;
   auto mode = [](const std::string& p) { return fs::status(p).permissions() & fs::perms::all; };
   EXPECT_EQ(mode(dir_.Join("data")), fs::perms::owner_all);
-  for (const char* f : {"data/state.db", "data/state.db-wal"}) {
+  for (const char* f : {"data/state.db", "data/state.db-wal", "data/state.db-leases.journal"}) {
     EXPECT_EQ(mode(dir_.Join(f)), fs::perms::owner_read | fs::perms::owner_write) << f;
   }
   const std::string limits = testing::ReadFile(absl::StrCat("/proc/", broker_->pid(), "/limits"));

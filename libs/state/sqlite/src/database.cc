@@ -48,6 +48,7 @@ void Database::Txn::AfterRollback(const void* tag, std::function<void()> fn) {
 Database::Database(sqlite3* db, DatabaseOptions options, std::string what)
     : path_(std::move(options.path)),
       what_(std::move(what)),
+      synchronous_full_(options.synchronous_full),
       max_batch_(std::max<size_t>(1, options.max_batch)),
       db_(db),
       committer_([this] { Run(); }) {}

@@ -2,9 +2,13 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "../../tests/lease_store_conformance.h"
+#include "../src/lease_journal.h"
 #include "../src/statement.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
@@ -76,8 +80,7 @@ TEST(SqliteLeaseStoreTest, LeasesAndRevisionsSurviveAReopen) {
   StoreWithDb s(path);
   absl::StatusOr<LeaseListing> listing = s.List();
   ASSERT_THAT(listing, IsOk());
-  // The store starts again from its saved ceiling (revisions are reserved in blocks): at or
-  // above every revision it gave out, the deleted lease's too.
+  // The store starts again at or above every revision it gave out, the deleted lease's too.
   const int64_t reopened = listing->revision;
   EXPECT_GE(reopened, last);
   ASSERT_EQ(listing->leases.size(), 1u);
@@ -155,67 +158,221 @@ TEST(SqliteLeaseStoreTest, ASecondProcessCannotOpenTheSameFile) {
   EXPECT_THAT(first.Create(TestLease("b")), IsOk());  // the owner is not disturbed
 }
 
-TEST(SqliteLeaseStoreTest, ConcurrentWritesShareCommits) {
+// Holds the database's committer (so nothing journaled is applied to the table) until released.
+class CommitterHold {
+ public:
+  explicit CommitterHold(Database& db)
+      : thread_([this, &db] {
+          EXPECT_THAT(db.Write([this](Database::Txn&) {
+            entered_.Notify();
+            release_.WaitForNotification();
+            return absl::OkStatus();
+          }),
+                      IsOk());
+        }) {
+    entered_.WaitForNotification();
+  }
+  ~CommitterHold() { Release(); }
+  CommitterHold(const CommitterHold&) = delete;
+  CommitterHold& operator=(const CommitterHold&) = delete;
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  absl::Notification entered_;
+  absl::Notification release_;
+  std::thread thread_;
+};
+
+// A write is answered once journaled, on the writer's thread, without waiting for a commit; the
+// table gets the writes later, many in one transaction.
+TEST(SqliteLeaseStoreTest, WritesAreAnsweredFromTheJournalAndAppliedInBatches) {
   TempDir dir;
   StoreWithDb s(dir.Join("state.db"));
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&s, t] {
-      for (int i = 0; i < 200; ++i)
-        EXPECT_THAT(s.Create(TestLease(absl::StrCat(t, "-", i))), IsOk());
-    });
+  {
+    CommitterHold hold(s.db());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&s, t] {
+        for (int i = 0; i < 50; ++i) {
+          const std::string id = absl::StrCat(t, "-", i);
+          const int64_t rev = *s.Create(TestLease(id));
+          const int64_t renewed = *s.Update(TestLease(id), rev);
+          // Created and deleted before any apply: never written to the table.
+          if (t == 0) {
+            EXPECT_THAT(s.Delete({id, renewed, TestLease(id)}), IsOk());
+          }
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();  // all answered while nothing can commit
   }
-  for (std::thread& t : threads) t.join();
-  EXPECT_EQ(s.db().writes(), 1600u);
-  EXPECT_LT(s.db().batches(), s.db().writes());
-  EXPECT_EQ(s.List()->leases.size(), 1600u);
+  ASSERT_THAT(s.store().ApplyJournal(), IsOk());
+  // All 450 writes reached the table in one transaction: the first apply to run took them all.
+  EXPECT_EQ(s.store().applies(), 1u);
+  absl::StatusOr<LeaseListing> listing = s.List();
+  ASSERT_THAT(listing, IsOk());
+  EXPECT_EQ(listing->leases.size(), 150u);
+  EXPECT_EQ(listing->revision, 450);
+  for (const VersionedLease& v : listing->leases) {
+    EXPECT_GE(v.revision, 2) << v.lease.id;  // its update, not its create
+    EXPECT_NE(v.lease.id.substr(0, 2), "0-") << v.lease.id;
+  }
+  // What the table holds (no journal left to overlay): the same.
+  int rows = 0;
+  ASSERT_THAT(s.db().Read([&](sqlite3* h) {
+    Statement q(h, "SELECT COUNT(*) FROM lease_rows");
+    if (sqlite3_step(q.get()) == SQLITE_ROW) rows = sqlite3_column_int(q.get(), 0);
+    return absl::OkStatus();
+  }),
+              IsOk());
+  EXPECT_EQ(rows, 150);
 }
 
-TEST(SqliteLeaseStoreTest, ARolledBackBatchLeavesTheStoreAsItWas) {
+// A crash while writes are journaled but not in the table: the next Open applies them. The files
+// are copied while the committer is held, as a crash would leave them.
+TEST(SqliteLeaseStoreTest, JournaledWritesSurviveACrashBeforeTheyReachTheTable) {
   TempDir dir;
-  StoreWithDb s(dir.Join("state.db"));
-  const int64_t ra = *s.Create(TestLease("a"));
-  // Hold the committer so that the writes below, and a storage failure after them, make up one
-  // batch: the failure rolls all of it back.
-  absl::Notification entered;
-  absl::Notification release;
-  std::thread holder([&] {
-    EXPECT_THAT(s.db().Write([&](Database::Txn&) {
-      entered.Notify();
-      release.WaitForNotification();
-      return absl::OkStatus();
-    }),
-                IsOk());
-  });
-  entered.WaitForNotification();
-  absl::BlockingCounter finished(4);
-  std::vector<absl::Status> got(4);
-  auto record = [&](int i) {
-    return [&, i](const auto& result) {
-      got[i] = result.status();
-      finished.DecrementCount();
-    };
-  };
-  s.store().CreateAsync(TestLease("b"), record(0));
-  s.store().UpdateAsync(TestLease("a"), ra, record(1));
-  s.store().DeleteAsync({"a", 0}, record(2));
-  s.db().WriteAsync([](Database::Txn&) { return absl::InternalError("disk on fire"); },
-                    [&](absl::Status st) {
-                      got[3] = std::move(st);
-                      finished.DecrementCount();
-                    });
-  release.Notify();
-  holder.join();
-  finished.Wait();
-  for (const absl::Status& st : got) EXPECT_THAT(st, StatusIs(absl::StatusCode::kInternal));
-  // As before the batch: "a" at its revision, no "b"; and both can be written again.
+  TempDir crashed;
+  const std::string path = dir.Join("state.db");
+  int64_t ra = 0;
+  {
+    StoreWithDb s(path);
+    ra = *s.Create(TestLease("a"));
+    const int64_t rgone = *s.Create(TestLease("gone"));
+    ASSERT_THAT(s.store().ApplyJournal(), IsOk());
+    // (Reads wait for the connection, which the holder keeps: only writes that need none here.)
+    CommitterHold hold(s.db());
+    LeaseRecord renewed = TestLease("a");
+    renewed.renew_count = 5;
+    ra = *s.Update(renewed, ra);
+    ASSERT_THAT(s.Create(TestLease("b")), IsOk());
+    ASSERT_THAT(s.Delete({"gone", rgone, TestLease("gone")}), IsOk());
+    for (const char* f : {"state.db", "state.db-wal", "state.db-leases.journal"}) {
+      std::filesystem::copy_file(dir.Join(f), crashed.Join(f));
+    }
+    // A write cut short by the crash: half a record at the journal's end.
+    std::string half;
+    LeaseJournal::Encode(JournalRecord{JournalRecord::Op::kPut, 99, 99, TestLease("torn")}, &half);
+    std::ofstream(crashed.Join("state.db-leases.journal"), std::ios::app)
+        << half.substr(0, half.size() / 2);
+  }
+  StoreWithDb s(crashed.Join("state.db"));
+  // Applied at Open, then emptied (the torn end with it).
+  EXPECT_EQ(std::filesystem::file_size(crashed.Join("state.db-leases.journal")), 0u);
+  absl::StatusOr<LeaseListing> listing = s.List();
+  ASSERT_THAT(listing, IsOk());
+  std::vector<std::string> ids;
+  for (const VersionedLease& v : listing->leases) ids.push_back(v.lease.id);
+  EXPECT_THAT(ids, ::testing::UnorderedElementsAre("a", "b"));
   absl::StatusOr<VersionedLease> a = s.Get("a");
   ASSERT_THAT(a, IsOk());
   EXPECT_EQ(a->revision, ra);
-  EXPECT_THAT(s.Get("b"), StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(s.Create(TestLease("b")), IsOk());
-  EXPECT_THAT(s.Update(TestLease("a"), ra), IsOk());
-  EXPECT_EQ(s.List()->leases.size(), 2u);
+  EXPECT_EQ(a->lease.renew_count, 5);
+  EXPECT_GE(listing->revision, ra + 2);  // the delete's revision too
+  EXPECT_GT(*s.Create(TestLease("c")), listing->revision);
+}
+
+// Under steady load the journal is never all applied at one moment: past its size limit it is
+// rewritten with what is not applied yet, and still brings that back after a crash.
+TEST(SqliteLeaseStoreTest, ALongJournalIsRewrittenWithOnlyWhatIsNotApplied) {
+  TempDir dir;
+  TempDir crashed;
+  const std::string journal = dir.Join("state.db-leases.journal");
+  StoreWithDb s(dir.Join("state.db"));
+  {
+    CommitterHold hold(s.db());
+    for (int i = 0; i < 10000; ++i) ASSERT_THAT(s.Create(TestLease(absl::StrCat("l", i))), IsOk());
+    EXPECT_GT(std::filesystem::file_size(journal), size_t{1} << 20);
+    // With this many waiting the applier does not wait for more: its apply is queued (and, when
+    // the batch runs, takes all 10000).
+    while (s.db().queued() == 0) std::this_thread::yield();
+    // Journaled after that apply took its records, before it committed.
+    absl::Notification late;
+    s.db().WriteAsync([&](Database::Txn&) { return s.store().Create(TestLease("late")).status(); },
+                      [&](const absl::Status& st) {
+                        EXPECT_THAT(st, IsOk());
+                        late.Notify();
+                      });
+    hold.Release();
+    late.WaitForNotification();
+  }
+  // Only the late lease's record is left.
+  std::string one;
+  LeaseJournal::Encode(JournalRecord{JournalRecord::Op::kPut, 1, 1, TestLease("late")}, &one);
+  EXPECT_EQ(std::filesystem::file_size(journal), one.size());
+  {
+    CommitterHold hold(s.db());  // no commit under way while the files are copied
+    for (const char* f : {"state.db", "state.db-wal", "state.db-leases.journal"}) {
+      std::filesystem::copy_file(dir.Join(f), crashed.Join(f));
+    }
+  }
+  StoreWithDb reopened(crashed.Join("state.db"));
+  EXPECT_EQ(reopened.List()->leases.size(), 10001u);
+  EXPECT_THAT(reopened.Get("late"), IsOk());
+}
+
+// A storage failure while applying rolls back the apply, not the writes: they were answered
+// from the journal, stay readable, and reach the table with the next apply.
+TEST(SqliteLeaseStoreTest, AFailedApplyKeepsTheWritesForTheNextOne) {
+  TempDir dir;
+  const std::string path = dir.Join("state.db");
+  {
+    StoreWithDb s(path);
+    const int64_t ra = *s.Create(TestLease("a"));
+    ASSERT_THAT(s.store().ApplyJournal(), IsOk());
+    {
+      CommitterHold hold(s.db());
+      EXPECT_THAT(s.Create(TestLease("b")), IsOk());
+      EXPECT_THAT(s.Update(TestLease("a"), ra), IsOk());
+      absl::Status applied;
+      std::thread apply([&] { applied = s.store().ApplyJournal(); });
+      while (s.db().queued() == 0) std::this_thread::yield();
+      // In the same batch as that apply: rolls all of it back.
+      s.db().WriteAsync(
+          [](Database::Txn&) { return absl::InternalError("disk on fire"); },
+          [](const absl::Status& st) { EXPECT_THAT(st, StatusIs(absl::StatusCode::kInternal)); });
+      hold.Release();
+      apply.join();
+      EXPECT_THAT(applied, StatusIs(absl::StatusCode::kInternal));
+    }
+    EXPECT_THAT(s.Get("b"), IsOk());
+    EXPECT_EQ(s.Get("a")->revision, ra + 2);
+    EXPECT_THAT(s.Create(TestLease("c")), IsOk());
+  }
+  // Everything reached the table (the journal was emptied at this open, and held nothing).
+  StoreWithDb s(path);
+  EXPECT_EQ(s.List()->leases.size(), 3u);
+  EXPECT_EQ(s.Get("a")->revision, 3);
+}
+
+// synchronous=FULL: an asynchronous write is answered once an fsync of the journal covers it,
+// one fsync for all the writes waiting.
+TEST(SqliteLeaseStoreTest, WithSynchronousFullWritesAreAnsweredAfterTheGroupFsync) {
+  TempDir dir;
+  absl::StatusOr<std::unique_ptr<Database>> db = Database::Open(
+      {dir.Join("state.db"), /*synchronous_full=*/true}, SqliteLeaseStore::Schema(), "state store");
+  ASSERT_THAT(db, IsOk());
+  absl::StatusOr<std::unique_ptr<SqliteLeaseStore>> store = SqliteLeaseStore::Open(db->get());
+  ASSERT_THAT(store, IsOk());
+  absl::BlockingCounter answered(20);
+  std::atomic<int> ok{0};
+  {
+    CommitterHold hold(**db);
+    for (int i = 0; i < 20; ++i) {
+      (*store)->CreateAsync(TestLease(absl::StrCat("l", i)),
+                            [&](const absl::StatusOr<int64_t>& rev) {
+                              if (rev.ok()) ok.fetch_add(1);
+                              answered.DecrementCount();
+                            });
+    }
+    EXPECT_EQ(ok.load(), 0);  // journaled, not yet fsynced: nobody answered
+  }
+  answered.Wait();
+  EXPECT_EQ(ok.load(), 20);
+  EXPECT_EQ((*store)->List()->leases.size(), 20u);
 }
 
 TEST(SqliteLeaseStoreTest, OpensAFileWithLeasesKeyedById) {

@@ -34,6 +34,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "credbroker/core/clock.h"
+#include "credbroker/core/crc32c.h"
 #include "credbroker/core/secret_bytes.h"
 #include "credbroker/http/http_client.h"
 #include "credbroker/http/token_source.h"
@@ -42,9 +43,8 @@
 
 namespace credbroker::backends::gcp {
 
-// CRC32C (Castagnoli, reflected polynomial 0x82F63B78) of `data`, as Secret Manager's
-// dataCrc32c (RFC 3720 §12.1, test vectors in appendix B.4).
-uint32_t Crc32c(absl::string_view data);
+// Secret Manager's dataCrc32c is a CRC-32C (credbroker/core/crc32c.h).
+using ::credbroker::core::Crc32c;
 
 // An OAuth 2 access token for Google APIs.
 struct GcpToken {

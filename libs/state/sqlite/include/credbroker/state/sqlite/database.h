@@ -12,7 +12,9 @@
 // (Tried and measured, 2026-12-03: committing on the thread of a WriteAsync that finds nobody
 // committing, leader/follower style. It halved the context switches per request but cut batches
 // from ~24 writes to ~3, and the gRPC-level throughput did not move (bench/RESULTS.md); with
-// synchronous=FULL every commit is an fsync, so the larger batches of one committer win.)
+// synchronous=FULL every commit is an fsync, so the larger batches of one committer win. The
+// lease store, written on every request, answers from its own journal instead and applies it to
+// its table through WriteAsync: see lease_store.h.)
 //
 // A write function returns OK, or a result of its own that left nothing written (NOT_FOUND,
 // ALREADY_EXISTS, ABORTED, INVALID_ARGUMENT, FAILED_PRECONDITION): only that write fails. Any
@@ -97,6 +99,7 @@ class Database {
   absl::Status Error(sqlite3* db, absl::string_view what) const;
 
   const std::string& path() const { return path_; }
+  bool synchronous_full() const { return synchronous_full_; }
   // Committed transactions and the writes they held (batching is visible as writes > batches).
   uint64_t batches() const;
   uint64_t writes() const;
@@ -118,6 +121,7 @@ class Database {
 
   const std::string path_;
   const std::string what_;
+  const bool synchronous_full_;
   const size_t max_batch_;
 
   mutable absl::Mutex queue_mu_;

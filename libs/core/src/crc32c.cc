@@ -1,9 +1,9 @@
+#include "credbroker/core/crc32c.h"
+
 #include <array>
 #include <cstdint>
 
-#include "credbroker/backends/gcp/gcp_source.h"
-
-namespace credbroker::backends::gcp {
+namespace credbroker::core {
 namespace {
 
 constexpr uint32_t kCastagnoliReflected = 0x82F63B78u;
@@ -32,4 +32,4 @@ uint32_t Crc32c(absl::string_view data) {
   return crc ^ 0xFFFFFFFFu;
 }
 
-}  // namespace credbroker::backends::gcp
+}  // namespace credbroker::core
