@@ -388,7 +388,15 @@ struct SqliteLeaseStore::Impl {
   absl::Status Apply(Database::Txn& txn, ApplyRun& run) ABSL_LOCKS_EXCLUDED(mu) {
     {
       absl::MutexLock lock(&mu);
-      run.records.swap(to_apply);
+      // At most kApplyBatch: a sweep journals 100k deletes at once, and one transaction of them
+      // would hold the connection (reads, the sweep's next chunk) for as long.
+      if (to_apply.size() <= kApplyBatch) {
+        run.records.swap(to_apply);
+      } else {
+        const auto end = to_apply.begin() + static_cast<std::ptrdiff_t>(kApplyBatch);
+        run.records.assign(std::make_move_iterator(to_apply.begin()), std::make_move_iterator(end));
+        to_apply.erase(to_apply.begin(), end);
+      }
       run.waiters.swap(awaiting_sync);
     }
     if (full && !run.waiters.empty()) {
@@ -711,11 +719,12 @@ absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteAll(
   return out;
 }
 
-// In chunks, each journaled with one write: the connection lock and the store's mutex are held
-// for one chunk's reads at a time, so lease writes go on between chunks (a sweep of 100k expired
-// leases in one transaction once held every lease write for about a second; bench/RESULTS.md).
+// In chunks, each journaled with one write, and paced: a chunk's rows are read without the store's
+// mutex (lease writes go on meanwhile), and after each chunk the sweep pauses as long as the chunk
+// took, so writers waiting for the mutex get it. (Unpaced, the sweep of 100k expired leases took
+// the mutex back chunk after chunk and held lease writes off for up to ~0.9 s; bench/RESULTS.md.)
 absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteExpired(absl::Time now) {
-  constexpr size_t kSweepChunk = 1024;
+  constexpr size_t kSweepChunk = 512;
   Impl& m = *impl_;
   const int64_t now_us = absl::ToUnixMicros(now);
   std::vector<std::string> expired;
@@ -725,21 +734,46 @@ absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteExpired(absl::T
       if (row.expires_at_us <= now_us) expired.push_back(id);
     });
   }
+  struct Candidate {
+    const std::string* id;
+    int64_t seq;
+    int64_t revision;
+    std::optional<LeaseRecord> lease;
+  };
   std::vector<LeaseRecord> out;
   for (size_t begin = 0; begin < expired.size(); begin += kSweepChunk) {
+    const absl::Time started = absl::Now();
     const size_t end = std::min(expired.size(), begin + kSweepChunk);
     absl::Status written = m.db->Read([&](sqlite3* h) -> absl::Status {
+      std::vector<Candidate> candidates;
+      {
+        absl::MutexLock lock(&m.mu);
+        for (size_t i = begin; i < end; ++i) {
+          // Renewed or released since it was listed: not this sweep's.
+          const Row* row = m.rows.Find(expired[i]);
+          if (row == nullptr || row->expires_at_us > now_us) continue;
+          Candidate c{&expired[i], row->seq, row->revision, std::nullopt};
+          if (auto it = m.unapplied.find(expired[i]); it != m.unapplied.end()) {
+            c.lease = it->second.lease;
+          }
+          candidates.push_back(std::move(c));
+        }
+      }
+      // No apply runs under the connection lock: a lease with no unapplied write is in the table
+      // as it was when listed above (a write since then changed its revision: skipped below).
+      for (Candidate& c : candidates) {
+        if (c.lease.has_value()) continue;
+        CB_ASSIGN_OR_RETURN(VersionedLease v, m.ReadRow(h, c.seq));
+        c.lease = std::move(v.lease);
+      }
       absl::MutexLock lock(&m.mu);
       std::vector<JournalRecord> records;
-      for (size_t i = begin; i < end; ++i) {
-        // Renewed or released since it was listed: not this sweep's.
-        const Row* row = m.rows.Find(expired[i]);
-        if (row == nullptr || row->expires_at_us > now_us) continue;
-        CB_ASSIGN_OR_RETURN(
-            JournalRecord rec,
-            m.PlanDeleteLocked(h, LeaseDelete{expired[i]},
-                               m.revision + 1 + static_cast<int64_t>(records.size())));
-        records.push_back(std::move(rec));
+      records.reserve(candidates.size());
+      for (Candidate& c : candidates) {
+        absl::StatusOr<JournalRecord> rec =
+            m.PlanDeleteLocked(nullptr, LeaseDelete{*c.id, c.revision, std::move(c.lease)},
+                               m.revision + 1 + static_cast<int64_t>(records.size()));
+        if (rec.ok()) records.push_back(*std::move(rec));  // else changed since: not expired now
       }
       std::vector<LeaseRecord> chunk;
       chunk.reserve(records.size());
@@ -754,6 +788,7 @@ absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteExpired(absl::T
       if (out.empty()) return written;
       break;
     }
+    if (end < expired.size()) absl::SleepFor(absl::Now() - started);
   }
   if (!out.empty()) CB_RETURN_IF_ERROR(m.SyncNow());
   return out;
