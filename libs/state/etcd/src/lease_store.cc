@@ -19,6 +19,7 @@
 #include "credbroker/core/status_macros.h"
 #include "credbroker/state/change_log.h"
 #include "credbroker/state/etcd/range.h"
+#include "credbroker/state/lease_value.h"
 #include "credbroker/state/v1/records.pb.h"
 
 namespace credbroker::state::etcd {
@@ -28,18 +29,9 @@ namespace {
 // has not delivered within the request timeout.
 constexpr absl::Duration kIdleWake = absl::Milliseconds(50);
 
-int64_t Micros(absl::Time t) { return absl::ToUnixMicros(t); }
-
 std::string Encode(const LeaseRecord& l) {
   v1::LeaseValue v;
-  v.set_caller(l.caller);
-  v.set_provider(l.provider);
-  v.set_key_version(l.key_version);
-  v.set_key_fingerprint(l.key_fingerprint);
-  v.set_purpose(l.purpose);
-  v.set_issued_at_us(Micros(l.issued_at));
-  v.set_expires_at_us(Micros(l.expires_at));
-  v.set_renew_count(l.renew_count);
+  ToLeaseValue(l, &v);
   return v.SerializeAsString();
 }
 
@@ -48,17 +40,7 @@ absl::StatusOr<LeaseRecord> Decode(absl::string_view id, const std::string& valu
   if (!v.ParseFromString(value)) {
     return absl::DataLossError(absl::StrCat("etcd: lease ", id, ": unreadable value"));
   }
-  LeaseRecord l;
-  l.id = std::string(id);
-  l.caller = v.caller();
-  l.provider = v.provider();
-  l.key_version = v.key_version();
-  l.key_fingerprint = v.key_fingerprint();
-  l.purpose = v.purpose();
-  l.issued_at = absl::FromUnixMicros(v.issued_at_us());
-  l.expires_at = absl::FromUnixMicros(v.expires_at_us());
-  l.renew_count = v.renew_count();
-  return l;
+  return FromLeaseValue(std::string(id), v);
 }
 
 // One queued write.

@@ -9,6 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "credbroker/core/crc32c.h"
+#include "credbroker/state/lease_value.h"
+#include "credbroker/state/v1/records.pb.h"
 
 namespace credbroker::state::sqlite {
 namespace {
@@ -20,77 +22,23 @@ constexpr size_t kFrameHeader = 8;
 void PutU32(uint32_t v, std::string* out) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
-void PutI64(int64_t v, std::string* out) {
-  const auto u = static_cast<uint64_t>(v);
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((u >> (8 * i)) & 0xFF));
-}
-void PutString(absl::string_view s, std::string* out) {
-  PutU32(static_cast<uint32_t>(s.size()), out);
-  out->append(s.data(), s.size());
-}
 
-// Reads the payload's fields in order; any read past the end leaves ok() false.
-class Reader {
- public:
-  explicit Reader(absl::string_view data) : data_(data) {}
-  bool ok() const { return ok_; }
-  bool done() const { return data_.empty(); }
-  uint32_t U32() {
-    uint32_t v = 0;
-    if (!Take(4)) return 0;
-    for (int i = 0; i < 4; ++i)
-      v |= static_cast<uint32_t>(static_cast<uint8_t>(taken_[i])) << (8 * i);
-    return v;
-  }
-  int64_t I64() {
-    uint64_t v = 0;
-    if (!Take(8)) return 0;
-    for (int i = 0; i < 8; ++i)
-      v |= static_cast<uint64_t>(static_cast<uint8_t>(taken_[i])) << (8 * i);
-    return static_cast<int64_t>(v);
-  }
-  uint8_t U8() { return Take(1) ? static_cast<uint8_t>(taken_[0]) : 0; }
-  std::string String() {
-    const uint32_t n = U32();
-    return ok_ && Take(n) ? std::string(taken_) : std::string();
-  }
-
- private:
-  bool Take(size_t n) {
-    if (!ok_ || data_.size() < n) {
-      ok_ = false;
-      return false;
-    }
-    taken_ = data_.substr(0, n);
-    data_.remove_prefix(n);
-    return true;
-  }
-  absl::string_view data_;
-  absl::string_view taken_;
-  bool ok_ = true;
-};
+uint32_t GetU32(absl::string_view in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(in[i])) << (8 * i);
+  return v;
+}
 
 bool Decode(absl::string_view payload, JournalRecord* r) {
-  Reader in(payload);
-  const uint8_t op = in.U8();
-  if (op != static_cast<uint8_t>(JournalRecord::Op::kPut) &&
-      op != static_cast<uint8_t>(JournalRecord::Op::kDelete)) {
+  v1::LeaseJournalRecord p;
+  if (!p.ParseFromArray(payload.data(), static_cast<int>(payload.size())) || p.id().empty()) {
     return false;
   }
-  r->op = static_cast<JournalRecord::Op>(op);
-  r->seq = in.I64();
-  r->revision = in.I64();
-  LeaseRecord& l = r->lease;
-  l.id = in.String();
-  l.caller = in.String();
-  l.provider = in.String();
-  l.key_version = in.String();
-  l.key_fingerprint = in.String();
-  l.purpose = in.String();
-  l.issued_at = absl::FromUnixMicros(in.I64());
-  l.expires_at = absl::FromUnixMicros(in.I64());
-  l.renew_count = in.I64();
-  return in.ok() && in.done() && !l.id.empty();
+  r->op = p.deleted() ? JournalRecord::Op::kDelete : JournalRecord::Op::kPut;
+  r->seq = p.seq();
+  r->revision = p.revision();
+  r->lease = FromLeaseValue(p.id(), p.lease());
+  return true;
 }
 
 absl::Status Errno(absl::string_view what, const std::string& path, int err) {
@@ -119,24 +67,16 @@ absl::StatusOr<std::unique_ptr<LeaseJournal>> LeaseJournal::Open(const std::stri
 }
 
 void LeaseJournal::Encode(const JournalRecord& r, std::string* out) {
-  const size_t start = out->size();
-  out->append(kFrameHeader, '\0');
-  out->push_back(static_cast<char>(r.op));
-  PutI64(r.seq, out);
-  PutI64(r.revision, out);
-  const LeaseRecord& l = r.lease;
-  for (const std::string* s :
-       {&l.id, &l.caller, &l.provider, &l.key_version, &l.key_fingerprint, &l.purpose}) {
-    PutString(*s, out);
-  }
-  PutI64(absl::ToUnixMicros(l.issued_at), out);
-  PutI64(absl::ToUnixMicros(l.expires_at), out);
-  PutI64(l.renew_count, out);
-  const absl::string_view payload = absl::string_view(*out).substr(start + kFrameHeader);
-  std::string header;
-  PutU32(static_cast<uint32_t>(payload.size()), &header);
-  PutU32(core::Crc32c(payload), &header);
-  out->replace(start, kFrameHeader, header);
+  v1::LeaseJournalRecord p;
+  p.set_deleted(r.op == JournalRecord::Op::kDelete);
+  p.set_seq(r.seq);
+  p.set_revision(r.revision);
+  p.set_id(r.lease.id);
+  ToLeaseValue(r.lease, p.mutable_lease());
+  const std::string payload = p.SerializeAsString();
+  PutU32(static_cast<uint32_t>(payload.size()), out);
+  PutU32(core::Crc32c(payload), out);
+  out->append(payload);
 }
 
 absl::StatusOr<std::vector<JournalRecord>> LeaseJournal::ReadAll(uint64_t* torn_bytes) {
@@ -154,9 +94,8 @@ absl::StatusOr<std::vector<JournalRecord>> LeaseJournal::ReadAll(uint64_t* torn_
   std::vector<JournalRecord> out;
   absl::string_view rest(data);
   while (rest.size() >= kFrameHeader) {
-    Reader header(rest.substr(0, kFrameHeader));
-    const uint32_t length = header.U32();
-    const uint32_t crc = header.U32();
+    const uint32_t length = GetU32(rest);
+    const uint32_t crc = GetU32(rest.substr(4));
     if (length > kMaxPayload || rest.size() - kFrameHeader < length) break;
     const absl::string_view payload = rest.substr(kFrameHeader, length);
     JournalRecord r;

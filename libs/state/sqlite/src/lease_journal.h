@@ -7,7 +7,8 @@
 // ~150-byte record is not. The store appends each write here on the request's thread and applies
 // the records to the lease table later, in batches (one transaction each), then empties the file.
 //
-// A record is framed [u32 payload length][u32 CRC-32C of the payload][payload], little-endian.
+// A record is framed [u32 payload length][u32 CRC-32C of the payload][payload], little-endian; the
+// payload is a v1::LeaseJournalRecord (records.proto, with the lease as the etcd store stores it).
 // ReadAll stops at the first record that is cut short or fails its checksum: a write interrupted
 // by a crash, never acknowledged to anyone.
 // Thread-safety: not safe for concurrent use (the store calls it under its mutex, except Sync on
