@@ -31,5 +31,15 @@ TEST(Crc32cTest, MatchesRfc3720AppendixB4) {
   EXPECT_EQ(Crc32c(""), 0u);
 }
 
+TEST(Crc32cTest, TheInstructionAndTheTableAgree) {
+  EXPECT_EQ(internal::Crc32cPortable("123456789"), 0xE3069283u);
+  std::string data;
+  for (int i = 0; i < 300; ++i) {
+    // Every length up to 300, so each tail length after the eight-byte words is covered.
+    EXPECT_EQ(Crc32c(data), internal::Crc32cPortable(data)) << "length " << data.size();
+    data.push_back(static_cast<char>((i * 131 + 7) & 0xFF));
+  }
+}
+
 }  // namespace
 }  // namespace credbroker::core

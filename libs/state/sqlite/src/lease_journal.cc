@@ -19,10 +19,6 @@ namespace {
 constexpr uint32_t kMaxPayload = 1 << 20;
 constexpr size_t kFrameHeader = 8;
 
-void PutU32(uint32_t v, std::string* out) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-
 uint32_t GetU32(absl::string_view in) {
   uint32_t v = 0;
   for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(in[i])) << (8 * i);
@@ -67,16 +63,30 @@ absl::StatusOr<std::unique_ptr<LeaseJournal>> LeaseJournal::Open(const std::stri
 }
 
 void LeaseJournal::Encode(const JournalRecord& r, std::string* out) {
-  v1::LeaseJournalRecord p;
-  p.set_deleted(r.op == JournalRecord::Op::kDelete);
-  p.set_seq(r.seq);
-  p.set_revision(r.revision);
-  p.set_id(r.lease.id);
-  ToLeaseValue(r.lease, p.mutable_lease());
-  const std::string payload = p.SerializeAsString();
-  PutU32(static_cast<uint32_t>(payload.size()), out);
-  PutU32(core::Crc32c(payload), out);
-  out->append(payload);
+  Encode(r.op, r.seq, r.revision, r.lease, out);
+}
+
+void LeaseJournal::Encode(JournalRecord::Op op, int64_t seq, int64_t revision,
+                          const LeaseRecord& lease, std::string* out) {
+  // Reused per thread: a cleared message keeps its strings' buffers, so encoding a record
+  // allocates nothing once the thread has encoded one like it.
+  thread_local v1::LeaseJournalRecord p;
+  p.set_deleted(op == JournalRecord::Op::kDelete);
+  p.set_seq(seq);
+  p.set_revision(revision);
+  p.set_id(lease.id);
+  ToLeaseValue(lease, p.mutable_lease());
+  const size_t length = p.ByteSizeLong();
+  const size_t at = out->size();
+  out->resize(at + kFrameHeader + length);
+  auto* payload = reinterpret_cast<uint8_t*>(out->data() + at + kFrameHeader);
+  p.SerializeWithCachedSizesToArray(payload);
+  const uint32_t crc =
+      core::Crc32c(absl::string_view(reinterpret_cast<const char*>(payload), length));
+  for (int i = 0; i < 4; ++i) {
+    (*out)[at + i] = static_cast<char>((length >> (8 * i)) & 0xFF);
+    (*out)[at + 4 + i] = static_cast<char>((crc >> (8 * i)) & 0xFF);
+  }
 }
 
 absl::StatusOr<std::vector<JournalRecord>> LeaseJournal::ReadAll(uint64_t* torn_bytes) {

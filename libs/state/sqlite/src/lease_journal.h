@@ -45,6 +45,9 @@ class LeaseJournal {
 
   // Appends `record`'s frame to `out`.
   static void Encode(const JournalRecord& record, std::string* out);
+  // The same, from the record's parts.
+  static void Encode(JournalRecord::Op op, int64_t seq, int64_t revision, const LeaseRecord& lease,
+                     std::string* out);
 
   // Every whole record from the start of the file; `torn_bytes` gets the size of what follows
   // the last good one (0 for a clean file).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "credbroker/core/lease_id_map.h"
 #include "credbroker/core/log.h"
 #include "credbroker/core/status_macros.h"
@@ -124,10 +126,19 @@ struct Row {
   int64_t expires_at_us = 0;
 };
 
+// A journaled write the table does not have yet. Its lease is the one in the change published to
+// the watchers: one copy of a written lease serves them, the reads' overlay and the apply.
+struct Pending {
+  JournalRecord::Op op = JournalRecord::Op::kPut;
+  int64_t seq = 0;
+  int64_t revision = 0;
+  std::shared_ptr<const LeaseRecord> lease;  // kDelete: the lease as it was
+};
+
 // The newest write of a lease some of whose journal records are not in the table yet: reads
 // answer from it, the table being behind.
 struct Unapplied {
-  std::optional<LeaseRecord> lease;  // nullopt: deleted
+  std::shared_ptr<const LeaseRecord> lease;  // null: deleted
   int64_t revision = 0;
   int records = 0;  // its records not yet applied
 };
@@ -146,7 +157,7 @@ constexpr absl::Duration kApplyRetry = absl::Seconds(1);
 // One apply: the records it took from the queue, and (synchronous=FULL) the writers waiting for
 // the fsync that made them durable.
 struct ApplyRun {
-  std::vector<JournalRecord> records;
+  std::vector<Pending> records;
   int64_t top_seq = 0;  // the highest row number among them
   std::vector<std::function<void(absl::Status)>> waiters;
   absl::Status synced;
@@ -170,9 +181,9 @@ struct SqliteLeaseStore::Impl {
   absl::Mutex mu;
   // Every lease, the journaled writes included: conditional writes are checked here.
   core::LeaseIdMap<Row> rows ABSL_GUARDED_BY(mu);
-  absl::flat_hash_map<std::string, Unapplied> unapplied ABSL_GUARDED_BY(mu);
+  core::LeaseIdMap<Unapplied> unapplied ABSL_GUARDED_BY(mu);
   // Journaled, waiting for the applier.
-  std::vector<JournalRecord> to_apply ABSL_GUARDED_BY(mu);
+  std::vector<Pending> to_apply ABSL_GUARDED_BY(mu);
   bool stopping ABSL_GUARDED_BY(mu) = false;
   std::atomic<uint64_t> applies{0};
   std::vector<std::function<void(absl::Status)>> awaiting_sync ABSL_GUARDED_BY(mu);
@@ -194,8 +205,9 @@ struct SqliteLeaseStore::Impl {
   // --- Writes: journaled on the caller's thread -------------------------------------------------
 
   // Appends `records` (consecutive revisions after `revision`) to the journal with one write and
-  // makes them the store's state: the index, the reads' overlay, the next apply, the watchers.
-  absl::Status JournalLocked(std::vector<JournalRecord> records) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+  // makes them the store's state: the watchers, the index, the reads' overlay, the next apply.
+  // Takes the records' leases (moved into the published changes).
+  absl::Status JournalLocked(absl::Span<JournalRecord> records) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (records.empty()) return absl::OkStatus();
     CB_RETURN_IF_ERROR(broken);
     frames.clear();
@@ -204,31 +216,37 @@ struct SqliteLeaseStore::Impl {
     std::vector<LeaseChange> changes;
     changes.reserve(records.size());
     for (JournalRecord& r : records) {
+      changes.push_back(LeaseChange{
+          r.op == JournalRecord::Op::kPut ? LeaseChange::Type::kPut : LeaseChange::Type::kDelete,
+          r.revision, std::move(r.lease)});
+    }
+    const std::shared_ptr<const std::vector<LeaseChange>> published =
+        log->Publish(std::move(changes));
+    for (size_t i = 0; i < records.size(); ++i) {
+      const JournalRecord& r = records[i];
+      // Shares the published batch (the aliasing constructor): no copy of the lease.
+      std::shared_ptr<const LeaseRecord> lease(published, &(*published)[i].lease);
       const bool is_put = r.op == JournalRecord::Op::kPut;
       if (is_put) {
-        rows.Put(r.lease.id, Row{r.seq, r.revision, absl::ToUnixMicros(r.lease.expires_at)});
+        rows.Put(lease->id, Row{r.seq, r.revision, absl::ToUnixMicros(lease->expires_at)});
         next_seq = std::max(next_seq, r.seq + 1);
       } else {
-        rows.Erase(r.lease.id);
+        rows.Erase(lease->id);
       }
-      Unapplied& u = unapplied[r.lease.id];
-      u.lease = is_put ? std::optional<LeaseRecord>(r.lease) : std::nullopt;
+      Unapplied& u = unapplied.FindOrAdd(lease->id);
+      u.lease = is_put ? lease : nullptr;
       u.revision = r.revision;
       ++u.records;
-      changes.push_back(LeaseChange{is_put ? LeaseChange::Type::kPut : LeaseChange::Type::kDelete,
-                                    r.revision, r.lease});
       revision = r.revision;
-      to_apply.push_back(std::move(r));
+      to_apply.push_back(Pending{r.op, r.seq, r.revision, std::move(lease)});
     }
-    log->Publish(std::move(changes));
     return absl::OkStatus();
   }
 
   absl::StatusOr<int64_t> CreateLocked(const LeaseRecord& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (rows.Contains(lease.id)) return LeaseExists();
-    std::vector<JournalRecord> r(1);
-    r[0] = JournalRecord{JournalRecord::Op::kPut, next_seq, revision + 1, lease};
-    CB_RETURN_IF_ERROR(JournalLocked(std::move(r)));
+    JournalRecord r{JournalRecord::Op::kPut, next_seq, revision + 1, lease};
+    CB_RETURN_IF_ERROR(JournalLocked(absl::MakeSpan(&r, 1)));
     return revision;
   }
 
@@ -237,9 +255,8 @@ struct SqliteLeaseStore::Impl {
     const Row* row = rows.Find(lease.id);
     if (row == nullptr) return LeaseMissing();
     if (row->revision != expected_revision) return LeaseChanged(expected_revision, row->revision);
-    std::vector<JournalRecord> r(1);
-    r[0] = JournalRecord{JournalRecord::Op::kPut, row->seq, revision + 1, lease};
-    CB_RETURN_IF_ERROR(JournalLocked(std::move(r)));
+    JournalRecord r{JournalRecord::Op::kPut, row->seq, revision + 1, lease};
+    CB_RETURN_IF_ERROR(JournalLocked(absl::MakeSpan(&r, 1)));
     return revision;
   }
 
@@ -247,7 +264,7 @@ struct SqliteLeaseStore::Impl {
   bool NeedsReadLocked(const LeaseDelete& r) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     if (r.expected_revision != 0 && r.as_seen.has_value()) return false;
     if (!rows.Contains(r.id)) return false;
-    return !unapplied.contains(r.id);
+    return !unapplied.Contains(r.id);
   }
 
   // The delete record of `r` at revision `rev`. `h`: the connection, when its lock is held (only
@@ -262,8 +279,8 @@ struct SqliteLeaseStore::Impl {
     JournalRecord out{JournalRecord::Op::kDelete, row->seq, rev, {}};
     if (r.expected_revision != 0 && r.as_seen.has_value()) {
       out.lease = *r.as_seen;  // a revision names one write
-    } else if (auto it = unapplied.find(r.id); it != unapplied.end() && it->second.lease) {
-      out.lease = *it->second.lease;
+    } else if (const Unapplied* u = unapplied.Find(r.id); u != nullptr && u->lease != nullptr) {
+      out.lease = *u->lease;
     } else if (h == nullptr) {
       return absl::InternalError("state store: a delete needs the lease read first");
     } else {
@@ -275,10 +292,9 @@ struct SqliteLeaseStore::Impl {
 
   absl::StatusOr<LeaseRecord> DeleteLocked(sqlite3* h, const LeaseDelete& r)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    std::vector<JournalRecord> records(1);
-    CB_ASSIGN_OR_RETURN(records[0], PlanDeleteLocked(h, r, revision + 1));
-    LeaseRecord gone = records[0].lease;
-    CB_RETURN_IF_ERROR(JournalLocked(std::move(records)));
+    CB_ASSIGN_OR_RETURN(JournalRecord record, PlanDeleteLocked(h, r, revision + 1));
+    LeaseRecord gone = record.lease;
+    CB_RETURN_IF_ERROR(JournalLocked(absl::MakeSpan(&record, 1)));
     return gone;
   }
 
@@ -424,10 +440,10 @@ struct SqliteLeaseStore::Impl {
       run.top_seq = std::max(run.top_seq, run.records[i].seq);
     }
     for (size_t i = 0; i < run.records.size(); ++i) {
-      const JournalRecord& r = run.records[i];
+      const Pending& r = run.records[i];
       if (last[r.seq] != i) continue;
       if (r.op == JournalRecord::Op::kDelete && r.seq >= table_seq_ceiling) continue;
-      CB_RETURN_IF_ERROR(WriteRow(txn.db(), r));
+      CB_RETURN_IF_ERROR(WriteRow(txn.db(), r.op, r.seq, r.revision, *r.lease));
     }
     return SaveRevision(txn.db(), run.records.back().revision);
   }
@@ -443,11 +459,11 @@ struct SqliteLeaseStore::Impl {
     run.waiters.clear();
   }
 
-  void Forget(const std::vector<JournalRecord>& records) ABSL_LOCKS_EXCLUDED(mu) {
+  void Forget(const std::vector<Pending>& records) ABSL_LOCKS_EXCLUDED(mu) {
     absl::MutexLock lock(&mu);
-    for (const JournalRecord& r : records) {
-      auto it = unapplied.find(r.lease.id);
-      if (it != unapplied.end() && --it->second.records == 0) unapplied.erase(it);
+    for (const Pending& r : records) {
+      Unapplied* u = unapplied.Find(r.lease->id);
+      if (u != nullptr && --u->records == 0) unapplied.Erase(r.lease->id);
     }
     if (journal->size() < kJournalResetBytes) return;
     // Emptied, or under steady load (never all applied at one moment) rewritten with what is not
@@ -457,7 +473,9 @@ struct SqliteLeaseStore::Impl {
       s = journal->Reset();
     } else {
       frames.clear();
-      for (const JournalRecord& r : to_apply) LeaseJournal::Encode(r, &frames);
+      for (const Pending& r : to_apply) {
+        LeaseJournal::Encode(r.op, r.seq, r.revision, *r.lease, &frames);
+      }
       s = journal->Rewrite(frames, full);
     }
     if (!s.ok()) {
@@ -465,7 +483,7 @@ struct SqliteLeaseStore::Impl {
     }
   }
 
-  void Requeue(std::vector<JournalRecord>& records) ABSL_LOCKS_EXCLUDED(mu) {
+  void Requeue(std::vector<Pending>& records) ABSL_LOCKS_EXCLUDED(mu) {
     absl::MutexLock lock(&mu);
     // In front of what was journaled since: the table gets them in revision order.
     to_apply.insert(to_apply.begin(), std::make_move_iterator(records.begin()),
@@ -477,17 +495,18 @@ struct SqliteLeaseStore::Impl {
 
   // Writes one journal record into the table; running a record twice leaves what running it
   // once did (the journal is replayed whole after a crash, whatever part was applied).
-  absl::Status WriteRow(sqlite3* h, const JournalRecord& r) const {
-    if (r.op == JournalRecord::Op::kDelete) {
+  absl::Status WriteRow(sqlite3* h, JournalRecord::Op op, int64_t seq, int64_t rev,
+                        const LeaseRecord& lease) const {
+    if (op == JournalRecord::Op::kDelete) {
       Use s(remove);
-      sqlite3_bind_int64(s.get(), 1, r.seq);
+      sqlite3_bind_int64(s.get(), 1, seq);
       if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(h, "delete lease");
       return absl::OkStatus();
     }
     Use s(put);
-    BindLease(s.get(), r.lease);
-    sqlite3_bind_int64(s.get(), 10, r.revision);
-    sqlite3_bind_int64(s.get(), 11, r.seq);
+    BindLease(s.get(), lease);
+    sqlite3_bind_int64(s.get(), 10, rev);
+    sqlite3_bind_int64(s.get(), 11, seq);
     if (sqlite3_step(s.get()) != SQLITE_DONE) return db->Error(h, "write lease");
     return absl::OkStatus();
   }
@@ -519,7 +538,7 @@ struct SqliteLeaseStore::Impl {
     absl::Status s;
     int64_t newest = 0;
     for (const JournalRecord& r : records) {
-      s = WriteRow(h, r);
+      s = WriteRow(h, r.op, r.seq, r.revision, r.lease);
       if (!s.ok()) break;
       newest = std::max(newest, r.revision);
     }
@@ -713,7 +732,7 @@ absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteAll(
       }
     }
     for (const JournalRecord& r : records) out.push_back(r.lease);
-    return m.JournalLocked(std::move(records));
+    return m.JournalLocked(absl::MakeSpan(records));
   }));
   CB_RETURN_IF_ERROR(m.SyncNow());
   return out;
@@ -753,8 +772,8 @@ absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteExpired(absl::T
           const Row* row = m.rows.Find(expired[i]);
           if (row == nullptr || row->expires_at_us > now_us) continue;
           Candidate c{&expired[i], row->seq, row->revision, std::nullopt};
-          if (auto it = m.unapplied.find(expired[i]); it != m.unapplied.end()) {
-            c.lease = it->second.lease;
+          if (const Unapplied* u = m.unapplied.Find(expired[i]); u != nullptr && u->lease) {
+            c.lease = *u->lease;
           }
           candidates.push_back(std::move(c));
         }
@@ -778,7 +797,7 @@ absl::StatusOr<std::vector<LeaseRecord>> SqliteLeaseStore::DeleteExpired(absl::T
       std::vector<LeaseRecord> chunk;
       chunk.reserve(records.size());
       for (const JournalRecord& r : records) chunk.push_back(r.lease);
-      CB_RETURN_IF_ERROR(m.JournalLocked(std::move(records)));
+      CB_RETURN_IF_ERROR(m.JournalLocked(absl::MakeSpan(records)));
       for (LeaseRecord& l : chunk) out.push_back(std::move(l));
       return absl::OkStatus();
     });
@@ -803,9 +822,9 @@ absl::StatusOr<VersionedLease> SqliteLeaseStore::Get(const std::string& id) {
     int64_t seq = 0;
     {
       absl::MutexLock lock(&m.mu);
-      if (auto it = m.unapplied.find(id); it != m.unapplied.end()) {
-        if (it->second.lease.has_value()) {
-          out = VersionedLease{*it->second.lease, it->second.revision};
+      if (const Unapplied* u = m.unapplied.Find(id); u != nullptr) {
+        if (u->lease != nullptr) {
+          out = VersionedLease{*u->lease, u->revision};
         } else {
           out = LeaseMissing();
         }
@@ -830,7 +849,7 @@ absl::StatusOr<LeaseListing> SqliteLeaseStore::List() {
   CB_RETURN_IF_ERROR(m.db->Read([&](sqlite3* h) -> absl::Status {
     // The table (no apply runs under the connection lock) overlaid with the unapplied writes as
     // of one moment, whose revision the listing reports.
-    absl::flat_hash_map<std::string, Unapplied> overlay;
+    core::LeaseIdMap<Unapplied> overlay;
     {
       absl::MutexLock lock(&m.mu);
       overlay = m.unapplied;
@@ -842,13 +861,12 @@ absl::StatusOr<LeaseListing> SqliteLeaseStore::List() {
     int rc;
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
       VersionedLease v = ReadLease(s.get());
-      if (!overlay.contains(v.lease.id)) out.leases.push_back(std::move(v));
+      if (!overlay.Contains(v.lease.id)) out.leases.push_back(std::move(v));
     }
     if (rc != SQLITE_DONE) return m.db->Error(h, "list leases");
-    for (auto& [id, u] : overlay) {
-      if (u.lease.has_value())
-        out.leases.push_back(VersionedLease{std::move(*u.lease), u.revision});
-    }
+    overlay.ForEach([&](const std::string& /*id*/, const Unapplied& u) {
+      if (u.lease != nullptr) out.leases.push_back(VersionedLease{*u.lease, u.revision});
+    });
     return absl::OkStatus();
   }));
   return out;

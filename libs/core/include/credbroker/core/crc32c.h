@@ -8,6 +8,12 @@
 
 namespace credbroker::core {
 
+// Uses the CPU's crc32 instruction where there is one (x86-64 with SSE 4.2).
 uint32_t Crc32c(absl::string_view data);
+
+namespace internal {
+// The table-driven computation Crc32c falls back to (exposed so tests check both).
+uint32_t Crc32cPortable(absl::string_view data);
+}  // namespace internal
 
 }  // namespace credbroker::core

@@ -57,6 +57,13 @@ class LeaseIdMap {
     }
     return other_.insert_or_assign(std::string(id), std::move(value)).second;
   }
+  // The value of `id`, default-constructed first when absent.
+  V& FindOrAdd(absl::string_view id) {
+    if (std::optional<LeaseKey> key = LeaseKey::Of(id)) return by_key_[*key];
+    auto it = other_.find(id);
+    if (it == other_.end()) it = other_.emplace(std::string(id), V{}).first;
+    return it->second;
+  }
   // Removes `id`; true when it was there.
   bool Erase(absl::string_view id) {
     if (std::optional<LeaseKey> key = LeaseKey::Of(id)) return by_key_.erase(*key) > 0;

@@ -37,9 +37,11 @@ class ChangeLogOf {
   ~ChangeLogOf() = default;
 
   // Remembers a committed batch (ascending revisions, above every earlier batch) and delivers it
-  // to the watchers on this thread.
-  void Publish(std::vector<Change> batch) ABSL_LOCKS_EXCLUDED(mu_) {
-    if (batch.empty()) return;
+  // to the watchers on this thread. Returns the batch as remembered (null when empty), which the
+  // store may keep sharing (a change's lease, say) rather than copy.
+  std::shared_ptr<const std::vector<Change>> Publish(std::vector<Change> batch)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    if (batch.empty()) return nullptr;
     auto shared = std::make_shared<const std::vector<Change>>(std::move(batch));
     absl::MutexLock lock(&mu_);
     history_.push_back(shared);
@@ -63,6 +65,7 @@ class ChangeLogOf {
       }
       w.fn(*shared);
     }
+    return shared;
   }
 
   // After the store lost track of its changes (etcd compacted the revisions its watch needed):
