@@ -93,6 +93,7 @@ AuditLog::AuditLog(Writer writer, std::function<void(absl::string_view)> sink,
                                                       : options.max_queued_lines),
       fail_closed_(options.fail_closed),
       retry_interval_(options.retry_interval),
+      linger_(options.linger),
       clock_(clock),
       stats_(stats) {
   if (writer_) thread_ = std::thread([this] { Run(); });
@@ -178,7 +179,9 @@ void AuditLog::Flush() {
   auto settled = [this, target, attempts]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return settled_ >= target || (attempts_ > attempts && failing_.load(std::memory_order_acquire));
   };
+  ++flushing_;  // the writer stops lingering
   mu_.Await(absl::Condition(&settled));
+  --flushing_;
 }
 
 bool AuditLog::Accepting() const {
@@ -195,6 +198,12 @@ void AuditLog::Run() {
       while (queued_.empty() && !stop_) wake_.Wait(&mu_);
       writer_idle_ = false;
       if (queued_.empty()) return;  // stopping, and everything is written
+      // Up to half the queue's bound, so that lingering never makes a fail-closed log refuse.
+      auto gathered = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stop_ || flushing_ > 0 ||
+               queued_lines_ >= std::max<size_t>(1, max_queued_lines_ / 2);
+      };
+      if (linger_ > absl::ZeroDuration()) mu_.AwaitWithTimeout(absl::Condition(&gathered), linger_);
     }
     if (batch.empty()) {
       batch.swap(queued_);

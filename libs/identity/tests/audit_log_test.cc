@@ -162,6 +162,45 @@ TEST(AuditLogTest, RecordDoesNotWaitForTheDiskAndLinesQueuedMeanwhileShareAWrite
   EXPECT_EQ(std::count(writes[1].begin(), writes[1].end(), '\n'), 3);
 }
 
+// Woken by a line, the writer lets more gather before it writes: under load that is one wake-up
+// and one write(2) for many requests. A Flush cuts the wait short.
+TEST(AuditLogTest, LinesRecordedWhileTheWriterLingersShareOneWrite) {
+  FakeDisk disk;
+  core::FakeClock clock;
+  AuditLogOptions options = Options();
+  options.linger = absl::Minutes(1);
+  auto log = AuditLog::ToWriter(disk.Writer(), options, &clock, nullptr);
+  for (int i = 0; i < 100; ++i) log->Record(Line(absl::StrCat("l", i)));
+  log->Flush();
+  const std::vector<std::string> writes = disk.writes();
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_EQ(std::count(writes[0].begin(), writes[0].end(), '\n'), 100);
+}
+
+// Lingering is bounded: a line is written once the linger is over, with no Flush; and closing
+// the log writes what is lingering.
+TEST(AuditLogTest, ALingeringLineIsWrittenWithoutAFlushAndWhenTheLogCloses) {
+  FakeDisk disk;
+  core::FakeClock clock;
+  {
+    AuditLogOptions options = Options();
+    options.linger = absl::Milliseconds(1);
+    auto log = AuditLog::ToWriter(disk.Writer(), options, &clock, nullptr);
+    log->Record(Line("alone"));
+    EXPECT_THAT(disk.AwaitLines(1), HasSubstr("alone"));
+  }
+  FakeDisk closing;
+  {
+    AuditLogOptions options = Options();
+    options.linger = absl::Minutes(1);
+    auto log = AuditLog::ToWriter(closing.Writer(), options, &clock, nullptr);
+    log->Record(Line("at-close"));
+  }
+  const std::vector<std::string> writes = closing.writes();
+  ASSERT_EQ(writes.size(), 1u);
+  EXPECT_THAT(writes[0], HasSubstr("at-close"));
+}
+
 // A full disk loses nothing that fits in the queue: the lines are kept and written once the
 // disk takes them again, a partly written line finished; each failed attempt is counted.
 TEST(AuditLogTest, AFailedWriteKeepsItsLinesAndTriesAgain) {

@@ -4,7 +4,10 @@
 //
 // Asynchronous and bounded: Record formats the line on the caller's thread and queues it; one
 // writer thread appends everything queued with one write(2) (a request never waits for the disk).
-// A line is in the file once the writer got to it: a crash loses the lines still queued. Each
+// A line is in the file once the writer got to it: a crash loses the lines still queued. Woken by
+// a line, the writer lets more gather for up to `linger` before it writes (Flush and closing cut
+// that short): under load a line comes with every lease request, and waking the writer for each
+// cost the broker a context switch per request (bench/RESULTS.md, fifteenth session). Each
 // line is written whole. When a write fails (a full disk) the writer keeps the lines and tries
 // again every `retry_interval`, so a passing failure loses nothing; while it fails new lines
 // queue up to `max_queued_lines`, and a line past that bound is dropped and counted
@@ -67,6 +70,10 @@ struct AuditLogOptions {
   bool fail_closed = false;
   // How long the writer waits before trying a failed write again.
   absl::Duration retry_interval = absl::Seconds(1);
+  // How long the writer lets lines gather once one is queued (zero: writes at once).
+  absl::Duration linger = kDefaultLinger;
+
+  static constexpr absl::Duration kDefaultLinger = absl::Milliseconds(5);
 
   static constexpr size_t kDefaultMaxQueuedLines = 65536;
 };
@@ -114,6 +121,7 @@ class AuditLog {
   const size_t max_queued_lines_;
   const bool fail_closed_;
   const absl::Duration retry_interval_;
+  const absl::Duration linger_;
   const core::Clock* const clock_;
   AuditStats* const stats_;  // may be null
 
@@ -128,6 +136,7 @@ class AuditLog {
   uint64_t settled_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t attempts_ ABSL_GUARDED_BY(mu_) = 0;  // writes the writer finished (or failed)
   bool writer_idle_ ABSL_GUARDED_BY(mu_) = false;
+  int flushing_ ABSL_GUARDED_BY(mu_) = 0;  // Flush calls waiting
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::CondVar wake_;
   std::thread thread_;  // absent for a sink
